@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh machine of this kind (Debian, rustup, root).
+# Installs what is missing, starts what the tests need, stops it again.
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+# --- what the tests need --------------------------------------------------------------
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  log "installing the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# --- tests ------------------------------------------------------------------------------
+log "core builds for wasm32-unknown-unknown (engine and browser-only feature sets)"
+cargo build -p thorbis-obs-core --target wasm32-unknown-unknown
+cargo build -p thorbis-obs-core --target wasm32-unknown-unknown --no-default-features
+cargo build -p thorbis-obs-wasm --target wasm32-unknown-unknown
+
+log "core without default features (what the browser SDK links)"
+cargo test -p thorbis-obs-core --no-default-features --lib
+
+log "workspace tests (unit, property, promtool-format scenarios, CLI, doctests)"
+cargo test --workspace --all-features
+
+log "examples run"
+cargo run -q --example quickstart >/dev/null

@@ -1,0 +1,193 @@
+//! Engine behaviour that promtool files cannot express: notifications, suppression,
+//! maintenance windows, repeats, no-data policies, restarts and bad input.
+
+use std::time::Duration;
+use thorbis_obs::core::engine::{
+    AlertState, EngineSnapshot, MaintenanceWindow, Notification, NotificationKind, RuleEngine, Schedule,
+};
+use thorbis_obs::core::metrics::{Labels, Sample, SampleError};
+use thorbis_obs::core::rules::{NoDataPolicy, packs};
+use thorbis_obs::core::time::{HumanDuration, Timestamp};
+
+const T0: i64 = 1_795_000_000;
+
+fn at(min: u64) -> Timestamp {
+    Timestamp::from_secs(T0).plus(Duration::from_secs(min * 60))
+}
+
+fn latency(engine: &mut RuleEngine, minute: u64, value: f64) {
+    let labels = Labels::new().with("service", "api");
+    for k in 0..4 {
+        let t = at(minute).minus(Duration::from_secs(45 - k * 15));
+        engine.ingest(&Sample::new(packs::HTTP_REQUEST_DURATION, labels.clone(), value, t)).expect("valid");
+    }
+}
+
+/// Drives the spec pack with one latency value per minute; returns (minute, notification).
+fn run(engine: &mut RuleEngine, minutes: std::ops::Range<u64>, value: impl Fn(u64) -> f64) -> Vec<(u64, Notification)> {
+    let mut out = Vec::new();
+    for m in minutes {
+        latency(engine, m, value(m));
+        out.extend(engine.evaluate(at(m)).into_iter().map(|n| (m, n)));
+    }
+    out
+}
+
+fn kinds(v: &[(u64, Notification)]) -> Vec<(u64, NotificationKind, &str)> {
+    v.iter().map(|(m, n)| (*m, n.kind, n.severity.as_str())).collect()
+}
+
+#[test]
+fn ladder_notifies_each_rung_once_and_resolve_reaches_every_channel() {
+    let mut e = RuleEngine::new(packs::spec_rules()).expect("valid");
+    let notes = run(&mut e, 0..60, |m| if (5..40).contains(&m) { 3000.0 } else { 100.0 });
+    use NotificationKind::*;
+    assert_eq!(
+        kinds(&notes),
+        vec![(8, Firing, "warning"), (18, Escalated, "error"), (28, Escalated, "critical"), (41, Resolved, "critical")]
+    );
+    assert_eq!(notes[1].1.channels, ["slack", "email", "sms"]);
+    assert_eq!(notes[2].1.channels, ["slack", "email", "sms", "pagerduty"]);
+    assert_eq!(notes[3].1.channels, ["email", "pagerduty", "slack", "sms"]);
+    assert_eq!(notes[3].1.ends_at, Some(at(41)));
+    let ids: std::collections::HashSet<&str> = notes.iter().map(|(_, n)| n.id.as_str()).collect();
+    assert_eq!(ids.len(), notes.len(), "ids are unique");
+    assert!(notes.iter().all(|(_, n)| n.fingerprint == notes[0].1.fingerprint));
+}
+
+#[test]
+fn suppression_defers_and_drops_what_no_longer_matters() {
+    let mut e = RuleEngine::new(packs::spec_rules()).expect("valid");
+    e.activate_condition("deployment_in_progress", at(0), None);
+    // A spike entirely inside the 30m suppression: nothing is ever sent.
+    let notes = run(&mut e, 0..25, |m| if (5..15).contains(&m) { 3000.0 } else { 100.0 });
+    assert!(notes.is_empty(), "{:?}", kinds(&notes));
+    // A spike that outlives the suppression (rule duration 30m from activation): announced once,
+    // at the severity it has reached by then.
+    let notes = run(&mut e, 25..40, |m| if m >= 26 { 3000.0 } else { 100.0 });
+    // It fired at 29 (muted); the escalation clock runs from there.
+    assert_eq!(
+        kinds(&notes),
+        vec![(30, NotificationKind::Firing, "warning"), (39, NotificationKind::Escalated, "error")]
+    );
+    assert!(e.deactivate_condition("deployment_in_progress"));
+    assert!(!e.deactivate_condition("deployment_in_progress"));
+}
+
+#[test]
+fn maintenance_window_mutes_matching_series_only() {
+    let mut e = RuleEngine::new(packs::spec_rules()).expect("valid");
+    let start = thorbis_obs::core::chrono::DateTime::from_timestamp(T0, 0).expect("in range");
+    e.set_maintenance_windows(vec![MaintenanceWindow {
+        name: "db-migration".into(),
+        rules: vec!["high-response-time".into()],
+        matchers: thorbis_obs::core::rules::Matchers(vec![
+            thorbis_obs::core::rules::Matcher::parse("service=\"api\"").expect("valid"),
+        ]),
+        schedule: Schedule::Once { start, end: start + thorbis_obs::core::chrono::Duration::minutes(20) },
+    }])
+    .expect("valid window");
+    let notes = run(&mut e, 0..30, |m| if m >= 5 { 3000.0 } else { 100.0 });
+    // Fires at 8 but the window holds it back until 20, when it is announced once at the
+    // severity reached by then; the ladder goes on from there.
+    assert_eq!(
+        kinds(&notes),
+        vec![(20, NotificationKind::Firing, "error"), (28, NotificationKind::Escalated, "critical")]
+    );
+    assert!(e.alerts(at(29)).iter().all(|a| !a.muted));
+}
+
+#[test]
+fn repeat_interval_resends_while_firing() {
+    let mut rules = packs::spec_rules();
+    rules[0].repeat_interval = Some(HumanDuration::from_secs(15 * 60));
+    rules[0].escalation.clear();
+    let mut e = RuleEngine::new(rules).expect("valid");
+    let notes = run(&mut e, 0..40, |m| if m >= 5 { 3000.0 } else { 100.0 });
+    use NotificationKind::*;
+    assert_eq!(kinds(&notes), vec![(8, Firing, "warning"), (23, Repeat, "warning"), (38, Repeat, "warning")]);
+}
+
+#[test]
+fn no_data_policies() {
+    for (policy, expect_firing_after_gap) in
+        [(NoDataPolicy::Ok, false), (NoDataPolicy::KeepLast, true), (NoDataPolicy::Alerting, true)]
+    {
+        let mut rules = packs::spec_rules();
+        rules[0].no_data = policy;
+        let mut e = RuleEngine::new(rules).expect("valid");
+        run(&mut e, 0..10, |_| 3000.0);
+        assert_eq!(e.alerts(at(10))[0].state, AlertState::Firing);
+        // 20 minutes without a sample.
+        for m in 10..30 {
+            e.evaluate(at(m));
+        }
+        let firing = e.alerts(at(30)).iter().any(|a| a.state == AlertState::Firing);
+        assert_eq!(firing, expect_firing_after_gap, "{policy:?}");
+    }
+}
+
+#[test]
+fn restart_keeps_firing_and_the_escalation_clock() {
+    let mut e = RuleEngine::new(packs::spec_rules()).expect("valid");
+    let before = run(&mut e, 0..12, |m| if m >= 5 { 3000.0 } else { 100.0 });
+    assert_eq!(before.len(), 1);
+    let snap = e.snapshot(at(12));
+    let json = serde_json::to_string(&snap).expect("serialises");
+    let restored: EngineSnapshot = serde_json::from_str(&json).expect("parses");
+    assert_eq!(serde_json::to_string(&restored).expect("serialises"), json);
+
+    // A new process: same rules, empty windows.
+    let mut e2 = RuleEngine::new(packs::spec_rules()).expect("valid");
+    let report = e2.restore(restored, at(13)).expect("same version");
+    assert_eq!(report.restored, 1);
+    // No sample for the first minutes after the restart: still firing, nothing re-sent.
+    for m in 13..15 {
+        assert!(e2.evaluate(at(m)).is_empty());
+    }
+    let after = run(&mut e2, 15..30, |_| 3000.0);
+    // Fired at 8: error at 18, critical at 28, exactly as without the restart.
+    assert_eq!(
+        kinds(&after),
+        vec![(18, NotificationKind::Escalated, "error"), (28, NotificationKind::Escalated, "critical")]
+    );
+    assert!(after[0].1.id != before[0].1.id);
+}
+
+#[test]
+fn restore_drops_unknown_rules_and_refuses_newer_versions() {
+    let mut e = RuleEngine::new(packs::spec_rules()).expect("valid");
+    run(&mut e, 0..10, |_| 3000.0);
+    let snap = e.snapshot(at(10));
+    let mut only_db = RuleEngine::new(packs::database_health_rules()).expect("valid");
+    let report = only_db.restore(snap.clone(), at(10)).expect("ok");
+    assert_eq!((report.restored, report.dropped.as_slice()), (0, &["high-response-time".to_string()][..]));
+    let mut newer = snap;
+    newer.version = 99;
+    assert!(e.restore(newer, at(10)).unwrap_err().to_string().contains("newer"));
+}
+
+#[test]
+fn bad_samples_are_rejected_and_change_nothing() {
+    let mut e = RuleEngine::new(packs::spec_rules()).expect("valid");
+    let mut twin = RuleEngine::new(packs::spec_rules()).expect("valid");
+    run(&mut e, 0..10, |_| 3000.0);
+    run(&mut twin, 0..10, |_| 3000.0);
+    let before = e.alerts(at(10));
+    let l = Labels::new().with("service", "api");
+    for bad in [
+        Sample::new(packs::HTTP_REQUEST_DURATION, l.clone(), f64::NAN, at(10)),
+        Sample::new(packs::HTTP_REQUEST_DURATION, l.clone(), f64::INFINITY, at(10)),
+        Sample::new(packs::HTTP_REQUEST_DURATION, l.clone(), 1.0, at(2)),
+        Sample::new("bad name", l.clone(), 1.0, at(10)),
+        Sample::new(packs::HTTP_REQUEST_DURATION, Labels::new().with("0bad", "x"), 1.0, at(10)),
+    ] {
+        let err = e.ingest(&bad).expect_err("rejected");
+        assert!(!err.to_string().is_empty());
+        if let SampleError::OutOfOrder { labels, .. } = &err {
+            assert_eq!(labels, &l);
+        }
+    }
+    assert_eq!(e.alerts(at(10)), before);
+    assert_eq!(e.evaluate(at(10)), twin.evaluate(at(10)));
+}

@@ -1,0 +1,185 @@
+//! Built-in rule packs, as data: the spec's five alert rules and its database health rules.
+//!
+//! The metric names are constants so probes and the SDK emit exactly what the rules read.
+
+use super::matcher::Matchers;
+use super::model::{AlertRule, Condition, EscalationStep, NoDataPolicy, Operator, Severity, SuppressionRule};
+use crate::time::HumanDuration;
+use crate::window::Aggregation;
+use std::collections::BTreeMap;
+
+/// API request duration in milliseconds.
+pub const HTTP_REQUEST_DURATION: &str = "http_request_duration";
+/// Fraction of API requests that failed (0..1).
+pub const HTTP_REQUEST_ERROR_RATE: &str = "http_request_error_rate";
+/// Connections in use as a percentage of `max_connections` (the spec's 80 means 80%).
+pub const DATABASE_ACTIVE_CONNECTIONS: &str = "database_active_connections";
+/// Fraction of payments that failed (0..1).
+pub const PAYMENT_FAILURE_RATE: &str = "payment_failure_rate";
+/// Failed logins per minute.
+pub const FAILED_LOGIN_RATE: &str = "failed_login_rate";
+/// Size of the current database in bytes.
+pub const PG_DATABASE_SIZE_BYTES: &str = "pg_database_size_bytes";
+/// Replication lag in seconds (largest over replicas, or the standby's own).
+pub const PG_REPLICATION_LAG_SECONDS: &str = "pg_replication_lag_seconds";
+/// Number of lock waits (blocked/blocking pairs).
+pub const PG_LOCK_WAITS: &str = "pg_lock_waits";
+
+fn d(s: u64) -> HumanDuration {
+    HumanDuration::from_secs(s)
+}
+
+fn ch(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[expect(clippy::too_many_arguments, reason = "a table row: one argument per column of the spec's rule")]
+fn rule(
+    id: &str,
+    name: &str,
+    description: &str,
+    metric: &str,
+    (operator, threshold, window, aggregation): (Operator, f64, u64, Aggregation),
+    severity: Severity,
+    channels: &[&str],
+    escalation: Vec<EscalationStep>,
+) -> AlertRule {
+    let mut annotations = BTreeMap::new();
+    annotations.insert("summary".to_string(), format!("{name}: {{{{ $value }}}} ({} {threshold})", operator.symbol()));
+    annotations.insert("description".to_string(), description.to_string());
+    AlertRule {
+        id: id.into(),
+        name: name.into(),
+        description: description.into(),
+        metric: metric.into(),
+        matchers: Matchers::default(),
+        condition: Condition { operator, threshold, duration: d(window), aggregation },
+        pending_for: HumanDuration::ZERO,
+        keep_firing_for: HumanDuration::ZERO,
+        severity,
+        channels: ch(channels),
+        escalation,
+        suppression_rules: Vec::new(),
+        labels: BTreeMap::new(),
+        annotations,
+        no_data: NoDataPolicy::Ok,
+        repeat_interval: None,
+    }
+}
+
+fn step(after_s: u64, severity: Severity, channels: &[&str]) -> EscalationStep {
+    EscalationStep { after: d(after_s), severity, channels: ch(channels) }
+}
+
+/// The spec's five rules (high-response-time, high-error-rate, database-connections-high,
+/// payment-processing-failure, suspicious-login-activity), with its escalation ladders and the
+/// deployment suppression on high-response-time.
+pub fn spec_rules() -> Vec<AlertRule> {
+    use Aggregation::*;
+    use Operator::GreaterThan as Gt;
+    use Severity::*;
+    let mut high_response = rule(
+        "high-response-time",
+        "High Response Time",
+        "API response time exceeds acceptable threshold",
+        HTTP_REQUEST_DURATION,
+        (Gt, 2000.0, 300, Avg),
+        Warning,
+        &["slack", "email"],
+        vec![
+            step(600, Error, &["slack", "email", "sms"]),
+            step(1200, Critical, &["slack", "email", "sms", "pagerduty"]),
+        ],
+    );
+    high_response
+        .suppression_rules
+        .push(SuppressionRule { condition: "deployment_in_progress".into(), duration: d(1800) });
+    vec![
+        high_response,
+        rule(
+            "high-error-rate",
+            "High Error Rate",
+            "API error rate exceeds acceptable threshold",
+            HTTP_REQUEST_ERROR_RATE,
+            (Gt, 0.05, 120, Avg),
+            Error,
+            &["slack", "email"],
+            vec![step(300, Critical, &["slack", "email", "sms", "pagerduty"])],
+        ),
+        rule(
+            "database-connections-high",
+            "Database Connections High",
+            "Database connection count approaching limits",
+            DATABASE_ACTIVE_CONNECTIONS,
+            (Gt, 80.0, 180, Max),
+            Warning,
+            &["slack"],
+            vec![step(600, Error, &["slack", "email"])],
+        ),
+        rule(
+            "payment-processing-failure",
+            "Payment Processing Failures",
+            "High rate of payment processing failures",
+            PAYMENT_FAILURE_RATE,
+            (Gt, 0.1, 60, Avg),
+            Critical,
+            &["slack", "email", "sms"],
+            vec![],
+        ),
+        rule(
+            "suspicious-login-activity",
+            "Suspicious Login Activity",
+            "Unusual login patterns detected",
+            FAILED_LOGIN_RATE,
+            (Gt, 10.0, 60, Sum),
+            Error,
+            &["slack", "email"],
+            vec![step(300, Critical, &["slack", "email", "sms"])],
+        ),
+    ]
+}
+
+/// The spec's database health rules: size above 10 GB (warning), replication lag above 30 s
+/// (critical), more than 5 lock waits (warning). Each reads the newest probe value.
+pub fn database_health_rules() -> Vec<AlertRule> {
+    use Operator::GreaterThan as Gt;
+    vec![
+        rule(
+            "database-size-large",
+            "Database Size Large",
+            "Database size exceeds 10GB",
+            PG_DATABASE_SIZE_BYTES,
+            (Gt, 10.0 * 1024.0 * 1024.0 * 1024.0, 300, Aggregation::Last),
+            Severity::Warning,
+            &["slack"],
+            vec![],
+        ),
+        rule(
+            "replication-lag-high",
+            "Replication Lag High",
+            "Replication lag exceeds 30 seconds",
+            PG_REPLICATION_LAG_SECONDS,
+            (Gt, 30.0, 60, Aggregation::Last),
+            Severity::Critical,
+            &["slack", "email", "sms", "pagerduty"],
+            vec![],
+        ),
+        rule(
+            "lock-waits-high",
+            "Lock Waits High",
+            "High number of lock waits detected",
+            PG_LOCK_WAITS,
+            (Gt, 5.0, 60, Aggregation::Last),
+            Severity::Warning,
+            &["slack"],
+            vec![],
+        ),
+    ]
+}
+
+/// Every built-in rule.
+pub fn all() -> Vec<AlertRule> {
+    let mut v = spec_rules();
+    v.extend(database_health_rules());
+    v
+}

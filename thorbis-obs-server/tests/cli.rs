@@ -1,0 +1,115 @@
+//! The `thorbis-obs` binary, run as a user would: exit codes and located error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write fixture");
+    p
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const GOOD: &str = "rules:
+  - id: slow
+    name: Slow Requests
+    metric: http_request_duration
+    condition: { operator: greater_than, threshold: 2000, duration: 5m }
+    severity: warning
+    channels: [slack]
+";
+
+#[test]
+fn check_accepts_valid_files_and_the_built_in_packs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write(dir.path(), "good.yaml", GOOD);
+    let o = bin().args(["rules", "check"]).arg(&good).output().expect("runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("SUCCESS: 1 rules found"));
+
+    // `rules pack` prints YAML that `rules check` accepts with the spec's channels.
+    let pack = bin().args(["rules", "pack", "all"]).output().expect("runs");
+    assert!(pack.status.success());
+    let f = write(dir.path(), "pack.yaml", &String::from_utf8_lossy(&pack.stdout));
+    let o = bin().args(["rules", "check", "--channels", "slack,email,sms,pagerduty"]).arg(&f).output().expect("runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("SUCCESS: 8 rules found"));
+}
+
+#[test]
+fn check_locates_problems_in_yaml_toml_and_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        (
+            "unknown_operator.yaml",
+            GOOD.replace("greater_than", "bigger_than"),
+            &[":5:", "rules[0].condition.operator", "unknown variant `bigger_than`"],
+        ),
+        ("bad_duration.yaml", GOOD.replace("duration: 5m", "duration: 5 minutes"), &[":5:", "rules[0].condition.duration", "5 minutes"]),
+        ("negative.yaml", GOOD.replace("duration: 5m", "duration: -1m"), &["rules[0].condition.duration", "negative"]),
+        ("empty_metric.yaml", GOOD.replace("http_request_duration", "\"\""), &[":4:", "rules[0].metric: must not be empty"]),
+        ("typo.yaml", GOOD.replace("severity:", "severty:"), &["unknown field `severty`"]),
+        ("syntax.yaml", GOOD.replace("channels: [slack]", "channels: [slack"), &["good"]),
+        (
+            "ladder.yaml",
+            format!(
+                "{GOOD}    escalation:\n      - {{ after: 10m, severity: error, channels: [slack] }}\n      - {{ after: 5m, severity: critical, channels: [slack] }}\n"
+            ),
+            &[":10:", "rules[0].escalation[1].after", "increase in time"],
+        ),
+        ("unknown_channel.yaml", GOOD.replace("[slack]", "[slack, teams]"), &[":7:", "rules[0].channels[1]", "unknown channel \"teams\""]),
+        (
+            "bad.toml",
+            "[[rules]]\nid = \"x\"\nname = \"X\"\nmetric = \"m\"\nseverity = \"urgent\"\n[rules.condition]\noperator = \"greater_than\"\nthreshold = 1\nduration = \"1m\"\n".into(),
+            &["bad.toml:5:", "rules[0].severity", "unknown variant `urgent`"],
+        ),
+        (
+            "bad.json",
+            "{\"rules\": [{\"id\": \"x\", \"name\": \"X\", \"metric\": \"m\", \"severity\": \"info\",\n \"condition\": {\"operator\": \">\", \"threshold\": \"high\", \"duration\": \"1m\"}}]}".into(),
+            &["bad.json:2:", "rules[0].condition.threshold"],
+        ),
+    ];
+    for (name, text, wants) in cases {
+        let f = write(dir.path(), name, &text);
+        let o = bin().args(["rules", "check", "--channels", "slack,email"]).arg(&f).output().expect("runs");
+        assert!(!o.status.success(), "{name} should fail");
+        let err = stderr(&o);
+        let wants: Vec<&str> = if name == "syntax.yaml" { vec!["syntax.yaml:"] } else { wants.to_vec() };
+        for w in wants {
+            assert!(err.contains(w), "{name}: expected {w:?} in:\n{err}");
+        }
+    }
+}
+
+#[test]
+fn missing_file_and_unknown_format_are_clear() {
+    let o = bin().args(["rules", "check", "/nonexistent/rules.yaml"]).output().expect("runs");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("/nonexistent/rules.yaml: cannot read"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(dir.path(), "rules.ini", GOOD);
+    let o = bin().args(["rules", "check"]).arg(&f).output().expect("runs");
+    assert!(stderr(&o).contains("unknown rule file format"));
+}
+
+#[test]
+fn rules_test_exit_codes_follow_the_verdicts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/promtool");
+    let o = bin().args(["rules", "test"]).arg(root.join("scenarios.test.yaml")).output().expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = bin()
+        .args(["rules", "test"])
+        .arg(root.join("should_fail/wrong_expectations.test.yaml"))
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FAILED") && out.contains("exp:[") && out.contains("got:[]"), "{out}");
+}
