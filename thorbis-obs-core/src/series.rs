@@ -13,6 +13,30 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesId(pub u32);
 
+/// A map keyed by [`SeriesId`] with a multiplicative hash: ids are small dense integers, so
+/// SipHash's DoS resistance buys nothing on the evaluation hot path.
+pub type SeriesMap<V> = HashMap<SeriesId, V, core::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher behind [`SeriesMap`].
+#[derive(Default, Clone, Copy, Debug)]
+pub struct IdHasher(u64);
+
+impl core::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (u64::from(n) ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 #[derive(Debug)]
 struct Series {
     name: String,

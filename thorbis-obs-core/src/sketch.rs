@@ -63,23 +63,47 @@ impl Store {
     }
 
     fn merge(&mut self, other: &Store) {
-        for (i, &c) in other.counts.iter().enumerate() {
-            if c > 0 {
-                self.add(other.offset + i as i32, c);
-            }
+        if other.counts.is_empty() {
+            return;
         }
+        let lo = if self.counts.is_empty() { other.offset } else { self.offset.min(other.offset) };
+        let hi = if self.counts.is_empty() {
+            other.offset + other.counts.len() as i32
+        } else {
+            (self.offset + self.counts.len() as i32).max(other.offset + other.counts.len() as i32)
+        };
+        if (hi - lo) as usize > MAX_BUCKETS {
+            // Rare: spans beyond the cap go bucket by bucket through the collapsing path.
+            for (i, &c) in other.counts.iter().enumerate() {
+                if c > 0 {
+                    self.add(other.offset + i as i32, c);
+                }
+            }
+            return;
+        }
+        if self.counts.is_empty() {
+            self.offset = lo;
+        } else if lo < self.offset {
+            self.counts.splice(0..0, std::iter::repeat_n(0, (self.offset - lo) as usize));
+            self.offset = lo;
+        }
+        if self.counts.len() < (hi - lo) as usize {
+            self.counts.resize((hi - lo) as usize, 0);
+        }
+        let start = (other.offset - self.offset) as usize;
+        for (dst, &c) in self.counts[start..start + other.counts.len()].iter_mut().zip(&other.counts) {
+            *dst += c;
+        }
+        self.total += other.total;
     }
 
     /// Bucket index holding the value of rank `rank` (0-based), walking up (or down).
     fn index_at_rank(&self, rank: u64, descending: bool) -> Option<i32> {
         let mut seen = 0u64;
-        let iter: Box<dyn Iterator<Item = (usize, &u64)>> = if descending {
-            Box::new(self.counts.iter().enumerate().rev())
-        } else {
-            Box::new(self.counts.iter().enumerate())
-        };
-        for (i, &c) in iter {
-            seen += c;
+        let n = self.counts.len();
+        for k in 0..n {
+            let i = if descending { n - 1 - k } else { k };
+            seen += self.counts[i];
             if seen > rank {
                 return Some(self.offset + i as i32);
             }

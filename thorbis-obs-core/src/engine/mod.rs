@@ -30,7 +30,7 @@ pub use snapshot::{AlertSnapshot, EngineSnapshot, RestoreReport, SNAPSHOT_VERSIO
 use crate::domain::hash::Fnv64;
 use crate::metrics::{Labels, Sample, SampleError};
 use crate::rules::{AlertRule, NoDataPolicy, RuleError, Severity, ValidateOptions, validate_rules};
-use crate::series::{SeriesId, SeriesStore};
+use crate::series::{SeriesId, SeriesMap, SeriesStore};
 use crate::time::Timestamp;
 use core::time::Duration;
 use serde::Serialize;
@@ -95,7 +95,7 @@ pub struct RuleEngine {
     rules: Vec<CompiledRule>,
     by_id: HashMap<String, usize>,
     store: SeriesStore,
-    instances: Vec<HashMap<SeriesId, Instance>>,
+    instances: Vec<SeriesMap<Instance>>,
     conditions: Vec<ActiveCondition>,
     maintenance: Vec<MaintenanceWindow>,
     options: EngineOptions,
@@ -132,7 +132,7 @@ impl RuleEngine {
             );
         }
         let by_id = rules.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
-        let instances = rules.iter().map(|_| HashMap::new()).collect();
+        let instances = rules.iter().map(|_| SeriesMap::default()).collect();
         let rules = rules
             .into_iter()
             .map(|rule| CompiledRule {
