@@ -29,7 +29,7 @@ def generate(n_rules, n_samples, seed):
         # A random walk with occasional gaps, integers only; thresholds end in .5 so no
         # aggregate (a sum, or a mean of at most 3 integers) ever equals them.
         v, values = rng.randint(0, 100), []
-        for _ in range(per_series):
+        while sum(1 for x in values if x is not None) < per_series:
             v = max(0, v + rng.randint(-15, 15))
             values.append(None if rng.random() < 0.05 else v)
         if agg == "count":
@@ -137,7 +137,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     rules, series, per_series = generate(a.rules, a.samples, a.seed)
-    eval_times = list(range(5 * STEP_S, per_series * STEP_S, 5 * STEP_S))
+    eval_times = list(range(5 * STEP_S, min(len(s) for s in series) * STEP_S, 5 * STEP_S))
     with tempfile.TemporaryDirectory() as good, tempfile.TemporaryDirectory() as bad:
         write_files(good, rules, series, eval_times, flip=False)
         flipped = write_files(bad, rules, series, eval_times, flip=True)

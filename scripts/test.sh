@@ -19,6 +19,13 @@ cargo build -p thorbis-obs-core --target wasm32-unknown-unknown
 cargo build -p thorbis-obs-core --target wasm32-unknown-unknown --no-default-features
 cargo build -p thorbis-obs-wasm --target wasm32-unknown-unknown
 
+log "each feature alone (no feature may lean on another)"
+cargo check -q -p thorbis-obs-core --no-default-features --all-targets
+cargo check -q -p thorbis-obs-core --no-default-features --features engine
+cargo check -q -p thorbis-obs-core --no-default-features --features testing
+cargo check -q -p thorbis-obs --no-default-features
+cargo check -q -p thorbis-obs --features server
+
 log "core without default features (what the browser SDK links)"
 cargo test -p thorbis-obs-core --no-default-features --lib
 

@@ -338,9 +338,17 @@ impl RuleEngine {
 
     /// Every alert instance (pending, firing, or resolved but not yet announced).
     pub fn alerts(&self, now: Timestamp) -> Vec<AlertView> {
+        self.alerts_where(now, |_| true)
+    }
+
+    /// The alert instances of the rules `keep` selects.
+    pub fn alerts_where(&self, now: Timestamp, keep: impl Fn(&AlertRule) -> bool) -> Vec<AlertView> {
         let mut v = Vec::new();
         for (ri, map) in self.instances.iter().enumerate() {
             let cr = &self.rules[ri];
+            if map.is_empty() || !keep(&cr.rule) {
+                continue;
+            }
             let rule_muted = self.rule_muted(ri, now);
             for inst in map.values() {
                 let (labels, annotations) = alert_labels_and_annotations(cr, inst);

@@ -221,11 +221,11 @@ fn run_group(
         while next_test < tests.len() && (tests[next_test].eval_time.get().as_millis() as i64) < t + step {
             let test = tests[next_test];
             let firing: AlertSet = engine
-                .alerts(Timestamp(t))
-                .into_iter()
-                .filter(|a| {
-                    a.state == AlertState::Firing && (a.alertname == test.alertname || a.rule_id == test.alertname)
+                .alerts_where(Timestamp(t), |r| {
+                    r.id == test.alertname || r.name.chars().filter(|c| !c.is_whitespace()).eq(test.alertname.chars())
                 })
+                .into_iter()
+                .filter(|a| a.state == AlertState::Firing)
                 .map(|a| {
                     let mut labels: BTreeMap<String, String> =
                         a.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
