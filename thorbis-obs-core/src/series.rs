@@ -144,6 +144,14 @@ impl SeriesStore {
         })
     }
 
+    /// Every metric name with at least one series, sorted.
+    pub fn metric_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> =
+            self.metrics.iter().filter(|(_, m)| !m.ids.is_empty()).map(|(k, _)| k.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+
     /// The series of one metric.
     pub fn series_of(&self, metric: &str) -> &[SeriesId] {
         self.metrics.get(metric).map(|m| m.ids.as_slice()).unwrap_or(&[])

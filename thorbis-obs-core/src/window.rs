@@ -146,6 +146,11 @@ impl SeriesWindow {
         self.samples.is_empty()
     }
 
+    /// The newest sample.
+    pub fn last(&self) -> Option<(Timestamp, f64)> {
+        self.samples.back().map(|&(t, v)| (Timestamp(t), v))
+    }
+
     /// Timestamp of the newest sample.
     pub fn newest(&self) -> Option<Timestamp> {
         self.samples.back().map(|&(t, _)| Timestamp(t))

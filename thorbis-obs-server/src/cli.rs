@@ -1,5 +1,7 @@
 //! The `thorbis-obs` command line.
 
+use crate::agent::agent_from_config;
+use crate::config::{DEFAULT_CONFIG, LoadedConfig, LogFormat};
 use crate::promtest::run_test_file;
 use crate::rules_file::load_rule_file;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -20,9 +22,42 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the agent: sources, rules, notifications, HTTP endpoints.
+    Run {
+        /// Config file (TOML, or YAML by extension). Without it: the embedded default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Log format (overrides the config's).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Work with alert rule files.
     #[command(subcommand)]
     Rules(RulesCommand),
+}
+
+/// `thorbis-obs config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config file: reports every problem with its path.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Print the embedded default config.
+    Default,
+}
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable.
+    Text,
+    /// JSON lines.
+    Json,
 }
 
 /// `thorbis-obs rules ...`
@@ -65,6 +100,28 @@ pub enum Pack {
 /// Runs the CLI, writing to `out` and `err`; returns the process exit code.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
     match cli.command {
+        Command::Run { config, log_format } => run_agent(config, log_format, err),
+        Command::Config(ConfigCommand::Check { file }) => match LoadedConfig::from_file(&file) {
+            Ok(c) => {
+                let _ = writeln!(
+                    out,
+                    "{}: OK: {} rules, {} channels, {} sources",
+                    file.display(),
+                    c.rules.len(),
+                    c.config.channels.len(),
+                    c.config.sources.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                let _ = writeln!(err, "{}: invalid config:\n{e}", file.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Config(ConfigCommand::Default) => {
+            let _ = write!(out, "{DEFAULT_CONFIG}");
+            ExitCode::SUCCESS
+        }
         Command::Rules(RulesCommand::Check { channels, files }) => {
             let opts = ValidateOptions { known_channels: channels.map(|c| c.into_iter().collect()) };
             let mut failed = false;
@@ -116,5 +173,68 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn run_agent(config: Option<PathBuf>, log_format: Option<LogFormatArg>, err: &mut dyn Write) -> ExitCode {
+    let loaded = match &config {
+        Some(f) => LoadedConfig::from_file(f),
+        None => LoadedConfig::default_config(),
+    };
+    let loaded = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "invalid config:\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut loaded = loaded;
+    if let Some(f) = log_format {
+        loaded.config.agent.log_format = match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    crate::telemetry::init(loaded.config.agent.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let agent = agent_from_config(&loaded)?;
+        agent.run(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "agent failed");
+            let _ = writeln!(err, "thorbis-obs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
     }
 }

@@ -1,8 +1,9 @@
 //! # thorbis-obs-server
 //!
-//! The tokio side of thorbis-obs. For now: rule files (YAML, TOML, JSON) with located errors,
-//! and the promtool-compatible rule test runner behind `thorbis-obs rules test`. The agent
-//! runtime, probes, uptime checks and notifiers arrive with their own features.
+//! The tokio side of thorbis-obs: the agent runtime ([`agent`]) with its durable store
+//! ([`store`]), channels ([`channels`]), sources ([`sources`]) and HTTP endpoints ([`http`]);
+//! rule files with located errors ([`rules_file`]); the promtool-compatible rule test runner
+//! ([`promtest`]); and the `thorbis-obs` command line ([`cli`]).
 //!
 //! ```
 //! use std::path::Path;
@@ -14,6 +15,13 @@
 //! assert_eq!(rules[0].alertname(), "Slow");
 //! ```
 
+pub mod agent;
+pub mod channels;
 pub mod cli;
+pub mod config;
+pub mod http;
 pub mod promtest;
 pub mod rules_file;
+pub mod sources;
+pub mod store;
+pub mod telemetry;

@@ -6,5 +6,5 @@ use thorbis_obs_server::cli::{Cli, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    run(cli, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+    run(cli, &mut std::io::stdout(), &mut std::io::stderr())
 }

@@ -1,0 +1,55 @@
+use super::{Agent, AgentError};
+use crate::channels;
+use crate::config::{LoadedConfig, SourceConfig};
+use crate::sources::selfcheck::SelfCheckSource;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Builds the store named by the config: `sqlite:PATH`, the default `<data_dir>/thorbis.db`,
+/// or PostgreSQL.
+pub fn store_from_config(cfg: &LoadedConfig) -> Result<Arc<dyn Store>, AgentError> {
+    let c = &cfg.config;
+    match c.store.url.as_ref().map(|u| u.expose().to_string()) {
+        None => Ok(Arc::new(SqliteStore::open(&PathBuf::from(&*c.agent.data_dir).join("thorbis.db"))?)),
+        Some(u) if u.starts_with("sqlite:") => {
+            Ok(Arc::new(SqliteStore::open(&PathBuf::from(u.trim_start_matches("sqlite:").trim_start_matches("//")))?))
+        }
+        Some(_) => Err(AgentError::Setup("store.url: the PostgreSQL store is not available in this build".into())),
+    }
+}
+
+/// Builds the agent a config describes.
+pub fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> {
+    let c = &cfg.config;
+    let mut b = Agent::builder()
+        .rules(cfg.rules.clone())
+        .store(store_from_config(cfg)?)
+        .evaluation_interval(c.agent.evaluation_interval.get())
+        .shutdown_timeout(c.agent.shutdown_timeout.get())
+        .delivery_policy(c.agent.delivery.clone())
+        .maintenance_windows(c.maintenance_windows.clone());
+    for (name, ch) in &c.channels {
+        let built = channels::build(name, ch, &c.agent.delivery, c.agent.log_format)
+            .map_err(|e| AgentError::Setup(e.to_string()))?;
+        b = b.channel_with_policy(built.channel, built.policy);
+    }
+    for (alias, target) in &c.channel_aliases {
+        b = b.alias(alias, target);
+    }
+    for s in &c.sources {
+        match s {
+            SourceConfig::SelfCheck { interval } => b = b.source(Arc::new(SelfCheckSource::new(interval.get()))),
+        }
+    }
+    if !c.http.listen.is_empty() {
+        let addr = c
+            .http
+            .listen
+            .parse()
+            .map_err(|_| AgentError::Setup(format!("http.listen: {:?} is not an address", c.http.listen)))?;
+        b = b.http(addr, c.http.api_token.clone());
+    }
+    b.build()
+}

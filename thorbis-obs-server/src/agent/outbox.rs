@@ -1,0 +1,119 @@
+//! Delivery workers: one per channel, so a slow receiver never holds up the others. Each
+//! takes due rows from the store, sends them, and records the outcome; failures are retried
+//! per the channel's [`DeliveryPolicy`].
+
+use super::Shared;
+use crate::store::{AttemptOutcome, OutboxRow};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use thorbis_obs_core::AlertChannel;
+use thorbis_obs_core::delivery::{DeliveryPolicy, RetryDecision};
+use tokio::sync::{Notify, watch};
+
+/// Longest a worker sleeps before looking at the store again.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Delivery counters of one channel.
+#[derive(Debug, Default)]
+pub struct ChannelCounters {
+    /// Accepted by the receiver.
+    pub sent: std::sync::atomic::AtomicU64,
+    /// Failed attempts that will be retried.
+    pub retried: std::sync::atomic::AtomicU64,
+    /// Given up.
+    pub failed: std::sync::atomic::AtomicU64,
+    /// Sum of send latencies in microseconds (with `sent + retried + failed` attempts).
+    pub latency_us: std::sync::atomic::AtomicU64,
+}
+
+pub(crate) struct Worker {
+    pub(crate) channel: Arc<dyn AlertChannel>,
+    pub(crate) policy: DeliveryPolicy,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) counters: Arc<ChannelCounters>,
+}
+
+fn random_unit() -> f64 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let mut x = u64::from(nanos) ^ 0x9e37_79b9_7f4a_7c15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Worker {
+    pub(crate) async fn run(self, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+        let name = self.channel.name().to_string();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let now = shared.clock.now();
+            let rows = match shared.store.due(&name, now, 32).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(channel = %name, error = %e, "cannot read the outbox");
+                    Vec::new()
+                }
+            };
+            if rows.is_empty() {
+                let wait = match shared.store.next_due(&name).await {
+                    Ok(Some(t)) => t.since(shared.clock.now()).min(IDLE_POLL),
+                    _ => IDLE_POLL,
+                };
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
+                continue;
+            }
+            for row in rows {
+                // In-flight sends finish even when a stop arrives; the agent bounds the wait.
+                self.deliver(&shared, row).await;
+                if *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, shared: &Shared, row: OutboxRow) {
+        let name = self.channel.name();
+        let n = &row.notification;
+        let started = tokio::time::Instant::now();
+        let result = self.channel.send(n).await;
+        let us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        self.counters.latency_us.fetch_add(us, Ordering::Relaxed);
+        let at = shared.clock.now();
+        let outcome = match result {
+            Ok(d) => {
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(channel = name, id = %n.id, rule = %n.rule_id, kind = n.kind.as_str(), "notification delivered");
+                AttemptOutcome::Delivered { at, answer: d.answer }
+            }
+            Err(e) => {
+                let first = row.first_attempt_at.unwrap_or(at);
+                match self.policy.decide(row.attempts + 1, first, at, &e, random_unit()) {
+                    RetryDecision::RetryAt(next_at) => {
+                        self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(channel = name, id = %n.id, error = %e, retry_in_ms = next_at.as_millis() - at.as_millis(), "delivery failed; will retry");
+                        AttemptOutcome::Retry { at, next_at, error: e.to_string() }
+                    }
+                    RetryDecision::GiveUp(reason) => {
+                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(channel = name, id = %n.id, rule = %n.rule_id, error = %reason, "delivery failed for good");
+                        AttemptOutcome::Failed { at, error: reason }
+                    }
+                }
+            }
+        };
+        if let Err(e) = shared.store.record_attempt(&n.id, name, &outcome).await {
+            // The row stays pending and is retried: at-least-once, never lost.
+            tracing::error!(channel = name, id = %n.id, error = %e, "cannot record the delivery attempt");
+        }
+    }
+}

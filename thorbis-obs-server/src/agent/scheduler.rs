@@ -1,0 +1,92 @@
+//! Runs each metric source on its interval: a random phase so sources do not all fire at
+//! once, never two overlapping runs of one source (the next run waits for the previous), a
+//! per-run timeout, and the source's own health recorded as samples
+//! (`thorbis_source_up`, `thorbis_source_duration_seconds`) that rules can alert on.
+
+use super::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+use thorbis_obs_core::metrics::{Labels, Sample};
+use thorbis_obs_core::{CollectError, MetricSource};
+use tokio::sync::watch;
+
+/// Health of one source, as last seen.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SourceHealth {
+    /// The last run succeeded.
+    pub up: bool,
+    /// Runs so far.
+    pub runs: u64,
+    /// Failed runs so far.
+    pub failures: u64,
+    /// Duration of the last run, seconds.
+    pub last_duration_seconds: f64,
+    /// The last error, if the last run failed.
+    pub last_error: Option<String>,
+    /// Samples the last run produced.
+    pub last_samples: usize,
+}
+
+/// A pseudo-random fraction in [0, 1) from the source name and the clock, for the phase.
+fn phase(name: &str) -> f64 {
+    let mut h = thorbis_obs_core::domain::hash::Fnv64::new();
+    h.write(name.as_bytes());
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    h.write(&nanos.to_le_bytes());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Runs `source` until `stop` flips to true.
+pub(crate) async fn run_source(shared: Arc<Shared>, source: Arc<dyn MetricSource>, mut stop: watch::Receiver<bool>) {
+    let interval = source.interval().max(Duration::from_millis(10));
+    let name = source.name().to_string();
+    let labels = Labels::new().with("source", name.clone());
+    // First run after a random part of one interval (at most 5 s), then every interval.
+    let first = interval.mul_f64(phase(&name)).min(Duration::from_secs(5));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = shared.clock.now();
+        let started = tokio::time::Instant::now();
+        let result = match tokio::time::timeout(source.timeout(), source.collect(now)).await {
+            Ok(r) => r,
+            Err(_) => Err(CollectError::Timeout(source.timeout())),
+        };
+        let took = started.elapsed().as_secs_f64();
+        let (up, error, samples) = match result {
+            Ok(samples) => (true, None, samples),
+            Err(e) => (false, Some(e.to_string()), Vec::new()),
+        };
+        let n = samples.len();
+        let mut rejected = 0;
+        for s in &samples {
+            if let Err(e) = shared.ingest(s) {
+                rejected += 1;
+                tracing::debug!(source = %name, error = %e, "sample rejected");
+            }
+        }
+        if rejected > 0 {
+            tracing::warn!(source = %name, rejected, "source produced invalid samples; they were dropped");
+        }
+        let at = shared.clock.now();
+        let _ = shared.ingest(&Sample::new("thorbis_source_up", labels.clone(), if up { 1.0 } else { 0.0 }, at));
+        let _ = shared.ingest(&Sample::new("thorbis_source_duration_seconds", labels.clone(), took, at));
+        match &error {
+            Some(e) => tracing::warn!(source = %name, error = %e, "source failed"),
+            None => tracing::debug!(source = %name, samples = n, seconds = took, "source collected"),
+        }
+        let mut health = shared.sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let h = health.entry(name.clone()).or_default();
+        h.up = up;
+        h.runs += 1;
+        h.failures += u64::from(!up);
+        h.last_duration_seconds = took;
+        h.last_error = error;
+        h.last_samples = n;
+    }
+}

@@ -1,0 +1,368 @@
+//! The agent's configuration: one TOML file (YAML accepted), `${ENV_VAR}` references for
+//! secrets, and `thorbis-obs config check` reporting every problem with its path.
+//!
+//! With no file the agent runs on [`DEFAULT_CONFIG`]: a SQLite store in `./thorbis-data`, the
+//! spec's rule packs, a `console` channel standing in for slack, email, sms and pagerduty,
+//! and a self-check source.
+
+mod secret;
+
+pub use secret::{EnvString, Secret, expand_env, expand_with};
+
+use crate::rules_file::{Format, LocatedError, load_rule_file, parse_located};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use thorbis_obs_core::delivery::DeliveryPolicy;
+use thorbis_obs_core::engine::MaintenanceWindow;
+use thorbis_obs_core::rules::{AlertRule, ValidateOptions, packs, validate_rules};
+use thorbis_obs_core::time::HumanDuration;
+
+/// The configuration the agent runs on when no `--config` is given.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Process-wide settings.
+    #[serde(default)]
+    pub agent: AgentSection,
+    /// Where state lives.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// The HTTP endpoints.
+    #[serde(default)]
+    pub http: HttpSection,
+    /// Alert rules.
+    #[serde(default)]
+    pub rules: RulesSection,
+    /// Named channels.
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelConfig>,
+    /// Rule channel names that stand for configured channels, e.g. `slack = "console"`.
+    #[serde(default)]
+    pub channel_aliases: BTreeMap<String, String>,
+    /// Metric sources.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// Maintenance windows.
+    #[serde(default)]
+    pub maintenance_windows: Vec<MaintenanceWindow>,
+}
+
+/// `[agent]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    /// Directory for the SQLite store and other files.
+    pub data_dir: EnvString,
+    /// How often rules are evaluated.
+    pub evaluation_interval: HumanDuration,
+    /// How long shutdown may wait for in-flight deliveries.
+    pub shutdown_timeout: HumanDuration,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+    /// Retries for every channel unless the channel says otherwise.
+    pub delivery: DeliveryPolicy,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            data_dir: EnvString("./thorbis-data".into()),
+            evaluation_interval: HumanDuration::from_secs(15),
+            shutdown_timeout: HumanDuration::from_secs(10),
+            log_format: LogFormat::Text,
+            delivery: DeliveryPolicy::default(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[store]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite:PATH` (default: `<data_dir>/thorbis.db`) or a `postgres://` URL.
+    pub url: Option<Secret>,
+}
+
+/// `[http]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Listen address; loopback by default. Empty disables the server.
+    pub listen: String,
+    /// Bearer token for the write endpoints (suppressions, samples). Without one they refuse.
+    pub api_token: Option<Secret>,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection { listen: "127.0.0.1:9464".into(), api_token: None }
+    }
+}
+
+/// `[rules]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSection {
+    /// Built-in packs: `spec`, `database`.
+    pub packs: Vec<String>,
+    /// Rule files (YAML, TOML, JSON), relative to the config file.
+    pub files: Vec<PathBuf>,
+    /// Rules written in the config itself.
+    pub inline: Vec<AlertRule>,
+}
+
+/// One channel: `type` and its settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ChannelConfig {
+    /// Prints notifications to stdout.
+    Console {
+        /// Retries (rarely needed for stdout).
+        #[serde(default)]
+        delivery: Option<DeliveryPolicy>,
+    },
+    /// POSTs the Alertmanager v4 webhook payload.
+    Webhook {
+        /// Receiver URL (may carry a token: treated as a secret).
+        url: Secret,
+        /// Shared secret for the HMAC-SHA256 signature header.
+        #[serde(default)]
+        hmac_secret: Option<Secret>,
+        /// Per-request timeout.
+        #[serde(default = "default_timeout")]
+        timeout: HumanDuration,
+        /// Retries.
+        #[serde(default)]
+        delivery: Option<DeliveryPolicy>,
+    },
+    /// Slack, email, SMS and PagerDuty arrive with their own features.
+    #[serde(other)]
+    Unsupported,
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+
+/// One metric source: `type`, `interval` and its settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// The agent's own health: uptime, resident memory, outbox backlog.
+    #[serde(rename = "self")]
+    SelfCheck {
+        /// How often.
+        #[serde(default = "default_self_interval")]
+        interval: HumanDuration,
+    },
+}
+
+fn default_self_interval() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+
+/// A config problem, located by a path such as `channels.hook.url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Where (a dotted path, or `file:line: path` for rule files).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}", file = file.display())]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Syntax or type error.
+    #[error("{0}")]
+    Parse(LocatedError),
+    /// Problems found after parsing, every one of them.
+    #[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+/// A config with its rules loaded and everything checked.
+#[derive(Clone, Debug)]
+pub struct LoadedConfig {
+    /// The parsed file.
+    pub config: AgentConfig,
+    /// Every rule: packs, files, inline.
+    pub rules: Vec<AlertRule>,
+    /// Where the config came from (None: the embedded default).
+    pub source: Option<PathBuf>,
+}
+
+impl LoadedConfig {
+    /// Reads, parses and checks a config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: path.to_path_buf(), source })?;
+        let format = if Format::from_path(path) == Some(Format::Yaml) { Format::Yaml } else { Format::Toml };
+        Self::from_text(&text, format, path, Some(path.to_path_buf()))
+    }
+
+    /// The embedded default config.
+    pub fn default_config() -> Result<Self, ConfigError> {
+        Self::from_text(DEFAULT_CONFIG, Format::Toml, Path::new("<default config>"), None)
+    }
+
+    fn from_text(text: &str, format: Format, path: &Path, source: Option<PathBuf>) -> Result<Self, ConfigError> {
+        let config: AgentConfig = parse_located(text, format, path).map_err(ConfigError::Parse)?;
+        let base = source.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
+        let (rules, problems) = check(&config, base);
+        if problems.is_empty() {
+            Ok(LoadedConfig { config, rules, source })
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Channel names rules may use: configured channels and aliases.
+    pub fn channel_names(&self) -> BTreeSet<String> {
+        channel_names(&self.config)
+    }
+
+    /// The configured channel a rule's channel name resolves to.
+    pub fn resolve_channel<'a>(&'a self, name: &'a str) -> &'a str {
+        self.config.channel_aliases.get(name).map(String::as_str).unwrap_or(name)
+    }
+}
+
+fn channel_names(c: &AgentConfig) -> BTreeSet<String> {
+    c.channels.keys().chain(c.channel_aliases.keys()).cloned().collect()
+}
+
+/// Checks everything that parsing cannot: returns the rules and every problem found.
+fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
+    let mut problems = Vec::new();
+    let mut p = |path: String, message: String| problems.push(ConfigProblem { path, message });
+    if c.agent.evaluation_interval.get().is_zero() {
+        p("agent.evaluation_interval".into(), "must be longer than 0s".into());
+    }
+    if c.agent.data_dir.trim().is_empty() {
+        p("agent.data_dir".into(), "must not be empty".into());
+    }
+    if let Some(url) = &c.store.url {
+        let u = url.expose();
+        if u.starts_with("postgres://") || u.starts_with("postgresql://") {
+            p("store.url".into(), "the PostgreSQL store is not available in this build; use sqlite:PATH".into());
+        } else if !u.starts_with("sqlite:") {
+            p("store.url".into(), "must start with sqlite: or postgres://".into());
+        }
+    }
+    if !c.http.listen.is_empty() && c.http.listen.parse::<std::net::SocketAddr>().is_err() {
+        p("http.listen".into(), format!("{:?} is not an address such as 127.0.0.1:9464", c.http.listen));
+    }
+    for (name, ch) in &c.channels {
+        let path = format!("channels.{name}");
+        if !thorbis_obs_core::metrics::is_valid_name(&name.replace('-', "_"), false) {
+            p(path.clone(), "channel names use letters, digits, '_' and '-'".into());
+        }
+        match ch {
+            ChannelConfig::Console { .. } => {}
+            ChannelConfig::Webhook { url, timeout, .. } => {
+                if !cfg!(feature = "webhook") {
+                    p(path.clone(), "the webhook channel needs the `webhook` feature".into());
+                }
+                let u = url.expose();
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    p(format!("{path}.url"), "must be an http:// or https:// URL".into());
+                }
+                if timeout.get().is_zero() {
+                    p(format!("{path}.timeout"), "must be longer than 0s".into());
+                }
+            }
+            ChannelConfig::Unsupported => p(
+                format!("{path}.type"),
+                "unknown or unavailable channel type; this build has console and webhook (slack, email, sms and pagerduty need their features)".into(),
+            ),
+        }
+    }
+    for (alias, target) in &c.channel_aliases {
+        if !c.channels.contains_key(target) {
+            p(format!("channel_aliases.{alias}"), format!("points at {target:?}, which is not a configured channel"));
+        }
+    }
+    for (i, s) in c.sources.iter().enumerate() {
+        match s {
+            SourceConfig::SelfCheck { interval } if interval.get().is_zero() => {
+                p(format!("sources[{i}].interval"), "must be longer than 0s".into())
+            }
+            SourceConfig::SelfCheck { .. } => {}
+        }
+    }
+    for (i, w) in c.maintenance_windows.iter().enumerate() {
+        if let Err(e) = w.validate() {
+            p(format!("maintenance_windows[{i}]"), e.to_string());
+        }
+    }
+    let mut rules = Vec::new();
+    for (i, name) in c.rules.packs.iter().enumerate() {
+        match name.as_str() {
+            "spec" => rules.extend(packs::spec_rules()),
+            "database" => rules.extend(packs::database_health_rules()),
+            other => p(format!("rules.packs[{i}]"), format!("unknown pack {other:?}; packs are spec and database")),
+        }
+    }
+    let known = ValidateOptions { known_channels: Some(channel_names(c)) };
+    for (i, f) in c.rules.files.iter().enumerate() {
+        match load_rule_file(&base.join(f), &known) {
+            Ok(r) => rules.extend(r),
+            Err(e) => p(format!("rules.files[{i}]"), e.to_string()),
+        }
+    }
+    let inline_start = rules.len();
+    rules.extend(c.rules.inline.iter().cloned());
+    if let Err(errs) = validate_rules(&rules, &known) {
+        for e in errs {
+            let where_ = if e.index >= inline_start {
+                e.path.replacen(&format!("rules[{}]", e.index), &format!("rules.inline[{}]", e.index - inline_start), 1)
+            } else {
+                format!("rules ({}): {}", e.rule_id.clone().unwrap_or_default(), e.path)
+            };
+            p(where_, e.message);
+        }
+    }
+    (rules, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_loads() {
+        let c = LoadedConfig::default_config().expect("the embedded default is valid");
+        assert_eq!(c.rules.len(), 8);
+        assert_eq!(c.resolve_channel("pagerduty"), "console");
+    }
+}

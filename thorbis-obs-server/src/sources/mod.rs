@@ -1,0 +1,3 @@
+//! Metric sources built into the agent. Probes arrive with their own features.
+
+pub mod selfcheck;

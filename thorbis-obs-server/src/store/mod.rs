@@ -1,0 +1,147 @@
+//! Durable state: the notification outbox and the engine's alert-state snapshot.
+//!
+//! The evaluation loop writes the notifications it produced and the snapshot that says they
+//! were produced in one transaction ([`Store::commit_evaluation`]), before anything is sent:
+//! a crash after that point loses nothing, and a restart resumes from the same state. Channel
+//! workers then deliver due rows and record each attempt. Rows are keyed by (notification id,
+//! channel), so writing the same notification twice is a no-op.
+//!
+//! Backends: SQLite (default, a file under the data directory) and PostgreSQL (feature
+//! `postgres`), with the same schema.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use thorbis_obs_core::engine::{EngineSnapshot, Notification};
+use thorbis_obs_core::time::Timestamp;
+
+/// One notification for one channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEntry {
+    /// The notification.
+    pub notification: Notification,
+    /// The configured channel it goes to.
+    pub channel: String,
+}
+
+/// A stored outbox row due for delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxRow {
+    /// The notification.
+    pub notification: Notification,
+    /// The channel.
+    pub channel: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the first attempt was made.
+    pub first_attempt_at: Option<Timestamp>,
+    /// When the row was written.
+    pub created_at: Timestamp,
+}
+
+/// The result of one delivery attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttemptOutcome {
+    /// The receiver accepted it.
+    Delivered {
+        /// When.
+        at: Timestamp,
+        /// The receiver's answer.
+        answer: Option<String>,
+    },
+    /// Failed; try again at `next_at`.
+    Retry {
+        /// When the attempt was made.
+        at: Timestamp,
+        /// When to try again.
+        next_at: Timestamp,
+        /// Why it failed.
+        error: String,
+    },
+    /// Failed for good (permanent error or retries exhausted).
+    Failed {
+        /// When.
+        at: Timestamp,
+        /// Why.
+        error: String,
+    },
+}
+
+/// A failed delivery, for `/api/v1/alerts` and logs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FailedDelivery {
+    /// Notification id.
+    pub notification_id: String,
+    /// Rule id.
+    pub rule_id: String,
+    /// Channel.
+    pub channel: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error, with the receiver's answer.
+    pub error: String,
+}
+
+/// Row counts by state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxStats {
+    /// Waiting for delivery or a retry.
+    pub pending: u64,
+    /// Accepted by the receiver.
+    pub delivered: u64,
+    /// Given up.
+    pub failed: u64,
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("store error: {0}")]
+    Backend(String),
+    /// A stored row could not be read back.
+    #[error("corrupt store row: {0}")]
+    Corrupt(String),
+}
+
+/// Where the agent keeps its durable state.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs: `sqlite:/path` or `postgres://host/db` (never credentials).
+    fn describe(&self) -> String;
+
+    /// Writes an evaluation's notifications and the engine snapshot atomically.
+    async fn commit_evaluation(&self, snapshot: &EngineSnapshot, entries: &[OutboxEntry]) -> Result<(), StoreError>;
+
+    /// The last committed snapshot.
+    async fn load_snapshot(&self) -> Result<Option<EngineSnapshot>, StoreError>;
+
+    /// Pending rows of `channel` due at `now`, oldest first.
+    async fn due(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// The earliest `next_attempt_at` of a pending row of `channel`.
+    async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Records an attempt on (notification id, channel).
+    async fn record_attempt(
+        &self,
+        notification_id: &str,
+        channel: &str,
+        outcome: &AttemptOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// Row counts.
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
+
+    /// The most recent failed deliveries.
+    async fn failed_deliveries(&self, limit: usize) -> Result<Vec<FailedDelivery>, StoreError>;
+
+    /// Checks the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Takes or keeps the leader role; only the leader evaluates and notifies. A store that
+    /// only one agent can use is always the leader.
+    async fn try_lead(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+}

@@ -1,0 +1,283 @@
+//! The SQLite store: one file, WAL mode, `synchronous = FULL` so a committed evaluation
+//! survives a crash of the process or the machine.
+
+use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use thorbis_obs_core::engine::{EngineSnapshot, Notification};
+use thorbis_obs_core::time::Timestamp;
+
+/// Schema migrations, applied in order and recorded in `schema_migrations`.
+pub const MIGRATIONS: &[&str] = &["CREATE TABLE outbox (
+        notification_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        rule_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        first_attempt_at BIGINT,
+        next_attempt_at BIGINT NOT NULL,
+        finished_at BIGINT,
+        last_error TEXT,
+        answer TEXT,
+        PRIMARY KEY (notification_id, channel)
+    );
+    CREATE INDEX outbox_due ON outbox (state, channel, next_attempt_at);
+    CREATE TABLE engine_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        snapshot TEXT NOT NULL,
+        taken_at BIGINT NOT NULL
+    );"];
+
+/// The SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+            .map_err(backend)?;
+        migrate(&conn)?;
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), path: path.to_path_buf() })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| backend(format!("store task failed: {e}")))?
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .map_err(backend)?;
+    let applied: i64 =
+        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(backend)?;
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN; {m}; INSERT INTO schema_migrations VALUES ({}, strftime('%s','now')); COMMIT;",
+            i + 1
+        ))
+        .map_err(|e| backend(format!("migration {}: {e}", i + 1)))?;
+    }
+    Ok(())
+}
+
+fn row_to_outbox(
+    payload: String,
+    channel: String,
+    attempts: i64,
+    first: Option<i64>,
+    created: i64,
+) -> Result<OutboxRow, StoreError> {
+    let notification: Notification =
+        serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?;
+    Ok(OutboxRow {
+        notification,
+        channel,
+        attempts: attempts.max(0) as u32,
+        first_attempt_at: first.map(Timestamp),
+        created_at: Timestamp(created),
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    async fn commit_evaluation(&self, snapshot: &EngineSnapshot, entries: &[OutboxEntry]) -> Result<(), StoreError> {
+        let snap = serde_json::to_string(snapshot).map_err(backend)?;
+        let taken = snapshot.taken_at.as_millis();
+        let rows: Vec<(String, String, String, String, i64)> = entries
+            .iter()
+            .map(|e| {
+                Ok((
+                    e.notification.id.clone(),
+                    e.channel.clone(),
+                    e.notification.rule_id.clone(),
+                    serde_json::to_string(&e.notification).map_err(backend)?,
+                    e.notification.created_at.as_millis(),
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            {
+                let mut ins = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO outbox (notification_id, channel, rule_id, payload, state, created_at, next_attempt_at)
+                         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+                    )
+                    .map_err(backend)?;
+                for (id, ch, rule, payload, at) in &rows {
+                    ins.execute(params![id, ch, rule, payload, at]).map_err(backend)?;
+                }
+                tx.execute(
+                    "INSERT INTO engine_state (id, snapshot, taken_at) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, taken_at = excluded.taken_at",
+                    params![snap, taken],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn load_snapshot(&self) -> Result<Option<EngineSnapshot>, StoreError> {
+        let text: Option<String> = self
+            .with(|c| {
+                c.query_row("SELECT snapshot FROM engine_state WHERE id = 1", [], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)
+            })
+            .await?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("engine snapshot: {e}"))))
+            .transpose()
+    }
+
+    async fn due(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let channel = channel.to_string();
+        let raw: Vec<(String, String, i64, Option<i64>, i64)> = self
+            .with(move |c| {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT payload, channel, attempts, first_attempt_at, created_at FROM outbox
+                         WHERE state = 'pending' AND channel = ?1 AND next_attempt_at <= ?2
+                         ORDER BY next_attempt_at, created_at LIMIT ?3",
+                    )
+                    .map_err(backend)?;
+                let rows = st
+                    .query_map(params![channel, now.as_millis(), limit as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            })
+            .await?;
+        raw.into_iter().map(|(p, ch, a, f, c)| row_to_outbox(p, ch, a, f, c)).collect()
+    }
+
+    async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>, StoreError> {
+        let channel = channel.to_string();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending' AND channel = ?1",
+                params![channel],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|v| v.map(Timestamp))
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn record_attempt(
+        &self,
+        notification_id: &str,
+        channel: &str,
+        outcome: &AttemptOutcome,
+    ) -> Result<(), StoreError> {
+        let (id, channel, outcome) = (notification_id.to_string(), channel.to_string(), outcome.clone());
+        self.with(move |c| {
+            let n = match &outcome {
+                AttemptOutcome::Delivered { at, answer } => c.execute(
+                    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?3),
+                     finished_at = ?3, answer = ?4 WHERE notification_id = ?1 AND channel = ?2",
+                    params![id, channel, at.as_millis(), answer],
+                ),
+                AttemptOutcome::Retry { at, next_at, error } => c.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?3),
+                     next_attempt_at = ?4, last_error = ?5 WHERE notification_id = ?1 AND channel = ?2",
+                    params![id, channel, at.as_millis(), next_at.as_millis(), error],
+                ),
+                AttemptOutcome::Failed { at, error } => c.execute(
+                    "UPDATE outbox SET state = 'failed', attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?3),
+                     finished_at = ?3, last_error = ?4 WHERE notification_id = ?1 AND channel = ?2",
+                    params![id, channel, at.as_millis(), error],
+                ),
+            }
+            .map_err(backend)?;
+            if n == 0 { Err(backend(format!("no outbox row for {id} on {channel}"))) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare_cached("SELECT state, COUNT(*) FROM outbox GROUP BY state").map_err(backend)?;
+            let mut s = OutboxStats::default();
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(backend)?;
+            for row in rows {
+                let (state, n) = row.map_err(backend)?;
+                match state.as_str() {
+                    "pending" => s.pending = n as u64,
+                    "delivered" => s.delivered = n as u64,
+                    _ => s.failed += n as u64,
+                }
+            }
+            Ok(s)
+        })
+        .await
+    }
+
+    async fn failed_deliveries(&self, limit: usize) -> Result<Vec<FailedDelivery>, StoreError> {
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT notification_id, rule_id, channel, attempts, COALESCE(last_error, '') FROM outbox
+                     WHERE state = 'failed' ORDER BY finished_at DESC LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![limit as i64], |r| {
+                    Ok(FailedDelivery {
+                        notification_id: r.get(0)?,
+                        rule_id: r.get(1)?,
+                        channel: r.get(2)?,
+                        attempts: r.get::<_, i64>(3)?.max(0) as u32,
+                        error: r.get(4)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+    }
+}

@@ -1,0 +1,15 @@
+//! Logging with `tracing`: human lines or JSON lines, filtered by `RUST_LOG` (default `info`).
+
+use crate::config::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber (once; later calls do nothing). Logs go to stderr so the
+/// console channel's stdout stays clean for notifications.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        LogFormat::Text => builder.with_target(false).try_init(),
+    };
+}
