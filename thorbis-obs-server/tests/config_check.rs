@@ -1,0 +1,130 @@
+//! `thorbis-obs config check`: every kind of config error, with its path and message.
+
+use std::process::Command;
+
+fn check(toml: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("agent.toml");
+    std::fs::write(&f, toml).expect("write");
+    std::fs::write(dir.path().join("bad_rules.yaml"), "rules:\n  - id: x\n    name: X\n    metric: m\n    condition: { operator: sideways, threshold: 1, duration: 1m }\n    severity: info\n").expect("write");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_thorbis-obs"));
+    cmd.args(["config", "check"]).arg(&f).env_remove("THORBIS_TEST_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("runs");
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+const BASE: &str = "[channels.console]\ntype = \"console\"\n";
+
+#[test]
+fn a_good_config_passes_and_secrets_expand() {
+    let cfg = format!(
+        "{BASE}[channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/${{THORBIS_TEST_TOKEN}}\"\n[rules]\npacks = [\"spec\"]\n[channel_aliases]\nslack = \"console\"\nemail = \"hook\"\nsms = \"console\"\npagerduty = \"console\"\n"
+    );
+    let (ok, out) = check(&cfg, &[("THORBIS_TEST_TOKEN", "s3cr3t-value")]);
+    assert!(ok, "{out}");
+    assert!(out.contains("OK: 5 rules, 2 channels"), "{out}");
+    assert!(!out.contains("s3cr3t-value"));
+}
+
+#[test]
+fn every_kind_of_error_names_its_path() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("missing webhook url", "[channels.hook]\ntype = \"webhook\"\n", &["missing field `url`"]),
+        (
+            "unset env var",
+            "[channels.hook]\ntype = \"webhook\"\nurl = \"${THORBIS_TEST_TOKEN}\"\n",
+            &["channels.hook: environment variable THORBIS_TEST_TOKEN is not set"],
+        ),
+        (
+            "not a url",
+            "[channels.hook]\ntype = \"webhook\"\nurl = \"ftp://x\"\n",
+            &["channels.hook.url: must be an http:// or https:// URL"],
+        ),
+        (
+            "unknown channel type",
+            "[channels.teams]\ntype = \"teams\"\n",
+            &["channels.teams.type: unknown or unavailable channel type"],
+        ),
+        (
+            "bad duration",
+            "[agent]\nevaluation_interval = \"15 seconds\"\n",
+            &["agent.evaluation_interval", "15 seconds"],
+        ),
+        (
+            "zero interval",
+            "[agent]\nevaluation_interval = \"0s\"\n",
+            &["agent.evaluation_interval: must be longer than 0s"],
+        ),
+        ("unknown field", "[agent]\nevaluation_intervl = \"15s\"\n", &["unknown field `evaluation_intervl`"]),
+        ("bad listen", "[http]\nlisten = \"localhost\"\n", &["http.listen: \"localhost\" is not an address"]),
+        ("bad store", "[store]\nurl = \"mysql://x\"\n", &["store.url: must start with sqlite:"]),
+        (
+            "alias to nothing",
+            "[channel_aliases]\nslack = \"nowhere\"\n",
+            &["channel_aliases.slack: points at \"nowhere\""],
+        ),
+        (
+            "unknown pack",
+            "[rules]\npacks = [\"spec\", \"kubernetes\"]\n",
+            &["rules.packs[1]: unknown pack \"kubernetes\""],
+        ),
+        (
+            "pack needs channels",
+            "[rules]\npacks = [\"spec\"]\n",
+            &["rules (high-response-time): rules[0].channels[0]: unknown channel \"slack\""],
+        ),
+        (
+            "bad rule file",
+            "[rules]\nfiles = [\"bad_rules.yaml\"]\n",
+            &["rules.files[0]", "bad_rules.yaml:5:", "unknown variant `sideways`"],
+        ),
+        ("missing rule file", "[rules]\nfiles = [\"nope.yaml\"]\n", &["rules.files[0]", "nope.yaml: cannot read"]),
+        (
+            "inline rule",
+            "[[rules.inline]]\nid = \"a\"\nname = \"A\"\nmetric = \"\"\nseverity = \"info\"\nchannels = [\"console\"]\n[rules.inline.condition]\noperator = \"greater_than\"\nthreshold = 1\nduration = \"1m\"\n",
+            &["rules.inline[0].metric: must not be empty"],
+        ),
+        (
+            "bad source",
+            "[[sources]]\ntype = \"self\"\ninterval = \"0s\"\n",
+            &["sources[0].interval: must be longer than 0s"],
+        ),
+        ("unknown source", "[[sources]]\ntype = \"snmp\"\n", &["sources", "unknown variant `snmp`"]),
+        (
+            "bad maintenance window",
+            "[[maintenance_windows]]\nname = \"w\"\n[maintenance_windows.weekly]\ndays = [\"sun\"]\nstart = \"02:00\"\nduration = \"2h\"\ntimezone = \"Mars/Base\"\n",
+            &["maintenance_windows[0]", "unknown time zone \"Mars/Base\""],
+        ),
+    ];
+    for (what, extra, wants) in cases {
+        let (ok, out) = check(&format!("{BASE}{extra}"), &[]);
+        assert!(!ok, "{what}: should fail\n{out}");
+        for w in *wants {
+            assert!(out.contains(w), "{what}: expected {w:?} in:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn several_problems_are_all_reported() {
+    let (ok, out) = check(
+        &format!("{BASE}[agent]\nevaluation_interval = \"0s\"\n[http]\nlisten = \"nope\"\n[rules]\npacks = [\"x\"]\n"),
+        &[],
+    );
+    assert!(!ok);
+    for w in ["agent.evaluation_interval", "http.listen", "rules.packs[0]"] {
+        assert!(out.contains(w), "{w} missing in:\n{out}");
+    }
+}
+
+#[test]
+fn the_default_config_is_valid_and_printable() {
+    let o = Command::new(env!("CARGO_BIN_EXE_thorbis-obs")).args(["config", "default"]).output().expect("runs");
+    assert!(o.status.success());
+    let (ok, out) = check(&String::from_utf8_lossy(&o.stdout), &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("OK: 8 rules, 1 channels, 1 sources"), "{out}");
+}
