@@ -134,7 +134,7 @@ aggregation = "max"
     receiver.slow.store(false, Ordering::Relaxed);
     let mut agent = spawn_agent(&config, dir.path());
     wait_for("the redelivery", Duration::from_secs(30), async || {
-        receiver.accepted.lock().expect("lock").iter().any(|id| *id == first_id)
+        receiver.accepted.lock().expect("lock").contains(&first_id)
     })
     .await;
 
