@@ -34,3 +34,4 @@ cargo test --workspace --all-features
 
 log "examples run"
 cargo run -q --example quickstart >/dev/null
+cargo run -q --example embed_in_host_app >/dev/null
