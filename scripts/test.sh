@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine of this kind (Debian, rustup, root).
-# Installs what is missing, starts what the tests need, stops it again.
+# Installs what is missing (wasm32 target, PostgreSQL server binaries), starts what the tests
+# need (a throwaway PostgreSQL cluster), and stops it again.
 #   bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,12 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   log "installing the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi
+
+# A throwaway PostgreSQL cluster for the store and HA tests, stopped on exit.
+# shellcheck source=scripts/pg-cluster.sh
+source scripts/pg-cluster.sh
+trap stop_postgres EXIT
+start_postgres
 
 # --- tests ------------------------------------------------------------------------------
 log "core builds for wasm32-unknown-unknown (engine and browser-only feature sets)"
@@ -25,6 +32,9 @@ cargo check -q -p thorbis-obs-core --no-default-features --features engine
 cargo check -q -p thorbis-obs-core --no-default-features --features testing
 cargo check -q -p thorbis-obs --no-default-features
 cargo check -q -p thorbis-obs --features server
+cargo check -q -p thorbis-obs-server --no-default-features --all-targets
+cargo check -q -p thorbis-obs-server --no-default-features --features webhook
+cargo check -q -p thorbis-obs-server --no-default-features --features postgres
 
 log "core without default features (what the browser SDK links)"
 cargo test -p thorbis-obs-core --no-default-features --lib

@@ -204,7 +204,7 @@ fn run_agent(config: Option<PathBuf>, log_format: Option<LogFormatArg>, err: &mu
         }
     };
     let result = runtime.block_on(async {
-        let agent = agent_from_config(&loaded)?;
+        let agent = agent_from_config(&loaded).await?;
         agent.run(shutdown_signal()).await
     });
     match result {

@@ -3,6 +3,7 @@
 //! ends with the notification at least once and only ever with the same id (at-least-once
 //! delivery, deduplicated by `X-Thorbis-Notification-Id`), and the alert is still firing with
 //! its original start time.
+#![cfg(feature = "webhook")]
 
 use axum::Router;
 use axum::body::Bytes;

@@ -9,23 +9,26 @@ use std::sync::Arc;
 
 /// Builds the store named by the config: `sqlite:PATH`, the default `<data_dir>/thorbis.db`,
 /// or PostgreSQL.
-pub fn store_from_config(cfg: &LoadedConfig) -> Result<Arc<dyn Store>, AgentError> {
+pub async fn store_from_config(cfg: &LoadedConfig) -> Result<Arc<dyn Store>, AgentError> {
     let c = &cfg.config;
     match c.store.url.as_ref().map(|u| u.expose().to_string()) {
         None => Ok(Arc::new(SqliteStore::open(&PathBuf::from(&*c.agent.data_dir).join("thorbis.db"))?)),
         Some(u) if u.starts_with("sqlite:") => {
             Ok(Arc::new(SqliteStore::open(&PathBuf::from(u.trim_start_matches("sqlite:").trim_start_matches("//")))?))
         }
-        Some(_) => Err(AgentError::Setup("store.url: the PostgreSQL store is not available in this build".into())),
+        #[cfg(feature = "postgres")]
+        Some(u) => Ok(Arc::new(crate::store::postgres::PostgresStore::connect(&u).await?)),
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => Err(AgentError::Setup("store.url: the PostgreSQL store needs the `postgres` feature".into())),
     }
 }
 
 /// Builds the agent a config describes.
-pub fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> {
+pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> {
     let c = &cfg.config;
     let mut b = Agent::builder()
         .rules(cfg.rules.clone())
-        .store(store_from_config(cfg)?)
+        .store(store_from_config(cfg).await?)
         .evaluation_interval(c.agent.evaluation_interval.get())
         .shutdown_timeout(c.agent.shutdown_timeout.get())
         .delivery_policy(c.agent.delivery.clone())

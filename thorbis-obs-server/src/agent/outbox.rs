@@ -51,6 +51,15 @@ impl Worker {
             if *stop.borrow() {
                 return;
             }
+            // Only the leader delivers: with several agents on one store, followers stand by.
+            if !shared.leader.load(Ordering::Relaxed) {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stop.changed() => return,
+                }
+                continue;
+            }
             let now = shared.clock.now();
             let rows = match shared.store.due(&name, now, 32).await {
                 Ok(r) => r,

@@ -274,7 +274,9 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
     if let Some(url) = &c.store.url {
         let u = url.expose();
         if u.starts_with("postgres://") || u.starts_with("postgresql://") {
-            p("store.url".into(), "the PostgreSQL store is not available in this build; use sqlite:PATH".into());
+            if !cfg!(feature = "postgres") {
+                p("store.url".into(), "the PostgreSQL store needs the `postgres` feature".into());
+            }
         } else if !u.starts_with("sqlite:") {
             p("store.url".into(), "must start with sqlite: or postgres://".into());
         }

@@ -9,6 +9,8 @@
 //! Backends: SQLite (default, a file under the data directory) and PostgreSQL (feature
 //! `postgres`), with the same schema.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

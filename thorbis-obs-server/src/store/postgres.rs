@@ -1,0 +1,303 @@
+//! The PostgreSQL store (feature `postgres`): the same schema as SQLite, and leader election
+//! for several agents on one database. The leader holds a session-level advisory lock on a
+//! connection of its own; when that agent dies, its connection closes, PostgreSQL releases the
+//! lock, and the next agent to ask (every evaluation interval) takes over, resuming from the
+//! stored snapshot.
+//!
+//! Connections are plain TCP (`NoTls`): use it on loopback or a private network; TLS is not
+//! wired in yet.
+
+use super::sqlite::MIGRATIONS;
+use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
+use async_trait::async_trait;
+use std::sync::atomic::{AtomicBool, Ordering};
+use thorbis_obs_core::engine::{EngineSnapshot, Notification};
+use thorbis_obs_core::time::Timestamp;
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls};
+
+/// The advisory lock key of the leader role ("thorbis" in ASCII).
+pub const LEADER_LOCK_KEY: i64 = 0x0074_686f_7262_6973;
+
+/// The PostgreSQL-backed [`Store`].
+pub struct PostgresStore {
+    url: String,
+    display: String,
+    client: Mutex<Option<Client>>,
+    lock_client: Mutex<Option<Client>>,
+    leading: AtomicBool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("db", &self.display).finish()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// `postgres://user:secret@host:5432/db` shown as `postgres://host:5432/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn connect(url: &str) -> Result<Client, StoreError> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| backend(format!("cannot connect to {}: {e}", redact_url(url))))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "store connection closed");
+        }
+    });
+    Ok(client)
+}
+
+impl PostgresStore {
+    /// Connects and applies migrations (serialised across agents by an advisory lock).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut client = connect(url).await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(LEADER_LOCK_KEY + 1)]).await.map_err(backend)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await
+        .map_err(backend)?;
+        let applied: i32 =
+            tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(backend)?.get(0);
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+            tx.batch_execute(m).await.map_err(|e| backend(format!("migration {}: {e}", i + 1)))?;
+            tx.execute(
+                "INSERT INTO schema_migrations VALUES ($1, EXTRACT(EPOCH FROM now())::BIGINT)",
+                &[&(i as i32 + 1)],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(PostgresStore {
+            url: url.to_string(),
+            display: redact_url(url),
+            client: Mutex::new(Some(client)),
+            lock_client: Mutex::new(None),
+            leading: AtomicBool::new(false),
+        })
+    }
+
+    /// The data connection, reconnecting if it closed.
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StoreError> {
+        let mut g = self.client.lock().await;
+        if g.as_ref().is_none_or(|c| c.is_closed()) {
+            *g = Some(connect(&self.url).await?);
+        }
+        Ok(g)
+    }
+}
+
+fn to_row(
+    payload: &str,
+    channel: String,
+    attempts: i32,
+    first: Option<i64>,
+    created: i64,
+) -> Result<OutboxRow, StoreError> {
+    let notification: Notification =
+        serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?;
+    Ok(OutboxRow {
+        notification,
+        channel,
+        attempts: attempts.max(0) as u32,
+        first_attempt_at: first.map(Timestamp),
+        created_at: Timestamp(created),
+    })
+}
+
+macro_rules! client {
+    ($self:ident, $g:ident) => {
+        let mut $g = $self.client().await?;
+        let Some($g) = $g.as_mut() else { return Err(backend("no store connection")) };
+    };
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn describe(&self) -> String {
+        self.display.clone()
+    }
+
+    async fn commit_evaluation(&self, snapshot: &EngineSnapshot, entries: &[OutboxEntry]) -> Result<(), StoreError> {
+        let snap = serde_json::to_string(snapshot).map_err(backend)?;
+        client!(self, c);
+        let tx = c.transaction().await.map_err(backend)?;
+        let ins = tx
+            .prepare(
+                "INSERT INTO outbox (notification_id, channel, rule_id, payload, state, created_at, next_attempt_at)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $5) ON CONFLICT (notification_id, channel) DO NOTHING",
+            )
+            .await
+            .map_err(backend)?;
+        for e in entries {
+            let payload = serde_json::to_string(&e.notification).map_err(backend)?;
+            tx.execute(
+                &ins,
+                &[
+                    &e.notification.id,
+                    &e.channel,
+                    &e.notification.rule_id,
+                    &payload,
+                    &e.notification.created_at.as_millis(),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.execute(
+            "INSERT INTO engine_state (id, snapshot, taken_at) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, taken_at = excluded.taken_at",
+            &[&snap, &snapshot.taken_at.as_millis()],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn load_snapshot(&self) -> Result<Option<EngineSnapshot>, StoreError> {
+        client!(self, c);
+        let row = c.query_opt("SELECT snapshot FROM engine_state WHERE id = 1", &[]).await.map_err(backend)?;
+        row.map(|r| {
+            let t: String = r.get(0);
+            serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("engine snapshot: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn due(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        client!(self, c);
+        let rows = c
+            .query(
+                "SELECT payload, channel, attempts, first_attempt_at, created_at FROM outbox
+                 WHERE state = 'pending' AND channel = $1 AND next_attempt_at <= $2
+                 ORDER BY next_attempt_at, created_at LIMIT $3",
+                &[&channel, &now.as_millis(), &(limit as i64)],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| to_row(r.get::<_, &str>(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect()
+    }
+
+    async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>, StoreError> {
+        client!(self, c);
+        let r = c
+            .query_one("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending' AND channel = $1", &[&channel])
+            .await
+            .map_err(backend)?;
+        Ok(r.get::<_, Option<i64>>(0).map(Timestamp))
+    }
+
+    async fn record_attempt(
+        &self,
+        notification_id: &str,
+        channel: &str,
+        outcome: &AttemptOutcome,
+    ) -> Result<(), StoreError> {
+        client!(self, c);
+        let n = match outcome {
+            AttemptOutcome::Delivered { at, answer } => {
+                c.execute(
+                    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $3),
+                     finished_at = $3, answer = $4 WHERE notification_id = $1 AND channel = $2",
+                    &[&notification_id, &channel, &at.as_millis(), answer],
+                )
+                .await
+            }
+            AttemptOutcome::Retry { at, next_at, error } => {
+                c.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $3),
+                     next_attempt_at = $4, last_error = $5 WHERE notification_id = $1 AND channel = $2",
+                    &[&notification_id, &channel, &at.as_millis(), &next_at.as_millis(), error],
+                )
+                .await
+            }
+            AttemptOutcome::Failed { at, error } => {
+                c.execute(
+                    "UPDATE outbox SET state = 'failed', attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $3),
+                     finished_at = $3, last_error = $4 WHERE notification_id = $1 AND channel = $2",
+                    &[&notification_id, &channel, &at.as_millis(), error],
+                )
+                .await
+            }
+        }
+        .map_err(backend)?;
+        if n == 0 { Err(backend(format!("no outbox row for {notification_id} on {channel}"))) } else { Ok(()) }
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        client!(self, c);
+        let rows = c.query("SELECT state, COUNT(*) FROM outbox GROUP BY state", &[]).await.map_err(backend)?;
+        let mut s = OutboxStats::default();
+        for r in rows {
+            let n = r.get::<_, i64>(1).max(0) as u64;
+            match r.get::<_, &str>(0) {
+                "pending" => s.pending = n,
+                "delivered" => s.delivered = n,
+                _ => s.failed += n,
+            }
+        }
+        Ok(s)
+    }
+
+    async fn failed_deliveries(&self, limit: usize) -> Result<Vec<FailedDelivery>, StoreError> {
+        client!(self, c);
+        let rows = c
+            .query(
+                "SELECT notification_id, rule_id, channel, attempts, COALESCE(last_error, '') FROM outbox
+                 WHERE state = 'failed' ORDER BY finished_at DESC LIMIT $1",
+                &[&(limit as i64)],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| FailedDelivery {
+                notification_id: r.get(0),
+                rule_id: r.get(1),
+                channel: r.get(2),
+                attempts: r.get::<_, i32>(3).max(0) as u32,
+                error: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        client!(self, c);
+        c.simple_query("SELECT 1").await.map(|_| ()).map_err(backend)
+    }
+
+    async fn try_lead(&self) -> Result<bool, StoreError> {
+        let mut g = self.lock_client.lock().await;
+        if g.as_ref().is_none_or(|c| c.is_closed()) {
+            // A closed lock connection means the lock is gone with it.
+            self.leading.store(false, Ordering::Relaxed);
+            *g = Some(connect(&self.url).await?);
+        }
+        let Some(c) = g.as_ref() else { return Ok(false) };
+        if self.leading.load(Ordering::Relaxed) {
+            if c.simple_query("SELECT 1").await.is_ok() {
+                return Ok(true);
+            }
+            self.leading.store(false, Ordering::Relaxed);
+            *g = None;
+            return Ok(false);
+        }
+        let got: bool =
+            c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK_KEY]).await.map_err(backend)?.get(0);
+        self.leading.store(got, Ordering::Relaxed);
+        Ok(got)
+    }
+}

@@ -1,0 +1,253 @@
+//! The PostgreSQL store and leader election, against the throwaway cluster that
+//! `scripts/test.sh` starts (its URL in THORBIS_TEST_PG_URL).
+#![cfg(feature = "postgres")]
+
+use std::time::{Duration, Instant};
+use thorbis_obs_core::engine::{EngineSnapshot, SNAPSHOT_VERSION};
+use thorbis_obs_core::time::Timestamp;
+use thorbis_obs_server::store::postgres::PostgresStore;
+use thorbis_obs_server::store::{AttemptOutcome, OutboxEntry, Store};
+
+/// A fresh database on the test cluster.
+async fn fresh_database(name: &str) -> String {
+    let base = std::env::var("THORBIS_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "THORBIS_TEST_PG_URL is not set: run `bash scripts/test.sh`, which starts a throwaway PostgreSQL cluster \
+             from the machine's PostgreSQL 15 binaries (Debian: apt-get install postgresql)"
+        )
+    });
+    let (client, conn) =
+        tokio_postgres::connect(&base, tokio_postgres::NoTls).await.expect("connects to the test cluster");
+    tokio::spawn(conn);
+    let db = format!("{name}_{}", std::process::id());
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).await.expect("drop");
+    client.batch_execute(&format!("CREATE DATABASE {db}")).await.expect("create");
+    match base.rfind('/') {
+        Some(i) => format!("{}/{db}", &base[..i]),
+        None => panic!("unexpected URL {base}"),
+    }
+}
+
+fn notification(id: &str) -> thorbis_obs_core::engine::Notification {
+    let mut engine =
+        thorbis_obs_core::engine::RuleEngine::new(thorbis_obs_core::rules::packs::spec_rules()).expect("valid");
+    let at = Timestamp::from_secs(1_795_000_000);
+    engine
+        .ingest(&thorbis_obs_core::metrics::Sample::new("payment_failure_rate", Default::default(), 0.5, at))
+        .expect("valid");
+    let mut n = engine.evaluate(at).remove(0);
+    n.id = id.to_string();
+    n
+}
+
+#[tokio::test]
+async fn store_contract() {
+    let url = fresh_database("thorbis_contract").await;
+    let store = PostgresStore::connect(&url).await.expect("connects and migrates");
+    // A second connect finds the schema in place.
+    let store2 = PostgresStore::connect(&url).await.expect("idempotent migrations");
+    assert!(!store.describe().contains("postgres@"), "no credentials in {}", store.describe());
+    let at = Timestamp::from_secs(1_795_000_000);
+    let snap = EngineSnapshot { version: SNAPSHOT_VERSION, taken_at: at, alerts: vec![], conditions: vec![] };
+    let entries = vec![
+        OutboxEntry { notification: notification("n1"), channel: "hook".into() },
+        OutboxEntry { notification: notification("n2"), channel: "hook".into() },
+    ];
+    store.commit_evaluation(&snap, &entries).await.expect("commit");
+    store.commit_evaluation(&snap, &entries[..1]).await.expect("a repeated row is ignored");
+    assert_eq!(store2.load_snapshot().await.expect("load"), Some(snap));
+    let due = store.due("hook", at, 10).await.expect("due");
+    assert_eq!(due.iter().map(|r| r.notification.id.as_str()).collect::<Vec<_>>(), ["n1", "n2"]);
+    store
+        .record_attempt("n1", "hook", &AttemptOutcome::Delivered { at, answer: Some("ok".into()) })
+        .await
+        .expect("record");
+    let later = Timestamp::from_secs(1_795_000_060);
+    store
+        .record_attempt("n2", "hook", &AttemptOutcome::Retry { at, next_at: later, error: "HTTP 503".into() })
+        .await
+        .expect("record");
+    assert!(store.due("hook", at, 10).await.expect("due").is_empty());
+    assert_eq!(store.next_due("hook").await.expect("next"), Some(later));
+    store
+        .record_attempt("n2", "hook", &AttemptOutcome::Failed { at: later, error: "HTTP 400: bad".into() })
+        .await
+        .expect("record");
+    let s = store.outbox_stats().await.expect("stats");
+    assert_eq!((s.pending, s.delivered, s.failed), (0, 1, 1));
+    assert_eq!(store.failed_deliveries(5).await.expect("failed")[0].error, "HTTP 400: bad");
+    assert!(store.record_attempt("nope", "hook", &AttemptOutcome::Failed { at, error: String::new() }).await.is_err());
+    // One leader at a time.
+    assert!(store.try_lead().await.expect("lock"));
+    assert!(!store2.try_lead().await.expect("lock"));
+    assert!(store.try_lead().await.expect("still leading"));
+    drop(store);
+    let start = Instant::now();
+    while !store2.try_lead().await.expect("lock") {
+        assert!(start.elapsed() < Duration::from_secs(10), "the lock is released when its holder goes away");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two agents on one database (the binary's webhook channel is the receiver's feed).
+#[cfg(feature = "webhook")]
+mod ha {
+    use super::*;
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::routing::post;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Receiver {
+        seen: Mutex<Vec<serde_json::Value>>,
+    }
+
+    async fn hook(State(r): State<Arc<Receiver>>, body: Bytes) -> &'static str {
+        r.seen.lock().expect("lock").push(serde_json::from_slice(&body).unwrap_or_default());
+        "ok"
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    }
+
+    struct AgentProc {
+        child: Child,
+        base: String,
+    }
+
+    impl Drop for AgentProc {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn spawn_agent(dir: &std::path::Path, name: &str, db: &str, hook: &str) -> AgentProc {
+        let port = free_port();
+        let cfg = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"
+    [agent]
+    data_dir = "{data}"
+    evaluation_interval = "1s"
+    [store]
+    url = "{db}"
+    [http]
+    listen = "127.0.0.1:{port}"
+    api_token = "t"
+    [channels.hook]
+    type = "webhook"
+    url = "{hook}"
+    [[rules.inline]]
+    id = "orders-failing"
+    name = "Orders Failing"
+    metric = "orders_failed"
+    severity = "critical"
+    channels = ["hook"]
+    [rules.inline.condition]
+    operator = "greater_than"
+    threshold = 5
+    duration = "3s"
+    aggregation = "max"
+    "#,
+                data = dir.join(name).display()
+            ),
+        )
+        .expect("config");
+        let child = Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("agent starts");
+        AgentProc { child, base: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn is_leader(client: &reqwest::Client, a: &AgentProc) -> Option<bool> {
+        let v: serde_json::Value = client.get(format!("{}/readyz", a.base)).send().await.ok()?.json().await.ok()?;
+        v["leader"].as_bool()
+    }
+
+    async fn push(client: &reqwest::Client, a: &AgentProc, value: f64) {
+        let _ = client
+            .post(format!("{}/api/v1/samples", a.base))
+            .bearer_auth("t")
+            .json(&serde_json::json!([{ "name": "orders_failed", "value": value }]))
+            .send()
+            .await;
+    }
+
+    fn kinds(r: &Receiver) -> Vec<String> {
+        r.seen.lock().expect("lock").iter().map(|v| v["thorbis"]["kind"].as_str().unwrap_or("?").to_string()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_agents_one_leader_and_a_takeover() {
+        let db = fresh_database("thorbis_ha").await;
+        let receiver = Arc::new(Receiver::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let app = Router::new().route("/hook", post(hook_handler)).with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver") });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client = reqwest::Client::new();
+
+        let a = spawn_agent(dir.path(), "a", &db, &hook);
+        let start = Instant::now();
+        while is_leader(&client, &a).await != Some(true) {
+            assert!(start.elapsed() < Duration::from_secs(20), "agent a never led");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let b = spawn_agent(dir.path(), "b", &db, &hook);
+        while is_leader(&client, &b).await.is_none() {
+            assert!(start.elapsed() < Duration::from_secs(30), "agent b never started");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(is_leader(&client, &b).await, Some(false), "b stands by while a leads");
+
+        // Both agents see the metric; only the leader notifies.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while kinds(&receiver).is_empty() {
+            assert!(Instant::now() < deadline, "no notification");
+            push(&client, &a, 12.0).await;
+            push(&client, &b, 12.0).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for _ in 0..15 {
+            push(&client, &a, 12.0).await;
+            push(&client, &b, 12.0).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(kinds(&receiver), ["firing"], "exactly one notification from two agents");
+
+        // The leader dies; b takes over within an evaluation interval or two, resuming the state:
+        // no second "firing", and the resolve comes from b.
+        drop(a);
+        let t = Instant::now();
+        while is_leader(&client, &b).await != Some(true) {
+            assert!(t.elapsed() < Duration::from_secs(10), "b did not take over");
+            push(&client, &b, 12.0).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let takeover = t.elapsed();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while kinds(&receiver).len() < 2 {
+            assert!(Instant::now() < deadline, "no resolve after takeover: {:?}", kinds(&receiver));
+            push(&client, &b, 1.0).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(kinds(&receiver), ["firing", "resolved"], "takeover after {takeover:?}");
+        drop(b);
+    }
+
+    async fn hook_handler(state: State<Arc<Receiver>>, body: Bytes) -> &'static str {
+        hook(state, body).await
+    }
+}
