@@ -1,6 +1,7 @@
 //! Outbox throughput: notifications persisted per second (committed with the engine snapshot,
 //! as the evaluation loop does), and delivered per second by the agent's webhook worker to a
-//! local HTTP receiver, on SQLite. Run: `cargo bench -p thorbis-obs-server --bench outbox`.
+//! local HTTP receiver, on SQLite and (with feature `postgres` and THORBIS_TEST_PG_URL set)
+//! PostgreSQL. Run: `bash scripts/bench-outbox.sh` (starts a throwaway PostgreSQL cluster).
 
 use axum::Router;
 use axum::routing::post;
@@ -42,6 +43,18 @@ fn notification(i: usize, now: Timestamp) -> Notification {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("bench.db"))?);
+    run(sqlite, "SQLite, synchronous=FULL").await?;
+    #[cfg(feature = "postgres")]
+    if let Ok(url) = std::env::var("THORBIS_TEST_PG_URL") {
+        let pg: Arc<dyn Store> = Arc::new(thorbis_obs_server::store::postgres::PostgresStore::connect(&url).await?);
+        run(pg, "PostgreSQL 15, local, fsync off").await?;
+    }
+    Ok(())
+}
+
+async fn run(store: Arc<dyn Store>, label: &str) -> Result<(), Box<dyn std::error::Error>> {
     let total: usize = std::env::var("OUTBOX_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let batch = 50;
     let received = Arc::new(AtomicU64::new(0));
@@ -59,9 +72,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let dir = tempfile::tempdir()?;
-    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db"))?);
     let now = Timestamp(1_795_000_000_000);
     let snap = EngineSnapshot { version: SNAPSHOT_VERSION, taken_at: now, alerts: vec![], conditions: vec![] };
     let t0 = Instant::now();
@@ -92,7 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = stop.send(());
     running.await??;
     println!(
-        "outbox (SQLite, synchronous=FULL): {total} notifications persisted in batches of {batch}: {:.0}/s; \
+        "outbox ({label}): {total} notifications persisted in batches of {batch}: {:.0}/s; \
          delivered to a loopback webhook receiver: {:.0}/s (receiver saw {})",
         total as f64 / persist.as_secs_f64(),
         total as f64 / deliver.as_secs_f64(),
