@@ -33,8 +33,9 @@ cargo check -q -p thorbis-obs-core --no-default-features --features testing
 cargo check -q -p thorbis-obs --no-default-features
 cargo check -q -p thorbis-obs --features server
 cargo check -q -p thorbis-obs-server --no-default-features --all-targets
-cargo check -q -p thorbis-obs-server --no-default-features --features webhook
-cargo check -q -p thorbis-obs-server --no-default-features --features postgres
+for f in webhook slack email sms pagerduty postgres; do
+  cargo check -q -p thorbis-obs-server --no-default-features --features "$f" --all-targets
+done
 
 log "core without default features (what the browser SDK links)"
 cargo test -p thorbis-obs-core --no-default-features --lib

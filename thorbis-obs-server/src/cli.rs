@@ -37,6 +37,39 @@ pub enum Command {
     /// Work with alert rule files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Notification channels.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+/// `thorbis-obs notify ...`
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test notification through one configured channel and print the receiver's answer.
+    Test {
+        /// Config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Channel name (as configured, or an alias).
+        #[arg(long)]
+        channel: String,
+        /// Severity of the test notification.
+        #[arg(long, value_enum, default_value = "warning")]
+        severity: SeverityArg,
+    },
+}
+
+/// Severities on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SeverityArg {
+    /// info
+    Info,
+    /// warning
+    Warning,
+    /// error
+    Error,
+    /// critical
+    Critical,
 }
 
 /// `thorbis-obs config ...`
@@ -118,6 +151,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Notify(NotifyCommand::Test { config, channel, severity }) => {
+            notify_test(&config, &channel, severity, out, err)
+        }
         Command::Config(ConfigCommand::Default) => {
             let _ = write!(out, "{DEFAULT_CONFIG}");
             ExitCode::SUCCESS
@@ -236,5 +272,93 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+/// A notification that says it is a test.
+pub fn test_notification(severity: thorbis_obs_core::rules::Severity) -> thorbis_obs_core::engine::Notification {
+    use thorbis_obs_core::engine::{Notification, NotificationKind};
+    use thorbis_obs_core::metrics::Labels;
+    let now = thorbis_obs_core::time::Timestamp(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
+    );
+    let labels = Labels::new().with("alertname", "ThorbisTestNotification").with("severity", severity.as_str());
+    let fingerprint = thorbis_obs_core::engine::fingerprint("thorbis-test", &labels);
+    let mut annotations = std::collections::BTreeMap::new();
+    annotations.insert("summary".to_string(), "A test notification from `thorbis-obs notify test`".to_string());
+    Notification {
+        id: format!("{fingerprint}-{}-0", now.as_millis()),
+        kind: NotificationKind::Firing,
+        rule_id: "thorbis-test".into(),
+        rule_name: "Thorbis Test Notification".into(),
+        alertname: "ThorbisTestNotification".into(),
+        description: "If you can read this, the channel works.".into(),
+        severity,
+        level: 0,
+        value: Some(1.0),
+        operator: thorbis_obs_core::rules::Operator::GreaterThan,
+        threshold: 0.0,
+        labels,
+        annotations,
+        fingerprint,
+        starts_at: now,
+        ends_at: None,
+        created_at: now,
+        channels: vec![],
+    }
+}
+
+fn notify_test(
+    config: &std::path::Path,
+    channel: &str,
+    severity: SeverityArg,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> ExitCode {
+    use thorbis_obs_core::rules::Severity;
+    let loaded = match LoadedConfig::from_file(config) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "invalid config:\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = loaded.resolve_channel(channel).to_string();
+    let Some(cfg) = loaded.config.channels.get(&name) else {
+        let names: Vec<&String> = loaded.config.channels.keys().collect();
+        let _ = writeln!(err, "no channel {channel:?}; configured channels: {names:?}");
+        return ExitCode::FAILURE;
+    };
+    let built = match crate::channels::build(&name, cfg, &loaded.config.agent.delivery, loaded.config.agent.log_format)
+    {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let severity = match severity {
+        SeverityArg::Info => Severity::Info,
+        SeverityArg::Warning => Severity::Warning,
+        SeverityArg::Error => Severity::Error,
+        SeverityArg::Critical => Severity::Critical,
+    };
+    let n = test_notification(severity);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(built.channel.send(&n)) {
+        Ok(d) => {
+            let _ = writeln!(out, "{name}: accepted: {}", d.answer.unwrap_or_else(|| "(no answer)".into()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{name}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -36,7 +36,7 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
     for (name, ch) in &c.channels {
         let built = channels::build(name, ch, &c.agent.delivery, c.agent.log_format)
             .map_err(|e| AgentError::Setup(e.to_string()))?;
-        b = b.channel_with_policy(built.channel, built.policy);
+        b = b.channel_with_limits(built.channel, built.policy, built.min_interval);
     }
     for (alias, target) in &c.channel_aliases {
         b = b.alias(alias, target);

@@ -150,11 +150,14 @@ impl AgentHandle {
     }
 }
 
+/// A channel with its optional policy and minimum interval between sends.
+type ChannelSpec = (Arc<dyn AlertChannel>, Option<DeliveryPolicy>, Option<Duration>);
+
 /// Builds an [`Agent`].
 pub struct AgentBuilder {
     rules: Vec<AlertRule>,
     sources: Vec<Arc<dyn MetricSource>>,
-    channels: Vec<(Arc<dyn AlertChannel>, Option<DeliveryPolicy>)>,
+    channels: Vec<ChannelSpec>,
     aliases: BTreeMap<String, String>,
     store: Option<Arc<dyn Store>>,
     clock: Option<Arc<dyn Clock>>,
@@ -180,13 +183,25 @@ impl AgentBuilder {
 
     /// Adds a channel with the default delivery policy.
     pub fn channel(mut self, channel: Arc<dyn AlertChannel>) -> Self {
-        self.channels.push((channel, None));
+        self.channels.push((channel, None, None));
         self
     }
 
     /// Adds a channel with its own delivery policy.
     pub fn channel_with_policy(mut self, channel: Arc<dyn AlertChannel>, policy: DeliveryPolicy) -> Self {
-        self.channels.push((channel, Some(policy)));
+        self.channels.push((channel, Some(policy), None));
+        self
+    }
+
+    /// Adds a channel with its own delivery policy and a minimum interval between sends (a
+    /// rate limit: the outbox holds what waits, nothing is dropped).
+    pub fn channel_with_limits(
+        mut self,
+        channel: Arc<dyn AlertChannel>,
+        policy: DeliveryPolicy,
+        min_interval: Option<Duration>,
+    ) -> Self {
+        self.channels.push((channel, Some(policy), min_interval));
         self
     }
 
@@ -246,7 +261,7 @@ impl AgentBuilder {
             return Err(AgentError::Setup("the evaluation interval must be longer than 0s".into()));
         }
         let mut names = BTreeSet::new();
-        for (c, _) in &self.channels {
+        for (c, _, _) in &self.channels {
             if !names.insert(c.name().to_string()) {
                 return Err(AgentError::Setup(format!("two channels are called {:?}", c.name())));
             }
@@ -267,7 +282,7 @@ impl AgentBuilder {
         let mut counters = BTreeMap::new();
         let mut wakers = BTreeMap::new();
         let mut workers = Vec::new();
-        for (channel, policy) in self.channels {
+        for (channel, policy, min_interval) in self.channels {
             let name = channel.name().to_string();
             let c = Arc::new(ChannelCounters::default());
             let w = Arc::new(Notify::new());
@@ -278,6 +293,7 @@ impl AgentBuilder {
                 policy: policy.unwrap_or_else(|| self.delivery.clone()),
                 wake: w,
                 counters: c,
+                min_interval,
             });
         }
         let (http, api_token) = match self.http {

@@ -32,6 +32,7 @@ pub(crate) struct Worker {
     pub(crate) policy: DeliveryPolicy,
     pub(crate) wake: Arc<Notify>,
     pub(crate) counters: Arc<ChannelCounters>,
+    pub(crate) min_interval: Option<Duration>,
 }
 
 fn random_unit() -> f64 {
@@ -47,6 +48,7 @@ fn random_unit() -> f64 {
 impl Worker {
     pub(crate) async fn run(self, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let name = self.channel.name().to_string();
+        let mut last_send: Option<tokio::time::Instant> = None;
         loop {
             if *stop.borrow() {
                 return;
@@ -81,6 +83,10 @@ impl Worker {
                 continue;
             }
             for row in rows {
+                if let (Some(gap), Some(last)) = (self.min_interval, last_send) {
+                    tokio::time::sleep_until(last + gap).await;
+                }
+                last_send = Some(tokio::time::Instant::now());
                 // In-flight sends finish even when a stop arrives; the agent bounds the wait.
                 self.deliver(&shared, row).await;
                 if *stop.borrow() {

@@ -3,6 +3,7 @@
 //! `X-Thorbis-Signature: sha256=<hex>`. Every request carries `X-Thorbis-Notification-Id`,
 //! the id receivers dedup on (delivery is at-least-once).
 
+use super::http_client;
 use crate::config::Secret;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -29,11 +30,7 @@ impl std::fmt::Debug for WebhookChannel {
 impl WebhookChannel {
     /// A webhook channel; `timeout` bounds each request.
     pub fn new(name: &str, url: Secret, hmac_secret: Option<Secret>, timeout: Duration) -> Result<Self, DeliveryError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| DeliveryError::permanent(format!("cannot build the HTTP client: {e}")))?;
-        Ok(WebhookChannel { name: name.to_string(), url, hmac_secret, client })
+        Ok(WebhookChannel { name: name.to_string(), url, hmac_secret, client: http_client::client(timeout)? })
     }
 }
 
@@ -79,25 +76,6 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     hex
 }
 
-/// Reads Retry-After as seconds (the HTTP-date form is treated as absent).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// Classifies a transport error without echoing the URL (it may hold a token).
-pub fn transport_error(e: &reqwest::Error) -> DeliveryError {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_request() {
-        "request failed"
-    } else {
-        "transport error"
-    };
-    DeliveryError::retryable(kind.to_string())
-}
-
 #[async_trait]
 impl AlertChannel for WebhookChannel {
     fn name(&self) -> &str {
@@ -115,13 +93,7 @@ impl AlertChannel for WebhookChannel {
         if let Some(s) = &self.hmac_secret {
             req = req.header("X-Thorbis-Signature", sign(s.expose().as_bytes(), &body));
         }
-        let resp = req.body(body).send().await.map_err(|e| transport_error(&e))?;
-        let status = resp.status().as_u16();
-        let ra = retry_after(resp.headers());
-        let text = resp.text().await.unwrap_or_default();
-        match DeliveryError::from_http_status(status, &text, ra) {
-            Some(e) => Err(e),
-            None => Ok(Delivered { answer: Some(format!("HTTP {status}")) }),
-        }
+        let (status, text) = http_client::send(req.body(body)).await?;
+        Ok(http_client::answer(status, &text))
     }
 }

@@ -126,7 +126,8 @@ pub struct RulesSection {
     pub inline: Vec<AlertRule>,
 }
 
-/// One channel: `type` and its settings.
+/// One channel: `type` and its settings. Every type also takes `delivery` (retry policy) and
+/// `rate_limit` (messages per second; Slack defaults to 1).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ChannelConfig {
@@ -135,6 +136,9 @@ pub enum ChannelConfig {
         /// Retries (rarely needed for stdout).
         #[serde(default)]
         delivery: Option<DeliveryPolicy>,
+        /// Messages per second.
+        #[serde(default)]
+        rate_limit: Option<f64>,
     },
     /// POSTs the Alertmanager v4 webhook payload.
     Webhook {
@@ -149,10 +153,201 @@ pub enum ChannelConfig {
         /// Retries.
         #[serde(default)]
         delivery: Option<DeliveryPolicy>,
+        /// Messages per second.
+        #[serde(default)]
+        rate_limit: Option<f64>,
     },
-    /// Slack, email, SMS and PagerDuty arrive with their own features.
+    /// Slack incoming webhook.
+    Slack {
+        /// The webhook URL (a secret).
+        webhook_url: Secret,
+        /// Channel override, e.g. `#alerts`.
+        #[serde(default)]
+        channel: Option<String>,
+        /// Username override.
+        #[serde(default)]
+        username: Option<String>,
+        /// `attachments` (the spec's) or `blocks`.
+        #[serde(default)]
+        style: SlackStyleConfig,
+        /// Per-request timeout.
+        #[serde(default = "default_timeout")]
+        timeout: HumanDuration,
+        /// Retries.
+        #[serde(default)]
+        delivery: Option<DeliveryPolicy>,
+        /// Messages per second (default 1, Slack's limit per webhook).
+        #[serde(default)]
+        rate_limit: Option<f64>,
+    },
+    /// Email over SMTP.
+    Email {
+        /// SMTP host.
+        host: EnvString,
+        /// SMTP port (default by `tls`: 587, 465 or 25).
+        #[serde(default)]
+        port: Option<u16>,
+        /// `starttls` (default), `implicit` or `none`.
+        #[serde(default)]
+        tls: EmailTlsConfig,
+        /// Login.
+        #[serde(default)]
+        username: Option<Secret>,
+        /// Password.
+        #[serde(default)]
+        password: Option<Secret>,
+        /// Sender address.
+        from: String,
+        /// Recipients.
+        to: Vec<String>,
+        /// Allow `tls = "none"` to a host that is not loopback.
+        #[serde(default)]
+        allow_insecure: bool,
+        /// Per-message timeout.
+        #[serde(default = "default_timeout")]
+        timeout: HumanDuration,
+        /// Retries.
+        #[serde(default)]
+        delivery: Option<DeliveryPolicy>,
+        /// Messages per second.
+        #[serde(default)]
+        rate_limit: Option<f64>,
+    },
+    /// SMS through Twilio.
+    Sms {
+        /// Twilio account SID.
+        account_sid: Secret,
+        /// Twilio auth token.
+        auth_token: Secret,
+        /// Sending number.
+        from: String,
+        /// Recipients.
+        to: Vec<String>,
+        /// API base URL.
+        #[serde(default = "twilio_base")]
+        base_url: EnvString,
+        /// Per-request timeout.
+        #[serde(default = "default_timeout")]
+        timeout: HumanDuration,
+        /// Retries.
+        #[serde(default)]
+        delivery: Option<DeliveryPolicy>,
+        /// Messages per second.
+        #[serde(default)]
+        rate_limit: Option<f64>,
+    },
+    /// PagerDuty Events API v2.
+    Pagerduty {
+        /// Integration (routing) key.
+        routing_key: Secret,
+        /// API base URL.
+        #[serde(default = "pagerduty_base")]
+        base_url: EnvString,
+        /// `payload.source`.
+        #[serde(default = "default_source")]
+        source: String,
+        /// Per-request timeout.
+        #[serde(default = "default_timeout")]
+        timeout: HumanDuration,
+        /// Retries.
+        #[serde(default)]
+        delivery: Option<DeliveryPolicy>,
+        /// Messages per second.
+        #[serde(default)]
+        rate_limit: Option<f64>,
+    },
+    /// Any other type.
     #[serde(other)]
     Unsupported,
+}
+
+/// Slack message layout in config.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlackStyleConfig {
+    /// Legacy attachments (the spec's message).
+    #[default]
+    Attachments,
+    /// Block Kit.
+    Blocks,
+}
+
+/// SMTP security in config.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailTlsConfig {
+    /// STARTTLS.
+    #[default]
+    Starttls,
+    /// Implicit TLS.
+    Implicit,
+    /// Plain (loopback only unless allowed).
+    None,
+}
+
+impl ChannelConfig {
+    /// The type name as written in config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ChannelConfig::Console { .. } => "console",
+            ChannelConfig::Webhook { .. } => "webhook",
+            ChannelConfig::Slack { .. } => "slack",
+            ChannelConfig::Email { .. } => "email",
+            ChannelConfig::Sms { .. } => "sms",
+            ChannelConfig::Pagerduty { .. } => "pagerduty",
+            ChannelConfig::Unsupported => "unsupported",
+        }
+    }
+
+    /// The channel's rate limit in messages per second (None: unlimited).
+    pub fn rate_limit(&self) -> Option<f64> {
+        match self {
+            ChannelConfig::Console { rate_limit, .. }
+            | ChannelConfig::Webhook { rate_limit, .. }
+            | ChannelConfig::Email { rate_limit, .. }
+            | ChannelConfig::Sms { rate_limit, .. }
+            | ChannelConfig::Pagerduty { rate_limit, .. } => *rate_limit,
+            ChannelConfig::Slack { rate_limit, .. } => Some(rate_limit.unwrap_or(1.0)),
+            ChannelConfig::Unsupported => None,
+        }
+    }
+
+    /// The channel's own delivery policy.
+    pub fn delivery(&self) -> Option<&DeliveryPolicy> {
+        match self {
+            ChannelConfig::Console { delivery, .. }
+            | ChannelConfig::Webhook { delivery, .. }
+            | ChannelConfig::Slack { delivery, .. }
+            | ChannelConfig::Email { delivery, .. }
+            | ChannelConfig::Sms { delivery, .. }
+            | ChannelConfig::Pagerduty { delivery, .. } => delivery.as_ref(),
+            ChannelConfig::Unsupported => None,
+        }
+    }
+
+    /// The cargo feature this channel type needs, and whether this build has it.
+    pub fn feature(&self) -> Option<(&'static str, bool)> {
+        match self {
+            ChannelConfig::Webhook { .. } => Some(("webhook", cfg!(feature = "webhook"))),
+            ChannelConfig::Slack { .. } => Some(("slack", cfg!(feature = "slack"))),
+            ChannelConfig::Email { .. } => Some(("email", cfg!(feature = "email"))),
+            ChannelConfig::Sms { .. } => Some(("sms", cfg!(feature = "sms"))),
+            ChannelConfig::Pagerduty { .. } => Some(("pagerduty", cfg!(feature = "pagerduty"))),
+            _ => None,
+        }
+    }
+}
+
+fn twilio_base() -> EnvString {
+    EnvString("https://api.twilio.com".into())
+}
+
+fn pagerduty_base() -> EnvString {
+    EnvString("https://events.pagerduty.com".into())
+}
+
+fn default_source() -> String {
+    "thorbis-obs".into()
 }
 
 fn default_timeout() -> HumanDuration {
@@ -289,23 +484,59 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
         if !thorbis_obs_core::metrics::is_valid_name(&name.replace('-', "_"), false) {
             p(path.clone(), "channel names use letters, digits, '_' and '-'".into());
         }
+        if let Some((feature, false)) = ch.feature() {
+            p(
+                format!("{path}.type"),
+                format!("the {feature} channel needs the `{feature}` feature of thorbis-obs-server"),
+            );
+        }
+        if ch.rate_limit().is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            p(format!("{path}.rate_limit"), "must be a positive number of messages per second".into());
+        }
+        let url_ok = |u: &str| u.starts_with("http://") || u.starts_with("https://");
         match ch {
             ChannelConfig::Console { .. } => {}
             ChannelConfig::Webhook { url, timeout, .. } => {
-                if !cfg!(feature = "webhook") {
-                    p(path.clone(), "the webhook channel needs the `webhook` feature".into());
-                }
-                let u = url.expose();
-                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                if !url_ok(url.expose()) {
                     p(format!("{path}.url"), "must be an http:// or https:// URL".into());
                 }
                 if timeout.get().is_zero() {
                     p(format!("{path}.timeout"), "must be longer than 0s".into());
                 }
             }
+            ChannelConfig::Slack { webhook_url, .. } => {
+                if !url_ok(webhook_url.expose()) {
+                    p(format!("{path}.webhook_url"), "must be an http:// or https:// URL".into());
+                }
+            }
+            ChannelConfig::Sms { base_url, to, account_sid, .. } => {
+                if !url_ok(base_url) {
+                    p(format!("{path}.base_url"), "must be an http:// or https:// URL".into());
+                }
+                if to.is_empty() {
+                    p(format!("{path}.to"), "at least one recipient".into());
+                }
+                if account_sid.is_empty() {
+                    p(format!("{path}.account_sid"), "missing".into());
+                }
+            }
+            ChannelConfig::Pagerduty { base_url, routing_key, .. } => {
+                if !url_ok(base_url) {
+                    p(format!("{path}.base_url"), "must be an http:// or https:// URL".into());
+                }
+                if routing_key.is_empty() {
+                    p(format!("{path}.routing_key"), "missing".into());
+                }
+            }
+            ChannelConfig::Email { .. } => {
+                #[cfg(feature = "email")]
+                if let Err(e) = crate::channels::email::check(&crate::channels::email_settings(ch)) {
+                    p(path.clone(), e);
+                }
+            }
             ChannelConfig::Unsupported => p(
                 format!("{path}.type"),
-                "unknown or unavailable channel type; this build has console and webhook (slack, email, sms and pagerduty need their features)".into(),
+                "unknown channel type; types are console, webhook, slack, email, sms and pagerduty".into(),
             ),
         }
     }

@@ -1,0 +1,174 @@
+//! Email over SMTP with lettre (async, tokio, rustls): STARTTLS, implicit TLS, or plain (plain
+//! only to a loopback host unless `allow_insecure` says otherwise). Each notification is one
+//! multipart message (text and HTML) to every recipient.
+
+use crate::config::Secret;
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Deserialize;
+use std::time::Duration;
+use thorbis_obs_core::engine::{Notification, format_value};
+use thorbis_obs_core::{AlertChannel, channel::Delivered, channel::DeliveryError};
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS: loopback only unless explicitly allowed.
+    None,
+}
+
+/// SMTP settings.
+#[derive(Clone, Debug)]
+pub struct EmailSettings {
+    /// Server host.
+    pub host: String,
+    /// Server port (default by TLS mode: 587, 465, 25).
+    pub port: Option<u16>,
+    /// TLS mode.
+    pub tls: EmailTls,
+    /// Login.
+    pub username: Option<Secret>,
+    /// Password.
+    pub password: Option<Secret>,
+    /// Sender.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Allow plain SMTP to a host that is not loopback.
+    pub allow_insecure: bool,
+    /// Per-message timeout.
+    pub timeout: Duration,
+}
+
+/// Sends notifications by email.
+pub struct EmailChannel {
+    name: String,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl std::fmt::Debug for EmailChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailChannel").field("name", &self.name).field("recipients", &self.to.len()).finish()
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why email settings were refused.
+pub fn check(s: &EmailSettings) -> Result<(), String> {
+    if s.to.is_empty() {
+        return Err("to: at least one recipient".into());
+    }
+    s.from.parse::<Mailbox>().map_err(|e| format!("from: {e}"))?;
+    for (i, t) in s.to.iter().enumerate() {
+        t.parse::<Mailbox>().map_err(|e| format!("to[{i}]: {e}"))?;
+    }
+    if s.tls == EmailTls::None && !s.allow_insecure && !is_loopback(&s.host) {
+        return Err(format!(
+            "tls = \"none\" sends passwords in clear text: only allowed to a loopback host, not {:?} (set allow_insecure = true to override)",
+            s.host
+        ));
+    }
+    if s.username.is_some() != s.password.is_some() {
+        return Err("username and password go together".into());
+    }
+    Ok(())
+}
+
+/// The text and HTML parts for `n`.
+pub fn render(n: &Notification) -> (String, String, String) {
+    let subject = n.headline();
+    let value = n.value.map(format_value).unwrap_or_else(|| "no data".into());
+    let mut text = format!(
+        "{}\n\n{}\n\nSeverity: {}\nValue: {value}\nTime: {}\nAlert ID: {}\nLabels: {}\n",
+        n.rule_name,
+        n.description,
+        n.severity.as_str().to_uppercase(),
+        n.created_at.to_rfc3339(),
+        n.id,
+        n.labels
+    );
+    for (k, v) in &n.annotations {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push_str("\n-- Thorbis Monitoring\n");
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let html = format!(
+        "<h2>{}</h2><p>{}</p><table><tr><th>Severity</th><td>{}</td></tr><tr><th>Value</th><td>{}</td></tr>\
+         <tr><th>Time</th><td>{}</td></tr><tr><th>Alert ID</th><td>{}</td></tr></table><p>Thorbis Monitoring</p>",
+        esc(&subject),
+        esc(&n.description),
+        n.severity.as_str().to_uppercase(),
+        esc(&value),
+        n.created_at.to_rfc3339(),
+        esc(&n.id)
+    );
+    (subject, text, html)
+}
+
+impl EmailChannel {
+    /// Checks the settings and builds the transport (no connection is made yet).
+    pub fn new(name: &str, s: &EmailSettings) -> Result<Self, String> {
+        check(s)?;
+        let port = s.port.unwrap_or(match s.tls {
+            EmailTls::Starttls => 587,
+            EmailTls::Implicit => 465,
+            EmailTls::None => 25,
+        });
+        let mut b = match s.tls {
+            EmailTls::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(|e| e.to_string())?
+            }
+            EmailTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(|e| e.to_string())?,
+            EmailTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+        }
+        .port(port)
+        .timeout(Some(s.timeout));
+        if let (Some(u), Some(p)) = (&s.username, &s.password) {
+            b = b.credentials(Credentials::new(u.expose().to_string(), p.expose().to_string()));
+        }
+        let from = s.from.parse().map_err(|e| format!("from: {e}"))?;
+        let to = s.to.iter().map(|t| t.parse()).collect::<Result<Vec<Mailbox>, _>>().map_err(|e| format!("to: {e}"))?;
+        Ok(EmailChannel { name: name.into(), from, to, transport: b.build() })
+    }
+}
+
+#[async_trait]
+impl AlertChannel for EmailChannel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
+        let (subject, text, html) = render(n);
+        let mut m = Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            .message_id(Some(format!("<{}@thorbis-obs>", n.id)));
+        for t in &self.to {
+            m = m.to(t.clone());
+        }
+        let msg = m
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| DeliveryError::permanent(format!("cannot build the message: {e}")))?;
+        match self.transport.send(msg).await {
+            Ok(resp) => Ok(Delivered {
+                answer: Some(format!("{} {}", resp.code(), resp.message().collect::<Vec<_>>().join(" "))),
+            }),
+            Err(e) if e.is_permanent() => Err(DeliveryError::permanent(format!("SMTP: {e}"))),
+            Err(e) => Err(DeliveryError::retryable(format!("SMTP: {e}"))),
+        }
+    }
+}

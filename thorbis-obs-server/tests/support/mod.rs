@@ -1,0 +1,5 @@
+//! Loopback receivers shared by the notifier tests.
+#![allow(dead_code, unreachable_pub, missing_docs, reason = "test support: each test binary uses part of it")]
+
+pub mod receiver;
+pub mod smtp;
