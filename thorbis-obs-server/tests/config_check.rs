@@ -46,7 +46,7 @@ fn every_kind_of_error_names_its_path() {
         (
             "unknown channel type",
             "[channels.teams]\ntype = \"teams\"\n",
-            &["channels.teams.type: unknown or unavailable channel type"],
+            &["channels.teams.type: unknown channel type; types are console, webhook, slack, email, sms and pagerduty"],
         ),
         (
             "bad duration",

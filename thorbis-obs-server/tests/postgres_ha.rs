@@ -56,7 +56,7 @@ async fn store_contract() {
     store.commit_evaluation(&snap, &entries).await.expect("commit");
     store.commit_evaluation(&snap, &entries[..1]).await.expect("a repeated row is ignored");
     assert_eq!(store2.load_snapshot().await.expect("load"), Some(snap));
-    let due = store.due("hook", at, 10).await.expect("due");
+    let due = store.pending("hook", 10).await.expect("pending");
     assert_eq!(due.iter().map(|r| r.notification.id.as_str()).collect::<Vec<_>>(), ["n1", "n2"]);
     store
         .record_attempt("n1", "hook", &AttemptOutcome::Delivered { at, answer: Some("ok".into()) })
@@ -67,7 +67,8 @@ async fn store_contract() {
         .record_attempt("n2", "hook", &AttemptOutcome::Retry { at, next_at: later, error: "HTTP 503".into() })
         .await
         .expect("record");
-    assert!(store.due("hook", at, 10).await.expect("due").is_empty());
+    let waiting = store.pending("hook", 10).await.expect("pending");
+    assert_eq!((waiting.len(), waiting[0].next_attempt_at, waiting[0].attempts), (1, later, 1));
     assert_eq!(store.next_due("hook").await.expect("next"), Some(later));
     store
         .record_attempt("n2", "hook", &AttemptOutcome::Failed { at: later, error: "HTTP 400: bad".into() })

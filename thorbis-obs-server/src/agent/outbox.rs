@@ -62,41 +62,52 @@ impl Worker {
                 }
                 continue;
             }
-            let now = shared.clock.now();
-            let rows = match shared.store.due(&name, now, 32).await {
+            let rows = match shared.store.pending(&name, 32).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(channel = %name, error = %e, "cannot read the outbox");
                     Vec::new()
                 }
             };
-            if rows.is_empty() {
-                let wait = match shared.store.next_due(&name).await {
-                    Ok(Some(t)) => t.since(shared.clock.now()).min(IDLE_POLL),
-                    _ => IDLE_POLL,
-                };
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => return,
-                }
-                continue;
-            }
+            // Deliver in the order produced; a row waiting for its retry holds the rest (the
+            // same receiver would refuse them too), so one alert's notifications never
+            // overtake each other.
+            let mut wait = if rows.is_empty() { IDLE_POLL } else { Duration::ZERO };
             for row in rows {
+                let now = shared.clock.now();
+                if row.next_attempt_at > now {
+                    wait = row.next_attempt_at.since(now).min(IDLE_POLL);
+                    break;
+                }
                 if let (Some(gap), Some(last)) = (self.min_interval, last_send) {
                     tokio::time::sleep_until(last + gap).await;
                 }
                 last_send = Some(tokio::time::Instant::now());
                 // In-flight sends finish even when a stop arrives; the agent bounds the wait.
-                self.deliver(&shared, row).await;
+                let settled = self.deliver(&shared, row).await;
                 if *stop.borrow() {
                     return;
                 }
+                if !settled {
+                    // Waiting for a retry (the next read sleeps until it is due), or the store
+                    // refused the update: pause briefly rather than spin.
+                    wait = Duration::from_millis(100);
+                    break;
+                }
+            }
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
             }
         }
     }
 
-    async fn deliver(&self, shared: &Shared, row: OutboxRow) {
+    /// Sends one row and records the outcome; false when it waits for a retry.
+    async fn deliver(&self, shared: &Shared, row: OutboxRow) -> bool {
         let name = self.channel.name();
         let n = &row.notification;
         let started = tokio::time::Instant::now();
@@ -126,9 +137,12 @@ impl Worker {
                 }
             }
         };
+        let settled = !matches!(outcome, AttemptOutcome::Retry { .. });
         if let Err(e) = shared.store.record_attempt(&n.id, name, &outcome).await {
             // The row stays pending and is retried: at-least-once, never lost.
             tracing::error!(channel = name, id = %n.id, error = %e, "cannot record the delivery attempt");
+            return false;
         }
+        settled
     }
 }

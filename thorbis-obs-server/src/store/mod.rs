@@ -39,6 +39,8 @@ pub struct OutboxRow {
     pub first_attempt_at: Option<Timestamp>,
     /// When the row was written.
     pub created_at: Timestamp,
+    /// When it may be attempted (again).
+    pub next_attempt_at: Timestamp,
 }
 
 /// The result of one delivery attempt.
@@ -118,8 +120,10 @@ pub trait Store: Send + Sync + 'static {
     /// The last committed snapshot.
     async fn load_snapshot(&self) -> Result<Option<EngineSnapshot>, StoreError>;
 
-    /// Pending rows of `channel` due at `now`, oldest first.
-    async fn due(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError>;
+    /// The oldest pending rows of `channel`, in the order they were produced (due or not: the
+    /// worker delivers a channel's notifications in order, so a row waiting for its retry
+    /// holds the ones behind it).
+    async fn pending(&self, channel: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError>;
 
     /// The earliest `next_attempt_at` of a pending row of `channel`.
     async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>, StoreError>;

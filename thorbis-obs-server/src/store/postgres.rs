@@ -100,21 +100,16 @@ impl PostgresStore {
     }
 }
 
-fn to_row(
-    payload: &str,
-    channel: String,
-    attempts: i32,
-    first: Option<i64>,
-    created: i64,
-) -> Result<OutboxRow, StoreError> {
+fn to_row(r: &tokio_postgres::Row) -> Result<OutboxRow, StoreError> {
     let notification: Notification =
-        serde_json::from_str(payload).map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?;
+        serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?;
     Ok(OutboxRow {
         notification,
-        channel,
-        attempts: attempts.max(0) as u32,
-        first_attempt_at: first.map(Timestamp),
-        created_at: Timestamp(created),
+        channel: r.get(1),
+        attempts: r.get::<_, i32>(2).max(0) as u32,
+        first_attempt_at: r.get::<_, Option<i64>>(3).map(Timestamp),
+        created_at: Timestamp(r.get(4)),
+        next_attempt_at: Timestamp(r.get(5)),
     })
 }
 
@@ -137,13 +132,14 @@ impl Store for PostgresStore {
         let tx = c.transaction().await.map_err(backend)?;
         let ins = tx
             .prepare(
-                "INSERT INTO outbox (notification_id, channel, rule_id, payload, state, created_at, next_attempt_at)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $5) ON CONFLICT (notification_id, channel) DO NOTHING",
+                "INSERT INTO outbox (notification_id, channel, rule_id, payload, state, created_at, next_attempt_at, ord)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6) ON CONFLICT (notification_id, channel) DO NOTHING",
             )
             .await
             .map_err(backend)?;
-        for e in entries {
+        for (i, e) in entries.iter().enumerate() {
             let payload = serde_json::to_string(&e.notification).map_err(backend)?;
+            let ord = i as i32;
             tx.execute(
                 &ins,
                 &[
@@ -152,6 +148,7 @@ impl Store for PostgresStore {
                     &e.notification.rule_id,
                     &payload,
                     &e.notification.created_at.as_millis(),
+                    &ord,
                 ],
             )
             .await
@@ -177,18 +174,17 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn due(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    async fn pending(&self, channel: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
         client!(self, c);
         let rows = c
             .query(
-                "SELECT payload, channel, attempts, first_attempt_at, created_at FROM outbox
-                 WHERE state = 'pending' AND channel = $1 AND next_attempt_at <= $2
-                 ORDER BY next_attempt_at, created_at LIMIT $3",
-                &[&channel, &now.as_millis(), &(limit as i64)],
+                "SELECT payload, channel, attempts, first_attempt_at, created_at, next_attempt_at FROM outbox
+                 WHERE state = 'pending' AND channel = $1 ORDER BY created_at, ord LIMIT $2",
+                &[&channel, &(limit as i64)],
             )
             .await
             .map_err(backend)?;
-        rows.iter().map(|r| to_row(r.get::<_, &str>(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect()
+        rows.iter().map(to_row).collect()
     }
 
     async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>, StoreError> {

@@ -10,7 +10,8 @@ use thorbis_obs_core::engine::{EngineSnapshot, Notification};
 use thorbis_obs_core::time::Timestamp;
 
 /// Schema migrations, applied in order and recorded in `schema_migrations`.
-pub const MIGRATIONS: &[&str] = &["CREATE TABLE outbox (
+pub const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE outbox (
         notification_id TEXT NOT NULL,
         channel TEXT NOT NULL,
         rule_id TEXT NOT NULL,
@@ -30,7 +31,11 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE outbox (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         snapshot TEXT NOT NULL,
         taken_at BIGINT NOT NULL
-    );"];
+    );",
+    // The order notifications were produced in within one evaluation, so a channel delivers
+    // them in order (created_at, ord).
+    "ALTER TABLE outbox ADD COLUMN ord INTEGER NOT NULL DEFAULT 0",
+];
 
 /// The SQLite-backed [`Store`].
 #[derive(Clone)]
@@ -94,11 +99,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 fn row_to_outbox(
-    payload: String,
-    channel: String,
-    attempts: i64,
-    first: Option<i64>,
-    created: i64,
+    (payload, channel, attempts, first, created, next): (String, String, i64, Option<i64>, i64, i64),
 ) -> Result<OutboxRow, StoreError> {
     let notification: Notification =
         serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?;
@@ -108,6 +109,7 @@ fn row_to_outbox(
         attempts: attempts.max(0) as u32,
         first_attempt_at: first.map(Timestamp),
         created_at: Timestamp(created),
+        next_attempt_at: Timestamp(next),
     })
 }
 
@@ -120,15 +122,17 @@ impl Store for SqliteStore {
     async fn commit_evaluation(&self, snapshot: &EngineSnapshot, entries: &[OutboxEntry]) -> Result<(), StoreError> {
         let snap = serde_json::to_string(snapshot).map_err(backend)?;
         let taken = snapshot.taken_at.as_millis();
-        let rows: Vec<(String, String, String, String, i64)> = entries
+        let rows: Vec<(String, String, String, String, i64, i64)> = entries
             .iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
                 Ok((
                     e.notification.id.clone(),
                     e.channel.clone(),
                     e.notification.rule_id.clone(),
                     serde_json::to_string(&e.notification).map_err(backend)?,
                     e.notification.created_at.as_millis(),
+                    i as i64,
                 ))
             })
             .collect::<Result<_, StoreError>>()?;
@@ -137,12 +141,12 @@ impl Store for SqliteStore {
             {
                 let mut ins = tx
                     .prepare_cached(
-                        "INSERT OR IGNORE INTO outbox (notification_id, channel, rule_id, payload, state, created_at, next_attempt_at)
-                         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+                        "INSERT OR IGNORE INTO outbox (notification_id, channel, rule_id, payload, state, created_at, next_attempt_at, ord)
+                         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?6)",
                     )
                     .map_err(backend)?;
-                for (id, ch, rule, payload, at) in &rows {
-                    ins.execute(params![id, ch, rule, payload, at]).map_err(backend)?;
+                for (id, ch, rule, payload, at, ord) in &rows {
+                    ins.execute(params![id, ch, rule, payload, at, ord]).map_err(backend)?;
                 }
                 tx.execute(
                     "INSERT INTO engine_state (id, snapshot, taken_at) VALUES (1, ?1, ?2)
@@ -168,26 +172,26 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn due(&self, channel: &str, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    async fn pending(&self, channel: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
         let channel = channel.to_string();
-        let raw: Vec<(String, String, i64, Option<i64>, i64)> = self
+        type Raw = (String, String, i64, Option<i64>, i64, i64);
+        let raw: Vec<Raw> = self
             .with(move |c| {
                 let mut st = c
                     .prepare_cached(
-                        "SELECT payload, channel, attempts, first_attempt_at, created_at FROM outbox
-                         WHERE state = 'pending' AND channel = ?1 AND next_attempt_at <= ?2
-                         ORDER BY next_attempt_at, created_at LIMIT ?3",
+                        "SELECT payload, channel, attempts, first_attempt_at, created_at, next_attempt_at FROM outbox
+                         WHERE state = 'pending' AND channel = ?1 ORDER BY created_at, ord LIMIT ?2",
                     )
                     .map_err(backend)?;
                 let rows = st
-                    .query_map(params![channel, now.as_millis(), limit as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    .query_map(params![channel, limit as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                     })
                     .map_err(backend)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(backend)
             })
             .await?;
-        raw.into_iter().map(|(p, ch, a, f, c)| row_to_outbox(p, ch, a, f, c)).collect()
+        raw.into_iter().map(row_to_outbox).collect()
     }
 
     async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>, StoreError> {
