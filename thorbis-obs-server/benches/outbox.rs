@@ -46,6 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("bench.db"))?);
     run(sqlite, "SQLite, synchronous=FULL").await?;
+    latency(dir.path()).await?;
     #[cfg(feature = "postgres")]
     if let Ok(url) = std::env::var("THORBIS_TEST_PG_URL") {
         let pg: Arc<dyn Store> = Arc::new(thorbis_obs_server::store::postgres::PostgresStore::connect(&url).await?);
@@ -109,4 +110,92 @@ async fn run(store: Arc<dyn Store>, label: &str) -> Result<(), Box<dyn std::erro
         received.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// The added latency between an alert's transition (the evaluation that produced the
+/// notification) and the receiver's accept, over spaced-out transitions on a healthy receiver.
+async fn latency(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use thorbis_obs_core::metrics::Sample;
+    use thorbis_obs_core::rules::{AlertRule, Condition, Matchers, NoDataPolicy};
+    use thorbis_obs_core::time::HumanDuration;
+    use thorbis_obs_core::window::Aggregation;
+    let transitions: usize = std::env::var("LATENCY_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let arrivals: Arc<std::sync::Mutex<Vec<i64>>> = Arc::default();
+    let a = arrivals.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move |body: axum::body::Bytes| {
+            let a = a.clone();
+            async move {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let created = v["thorbis"]["createdAtMs"].as_i64().unwrap_or(0);
+                a.lock().map(|mut l| l.push(wall_ms() - created)).ok();
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let rule = AlertRule {
+        id: "toggle".into(),
+        name: "Toggle".into(),
+        description: String::new(),
+        metric: "toggle".into(),
+        matchers: Matchers::default(),
+        condition: Condition {
+            operator: Operator::GreaterThan,
+            threshold: 0.5,
+            duration: HumanDuration(Duration::from_millis(100)),
+            aggregation: Aggregation::Last,
+        },
+        pending_for: HumanDuration::ZERO,
+        keep_firing_for: HumanDuration::ZERO,
+        severity: Severity::Warning,
+        channels: vec!["hook".into()],
+        escalation: vec![],
+        suppression_rules: vec![],
+        labels: Default::default(),
+        annotations: Default::default(),
+        no_data: NoDataPolicy::KeepLast,
+        repeat_interval: None,
+    };
+    let hook = WebhookChannel::new("hook", Secret::new(format!("http://{addr}/hook")), None, Duration::from_secs(5))?;
+    let agent = Agent::builder()
+        .rules([rule])
+        .channel(Arc::new(hook))
+        .store(Arc::new(SqliteStore::open(&dir.join("latency.db"))?))
+        .evaluation_interval(Duration::from_millis(50))
+        .build()?;
+    let h = agent.handle();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(agent.run(async move {
+        let _ = rx.await;
+    }));
+    for i in 0..transitions {
+        let v = if i % 2 == 0 { 1.0 } else { 0.0 };
+        h.push(&Sample::new("toggle", Labels::new(), v, Timestamp(wall_ms())))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while arrivals.lock().map(|l| l.len()).unwrap_or(0) <= i && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let _ = stop.send(());
+    running.await??;
+    let mut l = arrivals.lock().map(|l| l.clone()).unwrap_or_default();
+    l.sort_unstable();
+    let pct = |q: f64| l.get(((l.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(0);
+    println!(
+        "outbox latency (SQLite, webhook on loopback): {} transitions, transition -> receiver accept: p50 {} ms, p99 {} ms, max {} ms",
+        l.len(),
+        pct(0.5),
+        pct(0.99),
+        l.last().copied().unwrap_or(0)
+    );
+    Ok(())
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

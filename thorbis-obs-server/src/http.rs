@@ -146,6 +146,7 @@ struct AgentCollector {
     series: Vec<(String, Vec<Point>)>,
     alerts: Vec<Point>,
     deliveries: Vec<(String, &'static str, u64)>,
+    send_seconds: Vec<(String, f64)>,
 }
 
 impl Collector for AgentCollector {
@@ -181,6 +182,15 @@ impl Collector for AgentCollector {
         for (channel, outcome, n) in &self.deliveries {
             let labels = [("channel", channel.as_str()), ("outcome", *outcome)];
             ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "thorbis_notification_send_seconds",
+            "time spent in channel sends (divide by the attempts for the mean latency)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (channel, secs) in &self.send_seconds {
+            ConstCounter::new(*secs).encode(family.encode_family(&[("channel", channel.as_str())])?)?;
         }
         Ok(())
     }
@@ -228,8 +238,10 @@ pub fn render_metrics(h: &AgentHandle) -> Result<String, std::fmt::Error> {
             ]
         })
         .collect();
+    let send_seconds =
+        shared.counters.iter().map(|(ch, c)| (ch.clone(), c.latency_us.load(Ordering::Relaxed) as f64 / 1e6)).collect();
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(AgentCollector { series, alerts, deliveries }));
+    registry.register_collector(Box::new(AgentCollector { series, alerts, deliveries, send_seconds }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

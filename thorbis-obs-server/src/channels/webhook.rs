@@ -58,7 +58,14 @@ pub fn alertmanager_payload(receiver: &str, n: &Notification) -> serde_json::Val
             "generatorURL": "",
             "fingerprint": n.fingerprint,
         }],
-        "thorbis": { "notificationId": n.id, "kind": n.kind, "ruleId": n.rule_id, "value": n.value, "level": n.level },
+        "thorbis": {
+            "notificationId": n.id,
+            "kind": n.kind,
+            "ruleId": n.rule_id,
+            "value": n.value,
+            "level": n.level,
+            "createdAtMs": n.created_at.as_millis(),
+        },
     })
 }
 
