@@ -118,7 +118,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn now() -> Timestamp {
-    let ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    Timestamp(ms)
+    thorbis_obs_server::agent::system_now()
 }

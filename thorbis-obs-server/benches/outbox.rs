@@ -197,5 +197,5 @@ async fn latency(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>
 }
 
 fn wall_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    thorbis_obs_server::agent::system_now().as_millis()
 }

@@ -279,9 +279,7 @@ async fn shutdown_signal() {
 pub fn test_notification(severity: thorbis_obs_core::rules::Severity) -> thorbis_obs_core::engine::Notification {
     use thorbis_obs_core::engine::{Notification, NotificationKind};
     use thorbis_obs_core::metrics::Labels;
-    let now = thorbis_obs_core::time::Timestamp(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
-    );
+    let now = crate::agent::system_now();
     let labels = Labels::new().with("alertname", "ThorbisTestNotification").with("severity", severity.as_str());
     let fingerprint = thorbis_obs_core::engine::fingerprint("thorbis-test", &labels);
     let mut annotations = std::collections::BTreeMap::new();

@@ -23,9 +23,7 @@ use thorbis_obs_server::config::Secret;
 use thorbis_obs_server::store::sqlite::SqliteStore;
 
 fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
-    )
+    thorbis_obs_server::agent::system_now()
 }
 
 fn push(h: &AgentHandle, metric: &str, v: f64) {

@@ -3,6 +3,11 @@
 use std::time::SystemTime;
 use thorbis_obs_core::time::Timestamp;
 
+/// The system's wall-clock time.
+pub fn system_now() -> Timestamp {
+    Timestamp(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+}
+
 /// A source of "now" for the engine.
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
@@ -19,8 +24,7 @@ pub struct TokioClock {
 impl TokioClock {
     /// Anchors at the current wall-clock time.
     pub fn new() -> Self {
-        let ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        TokioClock { wall: Timestamp(ms), start: tokio::time::Instant::now() }
+        TokioClock { wall: system_now(), start: tokio::time::Instant::now() }
     }
 
     /// Anchors at `wall`.

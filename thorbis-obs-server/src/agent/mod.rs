@@ -29,7 +29,7 @@ mod from_config;
 pub mod outbox;
 pub mod scheduler;
 
-pub use clock::{Clock, TokioClock};
+pub use clock::{Clock, TokioClock, system_now};
 pub use from_config::{agent_from_config, store_from_config};
 
 use crate::config::Secret;
