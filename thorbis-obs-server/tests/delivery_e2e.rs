@@ -80,6 +80,7 @@ async fn the_spec_ladder_reaches_the_right_people() {
         to: vec!["ops@thorbis.test".into()],
         allow_insecure: false,
         timeout: t,
+        root_certificate_pem: None,
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let agent = Agent::builder()

@@ -259,6 +259,7 @@ async fn email_arrives_multipart_to_every_recipient() {
         to: vec!["ops@thorbis.test".into(), "engineering@thorbis.test".into()],
         allow_insecure: false,
         timeout: Duration::from_secs(5),
+        root_certificate_pem: None,
     };
     let ch = EmailChannel::new("email", &settings).expect("builds");
     let d = ch.send(&firing).await.expect("accepted");
@@ -282,4 +283,38 @@ async fn email_arrives_multipart_to_every_recipient() {
     let closed = EmailSettings { port: Some(1), ..settings };
     let ch = EmailChannel::new("email", &closed).expect("builds");
     assert!(matches!(ch.send(&firing).await, Err(DeliveryError::Retryable { .. })));
+}
+
+#[tokio::test]
+async fn email_over_starttls_and_implicit_tls() {
+    use support::smtp::{SinkTls, SmtpSink, self_signed};
+    let (firing, _) = notifications();
+    for implicit in [false, true] {
+        let (acceptor, pem) = self_signed();
+        let sink =
+            SmtpSink::start_with(if implicit { SinkTls::Implicit(acceptor) } else { SinkTls::Starttls(acceptor) })
+                .await;
+        let settings = EmailSettings {
+            host: "127.0.0.1".into(),
+            port: Some(sink.port),
+            tls: if implicit { EmailTls::Implicit } else { EmailTls::Starttls },
+            username: None,
+            password: None,
+            from: "alerts@thorbis.test".into(),
+            to: vec!["ops@thorbis.test".into()],
+            allow_insecure: false,
+            timeout: Duration::from_secs(5),
+            root_certificate_pem: Some(pem.into_bytes()),
+        };
+        let ch = EmailChannel::new("email", &settings).expect("builds");
+        ch.send(&firing).await.expect("accepted over TLS");
+        let mails = sink.mails.lock().expect("lock").clone();
+        assert_eq!(mails.len(), 1, "implicit={implicit}");
+        assert!(mails[0].secure, "the message travelled over TLS (implicit={implicit})");
+        // Without the private CA, the server's certificate is refused: nothing is sent in clear.
+        let untrusted =
+            EmailChannel::new("email", &EmailSettings { root_certificate_pem: None, ..settings }).expect("builds");
+        assert!(untrusted.send(&firing).await.is_err());
+        assert_eq!(sink.mails.lock().expect("lock").len(), 1);
+    }
 }

@@ -6,6 +6,7 @@ use crate::config::Secret;
 use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 use std::time::Duration;
@@ -46,6 +47,8 @@ pub struct EmailSettings {
     pub allow_insecure: bool,
     /// Per-message timeout.
     pub timeout: Duration,
+    /// An extra trusted root certificate (PEM), for servers with a private CA.
+    pub root_certificate_pem: Option<Vec<u8>>,
 }
 
 /// Sends notifications by email.
@@ -127,15 +130,16 @@ impl EmailChannel {
             EmailTls::Implicit => 465,
             EmailTls::None => 25,
         });
-        let mut b = match s.tls {
-            EmailTls::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(|e| e.to_string())?
+        let mut b =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).port(port).timeout(Some(s.timeout));
+        if s.tls != EmailTls::None {
+            let mut tb = TlsParameters::builder(s.host.clone());
+            if let Some(pem) = &s.root_certificate_pem {
+                tb = tb.add_root_certificate(Certificate::from_pem(pem).map_err(|e| format!("root_certificate: {e}"))?);
             }
-            EmailTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(|e| e.to_string())?,
-            EmailTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+            let params = tb.build_rustls().map_err(|e| format!("TLS: {e}"))?;
+            b = b.tls(if s.tls == EmailTls::Starttls { Tls::Required(params) } else { Tls::Wrapper(params) });
         }
-        .port(port)
-        .timeout(Some(s.timeout));
         if let (Some(u), Some(p)) = (&s.username, &s.password) {
             b = b.credentials(Credentials::new(u.expose().to_string(), p.expose().to_string()));
         }

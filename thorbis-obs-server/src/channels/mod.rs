@@ -46,23 +46,34 @@ pub struct ChannelBuildError {
 pub fn email_settings(cfg: &ChannelConfig) -> email::EmailSettings {
     use crate::config::EmailTlsConfig;
     match cfg {
-        ChannelConfig::Email { host, port, tls, username, password, from, to, allow_insecure, timeout, .. } => {
-            email::EmailSettings {
-                host: host.0.clone(),
-                port: *port,
-                tls: match tls {
-                    EmailTlsConfig::Starttls => email::EmailTls::Starttls,
-                    EmailTlsConfig::Implicit => email::EmailTls::Implicit,
-                    EmailTlsConfig::None => email::EmailTls::None,
-                },
-                username: username.clone(),
-                password: password.clone(),
-                from: from.clone(),
-                to: to.clone(),
-                allow_insecure: *allow_insecure,
-                timeout: timeout.get(),
-            }
-        }
+        ChannelConfig::Email {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            from,
+            to,
+            allow_insecure,
+            timeout,
+            root_certificate,
+            ..
+        } => email::EmailSettings {
+            host: host.0.clone(),
+            port: *port,
+            tls: match tls {
+                EmailTlsConfig::Starttls => email::EmailTls::Starttls,
+                EmailTlsConfig::Implicit => email::EmailTls::Implicit,
+                EmailTlsConfig::None => email::EmailTls::None,
+            },
+            username: username.clone(),
+            password: password.clone(),
+            from: from.clone(),
+            to: to.clone(),
+            allow_insecure: *allow_insecure,
+            timeout: timeout.get(),
+            root_certificate_pem: root_certificate.as_ref().and_then(|p| std::fs::read(&p.0).ok()),
+        },
         _ => email::EmailSettings {
             host: String::new(),
             port: None,
@@ -73,6 +84,7 @@ pub fn email_settings(cfg: &ChannelConfig) -> email::EmailSettings {
             to: vec![],
             allow_insecure: false,
             timeout: Duration::from_secs(10),
+            root_certificate_pem: None,
         },
     }
 }

@@ -203,6 +203,10 @@ pub enum ChannelConfig {
         /// Allow `tls = "none"` to a host that is not loopback.
         #[serde(default)]
         allow_insecure: bool,
+        /// A PEM file (path relative to the working directory) with an extra trusted root
+        /// certificate, for a server with a private CA.
+        #[serde(default)]
+        root_certificate: Option<EnvString>,
         /// Per-message timeout.
         #[serde(default = "default_timeout")]
         timeout: HumanDuration,
@@ -528,7 +532,12 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
                     p(format!("{path}.routing_key"), "missing".into());
                 }
             }
-            ChannelConfig::Email { .. } => {
+            ChannelConfig::Email { root_certificate, .. } => {
+                if let Some(pem) = root_certificate {
+                    if let Err(e) = std::fs::read(&pem.0) {
+                        p(format!("{path}.root_certificate"), format!("cannot read {}: {e}", pem.0));
+                    }
+                }
                 #[cfg(feature = "email")]
                 if let Err(e) = crate::channels::email::check(&crate::channels::email_settings(ch)) {
                     p(path.clone(), e);
