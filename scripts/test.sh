@@ -43,6 +43,11 @@ cargo test -p thorbis-obs-core --no-default-features --lib
 log "workspace tests (unit, property, promtool-format scenarios, CLI, doctests)"
 cargo test --workspace --all-features
 
+log "each channel feature's tests on their own"
+for f in webhook slack email sms pagerduty; do
+  cargo test -q -p thorbis-obs-server --no-default-features --features "$f" --test notifiers
+done
+
 log "examples run"
 cargo run -q --example quickstart >/dev/null
 cargo run -q --example embed_in_host_app >/dev/null
