@@ -100,7 +100,6 @@ pub fn build(
     if let Some((feature, false)) = cfg.feature() {
         return Err(err(format!("the {feature} channel needs the `{feature}` feature of thorbis-obs-server")));
     }
-    let _ = log;
     let channel: Arc<dyn AlertChannel> = match cfg {
         ChannelConfig::Console { .. } => Arc::new(console::ConsoleChannel::new(name, log == LogFormat::Json)),
         #[cfg(feature = "webhook")]
