@@ -40,6 +40,35 @@ pub enum Command {
     /// Notification channels.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Run one probe collection and print it.
+    #[command(subcommand)]
+    Probe(ProbeCommand),
+}
+
+/// `thorbis-obs probe ...`
+#[derive(Debug, Subcommand)]
+pub enum ProbeCommand {
+    /// One collection of the PostgreSQL probe (needs the `postgres` feature).
+    Postgres {
+        /// Database URL (postgres://user@host:port/db).
+        #[arg(long)]
+        url: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "prometheus")]
+        format: ProbeFormat,
+        /// Sections (comma separated): connections, cache, health, business.
+        #[arg(long, value_delimiter = ',')]
+        only: Option<Vec<String>>,
+    },
+}
+
+/// Probe output formats.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ProbeFormat {
+    /// Prometheus text lines.
+    Prometheus,
+    /// JSON (samples, lock waits, unavailable sections).
+    Json,
 }
 
 /// `thorbis-obs notify ...`
@@ -151,6 +180,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Probe(ProbeCommand::Postgres { url, format, only }) => probe_postgres(&url, format, only, out, err),
         Command::Notify(NotifyCommand::Test { config, channel, severity }) => {
             notify_test(&config, &channel, severity, out, err)
         }
@@ -359,4 +389,70 @@ fn notify_test(
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "postgres")]
+fn probe_postgres(
+    url: &str,
+    format: ProbeFormat,
+    only: Option<Vec<String>>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> ExitCode {
+    use crate::probes::postgres::{PostgresProbe, ProbeSettings, Section};
+    let mut settings = ProbeSettings::default();
+    if let Some(only) = only {
+        let mut sections = Vec::new();
+        for name in only {
+            match serde_json::from_value::<Section>(serde_json::Value::String(name.clone())) {
+                Ok(s) => sections.push(s),
+                Err(_) => {
+                    let _ = writeln!(
+                        err,
+                        "--only: unknown section {name:?}; sections are connections, cache, health, business"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        settings.sections = sections;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let probe = PostgresProbe::new("postgres", url, std::time::Duration::from_secs(60), settings);
+    match runtime.block_on(probe.collect_report(crate::agent::system_now())) {
+        Ok(report) => {
+            match format {
+                ProbeFormat::Json => {
+                    let _ = writeln!(out, "{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                }
+                ProbeFormat::Prometheus => {
+                    for s in &report.samples {
+                        let labels =
+                            if s.labels.is_empty() { String::new() } else { s.labels.to_string().replace(", ", ",") };
+                        let _ = writeln!(out, "{}{} {}", s.name, labels, s.value);
+                    }
+                    for (section, reason) in &report.unavailable {
+                        let _ = writeln!(out, "# unavailable {section}: {reason}");
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(err, "probe failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn probe_postgres(_: &str, _: ProbeFormat, _: Option<Vec<String>>, _: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    let _ = writeln!(err, "the PostgreSQL probe needs the `postgres` feature of thorbis-obs-server");
+    ExitCode::FAILURE
 }

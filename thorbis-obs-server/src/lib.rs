@@ -20,6 +20,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod probes;
 pub mod promtest;
 pub mod rules_file;
 pub mod sources;

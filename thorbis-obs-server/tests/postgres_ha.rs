@@ -2,31 +2,15 @@
 //! `scripts/test.sh` starts (its URL in THORBIS_TEST_PG_URL).
 #![cfg(feature = "postgres")]
 
+mod support;
+
+use support::pg::fresh_database;
+
 use std::time::{Duration, Instant};
 use thorbis_obs_core::engine::{EngineSnapshot, SNAPSHOT_VERSION};
 use thorbis_obs_core::time::Timestamp;
 use thorbis_obs_server::store::postgres::PostgresStore;
 use thorbis_obs_server::store::{AttemptOutcome, OutboxEntry, Store};
-
-/// A fresh database on the test cluster.
-async fn fresh_database(name: &str) -> String {
-    let base = std::env::var("THORBIS_TEST_PG_URL").unwrap_or_else(|_| {
-        panic!(
-            "THORBIS_TEST_PG_URL is not set: run `bash scripts/test.sh`, which starts a throwaway PostgreSQL cluster \
-             from the machine's PostgreSQL 15 binaries (Debian: apt-get install postgresql)"
-        )
-    });
-    let (client, conn) =
-        tokio_postgres::connect(&base, tokio_postgres::NoTls).await.expect("connects to the test cluster");
-    tokio::spawn(conn);
-    let db = format!("{name}_{}", std::process::id());
-    client.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).await.expect("drop");
-    client.batch_execute(&format!("CREATE DATABASE {db}")).await.expect("create");
-    match base.rfind('/') {
-        Some(i) => format!("{}/{db}", &base[..i]),
-        None => panic!("unexpected URL {base}"),
-    }
-}
 
 fn notification(id: &str) -> thorbis_obs_core::engine::Notification {
     let mut engine =

@@ -44,6 +44,33 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
     for s in &c.sources {
         match s {
             SourceConfig::SelfCheck { interval } => b = b.source(Arc::new(SelfCheckSource::new(interval.get()))),
+            #[cfg(feature = "postgres")]
+            SourceConfig::Postgres {
+                name,
+                url,
+                interval,
+                only,
+                long_running,
+                statement_timeout,
+                lock_timeout,
+                business,
+            } => {
+                use crate::probes::postgres::{PostgresProbe, ProbeSettings, Section};
+                let settings = ProbeSettings {
+                    sections: only.clone().unwrap_or_else(|| Section::ALL.to_vec()),
+                    long_running: long_running.get(),
+                    statement_timeout: statement_timeout.get(),
+                    lock_timeout: lock_timeout.get(),
+                    business: business.clone(),
+                };
+                b = b.source(Arc::new(PostgresProbe::new(name, url.expose(), interval.get(), settings)));
+            }
+            #[cfg(not(feature = "postgres"))]
+            SourceConfig::Postgres { .. } => {
+                return Err(AgentError::Setup(
+                    "the postgres probe needs the `postgres` feature of thorbis-obs-server".into(),
+                ));
+            }
         }
     }
     if !c.http.listen.is_empty() {

@@ -369,6 +369,53 @@ pub enum SourceConfig {
         #[serde(default = "default_self_interval")]
         interval: HumanDuration,
     },
+    /// The PostgreSQL probe (feature `postgres`).
+    Postgres {
+        /// Source name (default `postgres`).
+        #[serde(default = "default_pg_name")]
+        name: String,
+        /// Database URL (a secret: it may hold a password).
+        url: Secret,
+        /// How often (the spec: connections 1m, performance 5m, health 30s; one probe per
+        /// interval you want).
+        #[serde(default = "default_pg_interval")]
+        interval: HumanDuration,
+        /// Sections to collect (default: all).
+        #[serde(default)]
+        only: Option<Vec<crate::probes::postgres::Section>>,
+        /// Queries running longer than this are long-running.
+        #[serde(default = "default_long_running")]
+        long_running: HumanDuration,
+        /// Per-statement timeout.
+        #[serde(default = "default_statement_timeout")]
+        statement_timeout: HumanDuration,
+        /// Per-statement lock timeout.
+        #[serde(default = "default_lock_timeout")]
+        lock_timeout: HumanDuration,
+        /// Business queries.
+        #[serde(default)]
+        business: Vec<crate::probes::postgres::BusinessQuery>,
+    },
+}
+
+fn default_pg_name() -> String {
+    "postgres".into()
+}
+
+fn default_pg_interval() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+
+fn default_long_running() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+
+fn default_statement_timeout() -> HumanDuration {
+    HumanDuration::from_secs(5)
+}
+
+fn default_lock_timeout() -> HumanDuration {
+    HumanDuration::from_secs(1)
 }
 
 fn default_self_interval() -> HumanDuration {
@@ -560,6 +607,28 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
                 p(format!("sources[{i}].interval"), "must be longer than 0s".into())
             }
             SourceConfig::SelfCheck { .. } => {}
+            SourceConfig::Postgres { url, interval, business, .. } => {
+                if !cfg!(feature = "postgres") {
+                    p(
+                        format!("sources[{i}]"),
+                        "the postgres probe needs the `postgres` feature of thorbis-obs-server".into(),
+                    );
+                }
+                if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
+                    p(format!("sources[{i}].url"), "must be a postgres:// URL".into());
+                }
+                if interval.get().is_zero() {
+                    p(format!("sources[{i}].interval"), "must be longer than 0s".into());
+                }
+                for (j, q) in business.iter().enumerate() {
+                    if q.sql.trim().is_empty() {
+                        p(format!("sources[{i}].business[{j}].sql"), "must not be empty".into());
+                    }
+                    if !thorbis_obs_core::metrics::is_valid_name(&q.name, false) {
+                        p(format!("sources[{i}].business[{j}].name"), "use [a-zA-Z_][a-zA-Z0-9_]*".into());
+                    }
+                }
+            }
         }
     }
     for (i, w) in c.maintenance_windows.iter().enumerate() {

@@ -1,0 +1,3 @@
+//! Probes: metric sources that look at other systems. Each sits behind its own feature.
+
+pub mod postgres;

@@ -1,0 +1,224 @@
+//! The probe: one connection, one READ ONLY transaction per collection.
+
+use super::{BusinessQuery, LockWait, ProbeReport, ProbeSettings, Section, queries};
+use async_trait::async_trait;
+use std::time::Duration;
+use thorbis_obs_core::metrics::{Labels, Sample};
+use thorbis_obs_core::rules::packs;
+use thorbis_obs_core::time::Timestamp;
+use thorbis_obs_core::{CollectError, MetricSource};
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls};
+
+/// The PostgreSQL probe.
+pub struct PostgresProbe {
+    name: String,
+    url: String,
+    interval: Duration,
+    settings: ProbeSettings,
+    client: Mutex<Option<Client>>,
+    next_connect: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl std::fmt::Debug for PostgresProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresProbe")
+            .field("name", &self.name)
+            .field("db", &crate::store::postgres::redact_url(&self.url))
+            .finish()
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> CollectError {
+    CollectError::Failed(e.to_string())
+}
+
+impl PostgresProbe {
+    /// A probe of the database at `url`, collecting every `interval`.
+    pub fn new(name: &str, url: &str, interval: Duration, settings: ProbeSettings) -> Self {
+        PostgresProbe {
+            name: name.into(),
+            url: url.into(),
+            interval,
+            settings,
+            client: Mutex::new(None),
+            next_connect: Mutex::new(None),
+        }
+    }
+
+    async fn connect(&self) -> Result<Client, CollectError> {
+        let mut next = self.next_connect.lock().await;
+        if next.is_some_and(|t| tokio::time::Instant::now() < t) {
+            return Err(CollectError::Failed("database unreachable (waiting before reconnecting)".into()));
+        }
+        match tokio_postgres::connect(&self.url, NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                *next = None;
+                Ok(client)
+            }
+            Err(e) => {
+                // Back off for a few seconds (at most one interval) before the next attempt.
+                *next = Some(tokio::time::Instant::now() + self.interval.min(Duration::from_secs(5)));
+                Err(CollectError::Failed(format!(
+                    "database unreachable: {}",
+                    e.to_string().replace(&self.url, "<url>")
+                )))
+            }
+        }
+    }
+
+    /// Runs one collection of the configured sections.
+    pub async fn collect_report(&self, now: Timestamp) -> Result<ProbeReport, CollectError> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(|c| c.is_closed()) {
+            *guard = Some(self.connect().await?);
+        }
+        let Some(client) = guard.as_mut() else { return Err(err("no connection")) };
+        match self.run(client, now).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                if client.is_closed() {
+                    *guard = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn run(&self, client: &mut Client, now: Timestamp) -> Result<ProbeReport, CollectError> {
+        let tx = client.build_transaction().read_only(true).start().await.map_err(err)?;
+        tx.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
+            self.settings.statement_timeout.as_millis(),
+            self.settings.lock_timeout.as_millis()
+        ))
+        .await
+        .map_err(err)?;
+        let mut report = ProbeReport::default();
+        let s = |name: &str, labels: Labels, v: f64| Sample::new(name, labels, v, now);
+        let sections = &self.settings.sections;
+        if sections.contains(&Section::Connections) {
+            let r =
+                tx.query_one(queries::CONNECTIONS, &[&self.settings.long_running.as_secs_f64()]).await.map_err(err)?;
+            let g = |i: usize| r.get::<_, Option<f64>>(i).unwrap_or(0.0);
+            for (state, i) in [("active", 0), ("idle", 1), ("idle_in_transaction", 2)] {
+                report.samples.push(s("pg_connections", Labels::new().with("state", state), g(i)));
+            }
+            let (total, max) = (g(3), g(4));
+            report.samples.push(s("pg_connections_total", Labels::new(), total));
+            report.samples.push(s("pg_max_connections", Labels::new(), max));
+            if max > 0.0 {
+                report.samples.push(s(packs::DATABASE_ACTIVE_CONNECTIONS, Labels::new(), total / max * 100.0));
+            }
+            report.samples.push(s("pg_long_running_queries", Labels::new(), g(5)));
+            report.samples.push(s("pg_longest_query_seconds", Labels::new(), g(6)));
+            report.samples.push(s("pg_blocked_queries", Labels::new(), g(7)));
+        }
+        if sections.contains(&Section::Cache) {
+            let r = tx.query_one(queries::CACHE_OVERALL, &[]).await.map_err(err)?;
+            if let Some(v) = r.get::<_, Option<f64>>(0) {
+                report.samples.push(s("pg_cache_hit_ratio", Labels::new(), v));
+            }
+            for r in tx.query(queries::CACHE_TABLES, &[]).await.map_err(err)? {
+                if let Some(v) = r.get::<_, Option<f64>>(2) {
+                    let l = Labels::new().with("schema", r.get::<_, String>(0)).with("table", r.get::<_, String>(1));
+                    report.samples.push(s("pg_table_cache_hit_ratio", l, v));
+                }
+            }
+        }
+        if sections.contains(&Section::Health) {
+            let r = tx.query_one(queries::HEALTH, &[]).await.map_err(err)?;
+            let g = |i: usize| r.get::<_, Option<f64>>(i).unwrap_or(0.0);
+            report.samples.push(s(packs::PG_DATABASE_SIZE_BYTES, Labels::new(), g(0)));
+            report.samples.push(s(packs::PG_REPLICATION_LAG_SECONDS, Labels::new(), g(1)));
+            report.samples.push(s("pg_deadlocks_total", Labels::new(), g(2)));
+            for r in tx.query(queries::LOCK_WAITS, &[]).await.map_err(err)? {
+                report.lock_waits.push(LockWait {
+                    blocked_pid: r.get(0),
+                    blocked_user: r.get(1),
+                    blocked_statement: r.get(2),
+                    blocking_pid: r.get(3),
+                    blocking_user: r.get(4),
+                    blocking_statement: r.get(5),
+                });
+            }
+            report.samples.push(s(packs::PG_LOCK_WAITS, Labels::new(), report.lock_waits.len() as f64));
+        }
+        if sections.contains(&Section::Business) {
+            for q in &self.settings.business {
+                // Each query in its own savepoint: one broken query does not hide the others.
+                let sp = format!("thorbis_{}", report.samples.len());
+                tx.batch_execute(&format!("SAVEPOINT {sp}")).await.map_err(err)?;
+                match tx.simple_query(&q.sql).await {
+                    Ok(msgs) => business_samples(q, &msgs, now, &mut report),
+                    Err(e) => {
+                        tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {sp}")).await.map_err(err)?;
+                        let reason = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
+                        report.unavailable.insert(format!("business.{}", q.name), reason);
+                    }
+                }
+            }
+        }
+        tx.rollback().await.map_err(err)?;
+        Ok(report)
+    }
+}
+
+/// Turns a business query's rows into samples: numeric columns are metrics, `label_columns`
+/// label them; a value that is not a number is reported, not guessed.
+fn business_samples(
+    q: &BusinessQuery,
+    msgs: &[tokio_postgres::SimpleQueryMessage],
+    now: Timestamp,
+    report: &mut ProbeReport,
+) {
+    for m in msgs {
+        let tokio_postgres::SimpleQueryMessage::Row(row) = m else { continue };
+        let mut labels = Labels::new();
+        for lc in &q.label_columns {
+            if let Some(v) = row.try_get(lc.as_str()).ok().flatten() {
+                labels.insert(lc.clone(), v);
+            }
+        }
+        for (i, col) in row.columns().iter().enumerate() {
+            if q.label_columns.iter().any(|c| c == col.name()) {
+                continue;
+            }
+            let metric =
+                q.metrics.get(col.name()).cloned().unwrap_or_else(|| format!("business_{}_{}", q.name, col.name()));
+            match row.try_get(i).ok().flatten() {
+                None => {}
+                Some(text) => match text.parse::<f64>() {
+                    Ok(v) if v.is_finite() => report.samples.push(Sample::new(metric, labels.clone(), v, now)),
+                    _ => {
+                        report
+                            .unavailable
+                            .insert(format!("business.{}.{}", q.name, col.name()), format!("not a number: {text:?}"));
+                    }
+                },
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl MetricSource for PostgresProbe {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    async fn collect(&self, now: Timestamp) -> Result<Vec<Sample>, CollectError> {
+        let report = self.collect_report(now).await?;
+        for (section, reason) in &report.unavailable {
+            tracing::warn!(source = %self.name, section, reason, "probe section unavailable");
+        }
+        Ok(report.samples)
+    }
+}

@@ -1,0 +1,188 @@
+//! The PostgreSQL probe against the throwaway cluster: real lock waits, long-running queries,
+//! business numbers computed by hand, read-only enforcement, an unreachable server.
+#![cfg(feature = "postgres")]
+
+mod support;
+
+use std::time::Duration;
+use support::pg::fresh_database;
+use thorbis_obs_core::time::Timestamp;
+use thorbis_obs_server::probes::postgres::{BusinessQuery, PostgresProbe, ProbeSettings, Section};
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connects");
+    tokio::spawn(conn);
+    c
+}
+
+fn value(r: &thorbis_obs_server::probes::postgres::ProbeReport, name: &str) -> f64 {
+    r.samples.iter().find(|s| s.name == name).map(|s| s.value).unwrap_or_else(|| panic!("no {name} in {:?}", r.samples))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_real_lock_waits_long_queries_and_business_numbers() {
+    let url = fresh_database("thorbis_probe").await;
+    let admin = connect(&url).await;
+    admin
+        .batch_execute(
+            "CREATE SCHEMA business_hs;
+             CREATE TABLE business_hs.work_orders (id serial PRIMARY KEY, status text NOT NULL, created_at timestamptz NOT NULL);
+             INSERT INTO business_hs.work_orders (status, created_at) VALUES
+               ('active', now() - interval '2 hours'), ('active', now() - interval '4 hours'),
+               ('completed', now() - interval '1 hour'), ('active', now() - interval '6 hours');
+             CREATE TABLE locked (id int);",
+        )
+        .await
+        .expect("schema");
+    // A holds an exclusive lock; B waits for it; C sleeps.
+    let a = connect(&url).await;
+    a.batch_execute("BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+    let a_pid: i32 = a.query_one("SELECT pg_backend_pid()", &[]).await.expect("pid").get(0);
+    let b = connect(&url).await;
+    let b_pid: i32 = b.query_one("SELECT pg_backend_pid()", &[]).await.expect("pid").get(0);
+    let waiter = tokio::spawn(async move { b.query("SELECT * FROM locked", &[]).await.map(|r| r.len()) });
+    let c = connect(&url).await;
+    let sleeper = tokio::spawn(async move { c.query("SELECT pg_sleep(3)", &[]).await.map(|r| r.len()) });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let settings = ProbeSettings {
+        long_running: Duration::from_secs(1),
+        business: vec![BusinessQuery {
+            name: "work_orders".into(),
+            sql: "SELECT count(*) FILTER (WHERE status = 'active') AS active,
+                         round(avg(EXTRACT(EPOCH FROM now() - created_at) / 3600) FILTER (WHERE status = 'active')) AS avg_age_hours
+                  FROM business_hs.work_orders"
+                .into(),
+            metrics: [("active".to_string(), "work_orders_active".to_string())].into_iter().collect(),
+            label_columns: vec![],
+        },
+        BusinessQuery {
+            name: "sneaky".into(),
+            sql: "INSERT INTO business_hs.work_orders (status, created_at) VALUES ('active', now())".into(),
+            metrics: Default::default(),
+            label_columns: vec![],
+        },
+        BusinessQuery { name: "stuck".into(), sql: "SELECT count(*) AS n FROM locked".into(), metrics: Default::default(), label_columns: vec![] }],
+        ..ProbeSettings::default()
+    };
+    let probe = PostgresProbe::new("pg", &url, Duration::from_secs(10), settings);
+    let r = probe.collect_report(Timestamp::from_secs(1_795_000_000)).await.expect("collects");
+    let pair = r.lock_waits.iter().find(|w| w.blocked_pid == b_pid).expect("the waiting session is reported");
+    assert_eq!(pair.blocking_pid, a_pid);
+    assert!(pair.blocked_statement.as_deref().is_some_and(|s| s.contains("SELECT * FROM locked")));
+    assert!(value(&r, "pg_blocked_queries") >= 1.0);
+    assert!(value(&r, "pg_lock_waits") >= 1.0);
+    assert!(value(&r, "pg_long_running_queries") >= 1.0, "pg_sleep counts as long-running");
+    assert!(value(&r, "pg_longest_query_seconds") >= 1.0);
+    let pct = value(&r, "database_active_connections");
+    assert!(pct > 0.0 && pct < 100.0, "{pct}");
+    assert!(value(&r, "pg_database_size_bytes") > 1_000_000.0);
+    // Hand-computed: 3 active work orders, 2 h, 4 h and 6 h old: 4 h on average.
+    assert_eq!(value(&r, "work_orders_active"), 3.0);
+    assert_eq!(value(&r, "business_work_orders_avg_age_hours"), 4.0);
+    // Configured SQL cannot write: the statement fails read-only, nothing is stored.
+    assert!(r.unavailable.get("business.sneaky").is_some_and(|e| e.contains("read-only")), "{:?}", r.unavailable);
+    // A query that would wait on a lock gives up at the lock timeout instead of hanging.
+    assert!(r.unavailable.get("business.stuck").is_some_and(|e| e.contains("lock timeout")), "{:?}", r.unavailable);
+    a.batch_execute("COMMIT").await.expect("release");
+    waiter.await.expect("join").expect("the waiter finishes");
+    sleeper.await.expect("join").expect("the sleeper finishes");
+    let n: i64 = admin.query_one("SELECT count(*) FROM business_hs.work_orders", &[]).await.expect("count").get(0);
+    assert_eq!(n, 4, "nothing was written");
+
+    // Only some sections.
+    let only = PostgresProbe::new(
+        "pg",
+        &url,
+        Duration::from_secs(10),
+        ProbeSettings { sections: vec![Section::Cache], ..ProbeSettings::default() },
+    );
+    let r = only.collect_report(Timestamp::from_secs(1_795_000_000)).await.expect("collects");
+    assert!(r.samples.iter().all(|s| s.name.contains("cache_hit_ratio")), "{:?}", r.samples);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_fails_clearly_and_hides_credentials() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let url = format!("postgres://monitor:hunter2@127.0.0.1:{port}/db");
+    let probe = PostgresProbe::new("pg", &url, Duration::from_secs(1), ProbeSettings::default());
+    let e = probe.collect_report(Timestamp(0)).await.expect_err("nothing listens");
+    let text = e.to_string();
+    assert!(text.contains("database unreachable"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(!format!("{probe:?}").contains("hunter2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_prints_one_collection() {
+    let url = fresh_database("thorbis_probe_cli").await;
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
+            .args(["probe", "postgres", "--url", &url, "--only", "connections,health"])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("join");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.lines().any(|l| l.starts_with("pg_connections{state=\"active\"} ")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("pg_database_size_bytes ")), "{text}");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
+        .args(["probe", "postgres", "--url", "postgres://127.0.0.1:1/x", "--only", "wal"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown section \"wal\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_business_metrics_match_the_seed() {
+    use thorbis_obs_server::config::{LoadedConfig, SourceConfig};
+    let url = fresh_database("thorbis_business").await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/postgres");
+    let admin = connect(&url).await;
+    for f in ["schema.sql", "seed.sql"] {
+        admin.batch_execute(&std::fs::read_to_string(root.join(f)).expect("example sql")).await.expect(f);
+    }
+    // The example config, pointed at this database, as the least-privilege probe role.
+    let probe_url = url.replacen("postgres@", "thorbis_probe@", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg_path = dir.path().join("agent.toml");
+    let text = std::fs::read_to_string(root.join("agent.toml"))
+        .expect("example config")
+        .replace("${THORBIS_PG_URL}", &probe_url);
+    std::fs::write(&cfg_path, text).expect("write");
+    let cfg = LoadedConfig::from_file(&cfg_path).expect("the example config is valid");
+    let business = cfg
+        .config
+        .sources
+        .iter()
+        .find_map(|s| match s {
+            SourceConfig::Postgres { name, business, .. } if name == "postgres-business" => Some(business.clone()),
+            _ => None,
+        })
+        .expect("the business source");
+    let settings = ProbeSettings {
+        sections: vec![Section::Business, Section::Health, Section::Connections],
+        business,
+        ..ProbeSettings::default()
+    };
+    let probe = PostgresProbe::new("pg", &probe_url, Duration::from_secs(60), settings);
+    let r = probe.collect_report(Timestamp::from_secs(1_795_000_000)).await.expect("collects as thorbis_probe");
+    assert!(r.unavailable.is_empty(), "{:?}", r.unavailable);
+    // By hand from seed.sql: 4 active (2, 4, 6, 8 h old: 5 h on average), 2 overdue, 3 invoices
+    // paid this month for 1250.50, 4 active customers.
+    assert_eq!(value(&r, "work_orders_active"), 4.0);
+    assert!((value(&r, "work_orders_active_avg_age_hours") - 5.0).abs() < 0.01);
+    assert_eq!(value(&r, "work_orders_overdue"), 2.0);
+    assert_eq!(value(&r, "invoices_paid_this_month"), 3.0);
+    assert_eq!(value(&r, "revenue_this_month"), 1250.5);
+    assert_eq!(value(&r, "customers_active"), 4.0);
+    // Completed today: 1 h and 3 h (both today unless the test runs in the first hour of the day).
+    let completed = value(&r, "work_orders_completed_today");
+    let avg = value(&r, "work_orders_avg_completion_hours");
+    assert!((completed, avg.round()) == (2.0, 2.0) || (completed, avg.round()) == (1.0, 3.0), "{completed} {avg}");
+    // pg_monitor is enough for the catalog sections.
+    assert!(value(&r, "pg_database_size_bytes") > 0.0);
+}
