@@ -31,7 +31,7 @@ start_postgres() {
   "${as_pg[@]}" "$bindir/initdb" -D "$PG_TMP/data" -U postgres -A trust --no-sync >"$PG_TMP/initdb.log" 2>&1 \
     || { cat "$PG_TMP/initdb.log" >&2; return 1; }
   "${as_pg[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w \
-    -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" start >/dev/null \
+    -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100 -c shared_preload_libraries=pg_stat_statements" start >/dev/null \
     || { cat "$PG_TMP/server.log" >&2; return 1; }
   PG_BINDIR=$bindir
   PG_AS=("${as_pg[@]}")

@@ -56,7 +56,7 @@ pub enum ProbeCommand {
         /// Output format.
         #[arg(long, value_enum, default_value = "prometheus")]
         format: ProbeFormat,
-        /// Sections (comma separated): connections, cache, health, business.
+        /// Sections (comma separated): connections, performance, cache, health, business.
         #[arg(long, value_delimiter = ',')]
         only: Option<Vec<String>>,
     },
@@ -409,7 +409,7 @@ fn probe_postgres(
                 Err(_) => {
                     let _ = writeln!(
                         err,
-                        "--only: unknown section {name:?}; sections are connections, cache, health, business"
+                        "--only: unknown section {name:?}; sections are connections, performance, cache, health, business"
                     );
                     return ExitCode::FAILURE;
                 }

@@ -186,3 +186,43 @@ async fn the_example_business_metrics_match_the_seed() {
     // pg_monitor is enough for the catalog sections.
     assert!(value(&r, "pg_database_size_bytes") > 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_slowest_and_frequent_without_literals() {
+    let url = fresh_database("thorbis_statements").await;
+    let admin = connect(&url).await;
+    let only_perf =
+        || ProbeSettings { sections: vec![Section::Performance, Section::Health], ..ProbeSettings::default() };
+    // Without the extension: the section says why, the others still report.
+    let probe = PostgresProbe::new("pg", &url, Duration::from_secs(60), only_perf());
+    let r = probe.collect_report(Timestamp(0)).await.expect("collects");
+    assert!(r.unavailable.get("performance").is_some_and(|e| e.contains("not installed")), "{:?}", r.unavailable);
+    assert!(value(&r, "pg_database_size_bytes") > 0.0);
+
+    admin
+        .batch_execute("CREATE EXTENSION pg_stat_statements; SELECT pg_stat_statements_reset();")
+        .await
+        .expect("extension");
+    admin.batch_execute("CREATE TABLE t (id int, secret text)").await.expect("table");
+    for i in 0..50 {
+        admin.batch_execute(&format!("INSERT INTO t VALUES ({i}, 'secret-literal-{i}')")).await.expect("insert");
+    }
+    admin.batch_execute("SELECT pg_sleep(0.2)").await.expect("sleep");
+    let r = probe.collect_report(Timestamp(0)).await.expect("collects");
+    assert!(r.unavailable.is_empty(), "{:?}", r.unavailable);
+    assert!(r.slowest[0].query.contains("pg_sleep"), "{:?}", r.slowest);
+    assert!(r.slowest[0].mean_ms >= 150.0);
+    let insert = r.most_frequent.iter().find(|s| s.query.starts_with("INSERT INTO t")).expect("the repeated insert");
+    assert_eq!(insert.calls, 50.0);
+    assert!(insert.query.contains("$1") && insert.query.contains("$2"), "normalised: {}", insert.query);
+    let json = serde_json::to_string(&r).expect("json");
+    assert!(!json.contains("secret-literal"), "no literal leaks");
+    assert!(r.samples.iter().any(|s| s.name == "pg_statement_calls" && s.value == 50.0));
+
+    // A role without pg_read_all_stats sees hidden texts: the section says so.
+    admin.batch_execute("CREATE ROLE plain_probe LOGIN").await.expect("role");
+    let plain =
+        PostgresProbe::new("pg", &url.replacen("postgres@", "plain_probe@", 1), Duration::from_secs(60), only_perf());
+    let r = plain.collect_report(Timestamp(0)).await.expect("collects");
+    assert!(r.unavailable.get("performance").is_some_and(|e| e.contains("pg_read_all_stats")), "{:?}", r.unavailable);
+}

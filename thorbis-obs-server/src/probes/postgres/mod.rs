@@ -27,6 +27,8 @@ use thorbis_obs_core::metrics::Sample;
 pub enum Section {
     /// Connection states, long-running and blocked queries.
     Connections,
+    /// pg_stat_statements: slowest and most frequent statements.
+    Performance,
     /// Cache hit ratios.
     Cache,
     /// Size, replication lag, lock waits, deadlocks.
@@ -37,7 +39,8 @@ pub enum Section {
 
 impl Section {
     /// Every section.
-    pub const ALL: [Section; 4] = [Section::Connections, Section::Cache, Section::Health, Section::Business];
+    pub const ALL: [Section; 5] =
+        [Section::Connections, Section::Performance, Section::Cache, Section::Health, Section::Business];
 }
 
 /// A business query: its numeric result columns become metrics.
@@ -100,11 +103,36 @@ pub struct LockWait {
     pub blocking_statement: Option<String>,
 }
 
+/// One statement's pg_stat_statements figures (milliseconds).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatementStats {
+    /// pg_stat_statements' queryid.
+    pub queryid: String,
+    /// Normalised text (constants are `$n`), at most 200 characters.
+    pub query: String,
+    /// Executions.
+    pub calls: f64,
+    /// Total time.
+    pub total_ms: f64,
+    /// Mean time.
+    pub mean_ms: f64,
+    /// Fastest.
+    pub min_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+    /// Standard deviation.
+    pub stddev_ms: f64,
+}
+
 /// One collection's results.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ProbeReport {
     /// Samples.
     pub samples: Vec<Sample>,
+    /// The 10 slowest statements by mean time (performance section).
+    pub slowest: Vec<StatementStats>,
+    /// The 10 most frequent statements by calls (performance section).
+    pub most_frequent: Vec<StatementStats>,
     /// Lock waits (health section).
     pub lock_waits: Vec<LockWait>,
     /// Sections that could not be collected, with the reason.

@@ -1,6 +1,6 @@
 //! The probe: one connection, one READ ONLY transaction per collection.
 
-use super::{BusinessQuery, LockWait, ProbeReport, ProbeSettings, Section, queries};
+use super::{BusinessQuery, LockWait, ProbeReport, ProbeSettings, Section, StatementStats, queries};
 use async_trait::async_trait;
 use std::time::Duration;
 use thorbis_obs_core::metrics::{Labels, Sample};
@@ -117,6 +117,37 @@ impl PostgresProbe {
             report.samples.push(s("pg_longest_query_seconds", Labels::new(), g(6)));
             report.samples.push(s("pg_blocked_queries", Labels::new(), g(7)));
         }
+        if sections.contains(&Section::Performance) {
+            tx.batch_execute("SAVEPOINT thorbis_perf").await.map_err(err)?;
+            match statements(&tx).await {
+                Ok(Some((slowest, frequent))) => {
+                    for (list, metric) in [(&slowest, "pg_statement_mean_seconds"), (&frequent, "pg_statement_calls")] {
+                        for st in list {
+                            let l = Labels::new().with("queryid", st.queryid.clone()).with("query", st.query.clone());
+                            let v = if metric == "pg_statement_calls" { st.calls } else { st.mean_ms / 1000.0 };
+                            report.samples.push(s(metric, l, v));
+                        }
+                    }
+                    report.samples.push(s(
+                        "pg_slow_statements",
+                        Labels::new(),
+                        slowest.iter().filter(|st| st.mean_ms > 1000.0).count() as f64,
+                    ));
+                    report.slowest = slowest;
+                    report.most_frequent = frequent;
+                }
+                Ok(None) => {
+                    report.unavailable.insert(
+                        "performance".into(),
+                        "pg_stat_statements is not installed in this database (shared_preload_libraries = 'pg_stat_statements', then CREATE EXTENSION pg_stat_statements)".into(),
+                    );
+                }
+                Err(e) => {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT thorbis_perf").await.map_err(err)?;
+                    report.unavailable.insert("performance".into(), e);
+                }
+            }
+        }
         if sections.contains(&Section::Cache) {
             let r = tx.query_one(queries::CACHE_OVERALL, &[]).await.map_err(err)?;
             if let Some(v) = r.get::<_, Option<f64>>(0) {
@@ -221,4 +252,44 @@ impl MetricSource for PostgresProbe {
         }
         Ok(report.samples)
     }
+}
+
+/// Slowest and most frequent statements; None without the extension; Err(reason) when the
+/// role may not read it.
+async fn statements(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<Option<(Vec<StatementStats>, Vec<StatementStats>)>, String> {
+    let reason =
+        |e: tokio_postgres::Error| e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
+    let r = tx.query_one(queries::STATEMENTS_AVAILABLE, &[]).await.map_err(reason)?;
+    let (version, installed): (i32, bool) = (r.get(0), r.get(1));
+    if !installed {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for order in ["mean", "calls"] {
+        let rows = tx.query(&queries::statements_sql(version, order), &[]).await.map_err(reason)?;
+        let list: Vec<StatementStats> = rows
+            .iter()
+            .map(|r| StatementStats {
+                queryid: r.get::<_, Option<String>>(0).unwrap_or_default(),
+                query: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                calls: r.get::<_, Option<f64>>(2).unwrap_or(0.0),
+                total_ms: r.get::<_, Option<f64>>(3).unwrap_or(0.0),
+                mean_ms: r.get::<_, Option<f64>>(4).unwrap_or(0.0),
+                min_ms: r.get::<_, Option<f64>>(5).unwrap_or(0.0),
+                max_ms: r.get::<_, Option<f64>>(6).unwrap_or(0.0),
+                stddev_ms: r.get::<_, Option<f64>>(7).unwrap_or(0.0),
+            })
+            .collect();
+        if list.iter().any(|st| st.query.contains("insufficient privilege")) {
+            return Err(
+                "pg_stat_statements texts are hidden from this role: grant pg_read_all_stats (or pg_monitor)".into()
+            );
+        }
+        out.push(list);
+    }
+    let frequent = out.pop().unwrap_or_default();
+    let slowest = out.pop().unwrap_or_default();
+    Ok(Some((slowest, frequent)))
 }

@@ -45,3 +45,48 @@ FROM pg_stat_activity blocked
 JOIN LATERAL unnest(pg_blocking_pids(blocked.pid)) AS b(pid) ON true
 JOIN pg_stat_activity blocking ON blocking.pid = b.pid
 ORDER BY blocked.pid, blocking.pid";
+
+/// Server version and whether pg_stat_statements is installed in this database.
+pub const STATEMENTS_AVAILABLE: &str = "SELECT current_setting('server_version_num')::int, EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')";
+
+/// The pg_stat_statements query for a server version (`server_version_num`), ordered by
+/// `order` (`mean` or `calls`), top 10 of the current database. Timing columns are
+/// `total_time`/`mean_time`/... before PostgreSQL 13 and `total_exec_time`/... from 13 (17
+/// renamed only block-timing columns, which this does not read). Query texts are the
+/// extension's normalised ones (constants replaced by `$n`), whitespace collapsed, cut to 200
+/// characters.
+pub fn statements_sql(server_version_num: i32, order: &str) -> String {
+    let p = if server_version_num >= 130_000 { "_exec_time" } else { "_time" };
+    let order_col = if order == "calls" { "calls".to_string() } else { format!("mean{p}") };
+    format!(
+        "SELECT queryid::text, left(regexp_replace(query, '\\s+', ' ', 'g'), 200), calls::float8, \
+         total{p}::float8, mean{p}::float8, min{p}::float8, max{p}::float8, stddev{p}::float8 \
+         FROM pg_stat_statements \
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         ORDER BY {order_col} DESC LIMIT 10"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statements_sql;
+
+    #[test]
+    fn version_aware_columns() {
+        let pg12 = statements_sql(120_015, "mean");
+        assert!(
+            pg12.contains("mean_time::float8")
+                && pg12.contains("ORDER BY mean_time DESC")
+                && !pg12.contains("exec_time")
+        );
+        for v in [130_000, 150_018, 170_002] {
+            let sql = statements_sql(v, "mean");
+            assert!(
+                sql.contains("total_exec_time::float8") && sql.contains("ORDER BY mean_exec_time DESC"),
+                "{v}: {sql}"
+            );
+            assert!(!sql.contains("blk_read_time"), "PG 17 renamed block timings; we read none");
+        }
+        assert!(statements_sql(150_000, "calls").contains("ORDER BY calls DESC"));
+    }
+}
