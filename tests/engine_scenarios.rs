@@ -191,3 +191,28 @@ fn bad_samples_are_rejected_and_change_nothing() {
     assert_eq!(e.alerts(at(10)), before);
     assert_eq!(e.evaluate(at(10)), twin.evaluate(at(10)));
 }
+
+#[test]
+fn a_down_postgres_probe_pages_database_unreachable() {
+    let mut e = RuleEngine::new(packs::database_health_rules()).expect("valid");
+    for m in 0..4 {
+        for (source, up) in [("postgres-health", 0.0), ("self", 0.0), ("postgres-business", 1.0)] {
+            let s = Sample::new(
+                packs::THORBIS_SOURCE_UP,
+                Labels::new().with("source", source),
+                up,
+                at(m).minus(Duration::from_secs(30)),
+            );
+            e.ingest(&s).expect("valid");
+        }
+        let notes = e.evaluate(at(m));
+        if m == 0 {
+            assert_eq!(notes.len(), 1);
+            assert_eq!(notes[0].rule_id, "database-unreachable");
+            assert_eq!(notes[0].labels.get("source"), Some("postgres-health"));
+            assert_eq!(notes[0].severity.as_str(), "critical");
+        } else {
+            assert!(notes.is_empty());
+        }
+    }
+}

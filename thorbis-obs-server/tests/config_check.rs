@@ -126,5 +126,5 @@ fn the_default_config_is_valid_and_printable() {
     assert!(o.status.success());
     let (ok, out) = check(&String::from_utf8_lossy(&o.stdout), &[]);
     assert!(ok, "{out}");
-    assert!(out.contains("OK: 8 rules, 1 channels, 1 sources"), "{out}");
+    assert!(out.contains("OK: 9 rules, 1 channels, 1 sources"), "{out}");
 }

@@ -139,11 +139,29 @@ pub fn spec_rules() -> Vec<AlertRule> {
     ]
 }
 
+/// The agent's per-source health gauge (1 up, 0 down).
+pub const THORBIS_SOURCE_UP: &str = "thorbis_source_up";
+
 /// The spec's database health rules: size above 10 GB (warning), replication lag above 30 s
-/// (critical), more than 5 lock waits (warning). Each reads the newest probe value.
+/// (critical), more than 5 lock waits (warning), each on the newest probe value; plus
+/// "database unreachable" (critical) when every run of a PostgreSQL probe in 2 minutes failed.
 pub fn database_health_rules() -> Vec<AlertRule> {
     use Operator::GreaterThan as Gt;
+    let mut unreachable = rule(
+        "database-unreachable",
+        "Database Unreachable",
+        "The PostgreSQL probe cannot reach the database",
+        THORBIS_SOURCE_UP,
+        (Operator::LessThan, 1.0, 120, Aggregation::Max),
+        Severity::Critical,
+        &["slack", "email", "pagerduty"],
+        vec![],
+    );
+    unreachable.matchers = Matchers(vec![
+        super::matcher::Matcher::new("source", super::matcher::MatchOp::Regex, "postgres.*").expect("a valid pattern"),
+    ]);
     vec![
+        unreachable,
         rule(
             "database-size-large",
             "Database Size Large",

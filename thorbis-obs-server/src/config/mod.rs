@@ -673,7 +673,7 @@ mod tests {
     #[test]
     fn default_config_loads() {
         let c = LoadedConfig::default_config().expect("the embedded default is valid");
-        assert_eq!(c.rules.len(), 8);
+        assert_eq!(c.rules.len(), 9);
         assert_eq!(c.resolve_channel("pagerduty"), "console");
     }
 }
