@@ -30,12 +30,14 @@ start_postgres() {
   fi
   "${as_pg[@]}" "$bindir/initdb" -D "$PG_TMP/data" -U postgres -A trust --no-sync >"$PG_TMP/initdb.log" 2>&1 \
     || { cat "$PG_TMP/initdb.log" >&2; return 1; }
-  "${as_pg[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w \
-    -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100 -c shared_preload_libraries=pg_stat_statements" start >/dev/null \
+  PG_OPTS="-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100 -c shared_preload_libraries=pg_stat_statements"
+  "${as_pg[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -o "$PG_OPTS" start >/dev/null \
     || { cat "$PG_TMP/server.log" >&2; return 1; }
   PG_BINDIR=$bindir
   PG_AS=("${as_pg[@]}")
   export THORBIS_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  # For the test that stops and restarts the server mid-run.
+  export THORBIS_TEST_PG_CTL="${as_pg[*]} $bindir/pg_ctl -D $PG_TMP/data -l $PG_TMP/server.log -o '$PG_OPTS'"
   echo "== PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (throwaway, $PG_TMP)"
 }
 
