@@ -36,7 +36,8 @@ start_postgres() {
   PG_BINDIR=$bindir
   PG_AS=("${as_pg[@]}")
   export THORBIS_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
-  # For the test that stops and restarts the server mid-run.
+  # For the tests that restart the server and start a streaming replica.
+  export THORBIS_TEST_PG_BINDIR="$bindir" THORBIS_TEST_PG_TMP="$PG_TMP" THORBIS_TEST_PG_AS="${as_pg[*]}"
   export THORBIS_TEST_PG_CTL="${as_pg[*]} $bindir/pg_ctl -D $PG_TMP/data -l $PG_TMP/server.log -o '$PG_OPTS'"
   echo "== PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (throwaway, $PG_TMP)"
 }

@@ -226,3 +226,47 @@ async fn statements_slowest_and_frequent_without_literals() {
     let r = plain.collect_report(Timestamp(0)).await.expect("collects");
     assert!(r.unavailable.get("performance").is_some_and(|e| e.contains("pg_read_all_stats")), "{:?}", r.unavailable);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spec_lock_waits_rule_fires_from_probe_samples() {
+    use thorbis_obs_core::engine::RuleEngine;
+    use thorbis_obs_core::rules::packs;
+    let url = fresh_database("thorbis_lockrule").await;
+    let holder = connect(&url).await;
+    holder.batch_execute("CREATE TABLE hot (id int)").await.expect("table");
+    holder.batch_execute("BEGIN; LOCK TABLE hot IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+    let mut waiters = Vec::new();
+    for _ in 0..6 {
+        let c = connect(&url).await;
+        waiters.push(tokio::spawn(async move { c.query("SELECT count(*) FROM hot", &[]).await.map(|r| r.len()) }));
+    }
+    let probe = PostgresProbe::new(
+        "postgres",
+        &url,
+        Duration::from_secs(30),
+        ProbeSettings { sections: vec![Section::Health], ..ProbeSettings::default() },
+    );
+    let now = Timestamp::from_secs(1_795_000_000);
+    // The waiters queue up as their queries reach the server.
+    let start = std::time::Instant::now();
+    let r = loop {
+        let r = probe.collect_report(now).await.expect("collects");
+        if value(&r, "pg_lock_waits") >= 6.0 || start.elapsed() > Duration::from_secs(15) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(value(&r, "pg_lock_waits"), 6.0);
+    let mut engine = RuleEngine::new(packs::database_health_rules()).expect("valid");
+    for s in &r.samples {
+        engine.ingest(s).expect("probe samples are valid");
+    }
+    let notes = engine.evaluate(now);
+    let ids: Vec<&str> = notes.iter().map(|n| n.rule_id.as_str()).collect();
+    assert_eq!(ids, ["lock-waits-high"], "more than 5 lock waits is the spec's warning; size and lag stay quiet");
+    assert_eq!(notes[0].value, Some(6.0));
+    holder.batch_execute("COMMIT").await.expect("release");
+    for w in waiters {
+        w.await.expect("join").expect("waiter finishes");
+    }
+}

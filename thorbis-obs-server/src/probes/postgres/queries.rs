@@ -38,12 +38,14 @@ SELECT
         ELSE COALESCE((SELECT EXTRACT(EPOCH FROM max(replay_lag)) FROM pg_stat_replication), 0) END)::float8,
   (SELECT deadlocks FROM pg_stat_database WHERE datname = current_database())::float8";
 
-/// Blocked/blocking pairs with users and the first 200 characters of each statement.
+/// Blocked/blocking pairs in this database, with users and the first 200 characters of each
+/// statement.
 pub const LOCK_WAITS: &str = "
 SELECT blocked.pid, blocked.usename::text, left(blocked.query, 200), blocking.pid, blocking.usename::text, left(blocking.query, 200)
 FROM pg_stat_activity blocked
 JOIN LATERAL unnest(pg_blocking_pids(blocked.pid)) AS b(pid) ON true
 JOIN pg_stat_activity blocking ON blocking.pid = b.pid
+WHERE blocked.datname = current_database()
 ORDER BY blocked.pid, blocking.pid";
 
 /// Server version and whether pg_stat_statements is installed in this database.
