@@ -5,15 +5,18 @@
 //! its original start time.
 #![cfg(feature = "webhook")]
 
+mod support;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::agent::{free_port, orders_failing_rule, spawn_agent};
 
 #[derive(Default)]
 struct Receiver {
@@ -34,21 +37,6 @@ async fn hook(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -
     }
     r.accepted.lock().expect("lock").push(id);
     "ok"
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-fn spawn_agent(config: &std::path::Path, dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
-        .args(["run", "--config"])
-        .arg(config)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("agent starts")
 }
 
 async fn wait_for(what: &str, timeout: Duration, mut cond: impl AsyncFnMut() -> bool) {
@@ -85,19 +73,10 @@ api_token = "test-token"
 type = "webhook"
 url = "http://{hook_addr}/hook"
 timeout = "30s"
-[[rules.inline]]
-id = "orders-failing"
-name = "Orders Failing"
-metric = "orders_failed"
-severity = "critical"
-channels = ["hook"]
-[rules.inline.condition]
-operator = "greater_than"
-threshold = 5
-duration = "10s"
-aggregation = "max"
+{rule}
 "#,
-            data = dir.path().join("data").display()
+            data = dir.path().join("data").display(),
+            rule = orders_failing_rule("10s")
         ),
     )
     .expect("config");
@@ -120,7 +99,7 @@ aggregation = "max"
         })
     };
 
-    let mut agent = spawn_agent(&config, dir.path());
+    let mut agent = spawn_agent(&config);
     wait_for("the first delivery to reach the receiver", Duration::from_secs(30), async || {
         !receiver.seen.lock().expect("lock").is_empty()
     })
@@ -133,7 +112,7 @@ aggregation = "max"
     assert!(receiver.accepted.lock().expect("lock").is_empty());
 
     receiver.slow.store(false, Ordering::Relaxed);
-    let mut agent = spawn_agent(&config, dir.path());
+    let mut agent = spawn_agent(&config);
     wait_for("the redelivery", Duration::from_secs(30), async || {
         receiver.accepted.lock().expect("lock").contains(&first_id)
     })

@@ -82,8 +82,9 @@ mod ha {
     use axum::body::Bytes;
     use axum::extract::State;
     use axum::routing::post;
-    use std::process::{Child, Command, Stdio};
+    use std::process::Child;
     use std::sync::{Arc, Mutex};
+    use support::agent::{free_port, orders_failing_rule, spawn_agent};
 
     #[derive(Default)]
     struct Receiver {
@@ -93,10 +94,6 @@ mod ha {
     async fn hook(State(r): State<Arc<Receiver>>, body: Bytes) -> &'static str {
         r.seen.lock().expect("lock").push(serde_json::from_slice(&body).unwrap_or_default());
         "ok"
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
     }
 
     struct AgentProc {
@@ -111,7 +108,7 @@ mod ha {
         }
     }
 
-    fn spawn_agent(dir: &std::path::Path, name: &str, db: &str, hook: &str) -> AgentProc {
+    fn start_agent(dir: &std::path::Path, name: &str, db: &str, hook: &str) -> AgentProc {
         let port = free_port();
         let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(
@@ -129,29 +126,14 @@ mod ha {
     [channels.hook]
     type = "webhook"
     url = "{hook}"
-    [[rules.inline]]
-    id = "orders-failing"
-    name = "Orders Failing"
-    metric = "orders_failed"
-    severity = "critical"
-    channels = ["hook"]
-    [rules.inline.condition]
-    operator = "greater_than"
-    threshold = 5
-    duration = "3s"
-    aggregation = "max"
+    {rule}
     "#,
-                data = dir.join(name).display()
+                data = dir.join(name).display(),
+                rule = orders_failing_rule("3s")
             ),
         )
         .expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("agent starts");
+        let child = spawn_agent(&cfg);
         AgentProc { child, base: format!("http://127.0.0.1:{port}") }
     }
 
@@ -184,13 +166,13 @@ mod ha {
         let dir = tempfile::tempdir().expect("tempdir");
         let client = reqwest::Client::new();
 
-        let a = spawn_agent(dir.path(), "a", &db, &hook);
+        let a = start_agent(dir.path(), "a", &db, &hook);
         let start = Instant::now();
         while is_leader(&client, &a).await != Some(true) {
             assert!(start.elapsed() < Duration::from_secs(20), "agent a never led");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let b = spawn_agent(dir.path(), "b", &db, &hook);
+        let b = start_agent(dir.path(), "b", &db, &hook);
         while is_leader(&client, &b).await.is_none() {
             assert!(start.elapsed() < Duration::from_secs(30), "agent b never started");
             tokio::time::sleep(Duration::from_millis(100)).await;

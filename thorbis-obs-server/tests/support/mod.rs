@@ -1,6 +1,7 @@
 //! Loopback receivers shared by the notifier tests.
 #![allow(dead_code, unreachable_pub, missing_docs, reason = "test support: each test binary uses part of it")]
 
+pub mod agent;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod receiver;
