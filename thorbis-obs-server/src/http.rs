@@ -8,10 +8,20 @@
 //!   switches a named suppression condition on (bearer token);
 //! - `POST /api/v1/samples`: `[{"name", "labels", "value", "timestamp"?}]` pushes samples
 //!   (bearer token). Write endpoints refuse with 403 while no `http.api_token` is configured.
+//! - `GET /api/v1/uptime?range=24h&endpoint=ID`: uptime reports per endpoint and overall from
+//!   stored results (ranges such as 1h, 24h, 7d, 30d), each check's status per location, and
+//!   the check scheduler's start lag;
+//! - `GET /api/v1/synthetic?range=24h`: the same for synthetic workflows, with each
+//!   location's newest run and its steps;
+//! - `GET /api/v1/synthetic/:workflow/screenshot`: the PNG saved at the workflow's newest
+//!   failure (only files the agent wrote itself are served).
 
 use crate::agent::AgentHandle;
+use crate::uptime::CheckKind;
+use crate::uptime::report::summarize;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,6 +47,9 @@ pub fn router(handle: AgentHandle) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/suppressions", post(suppress))
         .route("/api/v1/samples", post(samples))
+        .route("/api/v1/uptime", get(uptime))
+        .route("/api/v1/synthetic", get(synthetic))
+        .route("/api/v1/synthetic/{workflow}/screenshot", get(screenshot))
         .with_state(handle)
 }
 
@@ -135,6 +148,78 @@ async fn samples(State(h): State<AgentHandle>, headers: HeaderMap, body: axum::b
         }
     }
     axum::Json(json!({ "accepted": accepted, "rejected": rejected })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    range: Option<HumanDuration>,
+    endpoint: Option<String>,
+}
+
+async fn report(h: &AgentHandle, kind: CheckKind, q: ReportQuery) -> Response {
+    let range = q.range.unwrap_or(HumanDuration::from_secs(86_400));
+    if range.get() > std::time::Duration::from_secs(400 * 86_400) || range.get().is_zero() {
+        return error(StatusCode::BAD_REQUEST, "range: between 1s and 400d");
+    }
+    let shared = h.shared();
+    let now = shared.clock.now();
+    let since = now.minus(range.get());
+    let records = match shared.store.check_results(kind, q.endpoint.as_deref(), since, now).await {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let status: Vec<_> = shared
+        .board
+        .targets(kind)
+        .into_iter()
+        .filter(|t| q.endpoint.as_ref().is_none_or(|e| *e == t.spec.target))
+        .collect();
+    let targets: Vec<String> = status.iter().map(|t| t.spec.target.clone()).collect();
+    let settings = |t: &str| {
+        status.iter().find(|s| s.spec.target == t).map(|s| (s.spec.quorum, s.spec.sla_target)).unwrap_or((1, 99.9))
+    };
+    let overall_sla = status.iter().map(|s| s.spec.sla_target).reduce(f64::max).unwrap_or(99.9);
+    let summary = summarize(&records, &range.to_string(), since, now, &targets, settings, overall_sla);
+    axum::Json(json!({
+        "report": summary,
+        "status": status,
+        "scheduler": shared.board.scheduler(),
+    }))
+    .into_response()
+}
+
+async fn uptime(State(h): State<AgentHandle>, q: Result<Query<ReportQuery>, QueryRejection>) -> Response {
+    match q {
+        Ok(Query(q)) => report(&h, CheckKind::Http, q).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, e.body_text()),
+    }
+}
+
+async fn synthetic(State(h): State<AgentHandle>, q: Result<Query<ReportQuery>, QueryRejection>) -> Response {
+    match q {
+        Ok(Query(q)) => report(&h, CheckKind::Synthetic, q).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, e.body_text()),
+    }
+}
+
+async fn screenshot(State(h): State<AgentHandle>, Path(workflow): Path<String>) -> Response {
+    let path = h
+        .shared()
+        .board
+        .targets(CheckKind::Synthetic)
+        .into_iter()
+        .filter(|t| t.spec.target == workflow)
+        .flat_map(|t| t.locations)
+        .filter_map(|r| r.detail?.get("screenshot")?.as_str().map(std::path::PathBuf::from))
+        .next();
+    let Some(path) = path else {
+        return error(StatusCode::NOT_FOUND, format!("no screenshot for workflow {workflow:?}"));
+    };
+    match tokio::fs::read(&path).await {
+        Ok(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, format!("the screenshot is gone: {e}")),
+    }
 }
 
 /// One series' labels and value.

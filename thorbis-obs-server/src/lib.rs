@@ -25,4 +25,6 @@ pub mod promtest;
 pub mod rules_file;
 pub mod sources;
 pub mod store;
+pub mod synthetic;
 pub mod telemetry;
+pub mod uptime;

@@ -3,6 +3,7 @@
 //! Everything here is pure and cheap, and none of it needs the `engine` feature, so the browser
 //! SDK can use it without pulling the rule engine in.
 
+pub mod availability;
 pub mod budgets;
 pub mod context;
 pub mod errors;

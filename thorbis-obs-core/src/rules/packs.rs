@@ -195,9 +195,59 @@ pub fn database_health_rules() -> Vec<AlertRule> {
     ]
 }
 
+/// An endpoint's verdict after thresholds and the location quorum (1 down, 0 up), label
+/// `endpoint`; re-emitted every few seconds while checks run.
+pub const THORBIS_UPTIME_DOWN: &str = "thorbis_uptime_down";
+/// Seconds until the endpoint's TLS certificate expires, labels `endpoint`, `location`.
+pub const THORBIS_UPTIME_CERT_EXPIRES_IN_SECONDS: &str = "thorbis_uptime_cert_expires_in_seconds";
+/// A synthetic workflow's verdict after thresholds (1 failing, 0 passing), label `workflow`.
+pub const THORBIS_SYNTHETIC_DOWN: &str = "thorbis_synthetic_down";
+
+/// Uptime and synthetic rules: an endpoint down (critical: the verdict already waited for the
+/// failure threshold and the location quorum, so it fires at once), a TLS certificate expiring
+/// within 14 days (warning), a synthetic workflow failing (error).
+pub fn uptime_rules() -> Vec<AlertRule> {
+    let mut down = rule(
+        "endpoint-down",
+        "Endpoint Down",
+        "An uptime check failed its failure threshold at a quorum of locations",
+        THORBIS_UPTIME_DOWN,
+        (Operator::GreaterThan, 0.0, 600, Aggregation::Last),
+        Severity::Critical,
+        &["slack", "pagerduty"],
+        vec![],
+    );
+    down.annotations.insert("summary".into(), "{{ $labels.endpoint }} is down".into());
+    let mut cert = rule(
+        "certificate-expiring",
+        "Certificate Expiring",
+        "A checked endpoint's TLS certificate expires within 14 days",
+        THORBIS_UPTIME_CERT_EXPIRES_IN_SECONDS,
+        (Operator::LessThan, 14.0 * 86_400.0, 3600, Aggregation::Last),
+        Severity::Warning,
+        &["slack", "email"],
+        vec![],
+    );
+    cert.annotations
+        .insert("summary".into(), "The certificate of {{ $labels.endpoint }} expires in {{ $value }} seconds".into());
+    let mut synthetic = rule(
+        "synthetic-workflow-failing",
+        "Synthetic Workflow Failing",
+        "A synthetic browser workflow failed its failure threshold",
+        THORBIS_SYNTHETIC_DOWN,
+        (Operator::GreaterThan, 0.0, 3600, Aggregation::Last),
+        Severity::Error,
+        &["slack", "email"],
+        vec![],
+    );
+    synthetic.annotations.insert("summary".into(), "Workflow {{ $labels.workflow }} is failing".into());
+    vec![down, cert, synthetic]
+}
+
 /// Every built-in rule.
 pub fn all() -> Vec<AlertRule> {
     let mut v = spec_rules();
     v.extend(database_health_rules());
+    v.extend(uptime_rules());
     v
 }

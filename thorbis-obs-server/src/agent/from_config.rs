@@ -31,8 +31,11 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
         .store(store_from_config(cfg).await?)
         .evaluation_interval(c.agent.evaluation_interval.get())
         .shutdown_timeout(c.agent.shutdown_timeout.get())
-        .delivery_policy(c.agent.delivery.clone())
-        .maintenance_windows(c.maintenance_windows.clone());
+        .delivery_policy(c.agent.delivery.clone());
+    let (monitors, check_windows) = crate::uptime::monitors_from_config(c).map_err(AgentError::Setup)?;
+    let mut windows = c.maintenance_windows.clone();
+    windows.extend(check_windows);
+    b = b.maintenance_windows(windows).monitors(monitors);
     for (name, ch) in &c.channels {
         let built = channels::build(name, ch, &c.agent.delivery, c.agent.log_format)
             .map_err(|e| AgentError::Setup(e.to_string()))?;

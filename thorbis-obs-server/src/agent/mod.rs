@@ -83,6 +83,7 @@ pub(crate) struct Shared {
     pub(crate) leader: AtomicBool,
     pub(crate) running: AtomicBool,
     pub(crate) api_token: Option<Secret>,
+    pub(crate) board: crate::uptime::recorder::Board,
 }
 
 impl Shared {
@@ -166,6 +167,7 @@ pub struct AgentBuilder {
     delivery: DeliveryPolicy,
     http: Option<(SocketAddr, Option<Secret>)>,
     maintenance: Vec<MaintenanceWindow>,
+    monitors: crate::uptime::Monitors,
 }
 
 impl AgentBuilder {
@@ -253,6 +255,12 @@ impl AgentBuilder {
         self
     }
 
+    /// Uptime checks and synthetic workflows to run (see [`crate::uptime`]).
+    pub fn monitors(mut self, m: crate::uptime::Monitors) -> Self {
+        self.monitors = m;
+        self
+    }
+
     /// Checks the parts and builds the agent.
     pub fn build(self) -> Result<Agent, AgentError> {
         let store =
@@ -311,6 +319,7 @@ impl AgentBuilder {
             leader: AtomicBool::new(false),
             running: AtomicBool::new(false),
             api_token,
+            board: Default::default(),
         });
         Ok(Agent {
             shared,
@@ -319,6 +328,7 @@ impl AgentBuilder {
             evaluation_interval: self.evaluation_interval,
             shutdown_timeout: self.shutdown_timeout,
             http,
+            monitors: self.monitors,
         })
     }
 }
@@ -331,6 +341,7 @@ pub struct Agent {
     evaluation_interval: Duration,
     shutdown_timeout: Duration,
     http: Option<SocketAddr>,
+    monitors: crate::uptime::Monitors,
 }
 
 impl std::fmt::Debug for Agent {
@@ -354,6 +365,7 @@ impl Agent {
             delivery: DeliveryPolicy::default(),
             http: None,
             maintenance: Vec::new(),
+            monitors: Default::default(),
         }
     }
 
@@ -398,6 +410,9 @@ impl Agent {
         let mut workers = tokio::task::JoinSet::new();
         for w in self.workers {
             workers.spawn(w.run(shared.clone(), stop_rx.clone()));
+        }
+        if !self.monitors.is_empty() {
+            self.monitors.spawn(shared.clone(), &mut tasks, &stop_rx);
         }
         let eval = tokio::spawn(evaluate_loop(shared.clone(), self.evaluation_interval, stop_rx.clone()));
         if let Some(l) = listener {

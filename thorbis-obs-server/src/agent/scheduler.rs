@@ -28,7 +28,7 @@ pub struct SourceHealth {
 }
 
 /// A pseudo-random fraction in [0, 1) from the source name and the clock, for the phase.
-fn phase(name: &str) -> f64 {
+pub(crate) fn phase(name: &str) -> f64 {
     let mut h = thorbis_obs_core::domain::hash::Fnv64::new();
     h.write(name.as_bytes());
     let nanos =

@@ -49,6 +49,12 @@ pub struct AgentConfig {
     /// Maintenance windows.
     #[serde(default)]
     pub maintenance_windows: Vec<MaintenanceWindow>,
+    /// Uptime checks (feature `http`).
+    #[serde(default)]
+    pub uptime: crate::uptime::config::UptimeSection,
+    /// Synthetic browser workflows (feature `synthetic`).
+    #[serde(default)]
+    pub synthetic: crate::synthetic::SyntheticSection,
 }
 
 /// `[agent]`
@@ -118,7 +124,7 @@ impl Default for HttpSection {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesSection {
-    /// Built-in packs: `spec`, `database`.
+    /// Built-in packs: `spec`, `database`, `uptime`.
     pub packs: Vec<String>,
     /// Rule files (YAML, TOML, JSON), relative to the config file.
     pub files: Vec<PathBuf>,
@@ -631,6 +637,9 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
             }
         }
     }
+    for (path, message) in crate::uptime::config::problems(&c.uptime, &c.synthetic) {
+        p(path, message);
+    }
     for (i, w) in c.maintenance_windows.iter().enumerate() {
         if let Err(e) = w.validate() {
             p(format!("maintenance_windows[{i}]"), e.to_string());
@@ -641,7 +650,10 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
         match name.as_str() {
             "spec" => rules.extend(packs::spec_rules()),
             "database" => rules.extend(packs::database_health_rules()),
-            other => p(format!("rules.packs[{i}]"), format!("unknown pack {other:?}; packs are spec and database")),
+            "uptime" => rules.extend(packs::uptime_rules()),
+            other => {
+                p(format!("rules.packs[{i}]"), format!("unknown pack {other:?}; packs are spec, database and uptime"))
+            }
         }
     }
     let known = ValidateOptions { known_channels: Some(channel_names(c)) };
@@ -673,7 +685,7 @@ mod tests {
     #[test]
     fn default_config_loads() {
         let c = LoadedConfig::default_config().expect("the embedded default is valid");
-        assert_eq!(c.rules.len(), 9);
+        assert_eq!(c.rules.len(), 12);
         assert_eq!(c.resolve_channel("pagerduty"), "console");
     }
 }

@@ -13,6 +13,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+use crate::uptime::{CheckKind, CheckRecord};
 use async_trait::async_trait;
 use thorbis_obs_core::engine::{EngineSnapshot, Notification};
 use thorbis_obs_core::time::Timestamp;
@@ -69,6 +70,71 @@ pub enum AttemptOutcome {
         /// Why.
         error: String,
     },
+}
+
+/// Column list of `check_results`, in the order [`check_row_values`] binds and
+/// [`check_from_parts`] reads.
+pub(crate) const CHECK_COLUMNS: &str =
+    "kind, target, location, at, success, duration_ms, status_code, failed_rule, error, cert_expires_at, down, detail";
+
+/// A stored check row as plain values.
+pub(crate) type CheckRow = (
+    String,
+    String,
+    String,
+    i64,
+    i32,
+    f64,
+    Option<i32>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    i32,
+    Option<String>,
+);
+
+/// The values to store for a record.
+pub(crate) fn check_row_values(r: &CheckRecord) -> CheckRow {
+    (
+        r.kind.as_str().to_string(),
+        r.target.clone(),
+        r.location.clone(),
+        r.at.as_millis(),
+        i32::from(r.success),
+        r.duration_ms,
+        r.status_code.map(i32::from),
+        r.failed_rule.clone(),
+        r.error.clone(),
+        r.cert_expires_at.map(Timestamp::as_millis),
+        i32::from(r.down),
+        r.detail.as_ref().map(|d| d.to_string()),
+    )
+}
+
+/// A record from stored values; a row that does not read back is corrupt, named.
+pub(crate) fn check_from_parts(row: CheckRow) -> Result<CheckRecord, StoreError> {
+    let (kind, target, location, at, success, duration_ms, status, failed_rule, error, cert, down, detail) = row;
+    let kind = CheckKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("check_results.kind {kind:?}")))?;
+    let status_code = status
+        .map(|s| u16::try_from(s).map_err(|_| StoreError::Corrupt(format!("check_results.status_code {s}"))))
+        .transpose()?;
+    let detail = detail
+        .map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Corrupt(format!("check_results.detail: {e}"))))
+        .transpose()?;
+    Ok(CheckRecord {
+        kind,
+        target,
+        location,
+        at: Timestamp(at),
+        success: success != 0,
+        duration_ms,
+        status_code,
+        failed_rule,
+        error,
+        cert_expires_at: cert.map(Timestamp),
+        down: down != 0,
+        detail,
+    })
 }
 
 /// A failed delivery, for `/api/v1/alerts` and logs.
@@ -144,6 +210,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Appends check results (uptime checks and synthetic workflows).
+    async fn record_checks(&self, records: &[CheckRecord]) -> Result<(), StoreError>;
+
+    /// Results of `kind` with `since < at <= until`, oldest first; of one target when given.
+    async fn check_results(
+        &self,
+        kind: CheckKind,
+        target: Option<&str>,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<CheckRecord>, StoreError>;
+
+    /// Deletes results with `at < before`; returns how many.
+    async fn prune_checks(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// True when several agents share this store, so their check locations count together.
+    fn is_shared(&self) -> bool {
+        false
+    }
 
     /// Takes or keeps the leader role; only the leader evaluates and notifies. A store that
     /// only one agent can use is always the leader.

@@ -9,6 +9,8 @@
 
 use super::sqlite::MIGRATIONS;
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
+use super::{CHECK_COLUMNS, check_from_parts, check_row_values};
+use crate::uptime::{CheckKind, CheckRecord};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicBool, Ordering};
 use thorbis_obs_core::engine::{EngineSnapshot, Notification};
@@ -268,6 +270,71 @@ impl Store for PostgresStore {
                 error: r.get(4),
             })
             .collect())
+    }
+
+    async fn record_checks(&self, records: &[CheckRecord]) -> Result<(), StoreError> {
+        client!(self, c);
+        let tx = c.transaction().await.map_err(backend)?;
+        let ins = tx
+            .prepare(&format!(
+                "INSERT INTO check_results ({CHECK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ))
+            .await
+            .map_err(backend)?;
+        for r in records {
+            let v = check_row_values(r);
+            tx.execute(&ins, &[&v.0, &v.1, &v.2, &v.3, &v.4, &v.5, &v.6, &v.7, &v.8, &v.9, &v.10, &v.11])
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn check_results(
+        &self,
+        kind: CheckKind,
+        target: Option<&str>,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<CheckRecord>, StoreError> {
+        client!(self, c);
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {CHECK_COLUMNS} FROM check_results WHERE kind = $1 AND at > $2 AND at <= $3
+                     AND ($4::TEXT IS NULL OR target = $4) ORDER BY at"
+                ),
+                &[&kind.as_str(), &since.as_millis(), &until.as_millis(), &target],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                check_from_parts((
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                    r.get(6),
+                    r.get(7),
+                    r.get(8),
+                    r.get(9),
+                    r.get(10),
+                    r.get(11),
+                ))
+            })
+            .collect()
+    }
+
+    async fn prune_checks(&self, before: Timestamp) -> Result<u64, StoreError> {
+        client!(self, c);
+        c.execute("DELETE FROM check_results WHERE at < $1", &[&before.as_millis()]).await.map_err(backend)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -2,6 +2,8 @@
 //! survives a crash of the process or the machine.
 
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
+use super::{CHECK_COLUMNS, CheckRow, check_from_parts, check_row_values};
+use crate::uptime::{CheckKind, CheckRecord};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -35,6 +37,23 @@ pub const MIGRATIONS: &[&str] = &[
     // The order notifications were produced in within one evaluation, so a channel delivers
     // them in order (created_at, ord).
     "ALTER TABLE outbox ADD COLUMN ord INTEGER NOT NULL DEFAULT 0",
+    // Uptime check and synthetic workflow results, for reports and location quorums.
+    "CREATE TABLE check_results (
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        location TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        success INTEGER NOT NULL,
+        duration_ms DOUBLE PRECISION NOT NULL,
+        status_code INTEGER,
+        failed_rule TEXT,
+        error TEXT,
+        cert_expires_at BIGINT,
+        down INTEGER NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX check_results_target ON check_results (kind, target, at);
+    CREATE INDEX check_results_at ON check_results (kind, at)",
 ];
 
 /// The SQLite-backed [`Store`].
@@ -277,6 +296,75 @@ impl Store for SqliteStore {
                 })
                 .map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn record_checks(&self, records: &[CheckRecord]) -> Result<(), StoreError> {
+        let rows: Vec<CheckRow> = records.iter().map(check_row_values).collect();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            {
+                let mut ins = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO check_results ({CHECK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                    ))
+                    .map_err(backend)?;
+                for r in &rows {
+                    ins.execute(params![r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11])
+                        .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn check_results(
+        &self,
+        kind: CheckKind,
+        target: Option<&str>,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<CheckRecord>, StoreError> {
+        let target = target.map(str::to_string);
+        let rows: Vec<CheckRow> = self
+            .with(move |c| {
+                let mut q = c
+                    .prepare_cached(&format!(
+                        "SELECT {CHECK_COLUMNS} FROM check_results WHERE kind = ?1 AND at > ?2 AND at <= ?3
+                         AND (?4 IS NULL OR target = ?4) ORDER BY at, rowid"
+                    ))
+                    .map_err(backend)?;
+                let rows = q
+                    .query_map(params![kind.as_str(), since.as_millis(), until.as_millis(), target], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                            r.get(8)?,
+                            r.get(9)?,
+                            r.get(10)?,
+                            r.get(11)?,
+                        ))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            })
+            .await?;
+        rows.into_iter().map(check_from_parts).collect()
+    }
+
+    async fn prune_checks(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.with(move |c| {
+            c.execute("DELETE FROM check_results WHERE at < ?1", params![before.as_millis()])
+                .map(|n| n as u64)
+                .map_err(backend)
         })
         .await
     }

@@ -6,3 +6,5 @@ pub mod agent;
 pub mod pg;
 pub mod receiver;
 pub mod smtp;
+pub mod tls;
+pub mod web;

@@ -32,18 +32,7 @@ pub enum SinkTls {
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (acceptor, certificate PEM).
 pub fn self_signed() -> (tokio_rustls::TlsAcceptor, String) {
-    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("cert");
-    let pem = key.cert.pem();
-    let der = key.cert.der().clone();
-    let pkey = tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).expect("key");
-    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![der], pkey)
-        .expect("server config");
-    (tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg)), pem)
+    super::tls::certificate(None)
 }
 
 impl SmtpSink {

@@ -1,5 +1,7 @@
 //! The `thorbis-obs` command line.
 
+mod checks;
+
 use crate::agent::agent_from_config;
 use crate::config::{DEFAULT_CONFIG, LoadedConfig, LogFormat};
 use crate::promtest::run_test_file;
@@ -43,6 +45,12 @@ pub enum Command {
     /// Run one probe collection and print it.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// Uptime reports from stored check results.
+    #[command(subcommand)]
+    Uptime(checks::UptimeCommand),
+    /// Synthetic browser workflows.
+    #[command(subcommand)]
+    Synthetic(checks::SyntheticCommand),
 }
 
 /// `thorbis-obs probe ...`
@@ -60,6 +68,8 @@ pub enum ProbeCommand {
         #[arg(long, value_delimiter = ',')]
         only: Option<Vec<String>>,
     },
+    /// One HTTP check, printed; exit code 0 when up, 1 when down, 2 on a usage error.
+    Http(Box<checks::HttpProbeArgs>),
 }
 
 /// Probe output formats.
@@ -155,7 +165,9 @@ pub enum Pack {
     Spec,
     /// The spec's database health rules.
     Database,
-    /// Both.
+    /// Endpoint down, certificate expiring, synthetic workflow failing.
+    Uptime,
+    /// All of them.
     All,
 }
 
@@ -181,6 +193,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
             }
         },
         Command::Probe(ProbeCommand::Postgres { url, format, only }) => probe_postgres(&url, format, only, out, err),
+        Command::Probe(ProbeCommand::Http(args)) => checks::probe_http(*args, out, err),
+        Command::Uptime(c) => checks::uptime(c, out, err),
+        Command::Synthetic(c) => checks::synthetic(c, out, err),
         Command::Notify(NotifyCommand::Test { config, channel, severity }) => {
             notify_test(&config, &channel, severity, out, err)
         }
@@ -226,6 +241,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
             let rules = match pack {
                 Pack::Spec => packs::spec_rules(),
                 Pack::Database => packs::database_health_rules(),
+                Pack::Uptime => packs::uptime_rules(),
                 Pack::All => packs::all(),
             };
             match serde_yaml_ng::to_string(&RuleFile { rules }) {
@@ -238,6 +254,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// A current-thread runtime, or the error written to `err`.
+pub(crate) fn runtime(err: &mut dyn Write) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let _ = writeln!(err, "cannot start the runtime: {e}");
+            None
         }
     }
 }
@@ -372,13 +399,7 @@ fn notify_test(
         SeverityArg::Critical => Severity::Critical,
     };
     let n = test_notification(severity);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(err, "cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(runtime) = runtime(err) else { return ExitCode::FAILURE };
     match runtime.block_on(built.channel.send(&n)) {
         Ok(d) => {
             let _ = writeln!(out, "{name}: accepted: {}", d.answer.unwrap_or_else(|| "(no answer)".into()));
@@ -417,13 +438,7 @@ fn probe_postgres(
         }
         settings.sections = sections;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(err, "cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(runtime) = runtime(err) else { return ExitCode::FAILURE };
     let probe = PostgresProbe::new("postgres", url, std::time::Duration::from_secs(60), settings);
     match runtime.block_on(probe.collect_report(crate::agent::system_now())) {
         Ok(report) => {

@@ -1,0 +1,142 @@
+//! A scripted HTTP/1.1 server on loopback, plain or TLS: the handler sees each request (with
+//! its 1-based number and the peer address) and says how to answer, including how long to
+//! wait first. Every answer closes the connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+#[derive(Clone, Debug)]
+pub struct Req {
+    pub n: u64,
+    pub method: String,
+    pub path: String,
+    pub peer: SocketAddr,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn json(status: u16, body: &str) -> Reply {
+        Reply { headers: vec![("Content-Type".into(), "application/json".into())], ..Reply::new(status, body) }
+    }
+    pub fn html(body: &str) -> Reply {
+        Reply { headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())], ..Reply::new(200, body) }
+    }
+    pub fn after(mut self, d: Duration) -> Reply {
+        self.delay = d;
+        self
+    }
+}
+
+pub type Handler = Arc<dyn Fn(&Req) -> Reply + Send + Sync>;
+
+pub struct WebServer {
+    pub port: u16,
+    pub hits: Arc<AtomicU64>,
+    tls: bool,
+}
+
+impl WebServer {
+    pub async fn start(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> WebServer {
+        Self::start_inner(None, Arc::new(handler)).await
+    }
+
+    pub async fn start_tls(
+        acceptor: tokio_rustls::TlsAcceptor,
+        handler: impl Fn(&Req) -> Reply + Send + Sync + 'static,
+    ) -> WebServer {
+        Self::start_inner(Some(acceptor), Arc::new(handler)).await
+    }
+
+    async fn start_inner(tls: Option<tokio_rustls::TlsAcceptor>, handler: Handler) -> WebServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let hits = Arc::new(AtomicU64::new(0));
+        let h = hits.clone();
+        let is_tls = tls.is_some();
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, peer)) = listener.accept().await else { return };
+                let (handler, hits, tls) = (handler.clone(), h.clone(), tls.clone());
+                tokio::spawn(async move {
+                    match tls {
+                        Some(acc) => {
+                            if let Ok(s) = acc.accept(sock).await {
+                                serve(s, peer, handler, hits).await;
+                            }
+                        }
+                        None => serve(sock, peer, handler, hits).await,
+                    }
+                });
+            }
+        });
+        WebServer { port, hits, tls: is_tls }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}://127.0.0.1:{}{path}", if self.tls { "https" } else { "http" }, self.port)
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, peer: SocketAddr, handler: Handler, hits: Arc<AtomicU64>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let method = first.next().unwrap_or("").to_string();
+    let path = first.next().unwrap_or("/").to_string();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
+    let reply = handler(&Req { n, method, path, peer, headers });
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut out =
+        format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", reply.status, reply.body.len());
+    for (k, v) in &reply.headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(&reply.body);
+    let _ = s.write_all(out.as_bytes()).await;
+    let _ = s.shutdown().await;
+}

@@ -1,0 +1,331 @@
+//! Uptime checks against real local servers: every fault gets the right verdict and failing
+//! rule; thresholds, maintenance windows and location quorums behave as configured inside a
+//! running agent; reports and the CLI read the stored results.
+#![cfg(feature = "http")]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+use support::tls::certificate;
+use support::web::{Reply, WebServer};
+use thorbis_obs_core::testing::InMemoryChannel;
+use thorbis_obs_server::agent::Agent;
+use thorbis_obs_server::config::AgentConfig;
+use thorbis_obs_server::store::Store;
+use thorbis_obs_server::store::sqlite::SqliteStore;
+use thorbis_obs_server::uptime::config::{HttpCheckConfig, LocationConfig};
+use thorbis_obs_server::uptime::http_check::{CheckOutcome, HttpChecker};
+use thorbis_obs_server::uptime::{CheckKind, monitors_from_config};
+
+fn check(toml_text: &str) -> HttpCheckConfig {
+    toml::from_str(toml_text).expect("check config")
+}
+
+async fn run(toml_text: &str) -> CheckOutcome {
+    let c = check(toml_text);
+    HttpChecker::new(&c, &LocationConfig::default()).expect("checker").run().await
+}
+
+fn rule(o: &CheckOutcome) -> &str {
+    o.failure.as_ref().map(|f| f.rule).unwrap_or("")
+}
+
+#[tokio::test]
+async fn each_fault_gets_its_verdict_and_failing_rule() {
+    let web = WebServer::start(|r| match r.path.as_str() {
+        "/ok" => Reply::json(200, r#"{"status":"ok","db":{"replicas":[{"lag":0}]}}"#),
+        "/slow" => Reply::new(200, "ok").after(Duration::from_millis(800)),
+        "/error" => Reply::new(500, "internal error"),
+        "/wrong-body" => Reply::new(200, "maintenance page"),
+        "/wrong-json" => Reply::json(200, r#"{"status":"degraded","db":{"replicas":[{"lag":12}]}}"#),
+        "/not-json" => Reply::new(200, "<html>"),
+        "/redirect" => Reply { headers: vec![("Location".into(), "/ok".into())], ..Reply::new(302, "") },
+        _ => Reply::new(404, "no"),
+    })
+    .await;
+    let u = |p: &str| web.url(p);
+
+    let ok = run(&format!(
+        r#"id = "ok"
+url = "{}"
+expect = {{ status = ["2xx"], body_contains = "ok", body_regex = "\"status\":\\s*\"ok\"", json = {{ "status" = "ok", "db.replicas[0].lag" = 0 }}, headers = {{ "content-type" = "json" }}, max_response_time = "2s" }}"#,
+        u("/ok")
+    ))
+    .await;
+    assert!(ok.success, "{ok:?}");
+    assert_eq!(ok.status, Some(200));
+    assert_eq!(ok.cert_expires_at, None);
+
+    let redirected = run(&format!("id = \"r\"\nurl = \"{}\"\nexpect = {{ status = [200] }}", u("/redirect"))).await;
+    assert!(redirected.success, "redirects are followed: {redirected:?}");
+    let not_followed = run(&format!(
+        "id = \"r\"\nurl = \"{}\"\nfollow_redirects = false\nexpect = {{ status = [200] }}",
+        u("/redirect")
+    ))
+    .await;
+    assert_eq!((rule(&not_followed), not_followed.status), ("status", Some(302)));
+
+    let cases = [
+        ("/error", "", "status", "got 500, want 200-399"),
+        ("/slow", r#"max_response_time = "200ms""#, "response_time", "want < 200 ms"),
+        ("/wrong-body", r#"body_contains = "ok""#, "body_contains", "does not contain \"ok\""),
+        ("/wrong-body", r#"body_regex = "^ok$""#, "body_regex", "does not match"),
+        ("/ok", r#"body_not_contains = "replicas""#, "body_not_contains", "contains \"replicas\""),
+        ("/wrong-json", r#"json = { "status" = "ok" }"#, "json", r#"status is "degraded", want "ok""#),
+        ("/wrong-json", r#"json = { "db.replicas[0].lag" = 0 }"#, "json", "db.replicas[0].lag is 12, want 0"),
+        ("/not-json", r#"json = { "status" = "ok" }"#, "json", "not JSON"),
+        ("/ok", r#"headers = { "x-served-by" = "." }"#, "header", "x-served-by is missing"),
+        ("/ok", r#"headers = { "content-type" = "^text/" }"#, "header", "does not match"),
+        ("/ok", r#"cert_expires_in_more_than = "7d""#, "certificate", "no TLS certificate"),
+    ];
+    for (path, expect, want_rule, want_detail) in cases {
+        let o = run(&format!("id = \"c\"\nurl = \"{}\"\nexpect = {{ {expect} }}", u(path))).await;
+        assert!(!o.success, "{path} {expect}: {o:?}");
+        assert_eq!(rule(&o), want_rule, "{path} {expect}: {o:?}");
+        let detail = &o.failure.as_ref().expect("failure").detail;
+        assert!(detail.contains(want_detail), "{path} {expect}: {detail}");
+    }
+
+    // The whole check is bounded by its timeout, headers and body included.
+    let timed_out = run(&format!("id = \"t\"\nurl = \"{}\"\ntimeout = \"300ms\"", u("/slow"))).await;
+    assert_eq!(rule(&timed_out), "timeout", "{timed_out:?}");
+    assert!(timed_out.elapsed < Duration::from_millis(700), "{:?}", timed_out.elapsed);
+
+    // Nothing listens: connection refused.
+    let port = support::agent::free_port();
+    let refused = run(&format!("id = \"x\"\nurl = \"http://127.0.0.1:{port}/\"")).await;
+    assert_eq!((rule(&refused), refused.status), ("connect", None), "{refused:?}");
+    assert!(!refused.failure.as_ref().expect("failure").detail.contains(&port.to_string()), "no URL in errors");
+}
+
+#[tokio::test]
+async fn certificates_self_signed_trusted_and_expiring() {
+    let (acceptor, pem) = certificate(Some(3));
+    let web = WebServer::start_tls(acceptor, |_| Reply::new(200, "ok")).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pem).expect("write");
+    let url = web.url("/");
+
+    // Self-signed and not trusted: a TLS failure, no status.
+    let untrusted = run(&format!("id = \"s\"\nurl = \"{url}\"")).await;
+    assert_eq!((rule(&untrusted), untrusted.status), ("tls", None), "{untrusted:?}");
+
+    // Trusted through ca_file: up, and the expiry is read (midnight UTC in 3 days: 2-3 days).
+    let trusted = run(&format!("id = \"s\"\nurl = \"{url}\"\nca_file = \"{}\"", ca.display())).await;
+    assert!(trusted.success, "{trusted:?}");
+    let now = thorbis_obs_server::agent::system_now();
+    let left_days = (trusted.cert_expires_at.expect("expiry").as_millis() - now.as_millis()) as f64 / 86_400_000.0;
+    assert!((2.0..=3.0).contains(&left_days), "{left_days}");
+
+    // Expiring within the bound: the certificate rule fails, with the days left.
+    let expiring = run(&format!(
+        "id = \"s\"\nurl = \"{url}\"\nca_file = \"{}\"\nexpect = {{ cert_expires_in_more_than = \"7d\" }}",
+        ca.display()
+    ))
+    .await;
+    assert_eq!(rule(&expiring), "certificate", "{expiring:?}");
+    assert!(expiring.failure.as_ref().expect("f").detail.contains("want more than 7.0"), "{expiring:?}");
+
+    // insecure_skip_verify accepts it but still reads the expiry and applies the rule.
+    let insecure = run(&format!(
+        "id = \"s\"\nurl = \"{url}\"\ninsecure_skip_verify = true\nexpect = {{ cert_expires_in_more_than = \"1d\" }}"
+    ))
+    .await;
+    assert!(insecure.success && insecure.cert_expires_at.is_some(), "{insecure:?}");
+}
+
+/// An agent on `config` (TOML) with an in-memory channel called `pager` that every rule
+/// channel name maps to.
+async fn agent_on(config: &str, store: Arc<dyn Store>) -> (Agent, Arc<InMemoryChannel>) {
+    let cfg: AgentConfig = toml::from_str(config).expect("config");
+    let (monitors, windows) = monitors_from_config(&cfg).expect("monitors");
+    let pager = Arc::new(InMemoryChannel::new("pager"));
+    let agent = Agent::builder()
+        .rules(thorbis_obs_core::rules::packs::uptime_rules())
+        .channel(pager.clone())
+        .alias("slack", "pager")
+        .alias("pagerduty", "pager")
+        .alias("email", "pager")
+        .store(store)
+        .evaluation_interval(Duration::from_millis(100))
+        .maintenance_windows(windows)
+        .monitors(monitors)
+        .build()
+        .expect("agent");
+    (agent, pager)
+}
+
+async fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blip_pages_nobody_an_outage_pages_once_and_resolves() {
+    // Requests 1-2 ok, 3-4 fail (a blip under the threshold of 3), 5 ok, 6-9 fail (down at
+    // the 8th), 10 and later ok (up again at the 11th, the second success).
+    let web = WebServer::start(|r| {
+        if (3..=4).contains(&r.n) || (6..=9).contains(&r.n) { Reply::new(503, "down") } else { Reply::new(200, "ok") }
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("s.db")).expect("store"));
+    let config = format!(
+        "[uptime]\nfailure_threshold = 3\nsuccess_threshold = 2\n[[uptime.checks]]\nid = \"api\"\nurl = \"{}\"\ninterval = \"150ms\"\ntimeout = \"1s\"\n",
+        web.url("/health")
+    );
+    let (agent, pager) = agent_on(&config, store.clone()).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async move {
+        let _ = stop_rx.await;
+    }));
+    wait_for("16 checks", Duration::from_secs(20), || web.hits() >= 16).await;
+    wait_for("the resolve", Duration::from_secs(5), || pager.sent().len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await; // a flush of the results
+    let _ = stop_tx.send(());
+    task.await.expect("join").expect("agent");
+
+    let sent = pager.sent();
+    let kinds: Vec<String> = sent.iter().map(|n| format!("{}:{:?}", n.rule_id, n.kind)).collect();
+    assert_eq!(kinds, ["endpoint-down:Firing", "endpoint-down:Resolved"], "one page, one resolve");
+    assert_eq!(sent[0].labels.get("endpoint"), Some("api"));
+
+    let now = thorbis_obs_server::agent::system_now();
+    let recs = store
+        .check_results(CheckKind::Http, Some("api"), now.minus(Duration::from_secs(600)), now)
+        .await
+        .expect("read");
+    assert!(recs.len() >= 14, "{}", recs.len());
+    let flags: Vec<(bool, bool)> = recs.iter().take(12).map(|r| (r.success, r.down)).collect();
+    let want = [
+        (true, false),
+        (true, false),
+        (false, false),
+        (false, false),
+        (true, false),
+        (false, false),
+        (false, false),
+        (false, true), // the third failure in a row
+        (false, true),
+        (true, true), // one success is not enough
+        (true, false),
+        (true, false),
+    ];
+    assert_eq!(flags, want);
+    assert_eq!(recs[2].failed_rule.as_deref(), Some("status"));
+    assert_eq!(recs[2].status_code, Some(503));
+
+    // The report over the stored results: two downtime events (the blip counts in the raw
+    // uptime), the outage of four failed checks closed by request 10.
+    let s = thorbis_obs_server::uptime::report::summarize(
+        &recs,
+        "1h",
+        now.minus(Duration::from_secs(3600)),
+        now,
+        &[],
+        |_| (1, 99.9),
+        99.9,
+    );
+    let api = &s.endpoints["api"].report;
+    assert_eq!(api.downtime_events.len(), 2, "{api:?}");
+    assert_eq!(api.downtime_events[1].failed_checks, 4);
+    assert_eq!(api.successful_checks, api.checks - 6);
+    assert!(api.mttr_ms.is_some() && api.mtbf_ms.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_inside_a_maintenance_window_page_nobody() {
+    let web = WebServer::start(|_| Reply::new(500, "down for maintenance")).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("s.db")).expect("store"));
+    let (start, end) =
+        (chrono::Utc::now() - chrono::Duration::hours(1), chrono::Utc::now() + chrono::Duration::hours(1));
+    let config = format!(
+        "[[uptime.checks]]\nid = \"api\"\nurl = \"{}\"\ninterval = \"100ms\"\nfailure_threshold = 2\nmaintenance = [{{ name = \"deploy\", once = {{ start = \"{}\", end = \"{}\" }} }}]\n\
+         [[uptime.checks]]\nid = \"other\"\nurl = \"{}\"\ninterval = \"100ms\"\nfailure_threshold = 2\n",
+        web.url("/a"),
+        start.to_rfc3339(),
+        end.to_rfc3339(),
+        web.url("/b"),
+    );
+    let (agent, pager) = agent_on(&config, store).await;
+    let handle = agent.handle();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async move {
+        let _ = stop_rx.await;
+    }));
+    wait_for("the other endpoint's page", Duration::from_secs(10), || !pager.sent().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(());
+    task.await.expect("join").expect("agent");
+    let endpoints: Vec<String> =
+        pager.sent().iter().filter_map(|n| n.labels.get("endpoint").map(str::to_string)).collect();
+    assert!(endpoints.iter().all(|e| e == "other"), "only the endpoint outside maintenance pages: {endpoints:?}");
+    // Both are down; the one in maintenance is muted, not forgotten.
+    let firing: Vec<String> = handle
+        .alerts()
+        .iter()
+        .filter(|a| a.rule_id == "endpoint-down")
+        .filter_map(|a| a.labels.get("endpoint").map(str::to_string))
+        .collect();
+    assert!(firing.contains(&"api".to_string()) && firing.contains(&"other".to_string()), "{firing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_of_locations_decides() {
+    // The second vantage point connects from 127.0.0.2 and always gets errors.
+    let web = WebServer::start(|r| {
+        if r.peer.ip() == std::net::IpAddr::from([127, 0, 0, 2]) {
+            Reply::new(502, "bad gateway")
+        } else {
+            Reply::new(200, "ok")
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("s.db")).expect("store"));
+    let config = format!(
+        "[uptime]\nlocation = \"eu\"\nfailure_threshold = 1\n[uptime.locations.us]\nlocal_address = \"127.0.0.2\"\n\
+         [[uptime.checks]]\nid = \"quorum2\"\nurl = \"{u}\"\ninterval = \"100ms\"\nquorum = 2\n\
+         [[uptime.checks]]\nid = \"quorum1\"\nurl = \"{u}\"\ninterval = \"100ms\"\nquorum = 1\n",
+        u = web.url("/")
+    );
+    let (agent, pager) = agent_on(&config, store.clone()).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async move {
+        let _ = stop_rx.await;
+    }));
+    wait_for("a page", Duration::from_secs(10), || !pager.sent().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = stop_tx.send(());
+    task.await.expect("join").expect("agent");
+    let endpoints: Vec<String> =
+        pager.sent().iter().filter_map(|n| n.labels.get("endpoint").map(str::to_string)).collect();
+    assert_eq!(endpoints, ["quorum1"], "one location of two says down: only quorum 1 pages");
+
+    let now = thorbis_obs_server::agent::system_now();
+    let recs =
+        store.check_results(CheckKind::Http, None, now.minus(Duration::from_secs(600)), now).await.expect("read");
+    let us_failed =
+        recs.iter().filter(|r| r.location == "us").all(|r| !r.success && r.failed_rule.as_deref() == Some("status"));
+    let eu_ok = recs.iter().filter(|r| r.location == "eu").all(|r| r.success);
+    assert!(us_failed && eu_ok, "{recs:?}");
+    let s = thorbis_obs_server::uptime::report::summarize(
+        &recs,
+        "1h",
+        now.minus(Duration::from_secs(3600)),
+        now,
+        &[],
+        |t| (if t == "quorum2" { 2 } else { 1 }, 99.9),
+        99.9,
+    );
+    assert_eq!(s.endpoints["quorum2"].report.uptime_percent, Some(100.0));
+    assert_eq!(s.endpoints["quorum2"].locations["us"].uptime_percent, Some(0.0));
+    assert_eq!(s.endpoints["quorum2"].locations["eu"].uptime_percent, Some(100.0));
+    assert!(s.endpoints["quorum1"].report.uptime_percent.is_some_and(|u| u < 60.0));
+}
