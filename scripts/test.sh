@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine of this kind (Debian, rustup, root).
-# Installs what is missing (wasm32 target, PostgreSQL server binaries), starts what the tests
-# need (a throwaway PostgreSQL cluster), and stops it again.
+# Installs what is missing (wasm32 target, PostgreSQL server binaries, Debian's chromium and
+# chromium-driver for the synthetic workflow tests), starts what the tests need (a throwaway
+# PostgreSQL cluster; the tests start their own HTTP, SMTP and TLS receivers on 127.0.0.1),
+# and stops it again.
 #   bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,18 @@ log() { printf '\n== %s\n' "$*"; }
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   log "installing the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
+fi
+
+# Headless Chromium and its WebDriver for the synthetic workflow tests (Debian packages).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  log "installing Debian's chromium and chromium-driver"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  else
+    echo "chromium and chromium-driver are missing and this is not root: install them with apt-get" >&2
+    exit 1
+  fi
 fi
 
 # A throwaway PostgreSQL cluster for the store and HA tests, stopped on exit.
@@ -33,7 +47,7 @@ cargo check -q -p thorbis-obs-core --no-default-features --features testing
 cargo check -q -p thorbis-obs --no-default-features
 cargo check -q -p thorbis-obs --features server
 cargo check -q -p thorbis-obs-server --no-default-features --all-targets
-for f in webhook slack email sms pagerduty postgres; do
+for f in webhook slack email sms pagerduty postgres http synthetic; do
   cargo check -q -p thorbis-obs-server --no-default-features --features "$f" --all-targets
 done
 

@@ -329,3 +329,168 @@ async fn a_quorum_of_locations_decides() {
     assert_eq!(s.endpoints["quorum2"].locations["eu"].uptime_percent, Some(100.0));
     assert!(s.endpoints["quorum1"].report.uptime_percent.is_some_and(|u| u < 60.0));
 }
+
+fn cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs")).args(args).output().expect("run");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn probe_http_prints_the_verdict_and_exits_with_it() {
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let web = rt.block_on(WebServer::start(|r| match r.path.as_str() {
+        "/health" => Reply::json(200, r#"{"status":"ok","version":3}"#),
+        _ => Reply::new(500, "boom"),
+    }));
+    let (code, out, _) = cli(&[
+        "probe",
+        "http",
+        &web.url("/health"),
+        "--expect-status",
+        "200",
+        "--max-response-time",
+        "2s",
+        "--body-contains",
+        "ok",
+        "--json-path",
+        "status=ok",
+        "--json-path",
+        "version=3",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("UP: status 200"), "{out}");
+    let (code, out, _) = cli(&["probe", "http", &web.url("/health"), "--json-path", "version=4"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("DOWN") && out.contains("json: version is 3, want 4"), "{out}");
+    let (code, out, _) = cli(&["probe", "http", &web.url("/other"), "--json"]);
+    assert_eq!(code, Some(1));
+    let rec: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!((rec["status_code"].as_u64(), rec["failed_rule"].as_str()), (Some(500), Some("status")));
+    let (code, _, err) = cli(&["probe", "http", &web.url("/"), "--expect-status", "6xx"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--expect-status"), "{err}");
+    let (code, _, err) = cli(&["probe", "http", &web.url("/"), "--header", "Authorization Bearer s3cret"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--header") && !err.contains("s3cret"), "secrets stay out of errors: {err}");
+}
+
+#[test]
+fn uptime_report_reads_the_configured_store() {
+    use thorbis_obs_core::time::Timestamp;
+    use thorbis_obs_server::uptime::CheckRecord;
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("thorbis.db");
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let now = thorbis_obs_server::agent::system_now();
+    let recs: Vec<CheckRecord> = (0..60)
+        .map(|i| CheckRecord {
+            kind: CheckKind::Http,
+            target: "api".into(),
+            location: "local".into(),
+            at: Timestamp::from_millis(now.as_millis() - (60 - i) * 60_000 + 30_000),
+            success: !(20..23).contains(&i),
+            duration_ms: 40.0 + i as f64,
+            status_code: Some(if (20..23).contains(&i) { 503 } else { 200 }),
+            failed_rule: None,
+            error: None,
+            cert_expires_at: None,
+            down: false,
+            detail: None,
+        })
+        .collect();
+    rt.block_on(async {
+        let store = SqliteStore::open(&db).expect("store");
+        store.record_checks(&recs).await.expect("write");
+    });
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"sqlite:{}\"\n[uptime]\nsla_target = 99.0\n[[uptime.checks]]\nid = \"api\"\nurl = \"http://127.0.0.1:1/\"\n[[uptime.checks]]\nid = \"idle\"\nurl = \"http://127.0.0.1:1/\"\n",
+            db.display()
+        ),
+    )
+    .expect("config");
+    let c = config.to_string_lossy().to_string();
+    let (code, out, err) = cli(&["uptime", "report", "--config", &c, "--range", "1h", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let api = &v["endpoints"]["api"];
+    assert_eq!((api["checks"].as_u64(), api["successful_checks"].as_u64()), (Some(60), Some(57)));
+    assert_eq!(api["uptime_percent"].as_f64(), Some(95.0));
+    assert_eq!(api["sla_status"], "breached");
+    assert_eq!(api["downtime_events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(api["downtime_events"][0]["duration_ms"].as_i64(), Some(3 * 60_000));
+    assert_eq!(api["mttr_ms"].as_f64(), Some(180_000.0));
+    assert_eq!(v["endpoints"]["idle"]["sla_status"], "no_data");
+    let (code, table, _) = cli(&["uptime", "report", "--config", &c, "--range", "1h"]);
+    assert_eq!(code, Some(0));
+    assert!(table.contains("api") && table.contains("95.000") && table.contains("BREACHED"), "{table}");
+    assert!(table.contains("api down from"), "{table}");
+}
+
+/// Two agents in different locations share one PostgreSQL store: each sees the other's
+/// results, and the endpoint is down only when both locations say so (quorum 2).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_sharing_a_postgres_store_form_the_quorum_together() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use thorbis_obs_server::store::postgres::PostgresStore;
+    let url = support::pg::fresh_database("uptime_quorum").await;
+    let eu_broken = Arc::new(AtomicBool::new(false));
+    let flag = eu_broken.clone();
+    let web = WebServer::start(move |r| match r.header("x-probe") {
+        Some("us") => Reply::new(500, "us path broken"),
+        Some("eu") if flag.load(Ordering::SeqCst) => Reply::new(500, "eu path broken"),
+        _ => Reply::new(200, "ok"),
+    })
+    .await;
+    let config = |loc: &str| {
+        format!(
+            "[uptime]\nlocation = \"{loc}\"\nquorum = 2\nfailure_threshold = 1\nsuccess_threshold = 1\n\
+             [[uptime.checks]]\nid = \"shared\"\nurl = \"{}\"\ninterval = \"200ms\"\nheaders = {{ X-Probe = \"{loc}\" }}\n",
+            web.url("/")
+        )
+    };
+    let mut pagers = Vec::new();
+    let mut tasks = Vec::new();
+    let mut stops = Vec::new();
+    for loc in ["eu", "us"] {
+        let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.expect("store"));
+        let (agent, pager) = agent_on(&config(loc), store).await;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tasks.push(tokio::spawn(agent.run(async move {
+            let _ = rx.await;
+        })));
+        pagers.push(pager);
+        stops.push(tx);
+    }
+    let pages = |p: &[Arc<InMemoryChannel>]| p.iter().map(|c| c.sent().len()).sum::<usize>();
+    // One location failing: no page, though the results of both locations are stored.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(pages(&pagers), 0, "one location of two is not a quorum");
+    eu_broken.store(true, Ordering::SeqCst);
+    wait_for("the page once both locations fail", Duration::from_secs(15), || pages(&pagers) >= 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for s in stops {
+        let _ = s.send(());
+    }
+    for t in tasks {
+        t.await.expect("join").expect("agent");
+    }
+    let all: Vec<_> = pagers.iter().flat_map(|p| p.sent()).collect();
+    assert_eq!(all.len(), 1, "one page from the leader: {all:?}");
+    assert_eq!(all[0].rule_id, "endpoint-down");
+    let store = PostgresStore::connect(&url).await.expect("store");
+    let now = thorbis_obs_server::agent::system_now();
+    let recs = store
+        .check_results(CheckKind::Http, Some("shared"), now.minus(Duration::from_secs(600)), now)
+        .await
+        .expect("read");
+    let locations: std::collections::BTreeSet<&str> = recs.iter().map(|r| r.location.as_str()).collect();
+    assert_eq!(locations.into_iter().collect::<Vec<_>>(), ["eu", "us"]);
+}

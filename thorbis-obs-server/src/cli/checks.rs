@@ -128,7 +128,8 @@ fn http_check_config(a: &HttpProbeArgs) -> Result<crate::uptime::config::HttpChe
     }
     let mut headers = std::collections::BTreeMap::new();
     for h in &a.headers {
-        let (k, v) = h.split_once(':').ok_or_else(|| format!("--header {:?}: write 'Name: value'", k_only(h)))?;
+        // The argument is not echoed: its value may be a secret.
+        let (k, v) = h.split_once(':').ok_or_else(|| "--header: write 'Name: value'".to_string())?;
         headers.insert(k.trim().to_string(), crate::config::Secret::new(v.trim()));
     }
     Ok(crate::uptime::config::HttpCheckConfig {
@@ -149,12 +150,6 @@ fn http_check_config(a: &HttpProbeArgs) -> Result<crate::uptime::config::HttpChe
         expect,
         maintenance: Vec::new(),
     })
-}
-
-/// A header argument without its value (which may be a secret).
-#[cfg(feature = "http")]
-fn k_only(h: &str) -> &str {
-    h.split([':', '=']).next().unwrap_or("")
 }
 
 #[cfg(feature = "http")]

@@ -194,9 +194,13 @@ impl Recorder {
     fn verdict(&self, key: &Key, now: Timestamp) -> bool {
         let Some(spec) = self.specs.get(key) else { return false };
         let fresh_since = now.minus(self.stale_window(spec));
-        let down = self.states.get(key).is_some_and(|locs| {
-            quorum_down(locs.values().filter(|(_, at)| *at >= fresh_since).map(|(d, _)| *d), spec.quorum)
-        });
+        // This agent's own locations always count (as up until they say otherwise), so the
+        // quorum is not capped by whichever location happened to report first.
+        let empty = BTreeMap::new();
+        let locs = self.states.get(key).unwrap_or(&empty);
+        let fresh = locs.iter().filter(|(_, (_, at))| *at >= fresh_since).map(|(_, (d, _))| *d);
+        let silent_local = self.settings.local_locations.iter().filter(|l| !locs.contains_key(*l)).map(|_| false);
+        let down = quorum_down(fresh.chain(silent_local), spec.quorum);
         let (label, _, _) = names(key.0);
         self.ingest(
             &format!("{}_down", prefix(key.0)),
@@ -365,7 +369,10 @@ pub(crate) async fn run(
     rec.resume(rec.shared.clock.now()).await;
     let shared_store = rec.shared.store.is_shared();
     let mut flush = tokio::time::interval(Duration::from_secs(1));
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(10));
+    // The verdicts are re-emitted (and, on a shared store, other agents' locations read) at
+    // the shortest check interval, between 1 s and 10 s.
+    let beat = rec.specs.values().map(|s| s.interval).min().unwrap_or(Duration::from_secs(10));
+    let mut heartbeat = tokio::time::interval(beat.clamp(Duration::from_secs(1), Duration::from_secs(10)));
     let mut prune = tokio::time::interval(Duration::from_secs(3600));
     for t in [&mut flush, &mut heartbeat, &mut prune] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -56,7 +56,10 @@ pub fn summarize(
     for (target, mut recs) in by_target {
         recs.sort_by_key(|r| r.at);
         let (quorum, sla) = settings(target);
-        let mut latest_failed: BTreeMap<&str, bool> = BTreeMap::new();
+        // Every location that reported in the range counts from the start, as not failing until
+        // it says otherwise: the quorum is capped by the locations known, not by those heard
+        // from so far.
+        let mut latest_failed: BTreeMap<&str, bool> = recs.iter().map(|r| (r.location.as_str(), false)).collect();
         let mut timeline = Vec::with_capacity(recs.len());
         let mut per_location: BTreeMap<String, Vec<CheckResult>> = BTreeMap::new();
         for r in &recs {
