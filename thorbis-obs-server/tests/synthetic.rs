@@ -188,6 +188,14 @@ async fn a_failing_workflow_in_the_agent_pages_once_with_its_screenshot() {
     assert_eq!(png.headers()["content-type"], "image/png");
     let _ = stop_tx.send(());
     task.await.expect("join").expect("agent");
+    // Stopping the agent stops chromedriver and every browser it started, even one cut off
+    // in the middle of a run.
+    let marker = format!("thorbis-synthetic-checkout-{}-", std::process::id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while browsers_with(&marker) > 0 {
+        assert!(std::time::Instant::now() < deadline, "a browser outlived the agent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let sent = pager.sent();
     assert_eq!(sent.len(), 1, "one page");
@@ -199,4 +207,16 @@ async fn a_failing_workflow_in_the_agent_pages_once_with_its_screenshot() {
     let report = &status["report"]["endpoints"]["checkout"];
     assert!(report["checks"].as_u64().is_some_and(|n| n >= 2), "{status:#}");
     assert_eq!(report["successful_checks"], 0);
+}
+
+/// Processes whose command line contains `marker`.
+fn browsers_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .filter(|c| String::from_utf8_lossy(c).contains(marker))
+                .count()
+        })
+        .unwrap_or(0)
 }

@@ -46,6 +46,28 @@ pub struct SyntheticRunner {
     settings: SyntheticSection,
     screenshots: PathBuf,
     driver: Mutex<Option<(Option<Child>, String)>>,
+    /// The process group of the chromedriver we started (its browsers join it).
+    driver_group: std::sync::Mutex<Option<u32>>,
+    /// The profile directory of the run in progress.
+    profile: std::sync::Mutex<Option<PathBuf>>,
+}
+
+impl Drop for SyntheticRunner {
+    /// Stops chromedriver with every browser it started (a run cancelled at shutdown leaves
+    /// its browser behind otherwise) and removes the profile of a cancelled run.
+    fn drop(&mut self) {
+        let group = self.driver_group.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(pgid) = group {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+        let profile = self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(p) = profile {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
 }
 
 impl std::fmt::Debug for SyntheticRunner {
@@ -68,7 +90,13 @@ impl SyntheticRunner {
     /// A runner whose screenshots go to `settings.screenshots_dir` or `<data_dir>/screenshots`.
     pub fn new(settings: SyntheticSection, data_dir: &Path) -> Self {
         let screenshots = settings.screenshots_dir.clone().unwrap_or_else(|| data_dir.join("screenshots"));
-        SyntheticRunner { settings, screenshots, driver: Mutex::new(None) }
+        SyntheticRunner {
+            settings,
+            screenshots,
+            driver: Mutex::new(None),
+            driver_group: std::sync::Mutex::new(None),
+            profile: std::sync::Mutex::new(None),
+        }
     }
 
     /// Where screenshots go.
@@ -88,13 +116,17 @@ impl SyntheticRunner {
             tracing::warn!("chromedriver exited; starting it again");
         }
         let port = free_port()?;
-        let child = Command::new(&self.settings.chromedriver)
-            .arg(format!("--port={port}"))
+        let mut cmd = Command::new(&self.settings.chromedriver);
+        cmd.arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let child = cmd
             .spawn()
             .map_err(|e| DriverError::Start(format!("cannot start {}: {e}", self.settings.chromedriver.display())))?;
+        *self.driver_group.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = child.id();
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -145,6 +177,7 @@ impl SyntheticRunner {
             std::process::id(),
             crate::agent::system_now().as_millis()
         ));
+        *self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(profile.clone());
         let client = match self.driver_url(&mut slot).await {
             Ok(url) => self.session(&url, &profile).await,
             Err(e) => Err(e),
@@ -185,6 +218,7 @@ impl SyntheticRunner {
         run.success = run.failed_step.is_none();
         let _ = client.close().await;
         let _ = std::fs::remove_dir_all(&profile);
+        *self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         run.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         run
     }
