@@ -126,5 +126,36 @@ fn the_default_config_is_valid_and_printable() {
     assert!(o.status.success());
     let (ok, out) = check(&String::from_utf8_lossy(&o.stdout), &[]);
     assert!(ok, "{out}");
-    assert!(out.contains("OK: 9 rules, 1 channels, 1 sources"), "{out}");
+    assert!(out.contains("OK: 12 rules, 1 channels, 1 sources, 1 uptime checks, 0 synthetic workflows"), "{out}");
+}
+
+#[test]
+fn uptime_and_synthetic_errors_name_their_paths() {
+    let cfg = format!(
+        "{BASE}[uptime]\nsla_target = 120\n[uptime.locations.second]\n\
+         [[uptime.checks]]\nid = \"api\"\nurl = \"ftp://x?token=s3cr3t-q\"\ninterval = \"0s\"\nexpect = {{ body_regex = \"(\", status = [\"6xx\"] }}\n\
+         [[uptime.checks]]\nid = \"api\"\nurl = \"http://127.0.0.1/\"\nmaintenance = [{{ name = \"w\", weekly = {{ days = [\"sun\"], start = \"25:00\", duration = \"1h\", timezone = \"Mars/Base\" }} }}]\n\
+         [[synthetic.workflows]]\nname = \"login flow\"\nsteps = []\n"
+    );
+    let (ok, out) = check(&cfg, &[]);
+    assert!(!ok, "{out}");
+    // The status class is a parse error, reported alone with its location.
+    assert!(out.contains("6xx"), "{out}");
+    let cfg = cfg.replace(", status = [\"6xx\"]", "");
+    let (ok, out) = check(&cfg, &[]);
+    assert!(!ok);
+    for want in [
+        "uptime.sla_target",
+        "uptime.locations.second",
+        "uptime.checks[0].url",
+        "uptime.checks[0].interval",
+        "uptime.checks[0]: expect.body_regex",
+        "uptime.checks[1].id: \"api\" is used by another check",
+        "uptime.checks[1].maintenance[0]",
+        "synthetic.workflows[0].name",
+        "synthetic.workflows[0].steps",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("s3cr3t-q"), "URLs are secrets: {out}");
 }

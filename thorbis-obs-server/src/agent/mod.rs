@@ -399,8 +399,9 @@ impl Agent {
                 store = %shared.store.describe(),
                 http = %listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
                 evaluation_interval = ?self.evaluation_interval,
-                "thorbis-obs agent starting: {} sources [{}], {} rules [{}], {} channels [{}]",
-                sources.len(), sources.join(", "), rules.len(), rules.join(", "), channels.len(), channels.join(", ")
+                "thorbis-obs agent starting: {} sources [{}], {} rules [{}], {} channels [{}], {} uptime checks and workflows",
+                sources.len(), sources.join(", "), rules.len(), rules.join(", "), channels.len(), channels.join(", "),
+                self.monitors.targets.len()
             );
         }
         let mut tasks = tokio::task::JoinSet::new();

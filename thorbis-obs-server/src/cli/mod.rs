@@ -179,11 +179,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
             Ok(c) => {
                 let _ = writeln!(
                     out,
-                    "{}: OK: {} rules, {} channels, {} sources",
+                    "{}: OK: {} rules, {} channels, {} sources, {} uptime checks, {} synthetic workflows",
                     file.display(),
                     c.rules.len(),
                     c.config.channels.len(),
-                    c.config.sources.len()
+                    c.config.sources.len(),
+                    c.config.uptime.checks.len(),
+                    c.config.synthetic.workflows.len()
                 );
                 ExitCode::SUCCESS
             }

@@ -82,9 +82,60 @@ fn cert_expiry(resp: &reqwest::Response) -> Option<Timestamp> {
     Some(Timestamp::from_secs(cert.validity().not_after.timestamp()))
 }
 
+/// HTTP clients shared between checks with the same settings.
+#[derive(Default)]
+pub struct ClientPool {
+    clients: std::collections::HashMap<PoolKey, Client>,
+}
+
+type PoolKey = (bool, Option<std::path::PathBuf>, bool, Option<std::net::IpAddr>, Option<String>);
+
+impl std::fmt::Debug for ClientPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientPool").field("clients", &self.clients.len()).finish()
+    }
+}
+
+/// A client with one check's TLS, redirect and location settings; no idle connections are
+/// kept, so every check opens its own.
+fn build_client(cfg: &HttpCheckConfig, location: &LocationConfig) -> Result<Client, String> {
+    let mut b = Client::builder()
+        .tls_info(true)
+        .pool_max_idle_per_host(0)
+        .danger_accept_invalid_certs(cfg.insecure_skip_verify)
+        .redirect(if cfg.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .user_agent(concat!("thorbis-obs/", env!("CARGO_PKG_VERSION"), " (uptime check)"));
+    if let Some(path) = &cfg.ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("ca_file: cannot read {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca_file: {} is not PEM certificates: {e}", path.display()))?;
+        b = b.tls_certs_merge(certs);
+    }
+    if let Some(addr) = location.local_address {
+        b = b.local_address(addr);
+    }
+    match &location.proxy {
+        Some(p) => {
+            b = b.proxy(reqwest::Proxy::all(p.expose()).map_err(|_| "proxy: not a proxy URL".to_string())?);
+        }
+        None => b = b.no_proxy(),
+    }
+    b.build().map_err(|e| format!("cannot build the HTTP client: {}", chain(&e.without_url())))
+}
+
 impl HttpChecker {
     /// Builds the check for one location; the error names the field.
     pub fn new(cfg: &HttpCheckConfig, location: &LocationConfig) -> Result<Self, String> {
+        Self::with_pool(cfg, location, &mut ClientPool::default())
+    }
+
+    /// Builds the check, sharing an HTTP client (and its TLS roots) with the checks of the
+    /// pool that have the same TLS, redirect and location settings.
+    pub fn with_pool(cfg: &HttpCheckConfig, location: &LocationConfig, pool: &mut ClientPool) -> Result<Self, String> {
         let method = Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| format!("method: {:?} is not an HTTP method", cfg.method))?;
         let url = cfg.url.expose().to_string();
@@ -93,32 +144,21 @@ impl HttpChecker {
             return Err("url: must be http:// or https://".into());
         }
         let expect = CompiledExpect::new(&cfg.expect)?;
-        let mut b = Client::builder()
-            .tls_info(true)
-            .pool_max_idle_per_host(0)
-            .danger_accept_invalid_certs(cfg.insecure_skip_verify)
-            .redirect(if cfg.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            })
-            .user_agent(concat!("thorbis-obs/", env!("CARGO_PKG_VERSION"), " (uptime check)"));
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path).map_err(|e| format!("ca_file: cannot read {}: {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("ca_file: {} is not PEM certificates: {e}", path.display()))?;
-            b = b.tls_certs_merge(certs);
-        }
-        if let Some(addr) = location.local_address {
-            b = b.local_address(addr);
-        }
-        match &location.proxy {
-            Some(p) => {
-                b = b.proxy(reqwest::Proxy::all(p.expose()).map_err(|_| "proxy: not a proxy URL".to_string())?);
+        let key = (
+            cfg.insecure_skip_verify,
+            cfg.ca_file.clone(),
+            cfg.follow_redirects,
+            location.local_address,
+            location.proxy.as_ref().map(|p| p.expose().to_string()),
+        );
+        let client = match pool.clients.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                let c = build_client(cfg, location)?;
+                pool.clients.insert(key, c.clone());
+                c
             }
-            None => b = b.no_proxy(),
-        }
-        let client = b.build().map_err(|e| format!("cannot build the HTTP client: {}", chain(&e.without_url())))?;
+        };
         let headers = cfg.headers.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect();
         Ok(HttpChecker {
             id: cfg.id.clone(),

@@ -196,6 +196,8 @@ pub fn monitors_from_config(
         return Err("synthetic workflows need the `synthetic` feature of thorbis-obs-server".into());
     }
     let mut windows = Vec::new();
+    #[cfg(feature = "http")]
+    let mut pool = http_check::ClientPool::default();
     for check in &u.checks {
         m.targets.push(recorder::TargetSpec {
             kind: CheckKind::Http,
@@ -211,7 +213,7 @@ pub fn monitors_from_config(
             let own = config::LocationConfig::default();
             let here = std::iter::once((&u.location, &own)).chain(u.locations.iter());
             for (name, loc) in here {
-                let checker = http_check::HttpChecker::new(check, loc)
+                let checker = http_check::HttpChecker::with_pool(check, loc, &mut pool)
                     .map_err(|e| format!("uptime check {:?}: {e}", check.id))?;
                 m.producers.push(Box::new(http_check::HttpProducer {
                     checker: std::sync::Arc::new(checker),
