@@ -28,6 +28,28 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   fi
 fi
 
+# The browser SDK's toolchain: wasm-bindgen-cli at the version the crate pins, wasm-pack, and
+# wasm-opt from Debian's binaryen.
+wbg_version=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' Cargo.toml)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wbg_version" ]; then
+  log "installing wasm-bindgen-cli $wbg_version"
+  cargo install -q wasm-bindgen-cli --version "$wbg_version" --locked
+fi
+if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "0.15.1" ]; then
+  log "installing wasm-pack 0.15.1"
+  cargo install -q wasm-pack --version 0.15.1 --locked
+fi
+if ! command -v wasm-opt >/dev/null; then
+  log "installing Debian's binaryen (wasm-opt)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binaryen >/dev/null
+  else
+    echo "wasm-opt is missing and this is not root: install binaryen with apt-get" >&2
+    exit 1
+  fi
+fi
+
 # A throwaway PostgreSQL cluster for the store and HA tests, stopped on exit.
 # shellcheck source=scripts/pg-cluster.sh
 source scripts/pg-cluster.sh
@@ -39,6 +61,10 @@ log "core builds for wasm32-unknown-unknown (engine and browser-only feature set
 cargo build -p thorbis-obs-core --target wasm32-unknown-unknown
 cargo build -p thorbis-obs-core --target wasm32-unknown-unknown --no-default-features
 cargo build -p thorbis-obs-wasm --target wasm32-unknown-unknown
+
+log "browser SDK: wasm build, npm package and plain-browser build, size"
+bash scripts/build-sdk.sh
+export THORBIS_SDK_WEB_DIR="$(realpath -m "${CARGO_TARGET_DIR:-target}")/sdk/web"
 
 log "each feature alone (no feature may lean on another)"
 cargo check -q -p thorbis-obs-core --no-default-features --all-targets

@@ -31,7 +31,9 @@ async fn replication_lag_on_primary_and_standby() {
     let port = primary.rsplit(':').next().and_then(|r| r.split('/').next()).expect("port").to_string();
     let sport = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let standby = format!("{tmp}/standby-{}", std::process::id());
-    sh(&format!("{as_pg} {bindir}/pg_basebackup --checkpoint=fast -D {standby} -R -X stream -h 127.0.0.1 -p {port} -U postgres"));
+    sh(&format!(
+        "{as_pg} {bindir}/pg_basebackup --checkpoint=fast -D {standby} -R -X stream -h 127.0.0.1 -p {port} -U postgres"
+    ));
     sh(&format!(
         "{as_pg} {bindir}/pg_ctl -D {standby} -l {standby}.log -w -o '-p {sport} -k {tmp} -c listen_addresses=127.0.0.1 -c hot_standby=on -c shared_preload_libraries=pg_stat_statements' start >/dev/null"
     ));

@@ -15,6 +15,7 @@ pub struct Req {
     pub path: String,
     pub peer: SocketAddr,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Req {
@@ -27,7 +28,7 @@ impl Req {
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    pub body: Vec<u8>,
     pub delay: Duration,
 }
 
@@ -45,6 +46,9 @@ impl Reply {
     }
     pub fn html(body: &str) -> Reply {
         Reply { headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())], ..Reply::new(200, body) }
+    }
+    pub fn bytes(content_type: &str, body: Vec<u8>) -> Reply {
+        Reply { status: 200, headers: vec![("Content-Type".into(), content_type.into())], body, delay: Duration::ZERO }
     }
     pub fn after(mut self, d: Duration) -> Reply {
         self.delay = d;
@@ -125,8 +129,20 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, peer: SocketAddr, ha
     let path = first.next().unwrap_or("/").to_string();
     let headers: Vec<(String, String)> =
         lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
     let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
-    let reply = handler(&Req { n, method, path, peer, headers });
+    let reply = handler(&Req { n, method, path, peer, headers, body });
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
@@ -136,7 +152,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, peer: SocketAddr, ha
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     out.push_str("\r\n");
-    out.push_str(&reply.body);
-    let _ = s.write_all(out.as_bytes()).await;
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&reply.body);
+    let _ = s.write_all(&bytes).await;
     let _ = s.shutdown().await;
 }

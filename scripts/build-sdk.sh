@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the browser SDK (thorbis-obs-wasm) for the npm package @thorbis/obs and for plain
+# browsers, then prints its size (minified JS + wasm after wasm-opt -Oz, gzip -9).
+#   bash scripts/build-sdk.sh            -> target/sdk/npm (the package), target/sdk/web (tests)
+# Needs: rustup target wasm32-unknown-unknown, wasm-pack, wasm-bindgen-cli at the crate's pinned
+# version (wasm-pack uses it instead of downloading one), wasm-opt (Debian's binaryen; the
+# crate turns wasm-pack's own download off). scripts/test.sh installs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+out="${SDK_OUT:-$target/sdk}"
+# The size profile applies to this build only: the agent keeps its speed-optimised release.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+  CARGO_PROFILE_RELEASE_PANIC=abort CARGO_PROFILE_RELEASE_STRIP=true
+rm -rf "$out"
+mkdir -p "$out/npm/pkg" "$out/web"
+# The npm package's module: wasm-pack, bundler target (Next.js' Turbopack and webpack).
+wasm-pack --quiet build thorbis-obs-wasm --release --target bundler --out-dir "$out/npm/pkg" \
+  --out-name thorbis_obs_wasm --no-pack
+# The same wasm for plain browsers (the end-to-end tests load it without a bundler).
+wasm="$target/wasm32-unknown-unknown/release/thorbis_obs_wasm.wasm"
+wasm-bindgen --target web --out-dir "$out/web" "$wasm"
+for d in "$out/npm/pkg" "$out/web"; do
+  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types \
+    -o "$d/thorbis_obs_wasm_bg.wasm" "$d/thorbis_obs_wasm_bg.wasm"
+  rm -f "$d/.gitignore" "$d/package.json"
+done
+cp thorbis-obs-wasm/npm/package.json thorbis-obs-wasm/npm/index.js thorbis-obs-wasm/npm/index.d.ts "$out/npm/"
+cp thorbis-obs-wasm/npm/index.js "$out/web/loader.js"
+python3 scripts/sdk_size.py "$out/npm" "${SDK_MAX_GZIP:-}"

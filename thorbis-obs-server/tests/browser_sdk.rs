@@ -1,0 +1,228 @@
+//! The browser SDK end to end in a real headless Chromium: a local page with a late large
+//! image (LCP), a layout shift, a click handler that blocks the main thread for 150 ms, a
+//! thrown error, an unhandled rejection, a business CustomEvent, an SPA route change and a
+//! typed email; a local receiver captures the SDK's batches. Every batch must pass core's wire
+//! validation, and each event and value is asserted. The page is driven by our own synthetic
+//! workflow runner (chromedriver).
+//!
+//! Needs the SDK's plain-browser build: `bash scripts/build-sdk.sh` (scripts/test.sh runs it
+//! and exports THORBIS_SDK_WEB_DIR).
+#![cfg(feature = "synthetic")]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::web::{Reply, WebServer};
+use thorbis_obs_core::wire::Batch;
+use thorbis_obs_server::synthetic::webdriver::SyntheticRunner;
+use thorbis_obs_server::synthetic::{SyntheticSection, WorkflowFile};
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SDK end to end</title></head>
+<body>
+<main>
+  <h1 id="title">Work orders</h1>
+  <input id="email" placeholder="Customer email">
+  <button id="block">Block 150 ms</button>
+  <button id="business">Create work order</button>
+  <button id="throw">Throw</button>
+  <button id="reject">Reject</button>
+  <button id="route">Open invoice</button>
+  <button id="done">Done</button>
+</main>
+<script type="module">
+import initWasm, * as obs from "/sdk/thorbis_obs_wasm.js";
+await initWasm({ module_or_path: "/sdk/thorbis_obs_wasm_bg.wasm" });
+obs.init({ endpoint: "/v1/rum", clientToken: "ct-1", service: "e2e", env: "test", version: "1.2.3", flushIntervalMs: 400 });
+const on = (id, f) => document.getElementById(id).addEventListener("click", f);
+on("block", () => { const t = performance.now(); while (performance.now() - t < 150) {} });
+on("business", () => document.dispatchEvent(new CustomEvent("work-order-created",
+  { detail: { id: "wo_1", industry: "home-services", priority: "high", estimatedValue: 450 } })));
+on("throw", () => setTimeout(() => { throw new TypeError("boom from e2e"); }));
+on("reject", () => { Promise.reject(new Error("rejected in e2e")); });
+on("route", () => history.pushState({}, "", "/hs/invoices/42?token=abc123&q=open&contact=jo@x.io"));
+on("done", () => {
+  obs.track("e2e_done", { step: 9 });
+  obs.flush();
+  const p = document.createElement("p"); p.id = "flushed"; document.body.appendChild(p);
+});
+// A late, large image: the LCP element; inserted above the content, it shifts the layout.
+setTimeout(() => {
+  const img = document.createElement("img");
+  img.id = "hero"; img.width = 900; img.height = 420; img.src = "/hero.svg";
+  document.querySelector("main").prepend(img);
+}, 300);
+</script>
+</body></html>"#;
+
+/// A 900x420 SVG of 300 circles: Chrome leaves low-entropy images (under 0.05 bits per
+/// pixel, a plain rectangle say) out of LCP, so the hero carries about 12 KB of detail.
+fn hero() -> Vec<u8> {
+    let mut svg = String::from(r#"<svg xmlns="http://www.w3.org/2000/svg" width="900" height="420">"#);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..300 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        svg.push_str(&format!(
+            r##"<circle cx="{}" cy="{}" r="{}" fill="#{:06x}"/>"##,
+            x % 900,
+            (x >> 10) % 420,
+            5 + (x >> 20) % 40,
+            (x >> 30) & 0xff_ffff
+        ));
+    }
+    svg.push_str("</svg>");
+    svg.into_bytes()
+}
+
+fn workflow(base: &str) -> String {
+    format!(
+        r##"[[workflows]]
+name = "sdk-e2e"
+timeout = "60s"
+steps = [
+  {{ type = "navigate", url = "{base}/app/orders" }},
+  {{ type = "wait", selector = "#hero", timeout = "10s" }},
+  {{ type = "fill", selector = "#email", value = "typed-secret@example.com" }},
+  {{ type = "click", selector = "#block" }},
+  {{ type = "click", selector = "#business" }},
+  {{ type = "click", selector = "#throw" }},
+  {{ type = "click", selector = "#reject" }},
+  {{ type = "click", selector = "#route" }},
+  {{ type = "click", selector = "#done" }},
+  {{ type = "wait", selector = "#flushed" }},
+  {{ type = "navigate", url = "{base}/blank" }},
+]
+"##
+    )
+}
+
+/// A batch as it arrived: (request path with query, body).
+type Captured = (String, Vec<u8>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium() {
+    let sdk_dir = std::env::var("THORBIS_SDK_WEB_DIR").unwrap_or_else(|_| {
+        panic!("THORBIS_SDK_WEB_DIR is not set: run `bash scripts/build-sdk.sh` (scripts/test.sh does) and point it at target/sdk/web")
+    });
+    let sdk_dir = std::path::PathBuf::from(sdk_dir);
+    assert!(sdk_dir.join("thorbis_obs_wasm_bg.wasm").exists(), "no SDK build in {}", sdk_dir.display());
+    let batches: Arc<Mutex<Vec<Captured>>> = Arc::default();
+    let got = batches.clone();
+    let web = WebServer::start(move |r| {
+        let path = r.path.split('?').next().unwrap_or("");
+        match path {
+            "/v1/rum" => {
+                got.lock().expect("lock").push((r.path.clone(), r.body.clone()));
+                Reply::new(202, "")
+            }
+            "/app/orders" => Reply::html(PAGE),
+            "/blank" => Reply::html("<!doctype html><title>blank</title><p>bye</p>"),
+            "/hero.svg" => Reply::bytes("image/svg+xml", hero()),
+            p if p.starts_with("/sdk/") => {
+                let file = sdk_dir.join(p.trim_start_matches("/sdk/"));
+                let ct = if p.ends_with(".wasm") { "application/wasm" } else { "text/javascript" };
+                match std::fs::read(&file) {
+                    Ok(b) => Reply::bytes(ct, b),
+                    Err(_) => Reply::new(404, "no such file"),
+                }
+            }
+            _ => Reply::new(404, "not found"),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("wf.toml");
+    std::fs::write(&file, workflow(&web.url(""))).expect("write");
+    let wf = WorkflowFile::load(&file).expect("workflow");
+    let runner = SyntheticRunner::new(SyntheticSection::default(), dir.path());
+    let run = runner.run(&wf.workflows[0]).await;
+    assert!(run.success, "{run:#?}");
+    drop(runner);
+
+    // The page-exit beacon carries CLS and INP; give it a moment to land.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let has_inp = batches.lock().expect("lock").iter().any(|(_, b)| String::from_utf8_lossy(b).contains("\"INP\""));
+        if has_inp || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let raw = batches.lock().expect("lock").clone();
+    assert!(!raw.is_empty(), "no batch arrived");
+    let mut events = Vec::new();
+    let mut views = Vec::new();
+    for (path, body) in &raw {
+        assert!(path.contains("token=ct-1"), "the client token rides in the URL: {path}");
+        let text = String::from_utf8_lossy(body);
+        for secret in ["typed-secret", "jo@x.io", "abc123"] {
+            assert!(!text.contains(secret), "{secret:?} leaked into a batch: {text}");
+        }
+        let batch: Batch = serde_json::from_slice(body).unwrap_or_else(|e| panic!("not a wire batch ({e}): {text}"));
+        if let Err(e) = batch.validate() {
+            panic!("batch refused by the collector's validation: {} at {}: {text}", e.message(), e.path());
+        }
+        assert_eq!((batch.service.as_str(), batch.env.as_str()), ("e2e", "test"));
+        let v: serde_json::Value = serde_json::from_slice(body).expect("json");
+        views.push(v["view"].clone());
+        events.extend(v["events"].as_array().cloned().unwrap_or_default());
+    }
+    let find = |ty: &str, key: &str, want: &str| -> Vec<serde_json::Value> {
+        events.iter().filter(|e| e["type"] == ty && e[key].as_str() == Some(want)).cloned().collect()
+    };
+    let vital = |name: &str| {
+        let v = find("vital", "name", name);
+        assert!(!v.is_empty(), "no {name} in {events:#?}");
+        v[v.len() - 1].clone()
+    };
+    let lcp = vital("LCP");
+    assert_eq!(lcp["target"], "img#hero", "{lcp}");
+    assert!(lcp["value"].as_f64().is_some_and(|v| v >= 300.0), "the image came at 300 ms: {lcp}");
+    let fcp = vital("FCP");
+    assert!(fcp["value"].as_f64().is_some_and(|v| v > 0.0 && v <= lcp["value"].as_f64().unwrap_or(0.0)));
+    assert!(vital("TTFB")["value"].as_f64().is_some_and(|v| v >= 0.0));
+    let cls = vital("CLS");
+    assert!(cls["value"].as_f64().is_some_and(|v| v > 0.0), "the image shifted the layout: {cls}");
+    let inp = vital("INP");
+    assert!(inp["value"].as_f64().is_some_and(|v| v >= 150.0), "the 150 ms handler: {inp}");
+    assert_eq!(inp["target"], "button#block", "{inp}");
+    assert!(!find("vital", "name", "FID").is_empty(), "first input delay");
+    for v in ["LCP", "FCP", "TTFB", "CLS", "INP"] {
+        let e = vital(v);
+        assert!(["good", "needs-improvement", "poor"].contains(&e["rating"].as_str().unwrap_or("")), "{e}");
+        assert_eq!(e["navigationType"], "navigate");
+    }
+
+    let actions: Vec<String> = events
+        .iter()
+        .filter(|e| e["type"] == "action")
+        .filter_map(|e| e["name"].as_str().map(str::to_string))
+        .collect();
+    for name in ["Block 150 ms", "Create work order", "Open invoice", "Done"] {
+        assert!(actions.iter().any(|a| a == name), "action {name:?} missing from {actions:?}");
+    }
+    let created = find("business", "name", "work_order_created");
+    assert_eq!(created.len(), 1, "{events:#?}");
+    assert_eq!(created[0]["props"]["workOrderId"], "wo_1");
+    assert_eq!(created[0]["props"]["estimatedValue"], 450);
+    assert_eq!(find("business", "name", "e2e_done").len(), 1);
+
+    let errors: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "error").collect();
+    let thrown = errors.iter().find(|e| e["message"].as_str().is_some_and(|m| m.contains("TypeError: boom from e2e")));
+    let thrown = thrown.unwrap_or_else(|| panic!("the thrown error is missing: {errors:#?}"));
+    assert_eq!(thrown["kind"], "error");
+    assert!(thrown["stack"].as_str().is_some_and(|s| s.contains("boom from e2e")));
+    let crumbs = thrown["breadcrumbs"].as_array().cloned().unwrap_or_default();
+    assert!(crumbs.iter().any(|c| c["category"] == "ui.click" && c["message"] == "button#throw"), "{crumbs:?}");
+    let rejected = errors.iter().find(|e| e["message"].as_str().is_some_and(|m| m.contains("rejected in e2e")));
+    assert_eq!(rejected.map(|e| e["kind"].clone()), Some(serde_json::json!("unhandledrejection")));
+
+    // The route change opened a new view with the secrets scrubbed from its URL.
+    let invoice = views.iter().find(|v| v["route"] == "/hs/invoices/42").unwrap_or_else(|| panic!("{views:#?}"));
+    let url = invoice["url"].as_str().unwrap_or("");
+    assert!(url.contains("token=[redacted]") && url.contains("q=open") && url.contains("contact=[redacted]"), "{url}");
+    assert!(invoice["referrer"].as_str().is_some_and(|r| r.ends_with("/app/orders")), "{invoice}");
+}

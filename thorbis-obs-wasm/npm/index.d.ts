@@ -1,0 +1,91 @@
+/** Properties of a business event, journey step or conversion: plain values only. */
+export type Properties = Record<string, string | number | boolean>;
+
+/** Performance budgets in KB (the spec's defaults: JS 170, CSS 50, images 500, fonts 100). */
+export interface Budgets {
+  javascript?: number;
+  css?: number;
+  images?: number;
+  fonts?: number;
+}
+
+/** An event as it is sent (a JSON object of the wire schema, version 1). */
+export interface SdkEvent {
+  type: "vital" | "action" | "business" | "journey" | "conversion" | "error" | "timing" | "resource" | "long_task";
+  at: number;
+  [field: string]: unknown;
+}
+
+export interface InitOptions {
+  /** Where batches go: a first-party path by default, so ad-blockers leave it alone. Default "/v1/rum". */
+  endpoint?: string;
+  /** Client token, sent as the `token` query parameter. */
+  clientToken?: string;
+  /** Service name. Default "browser". */
+  service?: string;
+  /** Environment. Default "production". */
+  env?: string;
+  /** Release version. */
+  version?: string;
+  /** Percent of sessions that send RUM data (errors are always sent). Default 100; the spec uses 10. */
+  sessionSampleRate?: number;
+  /** Click actions. Default true. */
+  trackInteractions?: boolean;
+  /** Resource timings checked against the budgets. Default true. */
+  trackResources?: boolean;
+  /** Long tasks. Default true. */
+  trackLongTasks?: boolean;
+  /** "mask-user-input" (default): input values never leave the page; "mask": action names too; "allow". */
+  privacy?: "mask-user-input" | "mask" | "allow";
+  /** Patterns whose matches are replaced by "[redacted]" in URLs and messages. */
+  scrubbers?: RegExp[];
+  /** Budgets in KB. */
+  budgets?: Budgets;
+  /** "pending": nothing is sent until setConsent(true). Default "granted". */
+  consent?: "granted" | "pending";
+  /** May edit an event (return it) or drop it (return null or false). */
+  beforeSend?: (event: SdkEvent) => SdkEvent | null | false | undefined;
+  /** Flush interval in ms. Default 10000. */
+  flushIntervalMs?: number;
+}
+
+/** Context of a business error; its fingerprint is [process, step, code]. */
+export interface BusinessErrorContext {
+  process: string;
+  step: string;
+  code: string;
+  industry?: string;
+  userRole?: string;
+  businessId?: string;
+}
+
+/** Context tags of a captured exception. */
+export interface ErrorContext {
+  process?: string;
+  step?: string;
+  component?: string;
+  industry?: string;
+  userRole?: string;
+  businessId?: string;
+}
+
+export interface Diagnostics {
+  queued: number;
+  retrying?: number;
+  failures: number;
+  dropped: number;
+  sessionId?: string;
+  sampled?: boolean;
+}
+
+export function init(options?: InitOptions): void;
+export function track(name: string, properties?: Properties): void;
+export function trackJourney(journeyType: string, step: string, meta?: Properties): void;
+export function trackConversion(conversionType: string, value: number, meta?: Properties): void;
+export function trackBusinessError(error: unknown, context: BusinessErrorContext): void;
+export function captureException(error: unknown, context?: ErrorContext): void;
+export function addTiming(name: string, ms?: number): void;
+export function setConsent(granted: boolean): void;
+export function flush(): void;
+export function ready(): Promise<boolean>;
+export function diagnostics(): Diagnostics;
