@@ -28,4 +28,12 @@ for d in "$out/npm/pkg" "$out/web"; do
 done
 cp thorbis-obs-wasm/npm/package.json thorbis-obs-wasm/npm/index.js thorbis-obs-wasm/npm/index.d.ts "$out/npm/"
 cp thorbis-obs-wasm/npm/index.js "$out/web/loader.js"
-python3 scripts/sdk_size.py "$out/npm" "${SDK_MAX_GZIP:-}"
+# The size is measured as users ship it: JS minified by esbuild (the version ANCHORS.md's
+# figures for web-vitals, Sentry and Datadog were measured with), everything gzip -9.
+tools="$target/tools"
+if [ ! -x "$tools/node_modules/.bin/esbuild" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$tools" esbuild@0.28.2 >/dev/null
+fi
+# Ratchet: CI fails if the SDK grows past today's size; the 30 KB gate replaces it
+# once the SDK is under it.
+PATH="$tools/node_modules/.bin:$PATH" python3 scripts/sdk_size.py "$out/npm" "${SDK_MAX_GZIP:-47104}"

@@ -141,6 +141,11 @@ pub(crate) struct Sdk {
     pub(crate) last_error: errors::LastError,
 }
 
+/// The allocator of the browser build (talc: smaller than the default dlmalloc).
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 thread_local! {
     static SDK: RefCell<Option<Sdk>> = const { RefCell::new(None) };
 }
