@@ -65,6 +65,7 @@ cargo build -p thorbis-obs-wasm --target wasm32-unknown-unknown
 log "browser SDK: wasm build, npm package and plain-browser build, size"
 bash scripts/build-sdk.sh
 export THORBIS_SDK_WEB_DIR="$(realpath -m "${CARGO_TARGET_DIR:-target}")/sdk/web"
+export THORBIS_WEB_VITALS_JS="$(realpath -m "${CARGO_TARGET_DIR:-target}")/tools/node_modules/web-vitals/dist/web-vitals.js"
 
 log "each feature alone (no feature may lean on another)"
 cargo check -q -p thorbis-obs-core --no-default-features --all-targets

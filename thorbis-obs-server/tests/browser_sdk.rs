@@ -5,8 +5,11 @@
 //! validation, and each event and value is asserted. The page is driven by our own synthetic
 //! workflow runner (chromedriver).
 //!
-//! Needs the SDK's plain-browser build: `bash scripts/build-sdk.sh` (scripts/test.sh runs it
-//! and exports THORBIS_SDK_WEB_DIR).
+//! The same page loads Google's `web-vitals` (6.2.3): our LCP, FCP and TTFB must equal its
+//! values within 1 ms, CLS within 0.001, and INP exactly, for the same page and interactions.
+//!
+//! Needs the SDK's plain-browser build and web-vitals: `bash scripts/build-sdk.sh`
+//! (scripts/test.sh runs it and exports THORBIS_SDK_WEB_DIR and THORBIS_WEB_VITALS_JS).
 #![cfg(feature = "synthetic")]
 
 mod support;
@@ -33,6 +36,9 @@ const PAGE: &str = r#"<!doctype html>
 </main>
 <script type="module">
 import initWasm, * as obs from "/sdk/thorbis_obs_wasm.js";
+import { onLCP, onFCP, onTTFB, onCLS, onINP } from "/vendor/web-vitals.js";
+const reference = (m) => navigator.sendBeacon("/reference", JSON.stringify({ name: m.name, value: m.value }));
+for (const on of [onLCP, onFCP, onTTFB, onCLS, onINP]) on(reference);
 await initWasm({ module_or_path: "/sdk/thorbis_obs_wasm_bg.wasm" });
 obs.init({ endpoint: "/v1/rum", clientToken: "ct-1", service: "e2e", env: "test", version: "1.2.3", flushIntervalMs: 400 });
 const on = (id, f) => document.getElementById(id).addEventListener("click", f);
@@ -109,8 +115,14 @@ async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium
     });
     let sdk_dir = std::path::PathBuf::from(sdk_dir);
     assert!(sdk_dir.join("thorbis_obs_wasm_bg.wasm").exists(), "no SDK build in {}", sdk_dir.display());
+    let web_vitals = std::env::var("THORBIS_WEB_VITALS_JS").unwrap_or_else(|_| {
+        panic!("THORBIS_WEB_VITALS_JS is not set: run `bash scripts/build-sdk.sh` (it installs web-vitals 6.2.3 under target/tools)")
+    });
+    let web_vitals = std::fs::read(&web_vitals).unwrap_or_else(|e| panic!("cannot read {web_vitals}: {e}"));
     let batches: Arc<Mutex<Vec<Captured>>> = Arc::default();
+    let reference: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     let got = batches.clone();
+    let got_reference = reference.clone();
     let web = WebServer::start(move |r| {
         let path = r.path.split('?').next().unwrap_or("");
         match path {
@@ -118,6 +130,13 @@ async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium
                 got.lock().expect("lock").push((r.path.clone(), r.body.clone()));
                 Reply::new(202, "")
             }
+            "/reference" => {
+                if let Ok(v) = serde_json::from_slice(&r.body) {
+                    got_reference.lock().expect("lock").push(v);
+                }
+                Reply::new(200, "")
+            }
+            "/vendor/web-vitals.js" => Reply::bytes("text/javascript", web_vitals.clone()),
             "/app/orders" => Reply::html(PAGE),
             "/blank" => Reply::html("<!doctype html><title>blank</title><p>bye</p>"),
             "/hero.svg" => Reply::bytes("image/svg+xml", hero()),
@@ -146,7 +165,8 @@ async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let has_inp = batches.lock().expect("lock").iter().any(|(_, b)| String::from_utf8_lossy(b).contains("\"INP\""));
-        if has_inp || tokio::time::Instant::now() > deadline {
+        let reference_inp = reference.lock().expect("lock").iter().any(|v| v["name"] == "INP");
+        if (has_inp && reference_inp) || tokio::time::Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -194,6 +214,16 @@ async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium
         let e = vital(v);
         assert!(["good", "needs-improvement", "poor"].contains(&e["rating"].as_str().unwrap_or("")), "{e}");
         assert_eq!(e["navigationType"], "navigate");
+    }
+
+    // Fidelity: the same metrics from Google's web-vitals on the same page.
+    let reference = reference.lock().expect("lock").clone();
+    for (name, tolerance) in [("LCP", 1.0), ("FCP", 1.0), ("TTFB", 1.0), ("CLS", 0.001), ("INP", 0.0)] {
+        let theirs = reference.iter().rev().find(|v| v["name"] == name).and_then(|v| v["value"].as_f64());
+        let theirs = theirs.unwrap_or_else(|| panic!("web-vitals reported no {name}: {reference:?}"));
+        let ours = vital(name)["value"].as_f64().unwrap_or(f64::NAN);
+        eprintln!("fidelity {name}: ours {ours}, web-vitals {theirs}");
+        assert!((ours - theirs).abs() <= tolerance, "{name}: ours {ours}, web-vitals {theirs}");
     }
 
     let actions: Vec<String> = events
