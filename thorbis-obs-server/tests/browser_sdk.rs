@@ -52,6 +52,10 @@ on("done", () => {
   obs.track("e2e_done", { step: 9 });
   obs.flush();
   const p = document.createElement("p"); p.id = "flushed"; document.body.appendChild(p);
+  // web-vitals handles event entries in idle periods: give it a quiet second before the page goes.
+  setTimeout(() => {
+    const q = document.createElement("p"); q.id = "settled"; document.body.appendChild(q);
+  }, 1000);
 });
 // A late, large image: the LCP element; inserted above the content, it shifts the layout.
 setTimeout(() => {
@@ -99,6 +103,7 @@ steps = [
   {{ type = "click", selector = "#route" }},
   {{ type = "click", selector = "#done" }},
   {{ type = "wait", selector = "#flushed" }},
+  {{ type = "wait", selector = "#settled" }},
   {{ type = "navigate", url = "{base}/blank" }},
 ]
 "##

@@ -13,8 +13,30 @@ pub(crate) fn obj() -> Object {
 }
 
 /// `o[k] = v`, ignoring failures.
-pub(crate) fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
-    let _ = Reflect::set(o, &JsValue::from_str(k), &v.into());
+pub(crate) fn set(o: &Object, k: &'static str, v: impl Into<JsValue>) {
+    let _ = Reflect::set(o, &constant(k), &v.into());
+}
+
+thread_local! {
+    /// JS strings of the SDK's constants (property names, types), by address: a string
+    /// crossing into JS goes through TextDecoder, which costs about a microsecond, on every
+    /// event otherwise. A linear scan of a few dozen entries is cheaper than hashing, and
+    /// smaller than wasm-bindgen's interning.
+    static CONSTANTS: std::cell::RefCell<Vec<(usize, JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A JS string for a constant, decoded once and cached.
+pub(crate) fn constant(s: &'static str) -> JsValue {
+    let key = s.as_ptr() as usize ^ (s.len() << 20);
+    CONSTANTS.with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else { return JsValue::from_str(s) };
+        if let Some((_, v)) = c.iter().find(|(k, _)| *k == key) {
+            return v.clone();
+        }
+        let v = JsValue::from_str(s);
+        c.push((key, v.clone()));
+        v
+    })
 }
 
 /// `o[k]`, or `undefined`.
@@ -27,17 +49,17 @@ pub(crate) fn get(o: &JsValue, k: &str) -> JsValue {
 }
 
 /// `o[k]` as a number, or `None`.
-pub(crate) fn num(o: &JsValue, k: &str) -> Option<f64> {
+pub(crate) fn num(o: &JsValue, k: &'static str) -> Option<f64> {
     get(o, k).as_f64()
 }
 
 /// `o[k]` as a string, or `None`.
-pub(crate) fn string(o: &JsValue, k: &str) -> Option<String> {
+pub(crate) fn string(o: &JsValue, k: &'static str) -> Option<String> {
     get(o, k).as_string()
 }
 
 /// `o[k]` as a boolean, or `None`.
-pub(crate) fn boolean(o: &JsValue, k: &str) -> Option<bool> {
+pub(crate) fn boolean(o: &JsValue, k: &'static str) -> Option<bool> {
     get(o, k).as_bool()
 }
 
@@ -46,16 +68,24 @@ pub(crate) fn window() -> Option<web_sys::Window> {
     web_sys::window()
 }
 
+thread_local! {
+    /// `window.performance` and its `timeOrigin`, looked up once: they are on every event's
+    /// path.
+    static PERF: Option<(web_sys::Performance, f64)> = window().and_then(|w| w.performance()).map(|p| {
+        let origin = p.time_origin();
+        (p, origin)
+    });
+}
+
 /// `performance.now()`.
 pub(crate) fn perf_now() -> f64 {
-    window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0)
+    PERF.with(|p| p.as_ref().map(|(p, _)| p.now()).unwrap_or(0.0))
 }
 
 /// Milliseconds since the epoch as an integer, from the high-resolution clock
 /// (`Math.round(performance.timeOrigin + t)`), as the wire schema wants.
 pub(crate) fn epoch_ms(t: f64) -> f64 {
-    let origin = window().and_then(|w| w.performance()).map(|p| p.time_origin()).unwrap_or(0.0);
-    (origin + t).round()
+    PERF.with(|p| (p.as_ref().map(|(_, o)| *o).unwrap_or(0.0) + t).round())
 }
 
 /// Epoch milliseconds now.

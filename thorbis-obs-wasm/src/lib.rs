@@ -75,8 +75,8 @@ pub(crate) struct Config {
 }
 
 fn read_config(o: &JsValue) -> Config {
-    let s = |k: &str, d: &str| js::string(o, k).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
-    let b = |k: &str, d: bool| js::boolean(o, k).unwrap_or(d);
+    let s = |k: &'static str, d: &str| js::string(o, k).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+    let b = |k: &'static str, d: bool| js::boolean(o, k).unwrap_or(d);
     let mut url = s("endpoint", "/v1/rum");
     if let Some(t) = js::string(o, "clientToken").filter(|t| !t.is_empty()) {
         url.push_str(if url.contains('?') { "&token=" } else { "?token=" });
@@ -172,9 +172,9 @@ const RATE_LIMIT_PER_MINUTE: u32 = 3000;
 
 impl Sdk {
     /// Stamps, filters, limits and queues one event.
-    pub(crate) fn emit(&mut self, kind: Kind, ty: &str, ev: Object) {
+    pub(crate) fn emit(&mut self, kind: Kind, ty: &'static str, ev: Object) {
         let now = js::perf_now();
-        set(&ev, "type", ty);
+        set(&ev, "type", js::constant(ty));
         if get(&ev, "at").is_undefined() {
             set(&ev, "at", js::epoch_ms(now));
         }
@@ -210,8 +210,15 @@ impl Sdk {
             self.failures += 1;
             return;
         };
-        if self.out.push(text) >= self.cfg.batch_events {
-            self.flush(false);
+        // A full batch goes out from a task of its own, not inside the caller's track().
+        if self.out.push(text) >= self.cfg.batch_events && !self.out.flush_scheduled {
+            self.out.flush_scheduled = true;
+            js::timeout(0, || {
+                with(|s| {
+                    s.out.flush_scheduled = false;
+                    s.flush(false);
+                });
+            });
         }
     }
 
@@ -289,10 +296,13 @@ pub fn init(options: JsValue) {
     transport::start(&w, flush_ms);
 }
 
-/// Records a business event: `track("quote_sent", { amount: 450 })`.
+/// Records a business event: `track("quote_sent", { amount: 450 })`. The name stays a JS
+/// string (no trip through UTF-8): this is the hot path.
 #[wasm_bindgen]
-pub fn track(name: &str, properties: JsValue) {
-    rum::business(name, &properties);
+pub fn track(name: JsValue, properties: JsValue) {
+    if name.is_string() {
+        rum::business(name, &properties);
+    }
 }
 
 /// Records a step of a user journey: `trackJourney("work-order", "details-entered", meta)`.
@@ -351,7 +361,7 @@ pub fn capture_unhandled(error: JsValue, rejection: bool) {
 /// Reports a business error; its fingerprint is the spec's `[process, step, code]`.
 #[wasm_bindgen(js_name = trackBusinessError)]
 pub fn track_business_error(error: JsValue, context: JsValue) {
-    let part = |k: &str| js::string(&context, k).unwrap_or_else(|| "unknown".into());
+    let part = |k: &'static str| js::string(&context, k).unwrap_or_else(|| "unknown".into());
     let fp = [part("process"), part("step"), part("code")];
     errors::capture(&error, "business", &context, Some(fp));
 }

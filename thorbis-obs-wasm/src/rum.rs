@@ -211,8 +211,23 @@ fn scrub_emails(s: &str) -> String {
     out
 }
 
+thread_local! {
+    /// The wire schema's property-name rule as a RegExp, so keys are checked without copying
+    /// them out of JS: `[A-Za-z_][A-Za-z0-9_]*`, at most 200 bytes.
+    static KEY_TEST: Option<(js_sys::RegExp, Function)> = {
+        let re = js_sys::RegExp::new("^[A-Za-z_][A-Za-z0-9_]{0,199}$", "");
+        get(&re, "test").dyn_into::<Function>().ok().map(|f| (re, f))
+    };
+}
+
+fn valid_key(k: &JsValue) -> bool {
+    KEY_TEST.with(|t| {
+        t.as_ref().is_some_and(|(re, test)| test.call1(re, k).ok().and_then(|v| v.as_bool()).unwrap_or(false))
+    })
+}
+
 /// Copies up to 32 plain properties (string, number, boolean) of `src` into `ev[key]`.
-pub(crate) fn put_props(ev: &Object, key: &str, src: &JsValue) {
+pub(crate) fn put_props(ev: &Object, key: &'static str, src: &JsValue) {
     if !src.is_object() {
         return;
     }
@@ -222,13 +237,12 @@ pub(crate) fn put_props(ev: &Object, key: &str, src: &JsValue) {
         if n >= thorbis_obs_core::wire::MAX_PROPS {
             break;
         }
-        let Some(name) = k.as_string() else { continue };
-        if !thorbis_obs_core::metrics::is_valid_name(&name, false) {
+        if !valid_key(&k) {
             continue;
         }
         let v = Reflect::get(src, &k).unwrap_or(JsValue::UNDEFINED);
-        if v.as_string().is_some() || v.as_bool().is_some() || v.as_f64().is_some_and(f64::is_finite) {
-            set(&props, &name, v);
+        if v.is_string() || v.as_bool().is_some() || v.as_f64().is_some_and(f64::is_finite) {
+            let _ = Reflect::set(&props, &k, &v);
             n += 1;
         }
     }
@@ -238,7 +252,7 @@ pub(crate) fn put_props(ev: &Object, key: &str, src: &JsValue) {
 }
 
 /// `track(name, props)`.
-pub(crate) fn business(name: &str, props: &JsValue) {
+pub(crate) fn business(name: JsValue, props: &JsValue) {
     crate::with(|s| {
         let ev = obj();
         set(&ev, "name", name);

@@ -27,6 +27,8 @@ pub(crate) struct Outbox {
     /// `performance.now()` before which nothing is retried.
     retry_at: f64,
     in_flight: bool,
+    /// A flush of a full batch is queued.
+    pub(crate) flush_scheduled: bool,
     pub(crate) failures: u32,
     pub(crate) dropped: u32,
 }
