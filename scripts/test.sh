@@ -67,6 +67,13 @@ bash scripts/build-sdk.sh
 export THORBIS_SDK_WEB_DIR="$(realpath -m "${CARGO_TARGET_DIR:-target}")/sdk/web"
 export THORBIS_WEB_VITALS_JS="$(realpath -m "${CARGO_TARGET_DIR:-target}")/tools/node_modules/web-vitals/dist/web-vitals.js"
 
+log "Next.js example: the local SDK package and the example's npm dependencies"
+rm -rf examples/nextjs/vendor
+mkdir -p examples/nextjs/vendor
+cp -r "$(realpath -m "${CARGO_TARGET_DIR:-target}")/sdk/npm" examples/nextjs/vendor/thorbis-obs
+(cd examples/nextjs && npm install --no-audit --no-fund --silent)
+export THORBIS_NEXTJS_DIR="$PWD/examples/nextjs"
+
 log "each feature alone (no feature may lean on another)"
 cargo check -q -p thorbis-obs-core --no-default-features --all-targets
 cargo check -q -p thorbis-obs-core --no-default-features --features engine

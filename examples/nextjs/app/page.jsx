@@ -1,0 +1,11 @@
+import { Actions } from "./actions";
+
+export default function Home() {
+  return (
+    <main>
+      <h1>Work orders</h1>
+      <p>Thorbis Business OS, instrumented with @thorbis/obs.</p>
+      <Actions />
+    </main>
+  );
+}

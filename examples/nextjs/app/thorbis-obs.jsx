@@ -1,0 +1,19 @@
+"use client";
+// The whole setup a Next.js app needs: one client component in the root layout. Importing
+// @thorbis/obs touches neither window nor document, so server rendering is unaffected; the
+// wasm loads in the browser only, after hydration.
+import { useEffect } from "react";
+import { init } from "@thorbis/obs";
+
+export function ThorbisObs() {
+  useEffect(() => {
+    init({
+      endpoint: "/v1/rum",
+      service: "thorbis-nextjs-example",
+      env: process.env.NODE_ENV,
+      sessionSampleRate: 100, // the spec samples 10% of sessions in production
+      flushIntervalMs: 1000,
+    });
+  }, []);
+  return null;
+}
