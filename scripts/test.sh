@@ -67,6 +67,10 @@ bash scripts/build-sdk.sh
 export THORBIS_SDK_WEB_DIR="$(realpath -m "${CARGO_TARGET_DIR:-target}")/sdk/web"
 export THORBIS_WEB_VITALS_JS="$(realpath -m "${CARGO_TARGET_DIR:-target}")/tools/node_modules/web-vitals/dist/web-vitals.js"
 
+log "browser SDK units in headless Chromium (wasm-bindgen-test, Debian's chromedriver)"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver \
+  cargo test -p thorbis-obs-wasm --target wasm32-unknown-unknown
+
 log "Next.js example: the local SDK package and the example's npm dependencies"
 rm -rf examples/nextjs/vendor
 mkdir -p examples/nextjs/vendor

@@ -206,12 +206,8 @@ impl Sdk {
                 }
             },
         };
-        let Some(text) = js::stringify(&ev) else {
-            self.failures += 1;
-            return;
-        };
         // A full batch goes out from a task of its own, not inside the caller's track().
-        if self.out.push(text) >= self.cfg.batch_events && !self.out.flush_scheduled {
+        if self.out.push(ev) >= self.cfg.batch_events && !self.out.flush_scheduled {
             self.out.flush_scheduled = true;
             js::timeout(0, || {
                 with(|s| {

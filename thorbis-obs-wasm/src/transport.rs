@@ -1,4 +1,4 @@
-//! Batches and sends: at 50 events, 16 KiB or the flush interval; `sendBeacon` when the page
+//! Batches and sends: at 50 events or the flush interval, bodies cut at 16 KiB; `sendBeacon` when the page
 //! is hidden or unloading (fetch with `keepalive` if the beacon is refused), fetch otherwise.
 //! Bodies are `text/plain`, so no CORS preflight. A failed send (network error, 408, 429, 5xx)
 //! waits in a bounded retry queue with backoff from 1 s doubling to 60 s, or the server's
@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-/// Bytes that trigger a flush (Datadog's 16 KiB).
+/// Largest body of a batch (Datadog's 16 KiB); a bigger flush is cut into several.
 const FLUSH_BYTES: u32 = 16 * 1024;
 /// A beacon larger than this is sent with fetch (browsers cap beacons at 64 KiB in flight).
 const BEACON_MAX: u32 = 60_000;
@@ -21,8 +21,8 @@ const RETRY_BATCHES: usize = 10;
 /// What waits to be sent.
 #[derive(Default)]
 pub(crate) struct Outbox {
-    events: Vec<JsString>,
-    bytes: u32,
+    /// Events as objects: serialised at flush time, off the caller's path.
+    events: Vec<JsValue>,
     retry: VecDeque<(JsString, u32)>,
     /// `performance.now()` before which nothing is retried.
     retry_at: f64,
@@ -34,15 +34,14 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    /// Queues one serialised event; returns how many are queued.
-    pub(crate) fn push(&mut self, ev: JsString) -> usize {
-        self.bytes = self.bytes.saturating_add(ev.length());
+    /// Queues one event; returns how many are queued.
+    pub(crate) fn push(&mut self, ev: JsValue) -> usize {
         self.events.push(ev);
         if self.events.len() > thorbis_obs_core::wire::MAX_EVENTS_PER_BATCH {
             self.events.remove(0);
             self.dropped += 1;
         }
-        if self.bytes >= FLUSH_BYTES { usize::MAX } else { self.events.len() }
+        self.events.len()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -56,23 +55,33 @@ impl Outbox {
     pub(crate) fn clear(&mut self) {
         self.dropped += self.events.len() as u32;
         self.events.clear();
-        self.bytes = 0;
     }
 
     /// Builds the batch of what is queued under `header` and sends it with due retries.
     pub(crate) fn flush(&mut self, url: &str, header: &Object, exiting: bool) {
         if !self.events.is_empty() {
             if let Some(h) = js::stringify(header) {
-                // `{...header}` + `,"events":[e1,e2]}`: the events are already JSON.
-                let head = h.slice(0, h.length().saturating_sub(1));
-                let list = js_sys::Array::new();
+                // `{...header}` + `,"events":[e1,e2]}`, cut into bodies of about 16 KiB (an
+                // event that cannot be serialised, a cycle say, is dropped and counted).
+                let head = h.slice(0, h.length().saturating_sub(1)).concat(&JsValue::from_str(",\"events\":["));
+                let mut list = js_sys::Array::new();
+                let mut bytes = 0u32;
                 for e in self.events.drain(..) {
-                    list.push(&e);
+                    let Some(text) = js::stringify(&e) else {
+                        self.failures += 1;
+                        continue;
+                    };
+                    if bytes > 0 && bytes + text.length() > FLUSH_BYTES {
+                        self.retry.push_back((head.concat(&list.join(",")).concat(&"]}".into()), 0));
+                        list = js_sys::Array::new();
+                        bytes = 0;
+                    }
+                    bytes += text.length() + 1;
+                    list.push(&text);
                 }
-                let body =
-                    head.concat(&JsValue::from_str(",\"events\":[")).concat(&list.join(",")).concat(&"]}".into());
-                self.bytes = 0;
-                self.retry.push_back((body, 0));
+                if list.length() > 0 {
+                    self.retry.push_back((head.concat(&list.join(",")).concat(&"]}".into()), 0));
+                }
             } else {
                 self.failures += 1;
                 self.clear();
@@ -87,6 +96,7 @@ impl Outbox {
         }
         if exiting {
             // Page exit: everything goes now, as beacons; what the browser refuses goes by fetch.
+            self.flush_scheduled = false;
             while let Some((body, _)) = self.retry.pop_front() {
                 if !beacon(url, &body) {
                     let _ = fetch(url, &body, true);

@@ -57,7 +57,8 @@ pub struct Instance {
     pub last_notified_at: Option<Timestamp>,
     /// Notifications emitted in this episode (part of their ids).
     pub seq: u32,
-    /// Until when a missing series keeps its last state after a restore.
+    /// Until when a missing series keeps its last state after a restore (cleared by the
+    /// series' first window with data).
     #[serde(default)]
     pub no_data_grace_until: Option<Timestamp>,
     #[serde(skip)]

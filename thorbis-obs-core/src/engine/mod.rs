@@ -237,12 +237,17 @@ impl RuleEngine {
                 let value = w.aggregate(rule.condition.aggregation, now, window);
                 let holds = match value {
                     Some(v) => Some(rule.condition.operator.holds(v, rule.condition.threshold)),
-                    None => no_data_verdict(rule.no_data, instances.get(&sid), now),
+                    None => no_data_verdict(rule.no_data, instances.get(&sid), now, w.last().is_some()),
                 };
                 match (instances.get_mut(&sid), holds) {
                     (Some(inst), Some(h)) => {
                         inst.seen_tick = tick;
                         inst.value = value;
+                        // The series has data again: the restore's grace has done its job, and
+                        // a later gap is a real one, as it would be without the restart.
+                        if value.is_some() {
+                            inst.no_data_grace_until = None;
+                        }
                         if !inst.step(rule, h, now) {
                             instances.remove(&sid);
                         }
@@ -263,7 +268,7 @@ impl RuleEngine {
             let missing: Vec<SeriesId> =
                 instances.iter().filter(|(_, i)| i.seen_tick != tick).map(|(s, _)| *s).collect();
             for sid in missing {
-                let holds = no_data_verdict(rule.no_data, instances.get(&sid), now);
+                let holds = no_data_verdict(rule.no_data, instances.get(&sid), now, false);
                 if let (Some(inst), Some(h)) = (instances.get_mut(&sid), holds) {
                     inst.value = None;
                     if !inst.step(rule, h, now) {
@@ -412,8 +417,12 @@ impl RuleEngine {
 }
 
 /// The verdict for a window without samples: Some(holds) or None to keep the state.
-fn no_data_verdict(policy: NoDataPolicy, inst: Option<&Instance>, now: Timestamp) -> Option<bool> {
-    if inst.and_then(|i| i.no_data_grace_until).is_some_and(|g| now < g) {
+///
+/// The restore's grace covers a series the store holds nothing for (its source has not
+/// collected since the restart); a series with older samples just has a gap, and gets the
+/// policy, as it would have without the restart.
+fn no_data_verdict(policy: NoDataPolicy, inst: Option<&Instance>, now: Timestamp, has_history: bool) -> Option<bool> {
+    if !has_history && inst.and_then(|i| i.no_data_grace_until).is_some_and(|g| now < g) {
         return None;
     }
     match policy {
