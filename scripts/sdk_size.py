@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints the SDK's shipped size: the .wasm, the wasm-bindgen glue and the loader, each
+"""Prints the SDK's shipped size: the .wasm, the wasm-bindgen glue and snippets and the loader, each
 gzip -9 (JS minified first with esbuild when it is installed, else as written), and the sum.
 With a second argument (bytes), exits 1 when the sum is above it."""
 import gzip
@@ -10,8 +10,11 @@ import sys
 
 pkg = sys.argv[1]
 limit = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] else None
-files = [os.path.join(pkg, "pkg", "thorbis_obs_wasm_bg.wasm"), os.path.join(pkg, "pkg", "thorbis_obs_wasm_bg.js"),
-         os.path.join(pkg, "pkg", "thorbis_obs_wasm.js"), os.path.join(pkg, "index.js")]
+# The .wasm, every JS file wasm-pack wrote (glue and inline-JS snippets) and the loader.
+files = [os.path.join(pkg, "pkg", "thorbis_obs_wasm_bg.wasm")]
+for root, _, names in sorted(os.walk(os.path.join(pkg, "pkg"))):
+    files += [os.path.join(root, n) for n in sorted(names) if n.endswith(".js")]
+files.append(os.path.join(pkg, "index.js"))
 esbuild = shutil.which("esbuild")
 total = 0
 rows = []

@@ -178,6 +178,11 @@ impl Sdk {
         if get(&ev, "at").is_undefined() {
             set(&ev, "at", js::epoch_ms(now));
         }
+        self.emit_built(kind, ev.into(), now);
+    }
+
+    /// [`Sdk::emit`] for an event that already has its `type` and `at`.
+    pub(crate) fn emit_built(&mut self, kind: Kind, ev: JsValue, now: f64) {
         self.session.touch(now, &mut self.out);
         if !self.session.sampled && !matches!(kind, Kind::Error) {
             return;
@@ -192,17 +197,17 @@ impl Sdk {
         }
         slot.1 += 1;
         let ev = match &self.cfg.before_send {
-            None => JsValue::from(ev),
+            None => ev,
             Some(f) => match js::call1(f, &ev) {
                 Ok(v) if v.is_object() => v,
-                Ok(v) if v.is_undefined() => JsValue::from(ev),
+                Ok(v) if v.is_undefined() => ev,
                 Ok(_) => {
                     self.dropped += 1;
                     return;
                 }
                 Err(_) => {
                     self.failures += 1;
-                    JsValue::from(ev)
+                    ev
                 }
             },
         };

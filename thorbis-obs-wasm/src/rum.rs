@@ -211,42 +211,39 @@ fn scrub_emails(s: &str) -> String {
     out
 }
 
-thread_local! {
-    /// The wire schema's property-name rule as a RegExp, so keys are checked without copying
-    /// them out of JS: `[A-Za-z_][A-Za-z0-9_]*`, at most 200 bytes.
-    static KEY_TEST: Option<(js_sys::RegExp, Function)> = {
-        let re = js_sys::RegExp::new("^[A-Za-z_][A-Za-z0-9_]{0,199}$", "");
-        get(&re, "test").dyn_into::<Function>().ok().map(|f| (re, f))
-    };
+// The hot path in the page's own JS: one call builds a business event and copies its plain
+// properties (the wire's rules: names `[A-Za-z_][A-Za-z0-9_]*` of at most 200 bytes, strings,
+// booleans and finite numbers, 32 at most), instead of a dozen crossings from wasm.
+#[wasm_bindgen(inline_js = "const K = /^[A-Za-z_][A-Za-z0-9_]{0,199}$/;
+export function plain(src) {
+  if (!src || typeof src !== 'object') return undefined;
+  let n = 0, out;
+  for (const k of Object.keys(src)) {
+    if (n >= 32) break;
+    const v = src[k], t = typeof v;
+    if (K.test(k) && (t === 'string' || t === 'boolean' || (t === 'number' && isFinite(v)))) {
+      (out || (out = {}))[k] = v;
+      n++;
+    }
+  }
+  return out;
+}
+export function business(name, props, at) {
+  const e = { name, type: 'business', at };
+  const p = plain(props);
+  if (p) e.props = p;
+  return e;
+}")]
+extern "C" {
+    fn plain(src: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = business)]
+    fn business_event(name: &JsValue, props: &JsValue, at: f64) -> Object;
 }
 
-fn valid_key(k: &JsValue) -> bool {
-    KEY_TEST.with(|t| {
-        t.as_ref().is_some_and(|(re, test)| test.call1(re, k).ok().and_then(|v| v.as_bool()).unwrap_or(false))
-    })
-}
-
-/// Copies up to 32 plain properties (string, number, boolean) of `src` into `ev[key]`.
+/// Copies up to 32 plain properties (string, boolean, finite number) of `src` into `ev[key]`.
 pub(crate) fn put_props(ev: &Object, key: &'static str, src: &JsValue) {
-    if !src.is_object() {
-        return;
-    }
-    let props = obj();
-    let mut n = 0;
-    for k in Object::keys(&Object::from(src.clone())).iter() {
-        if n >= thorbis_obs_core::wire::MAX_PROPS {
-            break;
-        }
-        if !valid_key(&k) {
-            continue;
-        }
-        let v = Reflect::get(src, &k).unwrap_or(JsValue::UNDEFINED);
-        if v.is_string() || v.as_bool().is_some() || v.as_f64().is_some_and(f64::is_finite) {
-            let _ = Reflect::set(&props, &k, &v);
-            n += 1;
-        }
-    }
-    if n > 0 {
+    let props = plain(src);
+    if !props.is_undefined() {
         set(ev, key, props);
     }
 }
@@ -254,10 +251,8 @@ pub(crate) fn put_props(ev: &Object, key: &'static str, src: &JsValue) {
 /// `track(name, props)`.
 pub(crate) fn business(name: JsValue, props: &JsValue) {
     crate::with(|s| {
-        let ev = obj();
-        set(&ev, "name", name);
-        put_props(&ev, "props", props);
-        s.emit(Kind::Other, "business", ev);
+        let now = js::perf_now();
+        s.emit_built(Kind::Other, business_event(&name, props, js::epoch_ms(now)).into(), now);
     });
 }
 
