@@ -1,4 +1,4 @@
-//! Synthetic workflows: named lists of browser steps (navigate, click, fill, wait, validate)
+//! Synthetic workflows: named lists of browser steps (navigate, click, fill, wait, back, validate)
 //! run in a real headless Chromium through chromedriver (feature `synthetic`). Each run
 //! records its duration per step and the step that failed; a failure saves a PNG screenshot
 //! under the data directory, linked from the result. Results pass through the same recorder
@@ -177,6 +177,12 @@ pub enum Step {
         #[serde(default = "default_wait")]
         timeout: HumanDuration,
     },
+    /// Goes back in the session history (a page kept in the back/forward cache is restored).
+    Back {
+        /// Optional step name.
+        #[serde(default)]
+        name: Option<String>,
+    },
     /// Checks an element exists, and optionally that its text contains something.
     Validate {
         /// Optional step name.
@@ -198,6 +204,7 @@ impl Step {
             Step::Click { .. } => "click",
             Step::Fill { .. } => "fill",
             Step::Wait { .. } => "wait",
+            Step::Back { .. } => "back",
             Step::Validate { .. } => "validate",
         }
     }
@@ -209,6 +216,7 @@ impl Step {
             | Step::Click { name, .. }
             | Step::Fill { name, .. }
             | Step::Wait { name, .. }
+            | Step::Back { name }
             | Step::Validate { name, .. } => name,
         };
         name.clone().unwrap_or_else(|| format!("{}-{}", index + 1, self.kind()))
@@ -216,7 +224,7 @@ impl Step {
 
     fn selector(&self) -> Option<&str> {
         match self {
-            Step::Navigate { .. } => None,
+            Step::Navigate { .. } | Step::Back { .. } => None,
             Step::Click { selector, .. }
             | Step::Fill { selector, .. }
             | Step::Wait { selector, .. }
@@ -343,6 +351,7 @@ steps = [
   { type = "fill", selector = "#email", value = "a@b.c" },
   { type = "wait", selector = "#x" },
   { type = "validate", name = "greeting", selector = "h1", text_contains = "Hi" },
+  { type = "back" },
 ]"##,
         )
         .unwrap();
@@ -350,6 +359,7 @@ steps = [
         assert!(w.problems("w").is_empty());
         assert_eq!(w.steps[1].label(1), "2-fill");
         assert_eq!(w.steps[3].label(3), "greeting");
+        assert_eq!(w.steps[4].label(4), "5-back");
         assert!(!format!("{w:?}").contains("a@b.c"), "the fill value is a secret");
         let bad: WorkflowFile =
             toml::from_str("[[workflows]]\nname = \"a b\"\nsteps = [{ type = \"navigate\", url = \"ftp://x\" }, { type = \"click\", selector = \" \" }]")

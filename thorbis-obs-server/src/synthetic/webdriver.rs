@@ -273,6 +273,7 @@ async fn run_step(c: &Client, step: &Step) -> Result<(), String> {
             el.send_keys(value.expose()).await.map_err(|_| format!("cannot type into {selector:?}"))
         }
         Step::Wait { selector, timeout, .. } => wait_for(selector, timeout.get()).await.map(|_| ()),
+        Step::Back { .. } => c.back().await.map_err(|e| format!("cannot go back: {e}")),
         Step::Validate { selector, text_contains, .. } => {
             let el = c
                 .find(Locator::Css(selector))
