@@ -147,47 +147,35 @@ async fn a_failing_workflow_in_the_agent_pages_once_with_its_screenshot() {
         data = dir.path().display(),
         url = web.url("/orders/new"),
     );
-    let cfg: thorbis_obs_server::config::AgentConfig = toml::from_str(&config).expect("config");
-    let (monitors, windows) = thorbis_obs_server::uptime::monitors_from_config(&cfg).expect("monitors");
-    let pager = Arc::new(thorbis_obs_core::testing::InMemoryChannel::new("pager"));
     let store =
         Arc::new(thorbis_obs_server::store::sqlite::SqliteStore::open(&dir.path().join("s.db")).expect("store"));
     let port = support::agent::free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let agent = thorbis_obs_server::agent::Agent::builder()
-        .rules(thorbis_obs_core::rules::packs::uptime_rules())
-        .channel(pager.clone())
-        .alias("slack", "pager")
-        .alias("pagerduty", "pager")
-        .alias("email", "pager")
-        .store(store)
-        .evaluation_interval(Duration::from_millis(100))
-        .maintenance_windows(windows)
-        .monitors(monitors)
-        .http(addr, None)
-        .build()
-        .expect("agent");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agent.run(async move {
-        let _ = stop_rx.await;
-    }));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    while pager.sent().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no page for the failing workflow");
+    let agent = support::monitors::start(&config, store, Some(addr));
+    let pager = agent.pager.clone();
+    support::monitors::wait_for("a page for the failing workflow", Duration::from_secs(40), || {
+        !pager.sent().is_empty()
+    })
+    .await;
+    // The report reads stored results, written once a second: ask until both failures are in.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status: serde_json::Value = reqwest::get(format!("http://{addr}/api/v1/synthetic?range=1h"))
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if status["report"]["endpoints"]["checkout"]["checks"].as_u64().is_some_and(|n| n >= 2) {
+            break status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the failures were not stored: {status:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1200)).await; // the results' batch is written each second
-    let status: serde_json::Value = reqwest::get(format!("http://{addr}/api/v1/synthetic?range=1h"))
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    };
     let png = reqwest::get(format!("http://{addr}/api/v1/synthetic/checkout/screenshot")).await.expect("get");
     assert_eq!(png.status(), 200);
     assert_eq!(png.headers()["content-type"], "image/png");
-    let _ = stop_tx.send(());
-    task.await.expect("join").expect("agent");
+    agent.stop().await;
     // Stopping the agent stops chromedriver and every browser it started, even one cut off
     // in the middle of a run.
     let marker = format!("thorbis-synthetic-checkout-{}-", std::process::id());

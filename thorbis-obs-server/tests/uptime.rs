@@ -7,16 +7,15 @@ mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
+use support::monitors::{start, wait_for, wait_stored};
 use support::tls::certificate;
 use support::web::{Reply, WebServer};
 use thorbis_obs_core::testing::InMemoryChannel;
-use thorbis_obs_server::agent::Agent;
-use thorbis_obs_server::config::AgentConfig;
 use thorbis_obs_server::store::Store;
 use thorbis_obs_server::store::sqlite::SqliteStore;
+use thorbis_obs_server::uptime::CheckKind;
 use thorbis_obs_server::uptime::config::{HttpCheckConfig, LocationConfig};
 use thorbis_obs_server::uptime::http_check::{CheckOutcome, HttpChecker};
-use thorbis_obs_server::uptime::{CheckKind, monitors_from_config};
 
 fn check(toml_text: &str) -> HttpCheckConfig {
     toml::from_str(toml_text).expect("check config")
@@ -136,35 +135,6 @@ async fn certificates_self_signed_trusted_and_expiring() {
     assert!(insecure.success && insecure.cert_expires_at.is_some(), "{insecure:?}");
 }
 
-/// An agent on `config` (TOML) with an in-memory channel called `pager` that every rule
-/// channel name maps to.
-async fn agent_on(config: &str, store: Arc<dyn Store>) -> (Agent, Arc<InMemoryChannel>) {
-    let cfg: AgentConfig = toml::from_str(config).expect("config");
-    let (monitors, windows) = monitors_from_config(&cfg).expect("monitors");
-    let pager = Arc::new(InMemoryChannel::new("pager"));
-    let agent = Agent::builder()
-        .rules(thorbis_obs_core::rules::packs::uptime_rules())
-        .channel(pager.clone())
-        .alias("slack", "pager")
-        .alias("pagerduty", "pager")
-        .alias("email", "pager")
-        .store(store)
-        .evaluation_interval(Duration::from_millis(100))
-        .maintenance_windows(windows)
-        .monitors(monitors)
-        .build()
-        .expect("agent");
-    (agent, pager)
-}
-
-async fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blip_pages_nobody_an_outage_pages_once_and_resolves() {
     // Requests 1-2 ok, 3-4 fail (a blip under the threshold of 3), 5 ok, 6-9 fail (down at
@@ -179,16 +149,11 @@ async fn a_blip_pages_nobody_an_outage_pages_once_and_resolves() {
         "[uptime]\nfailure_threshold = 3\nsuccess_threshold = 2\n[[uptime.checks]]\nid = \"api\"\nurl = \"{}\"\ninterval = \"150ms\"\ntimeout = \"1s\"\n",
         web.url("/health")
     );
-    let (agent, pager) = agent_on(&config, store.clone()).await;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agent.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let agent = start(&config, store.clone(), None);
+    let pager = agent.pager.clone();
     wait_for("16 checks", Duration::from_secs(20), || web.hits() >= 16).await;
     wait_for("the resolve", Duration::from_secs(5), || pager.sent().len() >= 2).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await; // a flush of the results
-    let _ = stop_tx.send(());
-    task.await.expect("join").expect("agent");
+    agent.stop().await; // the recorder writes what it holds on the way out
 
     let sent = pager.sent();
     let kinds: Vec<String> = sent.iter().map(|n| format!("{}:{:?}", n.rule_id, n.kind)).collect();
@@ -243,26 +208,32 @@ async fn failures_inside_a_maintenance_window_page_nobody() {
     let web = WebServer::start(|_| Reply::new(500, "down for maintenance")).await;
     let dir = tempfile::tempdir().expect("tmp");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("s.db")).expect("store"));
-    let (start, end) =
+    let (opens, closes) =
         (chrono::Utc::now() - chrono::Duration::hours(1), chrono::Utc::now() + chrono::Duration::hours(1));
     let config = format!(
         "[[uptime.checks]]\nid = \"api\"\nurl = \"{}\"\ninterval = \"100ms\"\nfailure_threshold = 2\nmaintenance = [{{ name = \"deploy\", once = {{ start = \"{}\", end = \"{}\" }} }}]\n\
          [[uptime.checks]]\nid = \"other\"\nurl = \"{}\"\ninterval = \"100ms\"\nfailure_threshold = 2\n",
         web.url("/a"),
-        start.to_rfc3339(),
-        end.to_rfc3339(),
+        opens.to_rfc3339(),
+        closes.to_rfc3339(),
         web.url("/b"),
     );
-    let (agent, pager) = agent_on(&config, store).await;
-    let handle = agent.handle();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agent.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let agent = start(&config, store, None);
+    let (pager, handle) = (agent.pager.clone(), agent.handle.clone());
+    // Both fire in the same evaluations, so by the time both are firing the muted one would
+    // have been committed to the outbox (and delivered before the stop returns) if it were not.
+    let both_firing = || {
+        let firing: Vec<String> = handle
+            .alerts()
+            .iter()
+            .filter(|a| a.rule_id == "endpoint-down")
+            .filter_map(|a| a.labels.get("endpoint").map(str::to_string))
+            .collect();
+        firing.contains(&"api".to_string()) && firing.contains(&"other".to_string())
+    };
+    wait_for("both alerts firing", Duration::from_secs(10), both_firing).await;
     wait_for("the other endpoint's page", Duration::from_secs(10), || !pager.sent().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = stop_tx.send(());
-    task.await.expect("join").expect("agent");
+    agent.stop().await;
     let endpoints: Vec<String> =
         pager.sent().iter().filter_map(|n| n.labels.get("endpoint").map(str::to_string)).collect();
     assert!(endpoints.iter().all(|e| e == "other"), "only the endpoint outside maintenance pages: {endpoints:?}");
@@ -295,15 +266,13 @@ async fn a_quorum_of_locations_decides() {
          [[uptime.checks]]\nid = \"quorum1\"\nurl = \"{u}\"\ninterval = \"100ms\"\nquorum = 1\n",
         u = web.url("/")
     );
-    let (agent, pager) = agent_on(&config, store.clone()).await;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agent.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let agent = start(&config, store.clone(), None);
+    let pager = agent.pager.clone();
     wait_for("a page", Duration::from_secs(10), || !pager.sent().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let _ = stop_tx.send(());
-    task.await.expect("join").expect("agent");
+    // With a failure threshold of 1, ten failures stored at "us" give quorum 2 ten chances to
+    // page by mistake.
+    wait_stored(&*store, "quorum2", &["eu", "us"], 10).await;
+    agent.stop().await;
     let endpoints: Vec<String> =
         pager.sent().iter().filter_map(|n| n.labels.get("endpoint").map(str::to_string)).collect();
     assert_eq!(endpoints, ["quorum1"], "one location of two says down: only quorum 1 pages");
@@ -456,36 +425,31 @@ async fn agents_sharing_a_postgres_store_form_the_quorum_together() {
             web.url("/")
         )
     };
-    let mut pagers = Vec::new();
-    let mut tasks = Vec::new();
-    let mut stops = Vec::new();
+    let store = PostgresStore::connect(&url).await.expect("store");
+    let mut agents = Vec::new();
     for loc in ["eu", "us"] {
-        let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.expect("store"));
-        let (agent, pager) = agent_on(&config(loc), store).await;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tasks.push(tokio::spawn(agent.run(async move {
-            let _ = rx.await;
-        })));
-        pagers.push(pager);
-        stops.push(tx);
+        let own: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.expect("store"));
+        agents.push(start(&config(loc), own, None));
     }
+    let pagers: Vec<Arc<InMemoryChannel>> = agents.iter().map(|a| a.pager.clone()).collect();
     let pages = |p: &[Arc<InMemoryChannel>]| p.iter().map(|c| c.sent().len()).sum::<usize>();
-    // One location failing: no page, though the results of both locations are stored.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // One location failing: no page, though the results of both locations are stored (ten
+    // each: several of the leader's one-second reads of the other location have happened).
+    wait_stored(&store, "shared", &["eu", "us"], 10).await;
     assert_eq!(pages(&pagers), 0, "one location of two is not a quorum");
     eu_broken.store(true, Ordering::SeqCst);
     wait_for("the page once both locations fail", Duration::from_secs(15), || pages(&pagers) >= 1).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    for s in stops {
-        let _ = s.send(());
-    }
-    for t in tasks {
-        t.await.expect("join").expect("agent");
+    // Ten more results each: time for a second page, from either agent, if there were one.
+    let eu = support::monitors::stored(&store, "shared", "eu").await;
+    let us = support::monitors::stored(&store, "shared", "us").await;
+    wait_stored(&store, "shared", &["eu"], eu + 10).await;
+    wait_stored(&store, "shared", &["us"], us + 10).await;
+    for a in agents {
+        a.stop().await;
     }
     let all: Vec<_> = pagers.iter().flat_map(|p| p.sent()).collect();
     assert_eq!(all.len(), 1, "one page from the leader: {all:?}");
     assert_eq!(all[0].rule_id, "endpoint-down");
-    let store = PostgresStore::connect(&url).await.expect("store");
     let now = thorbis_obs_server::agent::system_now();
     let recs = store
         .check_results(CheckKind::Http, Some("shared"), now.minus(Duration::from_secs(600)), now)

@@ -28,7 +28,7 @@ pub struct SourceHealth {
 }
 
 /// A pseudo-random fraction in [0, 1) from the source name and the clock, for the phase.
-pub(crate) fn phase(name: &str) -> f64 {
+fn phase(name: &str) -> f64 {
     let mut h = thorbis_obs_core::domain::hash::Fnv64::new();
     h.write(name.as_bytes());
     let nanos =
@@ -37,15 +37,22 @@ pub(crate) fn phase(name: &str) -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// A schedule for a recurring job: the first tick after a random part of one interval (at
+/// most `max_phase`, so jobs do not all fire at once), then every interval; a run that
+/// overruns delays the next tick instead of bunching them.
+pub(crate) fn ticker(name: &str, interval: Duration, max_phase: Duration) -> tokio::time::Interval {
+    let first = interval.mul_f64(phase(name)).min(max_phase);
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
 /// Runs `source` until `stop` flips to true.
 pub(crate) async fn run_source(shared: Arc<Shared>, source: Arc<dyn MetricSource>, mut stop: watch::Receiver<bool>) {
     let interval = source.interval().max(Duration::from_millis(10));
     let name = source.name().to_string();
     let labels = Labels::new().with("source", name.clone());
-    // First run after a random part of one interval (at most 5 s), then every interval.
-    let first = interval.mul_f64(phase(&name)).min(Duration::from_secs(5));
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = ticker(&name, interval, Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}

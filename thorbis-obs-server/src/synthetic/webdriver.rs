@@ -331,10 +331,7 @@ impl Producer for WorkflowProducer {
         Box::pin(async move {
             let ProducerContext { tx, mut stop, clock, .. } = ctx;
             let interval = self.workflow.interval.get().max(Duration::from_secs(1));
-            let phase = crate::agent::scheduler::phase(&self.workflow.name);
-            let first = interval.mul_f64(phase).min(Duration::from_secs(10));
-            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticker = crate::agent::scheduler::ticker(&self.workflow.name, interval, Duration::from_secs(10));
             loop {
                 let scheduled = tokio::select! {
                     t = ticker.tick() => t,

@@ -285,10 +285,8 @@ impl super::Producer for HttpProducer {
 async fn run_check(checker: Arc<HttpChecker>, location: String, interval: Duration, ctx: super::ProducerContext) {
     let super::ProducerContext { tx, mut stop, clock, limit } = ctx;
     let interval = interval.max(Duration::from_millis(100));
-    let phase = crate::agent::scheduler::phase(&format!("{}@{location}", checker.id()));
-    let first = interval.mul_f64(phase).min(Duration::from_secs(10));
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let key = [checker.id(), location.as_str()].join("@");
+    let mut ticker = crate::agent::scheduler::ticker(&key, interval, Duration::from_secs(10));
     loop {
         let scheduled = tokio::select! {
             t = ticker.tick() => t,

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs, reason = "test support: each test binary uses part of it")]
 
 pub mod agent;
+pub mod monitors;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod receiver;
