@@ -222,29 +222,24 @@ async fn failures_inside_a_maintenance_window_page_nobody() {
     let (pager, handle) = (agent.pager.clone(), agent.handle.clone());
     // Both fire in the same evaluations, so by the time both are firing the muted one would
     // have been committed to the outbox (and delivered before the stop returns) if it were not.
-    let both_firing = || {
-        let firing: Vec<String> = handle
+    let firing = || -> Vec<String> {
+        handle
             .alerts()
             .iter()
             .filter(|a| a.rule_id == "endpoint-down")
             .filter_map(|a| a.labels.get("endpoint").map(str::to_string))
-            .collect();
-        firing.contains(&"api".to_string()) && firing.contains(&"other".to_string())
+            .collect()
     };
-    wait_for("both alerts firing", Duration::from_secs(10), both_firing).await;
+    let both = |f: &[String]| f.contains(&"api".to_string()) && f.contains(&"other".to_string());
+    wait_for("both alerts firing", Duration::from_secs(10), || both(&firing())).await;
     wait_for("the other endpoint's page", Duration::from_secs(10), || !pager.sent().is_empty()).await;
     agent.stop().await;
     let endpoints: Vec<String> =
         pager.sent().iter().filter_map(|n| n.labels.get("endpoint").map(str::to_string)).collect();
     assert!(endpoints.iter().all(|e| e == "other"), "only the endpoint outside maintenance pages: {endpoints:?}");
     // Both are down; the one in maintenance is muted, not forgotten.
-    let firing: Vec<String> = handle
-        .alerts()
-        .iter()
-        .filter(|a| a.rule_id == "endpoint-down")
-        .filter_map(|a| a.labels.get("endpoint").map(str::to_string))
-        .collect();
-    assert!(firing.contains(&"api".to_string()) && firing.contains(&"other".to_string()), "{firing:?}");
+    let firing = firing();
+    assert!(both(&firing), "{firing:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
