@@ -18,10 +18,11 @@ const CALLS = Number(process.env.CALLS || 1000);
 
 const ours = `<!doctype html><html><head><script>window.__t0 = performance.now();</script></head><body><h1>bench</h1>
 <script type="module">
-import initWasm, * as obs from "/sdk/thorbis_obs_wasm.js";
-await initWasm({ module_or_path: "/sdk/thorbis_obs_wasm_bg.wasm" });
+import * as obs from "/sdk/index.js";
 obs.init({ endpoint: "/v1/rum", service: "bench", env: "bench", flushIntervalMs: 60000 });
 window.__registered = performance.now();
+await obs.ready();
+window.__ready = performance.now();
 for (let i = 0; i < ${WARMUP}; i++) obs.track("warm_event", { i, kind: "x" });
 const t = performance.now();
 for (let i = 0; i < ${CALLS}; i++) obs.track("bench_event", { i, kind: "x" });
@@ -67,23 +68,26 @@ const browser = await chromium.launch({
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const results = {};
 for (const name of ["ours", "datadog"]) {
-  const start = [], track = [];
+  const start = [], track = [], ready = [];
   for (let i = 0; i < RUNS; i++) {
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
     await page.goto(`${base}/${name}`);
     await page.waitForFunction(() => window.__done === true, null, { timeout: 30000 });
-    const r = await page.evaluate(() => ({ start: window.__registered - window.__t0, track: window.__track }));
+    const r = await page.evaluate(() => ({ start: window.__registered - window.__t0, track: window.__track,
+      ready: (window.__ready ?? window.__registered) - window.__t0 }));
     start.push(r.start);
+    ready.push(r.ready);
     track.push(r.track);
     await ctx.close();
   }
-  results[name] = { start: median(start), track: median(track) };
+  results[name] = { start: median(start), track: median(track), ready: median(ready) };
 }
 await browser.close();
 server.close();
 const o = results.ours, d = results.datadog;
-console.log(`A. script start -> observers registered, median of ${RUNS} loads: ours ${o.start.toFixed(1)} ms ` +
-  `(fetch + compile + init of the wasm), Datadog ${d.start.toFixed(1)} ms; ratio ${(o.start / d.start).toFixed(2)}`);
+console.log(`A. script start -> observers registered, median of ${RUNS} loads: ours ${o.start.toFixed(1)} ms, ` +
+  `Datadog ${d.start.toFixed(1)} ms; ratio ${(o.start / d.start).toFixed(2)}. Ours with its wasm half fetched, ` +
+  `compiled and processing: ${o.ready.toFixed(1)} ms (ratio ${(o.ready / d.start).toFixed(2)})`);
 console.log(`B. one call, median of ${RUNS} runs of ${CALLS} after ${WARMUP} warm-up calls: track() ${(o.track * 1000).toFixed(2)} us, ` +
   `Datadog addAction() ${(d.track * 1000).toFixed(2)} us; ratio ${(o.track / d.track).toFixed(2)} (target <= 5 us)`);

@@ -15,6 +15,15 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   log "installing the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi
+# The browser SDK's size build: a nightly pinned by date, with rust-src for -Zbuild-std
+# (scripts/build-sdk.sh says why).
+sdk_toolchain="$(cat thorbis-obs-wasm/sdk-toolchain)"
+if ! rustup run "$sdk_toolchain" rustc --print sysroot >/dev/null 2>&1 ||
+  [ ! -d "$(rustup run "$sdk_toolchain" rustc --print sysroot)/lib/rustlib/src/rust/library" ] ||
+  [ ! -d "$(rustup run "$sdk_toolchain" rustc --print sysroot)/lib/rustlib/wasm32-unknown-unknown" ]; then
+  log "installing $sdk_toolchain with rust-src and wasm32 (the SDK's size build)"
+  rustup toolchain install "$sdk_toolchain" --profile minimal --component rust-src --target wasm32-unknown-unknown
+fi
 
 # Headless Chromium and its WebDriver for the synthetic workflow tests (Debian packages).
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then

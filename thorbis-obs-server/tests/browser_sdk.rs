@@ -35,12 +35,11 @@ const PAGE: &str = r#"<!doctype html>
   <button id="done">Done</button>
 </main>
 <script type="module">
-import initWasm, * as obs from "/sdk/thorbis_obs_wasm.js";
+import * as obs from "/sdk/index.js";
 import { onLCP, onFCP, onTTFB, onCLS, onINP } from "/vendor/web-vitals.js";
 const reference = (m) => navigator.sendBeacon("/reference",
   JSON.stringify({ name: m.name, value: m.value, navigationType: m.navigationType }));
 for (const on of [onLCP, onFCP, onTTFB, onCLS, onINP]) on(reference);
-await initWasm({ module_or_path: "/sdk/thorbis_obs_wasm_bg.wasm" });
 obs.init({ endpoint: "/v1/rum", clientToken: "ct-1", service: "e2e", env: "test", version: "1.2.3", flushIntervalMs: 400 });
 const on = (id, f) => document.getElementById(id).addEventListener("click", f);
 on("block", () => { const t = performance.now(); while (performance.now() - t < 150) {} });
@@ -88,117 +87,179 @@ fn hero() -> Vec<u8> {
     svg.into_bytes()
 }
 
-fn workflow(base: &str) -> String {
-    format!(
-        r##"[[workflows]]
-name = "sdk-e2e"
-timeout = "60s"
-steps = [
-  {{ type = "navigate", url = "{base}/app/orders" }},
-  {{ type = "wait", selector = "#hero", timeout = "10s" }},
-  {{ type = "fill", selector = "#email", value = "typed-secret@example.com" }},
-  {{ type = "click", selector = "#block" }},
-  {{ type = "click", selector = "#business" }},
-  {{ type = "click", selector = "#throw" }},
-  {{ type = "click", selector = "#reject" }},
-  {{ type = "click", selector = "#route" }},
-  {{ type = "click", selector = "#done" }},
-  {{ type = "wait", selector = "#flushed" }},
-  {{ type = "wait", selector = "#settled" }},
-  {{ type = "navigate", url = "{base}/blank" }},
-  {{ type = "back" }},
-  {{ type = "validate", selector = "#settled" }},
-  {{ type = "navigate", url = "{base}/blank" }},
-]
-"##
-    )
+/// The end-to-end page's steps.
+fn e2e_steps(base: &str) -> Vec<String> {
+    [
+        format!(r#"{{ type = "navigate", url = "{base}/app/orders" }}"#),
+        r##"{ type = "wait", selector = "#hero", timeout = "10s" }"##.into(),
+        r##"{ type = "fill", selector = "#email", value = "typed-secret@example.com" }"##.into(),
+        r##"{ type = "click", selector = "#block" }"##.into(),
+        r##"{ type = "click", selector = "#business" }"##.into(),
+        r##"{ type = "click", selector = "#throw" }"##.into(),
+        r##"{ type = "click", selector = "#reject" }"##.into(),
+        r##"{ type = "click", selector = "#route" }"##.into(),
+        r##"{ type = "click", selector = "#done" }"##.into(),
+        r##"{ type = "wait", selector = "#flushed" }"##.into(),
+        r##"{ type = "wait", selector = "#settled" }"##.into(),
+        format!(r#"{{ type = "navigate", url = "{base}/blank" }}"#),
+        r#"{ type = "back" }"#.into(),
+        r##"{ type = "validate", selector = "#settled" }"##.into(),
+        format!(r#"{{ type = "navigate", url = "{base}/blank" }}"#),
+    ]
+    .into()
 }
 
 /// A batch as it arrived: (request path with query, body).
 type Captured = (String, Vec<u8>);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium() {
-    let sdk_dir = std::env::var("THORBIS_SDK_WEB_DIR").unwrap_or_else(|_| {
+/// The SDK's plain-browser build (`bash scripts/build-sdk.sh`; scripts/test.sh exports it).
+fn sdk_dir() -> std::path::PathBuf {
+    let dir = std::env::var("THORBIS_SDK_WEB_DIR").unwrap_or_else(|_| {
         panic!("THORBIS_SDK_WEB_DIR is not set: run `bash scripts/build-sdk.sh` (scripts/test.sh does) and point it at target/sdk/web")
     });
-    let sdk_dir = std::path::PathBuf::from(sdk_dir);
-    assert!(sdk_dir.join("thorbis_obs_wasm_bg.wasm").exists(), "no SDK build in {}", sdk_dir.display());
-    let web_vitals = std::env::var("THORBIS_WEB_VITALS_JS").unwrap_or_else(|_| {
+    let dir = std::path::PathBuf::from(dir);
+    assert!(dir.join("pkg/thorbis_obs_wasm_bg.wasm").exists(), "no SDK build in {}", dir.display());
+    dir
+}
+
+/// Google's web-vitals (6.2.3), the reference our values are compared with.
+fn web_vitals() -> Vec<u8> {
+    let path = std::env::var("THORBIS_WEB_VITALS_JS").unwrap_or_else(|_| {
         panic!("THORBIS_WEB_VITALS_JS is not set: run `bash scripts/build-sdk.sh` (it installs web-vitals 6.2.3 under target/tools)")
     });
-    let web_vitals = std::fs::read(&web_vitals).unwrap_or_else(|e| panic!("cannot read {web_vitals}: {e}"));
-    let batches: Arc<Mutex<Vec<Captured>>> = Arc::default();
-    let reference: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let got = batches.clone();
-    let got_reference = reference.clone();
-    let web = WebServer::start(move |r| {
-        let path = r.path.split('?').next().unwrap_or("");
-        match path {
-            "/v1/rum" => {
-                got.lock().expect("lock").push((r.path.clone(), r.body.clone()));
-                Reply::new(202, "")
-            }
-            "/reference" => {
-                if let Ok(v) = serde_json::from_slice(&r.body) {
-                    got_reference.lock().expect("lock").push(v);
-                }
-                Reply::new(200, "")
-            }
-            "/vendor/web-vitals.js" => Reply::bytes("text/javascript", web_vitals.clone()),
-            "/app/orders" => Reply::html(PAGE),
-            "/blank" => Reply::html("<!doctype html><title>blank</title><p>bye</p>"),
-            "/hero.svg" => Reply::bytes("image/svg+xml", hero()),
-            p if p.starts_with("/sdk/") => {
-                let file = sdk_dir.join(p.trim_start_matches("/sdk/"));
-                let ct = if p.ends_with(".wasm") { "application/wasm" } else { "text/javascript" };
-                match std::fs::read(&file) {
-                    Ok(b) => Reply::bytes(ct, b),
-                    Err(_) => Reply::new(404, "no such file"),
-                }
-            }
-            _ => Reply::new(404, "not found"),
-        }
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+/// A file of the SDK under `/sdk/`, or `None` for other paths.
+fn sdk_file(dir: &std::path::Path, path: &str) -> Option<Reply> {
+    let rel = path.strip_prefix("/sdk/")?;
+    let ct = if rel.ends_with(".wasm") { "application/wasm" } else { "text/javascript" };
+    Some(match std::fs::read(dir.join(rel)) {
+        Ok(b) => Reply::bytes(ct, b),
+        Err(_) => Reply::new(404, "no such file"),
     })
-    .await;
+}
+
+/// Runs one workflow of `steps` (TOML inline tables) in headless Chromium and asserts it
+/// passed; the browser is gone after.
+async fn drive(name: &str, steps: &[String]) {
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("wf.toml");
-    std::fs::write(&file, workflow(&web.url(""))).expect("write");
+    let toml =
+        format!("[[workflows]]\nname = \"{name}\"\ntimeout = \"60s\"\nsteps = [\n  {}\n]\n", steps.join(",\n  "));
+    std::fs::write(&file, toml).expect("write");
     let wf = WorkflowFile::load(&file).expect("workflow");
     let runner = SyntheticRunner::new(SyntheticSection::default(), dir.path());
     let run = runner.run(&wf.workflows[0]).await;
     assert!(run.success, "{run:#?}");
     drop(runner);
+}
 
-    // The page-exit beacon carries CLS and INP; give it a moment to land.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let has_inp = batches.lock().expect("lock").iter().any(|(_, b)| String::from_utf8_lossy(b).contains("\"INP\""));
-        let reference_inp = reference.lock().expect("lock").iter().any(|v| v["name"] == "INP");
-        if (has_inp && reference_inp) || tokio::time::Instant::now() > deadline {
-            break;
+/// What the test pages send: the SDK's batches and web-vitals' reference values; it serves the
+/// SDK, web-vitals and a blank page to leave for.
+#[derive(Clone)]
+struct Receiver {
+    sdk_dir: std::path::PathBuf,
+    web_vitals: Arc<Vec<u8>>,
+    batches: Arc<Mutex<Vec<Captured>>>,
+    reference: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Receiver {
+    fn new() -> Receiver {
+        Receiver {
+            sdk_dir: sdk_dir(),
+            web_vitals: Arc::new(web_vitals()),
+            batches: Arc::default(),
+            reference: Arc::default(),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let raw = batches.lock().expect("lock").clone();
-    assert!(!raw.is_empty(), "no batch arrived");
+
+    /// The answer for the paths it knows.
+    fn answer(&self, r: &support::web::Req) -> Option<Reply> {
+        let path = r.path.split('?').next().unwrap_or("");
+        Some(match path {
+            "/v1/rum" => {
+                self.batches.lock().expect("lock").push((r.path.clone(), r.body.clone()));
+                Reply::new(202, "")
+            }
+            "/reference" => {
+                if let Ok(v) = serde_json::from_slice(&r.body) {
+                    self.reference.lock().expect("lock").push(v);
+                }
+                Reply::new(200, "")
+            }
+            "/vendor/web-vitals.js" => Reply::bytes("text/javascript", self.web_vitals.to_vec()),
+            "/blank" => Reply::html("<!doctype html><title>blank</title><p>bye</p>"),
+            p => return sdk_file(&self.sdk_dir, p),
+        })
+    }
+
+    /// Waits (5 s at most) until both we and web-vitals reported `vital`: the page-exit beacons
+    /// land after the browser has moved on.
+    async fn wait_for(&self, vital: &str) {
+        let quoted = format!("\"{vital}\"");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            let ours =
+                self.batches.lock().expect("lock").iter().any(|(_, b)| String::from_utf8_lossy(b).contains(&quoted));
+            let theirs = self.reference.lock().expect("lock").iter().any(|v| v["name"] == vital);
+            if ours && theirs {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Events and headers of every captured batch, each checked against core's wire validation.
+fn parse_batches(raw: &[Captured]) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
     let mut events = Vec::new();
-    let mut views = Vec::new();
+    let mut headers = Vec::new();
+    for (_, body) in raw {
+        let text = String::from_utf8_lossy(body);
+        let batch: Batch = serde_json::from_slice(body).unwrap_or_else(|e| panic!("not a wire batch ({e}): {text}"));
+        if let Err(e) = batch.validate() {
+            panic!("batch refused by the collector's validation: {} at {}: {text}", e.message(), e.path());
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(body).expect("json");
+        events.extend(v["events"].as_array().cloned().unwrap_or_default());
+        if let Some(o) = v.as_object_mut() {
+            o.remove("events");
+        }
+        headers.push(v);
+    }
+    (events, headers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium() {
+    let rx = Receiver::new();
+    let served = rx.clone();
+    let web = WebServer::start(move |r| {
+        served.answer(r).unwrap_or_else(|| match r.path.as_str() {
+            "/app/orders" => Reply::html(PAGE),
+            "/hero.svg" => Reply::bytes("image/svg+xml", hero()),
+            _ => Reply::new(404, "not found"),
+        })
+    })
+    .await;
+    drive("sdk-e2e", &e2e_steps(&web.url(""))).await;
+    rx.wait_for("INP").await;
+    let raw = rx.batches.lock().expect("lock").clone();
+    assert!(!raw.is_empty(), "no batch arrived");
     for (path, body) in &raw {
         assert!(path.contains("token=ct-1"), "the client token rides in the URL: {path}");
         let text = String::from_utf8_lossy(body);
         for secret in ["typed-secret", "jo@x.io", "abc123"] {
             assert!(!text.contains(secret), "{secret:?} leaked into a batch: {text}");
         }
-        let batch: Batch = serde_json::from_slice(body).unwrap_or_else(|e| panic!("not a wire batch ({e}): {text}"));
-        if let Err(e) = batch.validate() {
-            panic!("batch refused by the collector's validation: {} at {}: {text}", e.message(), e.path());
-        }
-        assert_eq!((batch.service.as_str(), batch.env.as_str()), ("e2e", "test"));
-        let v: serde_json::Value = serde_json::from_slice(body).expect("json");
-        views.push(v["view"].clone());
-        events.extend(v["events"].as_array().cloned().unwrap_or_default());
     }
+    let (events, headers) = parse_batches(&raw);
+    for h in &headers {
+        assert_eq!((h["service"].as_str(), h["env"].as_str()), (Some("e2e"), Some("test")), "{h}");
+    }
+    let views: Vec<serde_json::Value> = headers.iter().map(|h| h["view"].clone()).collect();
     let find = |ty: &str, key: &str, want: &str| -> Vec<serde_json::Value> {
         events.iter().filter(|e| e["type"] == ty && e[key].as_str() == Some(want)).cloned().collect()
     };
@@ -228,7 +289,7 @@ async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium
     }
 
     // Fidelity: the same metrics from Google's web-vitals on the same page.
-    let reference = reference.lock().expect("lock").clone();
+    let reference = rx.reference.lock().expect("lock").clone();
     for (name, tolerance) in [("LCP", 1.0), ("FCP", 1.0), ("TTFB", 1.0), ("CLS", 0.001), ("INP", 0.0)] {
         let first_load = |v: &&serde_json::Value| v["name"] == name && v["navigationType"] != "back-forward-cache";
         let theirs = reference.iter().rev().find(first_load).and_then(|v| v["value"].as_f64());
@@ -288,4 +349,224 @@ async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium
     let url = invoice["url"].as_str().unwrap_or("");
     assert!(url.contains("token=[redacted]") && url.contains("q=open") && url.contains("contact=[redacted]"), "{url}");
     assert!(invoice["referrer"].as_str().is_some_and(|r| r.ends_with("/app/orders")), "{invoice}");
+}
+
+const API_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SDK API</title></head>
+<body><main><h1>API</h1></main>
+<script type="module">
+import * as obs from "/sdk/index.js";
+const out = {};
+const q = () => obs.diagnostics().queued;
+const wait = async (f) => { const t = performance.now(); while (!(await f()) && performance.now() - t < 10000) await new Promise((r) => setTimeout(r, 50)); };
+// A call before init waits for it.
+obs.track("before_init", { early: true });
+obs.init({ consent: "pending", endpoint: "/v1/rum", trackResources: false, flushIntervalMs: 600000,
+  beforeSend: (e) => (e.name === "secret_event" ? null : e) });
+out.ready = await obs.ready();
+const q0 = q();
+obs.track("quote_sent", { amount: 450, "bad key": 1, nested: { no: 1 } });
+out.afterTrack = q() - q0;
+const d0 = obs.diagnostics().dropped;
+obs.track("secret_event");
+out.afterSecret = q() - q0;
+out.droppedSecret = obs.diagnostics().dropped - d0;
+obs.captureException("Script error.");
+obs.captureException(new Error("ResizeObserver loop completed with undelivered notifications"));
+out.afterNoise = q() - q0;
+const e = new Error("Card declined");
+obs.captureException(e, { process: "payments", step: "charge" });
+obs.captureException(e);
+out.afterErrors = q() - q0;
+out.stored = localStorage.getItem("_thorbis_obs_s");
+out.sessionId = obs.diagnostics().sessionId;
+// Consent: the receiver answers the first batch 429 with Retry-After: 1, the second 202.
+await fetch("/mark");
+obs.setConsent(true);
+await wait(async () => (await (await fetch("/rum-count")).text()) === "2");
+await wait(() => obs.diagnostics().retrying === 0);
+obs.track("after_withdraw");
+out.beforeWithdraw = q();
+obs.setConsent(false);
+out.afterWithdraw = q();
+out.diagnostics = obs.diagnostics();
+await fetch("/results", { method: "POST", body: JSON.stringify(out) });
+document.querySelector("main").insertAdjacentHTML("beforeend", "<p id='done'>done</p>");
+</script>
+</body></html>"#;
+
+/// The JS half's API in Chromium: calls before init, consent, beforeSend, the noise filter,
+/// repeats counted, the stored session, and a batch answered 429 with Retry-After sent again
+/// after the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_api_waits_for_consent_filters_counts_repeats_and_honours_retry_after() {
+    let sdk_dir = sdk_dir();
+    // (arrival, path, body) of every request but the SDK's files.
+    type Log = Vec<(std::time::Instant, String, Vec<u8>)>;
+    let log: Arc<Mutex<Log>> = Arc::default();
+    let results: Arc<Mutex<Option<serde_json::Value>>> = Arc::default();
+    let (got, got_results) = (log.clone(), results.clone());
+    let web = WebServer::start(move |r| {
+        let path = r.path.split('?').next().unwrap_or("");
+        if let Some(reply) = sdk_file(&sdk_dir, path) {
+            return reply;
+        }
+        let mut log = got.lock().expect("lock");
+        log.push((std::time::Instant::now(), path.to_string(), r.body.clone()));
+        let rum = log.iter().filter(|(_, p, _)| p == "/v1/rum").count();
+        match path {
+            "/api" => Reply::html(API_PAGE),
+            "/mark" => Reply::new(200, ""),
+            "/rum-count" => Reply::new(200, &rum.to_string()),
+            "/v1/rum" if rum == 1 => {
+                let mut reply = Reply::new(429, "slow down");
+                reply.headers.push(("Retry-After".into(), "1".into()));
+                reply
+            }
+            "/v1/rum" => Reply::new(202, ""),
+            "/results" => {
+                *got_results.lock().expect("lock") = serde_json::from_slice(&r.body).ok();
+                Reply::new(200, "")
+            }
+            _ => Reply::new(404, "not found"),
+        }
+    })
+    .await;
+    let steps = [
+        format!(r#"{{ type = "navigate", url = "{}" }}"#, web.url("/api")),
+        r##"{ type = "wait", selector = "#done", timeout = "30s" }"##.into(),
+    ];
+    drive("sdk-api", &steps).await;
+
+    let out = results.lock().expect("lock").clone().expect("the page posted its results");
+    let n = |k: &str| out[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {out}"));
+    assert_eq!(out["ready"], true, "{out}");
+    assert_eq!(n("afterTrack"), 1.0, "{out}");
+    assert_eq!((n("afterSecret"), n("droppedSecret")), (1.0, 1.0), "beforeSend returned null: dropped, {out}");
+    assert_eq!(n("afterNoise"), 1.0, "Script error. and ResizeObserver loops are noise: {out}");
+    assert_eq!(n("afterErrors"), 2.0, "the repeat is counted, not queued: {out}");
+    let sid = out["sessionId"].as_str().expect("a session id");
+    let stored = out["stored"].as_str().expect("a stored session");
+    assert!(stored.starts_with(&format!("{sid}|")) && stored.ends_with("|1"), "id|startedAt|last|sampled: {stored}");
+    assert_eq!((n("beforeWithdraw"), n("afterWithdraw")), (1.0, 0.0), "withdrawing consent drops the queue: {out}");
+
+    let log = log.lock().expect("lock").clone();
+    let mark = log.iter().position(|(_, p, _)| p == "/mark").expect("the consent mark");
+    let rum: Vec<_> = log.iter().enumerate().filter(|(_, (_, p, _))| p == "/v1/rum").collect();
+    assert_eq!(rum.len(), 2, "one batch, refused once, sent again: {:?}", log.iter().map(|l| &l.1).collect::<Vec<_>>());
+    assert!(rum[0].0 > mark, "nothing is sent before consent");
+    let ((_, (first_at, _, first)), (_, (second_at, _, second))) = (rum[0], rum[1]);
+    assert_eq!(first, second, "the retry carries the same batch");
+    let waited = second_at.duration_since(*first_at);
+    assert!(waited >= Duration::from_millis(950), "Retry-After: 1 was honoured: {waited:?}");
+
+    let (events, _) = parse_batches(&[(String::new(), second.clone())]);
+    let business: Vec<_> = events.iter().filter(|e| e["type"] == "business").collect();
+    let named = |name: &str| business.iter().find(|e| e["name"] == name).map(|e| e["props"].clone());
+    assert_eq!(named("before_init"), Some(serde_json::json!({ "early": true })), "{events:#?}");
+    assert_eq!(named("quote_sent"), Some(serde_json::json!({ "amount": 450 })), "only plain, valid properties");
+    assert!(named("secret_event").is_none());
+    let errors: Vec<_> = events.iter().filter(|e| e["type"] == "error").collect();
+    assert_eq!(errors.len(), 2, "the error and its repeat count: {errors:#?}");
+    assert!(errors.iter().all(|e| e["message"] == "Error: Card declined"), "no noise: {errors:#?}");
+    assert_eq!(errors.iter().map(|e| e["count"].as_u64().unwrap_or(0)).sum::<u64>(), 2, "two occurrences");
+    assert_eq!(errors[0]["tags"]["businessProcess"], "payments", "{}", errors[0]);
+    assert_eq!(errors[0]["tags"]["workflowStep"], "charge");
+}
+
+const PRERENDER_FROM: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Start</title>
+<script type="speculationrules">{"prerender":[{"source":"list","urls":["/pre/next"]}]}</script>
+</head><body><main><a id="go" href="/pre/next">Next page</a></main>
+<script>
+// Ready once the next page has run in the prerender.
+(async () => {
+  for (let i = 0; i < 200; i++) {
+    if ((await (await fetch("/pre/status")).text()) === "1") break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  document.querySelector("main").insertAdjacentHTML("beforeend", "<p id='ready'>ready</p>");
+})();
+</script></body></html>"#;
+
+const PRERENDER_NEXT: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Next</title></head>
+<body><main><h1 id="title">Prerendered</h1><p>Some text to paint.</p></main>
+<script type="module">
+import * as obs from "/sdk/index.js";
+import { onLCP, onFCP, onTTFB } from "/vendor/web-vitals.js";
+const reference = (m) => navigator.sendBeacon("/reference",
+  JSON.stringify({ name: m.name, value: m.value, navigationType: m.navigationType }));
+for (const on of [onLCP, onFCP, onTTFB]) on(reference);
+fetch("/pre/ran?prerendering=" + document.prerendering);
+obs.init({ endpoint: "/v1/rum", service: "prerender", env: "test", flushIntervalMs: 400 });
+const shown = () => setTimeout(() => {
+  const nav = performance.getEntriesByType("navigation")[0];
+  fetch("/pre/activation?start=" + nav.activationStart);
+  document.querySelector("main").insertAdjacentHTML("beforeend", "<p id='shown'>shown</p>");
+}, 500);
+if (document.prerendering) document.addEventListener("prerenderingchange", shown); else shown();
+</script></body></html>"#;
+
+/// A page prerendered by speculation rules and then opened: the SDK starts at activation, and
+/// its TTFB, FCP and LCP count from `activationStart` with navigation type `prerender`, equal to
+/// web-vitals' on the same page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prerendered_page_is_measured_from_its_activation() {
+    let rx = Receiver::new();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (served, got_seen) = (rx.clone(), seen.clone());
+    let web = WebServer::start(move |r| {
+        if let Some(reply) = served.answer(r) {
+            return reply;
+        }
+        match r.path.split('?').next().unwrap_or("") {
+            "/pre/start" => Reply::html(PRERENDER_FROM),
+            "/pre/next" => Reply::html(PRERENDER_NEXT),
+            "/pre/status" => {
+                let ran = got_seen.lock().expect("lock").iter().any(|p| p.starts_with("/pre/ran"));
+                Reply::new(200, if ran { "1" } else { "0" })
+            }
+            "/pre/ran" | "/pre/activation" => {
+                got_seen.lock().expect("lock").push(r.path.clone());
+                Reply::new(200, "")
+            }
+            _ => Reply::new(404, "not found"),
+        }
+    })
+    .await;
+    let steps = [
+        format!(r#"{{ type = "navigate", url = "{}" }}"#, web.url("/pre/start")),
+        r##"{ type = "wait", selector = "#ready", timeout = "15s" }"##.into(),
+        r##"{ type = "click", selector = "#go" }"##.into(),
+        r##"{ type = "wait", selector = "#shown", timeout = "15s" }"##.into(),
+        format!(r#"{{ type = "navigate", url = "{}" }}"#, web.url("/blank")),
+    ];
+    drive("sdk-prerender", &steps).await;
+    rx.wait_for("LCP").await;
+
+    let seen = seen.lock().expect("lock").clone();
+    assert!(seen.iter().any(|p| p == "/pre/ran?prerendering=true"), "Chromium prerendered the page: {seen:?}");
+    let activation: f64 = seen
+        .iter()
+        .find_map(|p| p.strip_prefix("/pre/activation?start="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no activation reported: {seen:?}"));
+    assert!(activation > 0.0, "activationStart {activation}");
+
+    let (events, _) = parse_batches(&rx.batches.lock().expect("lock"));
+    let reference = rx.reference.lock().expect("lock").clone();
+    for name in ["TTFB", "FCP", "LCP"] {
+        let ours = events
+            .iter()
+            .find(|e| e["type"] == "vital" && e["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {events:#?}"));
+        assert_eq!(ours["navigationType"], "prerender", "{ours}");
+        let theirs = reference.iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("web-vitals: no {name}"));
+        assert_eq!(theirs["navigationType"], "prerender", "{theirs}");
+        let (ours, theirs) = (ours["value"].as_f64().unwrap_or(f64::NAN), theirs["value"].as_f64().unwrap_or(f64::NAN));
+        eprintln!("prerender {name}: ours {ours}, web-vitals {theirs} (activationStart {activation})");
+        assert!((ours - theirs).abs() <= 1.0, "{name}: ours {ours}, web-vitals {theirs}");
+        assert!(ours < activation + 5_000.0, "{name} counts from activation, not from the prerender");
+    }
 }

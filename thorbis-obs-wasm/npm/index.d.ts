@@ -74,6 +74,8 @@ export interface Diagnostics {
   retrying?: number;
   failures: number;
   dropped: number;
+  /** Calls and browser entries waiting for the wasm half to load. */
+  waiting?: number;
   sessionId?: string;
   sampled?: boolean;
 }

@@ -1,82 +1,63 @@
-//! Units that need a browser, run in headless Chromium by wasm-bindgen-test
-//! (`scripts/test.sh`: `cargo test -p thorbis-obs-wasm --target wasm32-unknown-unknown` with
-//! wasm-bindgen-test-runner and Debian's chromedriver).
+//! The wasm half in headless Chromium, through the same exports the JS half calls, run by
+//! wasm-bindgen-test (`scripts/test.sh`: `cargo test -p thorbis-obs-wasm --target
+//! wasm32-unknown-unknown` with wasm-bindgen-test-runner and Debian's chromedriver). The JS half
+//! is tested end to end in `thorbis-obs-server/tests/browser_sdk.rs`.
 #![cfg(target_arch = "wasm32")]
 
-use js_sys::{Function, Object, Reflect};
 use thorbis_obs_wasm as obs;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn options(pairs: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        let _ = Reflect::set(&o, &(*k).into(), v);
-    }
-    o.into()
-}
-
-/// One test, because the SDK is a page-wide singleton: the steps run in order on one page.
+/// One test, because the measured state is page-wide: the steps run in order on one page.
 #[wasm_bindgen_test]
-fn consent_queue_before_send_noise_and_session() {
-    // Nothing is sent before consent; events wait in the queue.
-    let drop_secret: Function = Function::new_with_args("e", "return e.name === 'secret_event' ? null : e;");
-    obs::init(options(&[
-        ("consent", "pending".into()),
-        ("endpoint", "/never-called".into()),
-        ("beforeSend", drop_secret.into()),
-        ("trackResources", false.into()),
-    ]));
-    let d = obs::diagnostics();
-    let sid = get(&d, "sessionId").as_string().expect("a session id");
-    // TTFB is measured at init: it waits in the queue with the rest.
-    let q0 = get(&d, "queued").as_f64().unwrap_or(-1.0);
-    assert!(q0 >= 0.0);
-    let queued = || get(&obs::diagnostics(), "queued").as_f64().unwrap_or(-1.0) - q0;
-    obs::track("quote_sent".into(), options(&[("amount", 450.into()), ("bad key", 1.into())]));
-    assert_eq!(queued(), 1.0);
-
-    // beforeSend drops what it returns null for.
-    let dropped = get(&obs::diagnostics(), "dropped").as_f64().unwrap_or(0.0);
-    obs::track("secret_event".into(), JsValue::UNDEFINED);
-    assert_eq!(queued(), 1.0);
-    assert_eq!(get(&obs::diagnostics(), "dropped").as_f64(), Some(dropped + 1.0));
-
-    // The spec's noise filter: "Script error." and ResizeObserver loops are not errors.
-    obs::capture_exception(JsValue::from_str("Script error."), JsValue::UNDEFINED);
-    obs::capture_exception(
-        js_sys::Error::new("ResizeObserver loop completed with undelivered notifications").into(),
-        JsValue::UNDEFINED,
-    );
-    assert_eq!(queued(), 1.0);
-    // A real one is kept, and its repeat within a minute is counted, not queued again.
-    let e: JsValue = js_sys::Error::new("Card declined").into();
-    obs::capture_exception(e.clone(), JsValue::UNDEFINED);
-    obs::capture_exception(e, JsValue::UNDEFINED);
-    assert_eq!(queued(), 2.0);
-
-    // Withdrawing consent drops what was queued.
-    obs::set_consent(false);
-    assert_eq!(get(&obs::diagnostics(), "queued").as_f64(), Some(0.0));
-    assert_eq!(queued(), -q0);
-
-    // The session is kept in localStorage: id|startedAt|lastActivity|sampled.
-    let stored = web_sys::window()
-        .and_then(|w| w.local_storage().ok().flatten())
-        .and_then(|s| s.get_item("_thorbis_obs_s").ok().flatten())
-        .expect("a stored session");
-    assert!(stored.starts_with(&format!("{sid}|")), "{stored}");
-    assert!(stored.ends_with("|1"), "sampled at 100%: {stored}");
-
+fn vitals_budgets_noise_context_and_scrubbing() {
     // Ratings use Google's thresholds.
     assert_eq!(obs::rate_vital("LCP", 2500.0), 0);
     assert_eq!(obs::rate_vital("INP", 200.1), 1);
     assert_eq!(obs::rate_vital("CLS", 0.26), 2);
     assert_eq!(obs::rate_vital("nope", 1.0), 255);
+
+    // CLS: session windows (1 s gap, 5 s cap), shifts after input ignored, the largest window.
+    assert_eq!(obs::cls_add(100.0, 0.1, false), 0.1);
+    assert!((obs::cls_add(600.0, 0.05, false) - 0.15).abs() < 1e-9);
+    assert!((obs::cls_add(700.0, 0.5, true) - 0.15).abs() < 1e-9, "after input: ignored");
+    assert!((obs::cls_add(3000.0, 0.01, false) - 0.15).abs() < 1e-9, "a new, smaller window");
+    assert!((obs::cls_add(f64::NAN, 9.0, false) - 0.15).abs() < 1e-9, "garbage is ignored");
+
+    // INP: the longest entry per interaction; none before the first interaction.
+    assert_eq!(obs::inp_value(0.0), -1.0);
+    obs::inp_add(5.0, 80.0);
+    obs::inp_add(5.0, 160.0);
+    obs::inp_add(6.0, 120.0);
+    obs::inp_add(0.0, 900.0);
+    assert_eq!(obs::inp_value(0.0), 160.0);
+    // With 100 interactions by the browser's count, the second longest is INP (one skipped per 50).
+    assert_eq!(obs::inp_value(100.0), 120.0);
+    obs::vitals_reset();
+    assert_eq!(obs::inp_value(0.0), -1.0);
+    assert_eq!(obs::cls_add(10.0, 0.02, false), 0.02);
+
+    // Budgets in KB: with CSS at 100, a 60 KB stylesheet passes and 110 KB in all does not.
+    obs::set_budgets(f64::NAN, 100.0, f64::NAN, -1.0);
+    assert_eq!(obs::resource("link", "/app.css?v=2", 60.0 * 1024.0), "stylesheet");
+    assert_eq!(obs::resource("link", "/more.css", 50.0 * 1024.0), "stylesheet!", "110 KB of CSS is over 100");
+    assert_eq!(obs::resource("script", "/a.js", 171.0 * 1024.0), "script!", "the default 170 KB");
+    assert_eq!(obs::resource("fetch", "/api/orders", 1e9), "other");
+    assert_eq!(obs::resource("img", "https://cdn.example/x", f64::NAN), "image");
+
+    // The spec's noise filter.
+    assert!(obs::is_noise("Script error.", None));
+    assert!(obs::is_noise("ResizeObserver loop completed with undelivered notifications", None));
+    assert!(obs::is_noise("boom", Some("at f (chrome-extension://abc/x.js:1:1)".into())));
+    assert!(!obs::is_noise("Card declined", Some("at pay (https://app/x.js:1:1)".into())));
+
+    // Business context from the path; URL scrubbing.
+    assert_eq!(obs::business_context("/hs/work-orders/17"), "work-orders|home-services");
+    assert_eq!(obs::business_context("/settings"), "unknown|unknown");
+    assert_eq!(
+        obs::scrub_url("https://a.example/u/jo@x.io?token=abc&q=1"),
+        "https://a.example/u/[email]?token=[redacted]&q=1"
+    );
+    assert_eq!(obs::wire_version(), 1);
 }

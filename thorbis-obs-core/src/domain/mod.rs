@@ -8,5 +8,6 @@ pub mod budgets;
 pub mod context;
 pub mod errors;
 pub mod hash;
+pub mod privacy;
 pub mod uptime;
 pub mod vitals;
