@@ -24,19 +24,13 @@ import threading
 import time
 import urllib.request
 
+from benchlib import cpu_of, free_port
+
 BIN = sys.argv[1]
 ENDPOINTS = int(os.environ.get("ENDPOINTS", "1000"))
 WINDOW = int(os.environ.get("WINDOW", "60"))
 PROBES = int(os.environ.get("PROBES", "300"))
-TICK = os.sysconf("SC_CLK_TCK")
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -78,11 +72,6 @@ def serve(port, tls_files=None):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
 
-
-def cpu_of(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def rss_mib(pid):

@@ -38,6 +38,8 @@ pub mod engine;
 #[cfg(feature = "engine")]
 pub mod rules;
 #[cfg(feature = "engine")]
+pub mod rum;
+#[cfg(feature = "engine")]
 pub mod series;
 #[cfg(feature = "engine")]
 pub mod sketch;

@@ -173,21 +173,28 @@ impl QuantileSketch {
     /// Adds one value; NaN and infinities are ignored (the window store rejects them earlier).
     #[inline]
     pub fn add(&mut self, value: f64) {
-        if !value.is_finite() {
+        self.add_n(value, 1);
+    }
+
+    /// Adds `value` as if it were seen `n` times (a sampled observation standing for `n`);
+    /// NaN, infinities and `n == 0` are ignored.
+    #[inline]
+    pub fn add_n(&mut self, value: f64, n: u64) {
+        if !value.is_finite() || n == 0 {
             return;
         }
         if value > MIN_INDEXABLE {
             let i = self.index(value);
-            self.positive.add(i, 1);
+            self.positive.add(i, n);
         } else if value < -MIN_INDEXABLE {
             let i = self.index(-value);
-            self.negative.add(i, 1);
+            self.negative.add(i, n);
         } else {
-            self.zero += 1;
+            self.zero += n;
         }
         self.min = self.min.min(value);
         self.max = self.max.max(value);
-        self.sum += value;
+        self.sum += value * n as f64;
     }
 
     /// Adds every count of `other`. Both must share the same accuracy; a sketch with another

@@ -15,7 +15,7 @@
 //!   "service": "thorbis-business-os",
 //!   "env": "production",
 //!   "version": "2025.11.3",
-//!   "session": { "id": "s-9f2c1a7e", "sampled": true, "startedAt": 1764186600000 },
+//!   "session": { "id": "s-9f2c1a7e", "sampled": true, "startedAt": 1764186600000, "sampleRate": 10 },
 //!   "view": {
 //!     "id": "v-3b81",
 //!     "url": "https://app.thorbis.com/hs/work-orders/new",
@@ -206,6 +206,10 @@ pub struct Session {
     pub sampled: bool,
     /// When the session started.
     pub started_at: Timestamp,
+    /// The session sample rate in percent (0-100] the SDK was configured with: each sampled
+    /// session stands for `100 / sampleRate` sessions when the collector counts. Absent: 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<f64>,
 }
 
 /// A page view; a soft navigation in a single-page app starts a new one.
@@ -519,6 +523,9 @@ impl Batch {
             return Err(
                 s.fail("startedAt", Problem::OutsideWindow { at: self.session.started_at, sent_at: self.sent_at })
             );
+        }
+        if let Some(rate) = self.session.sample_rate {
+            s.range("sampleRate", rate, 0.0, 100.0)?;
         }
 
         let w = At("view");
@@ -837,7 +844,12 @@ mod tests {
             service: "thorbis-business-os".into(),
             env: "production".into(),
             version: Some("2025.11.3".into()),
-            session: Session { id: "s-9f2c1a7e".into(), sampled: true, started_at: Timestamp(SENT - 60_000) },
+            session: Session {
+                id: "s-9f2c1a7e".into(),
+                sampled: true,
+                started_at: Timestamp(SENT - 60_000),
+                sample_rate: Some(10.0),
+            },
             view: View {
                 id: "v_3b81".into(),
                 url: "https://app.thorbis.com/hs/work-orders/new".into(),

@@ -40,7 +40,7 @@ use thorbis_obs_core::time::{HumanDuration, Timestamp};
 
 /// The router for an agent.
 pub fn router(handle: AgentHandle) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -49,8 +49,17 @@ pub fn router(handle: AgentHandle) -> Router {
         .route("/api/v1/samples", post(samples))
         .route("/api/v1/uptime", get(uptime))
         .route("/api/v1/synthetic", get(synthetic))
-        .route("/api/v1/synthetic/{workflow}/screenshot", get(screenshot))
-        .with_state(handle)
+        .route("/api/v1/synthetic/{workflow}/screenshot", get(screenshot));
+    #[cfg(feature = "collector")]
+    let router = router
+        .route(
+            "/v1/rum",
+            post(crate::collector::ingest)
+                .options(crate::collector::preflight)
+                .layer(axum::extract::DefaultBodyLimit::max(thorbis_obs_core::wire::MAX_BATCH_BYTES + 1)),
+        )
+        .route("/api/v1/rum/errors", get(rum_errors));
+    router.with_state(handle)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -187,6 +196,29 @@ async fn report(h: &AgentHandle, kind: CheckKind, q: ReportQuery) -> Response {
         "scheduler": shared.board.scheduler(),
     }))
     .into_response()
+}
+
+#[cfg(feature = "collector")]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeQuery {
+    range: Option<HumanDuration>,
+}
+
+/// `GET /api/v1/rum/errors?range=1h`: browser errors grouped by fingerprint (count, first and
+/// last seen, a sample stack, business context), most frequent first, from the collector's
+/// windows in memory (the last hour).
+#[cfg(feature = "collector")]
+async fn rum_errors(State(h): State<AgentHandle>, q: Result<Query<RangeQuery>, QueryRejection>) -> Response {
+    let range = match q {
+        Ok(Query(q)) => q.range.unwrap_or(HumanDuration::from_secs(3600)),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let Some(c) = h.shared().collector.clone() else {
+        return error(StatusCode::NOT_FOUND, "the collector is off (collector.enabled)");
+    };
+    let since = h.shared().clock.now().minus(range.get());
+    axum::Json(json!({ "errors": c.errors_since(since) })).into_response()
 }
 
 async fn uptime(State(h): State<AgentHandle>, q: Result<Query<ReportQuery>, QueryRejection>) -> Response {

@@ -18,6 +18,7 @@
 pub mod agent;
 pub mod channels;
 pub mod cli;
+pub mod collector;
 pub mod config;
 pub mod http;
 pub mod probes;

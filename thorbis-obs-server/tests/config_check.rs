@@ -94,6 +94,16 @@ fn every_kind_of_error_names_its_path() {
         ),
         ("unknown source", "[[sources]]\ntype = \"snmp\"\n", &["sources", "unknown variant `snmp`"]),
         (
+            "bad collector",
+            "[collector]\nwindow = \"0s\"\nallowed_origins = [\"app.example\"]\nclient_tokens = [\" \"]\n",
+            &[
+                "collector.window: between 1s and 1h",
+                "collector.allowed_origins[0]: \"app.example\" is not an origin",
+                "collector.client_tokens[0]: must not be empty",
+            ],
+        ),
+        ("collector typo", "[collector]\nallowed_origin = []\n", &["unknown field `allowed_origin`"]),
+        (
             "bad maintenance window",
             "[[maintenance_windows]]\nname = \"w\"\n[maintenance_windows.weekly]\ndays = [\"sun\"]\nstart = \"02:00\"\nduration = \"2h\"\ntimezone = \"Mars/Base\"\n",
             &["maintenance_windows[0]", "unknown time zone \"Mars/Base\""],
@@ -126,7 +136,7 @@ fn the_default_config_is_valid_and_printable() {
     assert!(o.status.success());
     let (ok, out) = check(&String::from_utf8_lossy(&o.stdout), &[]);
     assert!(ok, "{out}");
-    assert!(out.contains("OK: 12 rules, 1 channels, 1 sources, 1 uptime checks, 0 synthetic workflows"), "{out}");
+    assert!(out.contains("OK: 14 rules, 1 channels, 1 sources, 1 uptime checks, 0 synthetic workflows"), "{out}");
 }
 
 #[test]

@@ -126,7 +126,7 @@ function save(at) {
 }
 
 function startSession(at) {
-  session = { id: rid(), sampled: Math.random() * 100 < cfg.rate, startedAt: at };
+  session = { id: rid(), sampled: Math.random() * 100 < cfg.rate, startedAt: at, sampleRate: cfg.rate };
   save(at);
 }
 
@@ -136,7 +136,7 @@ function resumeSession(at) {
     p = (localStorage.getItem(KEY) || "").split("|");
   } catch (_) {}
   if (p[0] && at - p[2] < IDLE && at - p[1] < LONGEST) {
-    session = { id: p[0], sampled: p[3] === "1", startedAt: +p[1] };
+    session = { id: p[0], sampled: p[3] === "1", startedAt: +p[1], sampleRate: cfg.rate };
     save(at);
   } else startSession(at);
 }

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A web-vitals metric.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Vital {
     /// Largest Contentful Paint, ms.

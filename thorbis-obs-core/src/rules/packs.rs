@@ -2,7 +2,7 @@
 //!
 //! The metric names are constants so probes and the SDK emit exactly what the rules read.
 
-use super::matcher::Matchers;
+use super::matcher::{MatchOp, Matcher, Matchers};
 use super::model::{AlertRule, Condition, EscalationStep, NoDataPolicy, Operator, Severity, SuppressionRule};
 use crate::time::HumanDuration;
 use crate::window::Aggregation;
@@ -244,10 +244,58 @@ pub fn uptime_rules() -> Vec<AlertRule> {
     vec![down, cert, synthetic]
 }
 
+/// The LCP p75 over every route and device, one sample per collector window (ms).
+pub const WEB_VITALS_LCP_P75: &str = "web_vitals_lcp_p75";
+/// Browser errors per page view over every route, one sample per collector window.
+pub const RUM_ERROR_RATE: &str = "rum_error_rate";
+
+fn all_routes() -> Matchers {
+    let m = |name: &str| Matcher::new(name, MatchOp::Equal, crate::rum::ALL);
+    match (m("route"), m("device")) {
+        (Ok(r), Ok(d)) => Matchers(vec![r, d]),
+        _ => Matchers::default(),
+    }
+}
+
+/// Real-user monitoring rules on the collector's windows: LCP p75 over the spec's warning level
+/// (2.5 s) for 5 minutes, and browser errors above 5 per 100 page views for 5 minutes. Both read the `route="all", device="all"` series, so a slow site pages
+/// once, not once per route.
+pub fn rum_rules() -> Vec<AlertRule> {
+    let levels = crate::domain::vitals::Vital::Lcp.spec_levels();
+    let warning = levels.map_or(2500.0, |l| l.warning);
+    let mut lcp = rule(
+        "web-vitals-lcp-slow",
+        "Slow Largest Contentful Paint",
+        "The p75 LCP of real users is over the spec's warning level",
+        WEB_VITALS_LCP_P75,
+        (Operator::GreaterThan, warning, 300, Aggregation::Avg),
+        Severity::Warning,
+        &["slack"],
+        vec![],
+    );
+    lcp.matchers = all_routes();
+    lcp.annotations.insert("summary".into(), "LCP p75 of {{ $labels.service }} is {{ $value }} ms".into());
+    let mut errors = rule(
+        "browser-error-rate-high",
+        "Browser Error Rate High",
+        "Real users hit more than 5 errors per 100 page views",
+        RUM_ERROR_RATE,
+        (Operator::GreaterThan, 0.05, 300, Aggregation::Avg),
+        Severity::Error,
+        &["slack", "email"],
+        vec![],
+    );
+    errors
+        .annotations
+        .insert("summary".into(), "{{ $labels.service }}: {{ $value }} browser errors per page view".into());
+    vec![lcp, errors]
+}
+
 /// Every built-in rule.
 pub fn all() -> Vec<AlertRule> {
     let mut v = spec_rules();
     v.extend(database_health_rules());
     v.extend(uptime_rules());
+    v.extend(rum_rules());
     v
 }

@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) running: AtomicBool,
     pub(crate) api_token: Option<Secret>,
     pub(crate) board: crate::uptime::recorder::Board,
+    #[cfg(feature = "collector")]
+    pub(crate) collector: Option<Arc<crate::collector::Collector>>,
 }
 
 impl Shared {
@@ -168,6 +170,7 @@ pub struct AgentBuilder {
     http: Option<(SocketAddr, Option<Secret>)>,
     maintenance: Vec<MaintenanceWindow>,
     monitors: crate::uptime::Monitors,
+    collector: Option<crate::collector::CollectorSection>,
 }
 
 impl AgentBuilder {
@@ -256,6 +259,14 @@ impl AgentBuilder {
     }
 
     /// Uptime checks and synthetic workflows to run (see [`crate::uptime`]).
+    /// Serves `POST /v1/rum` on the HTTP listener (feature `collector`; without it the section is
+    /// ignored).
+    pub fn collector(mut self, c: crate::collector::CollectorSection) -> Self {
+        self.collector = c.enabled.then_some(c);
+        self
+    }
+
+    /// Uptime checks and synthetic workflows.
     pub fn monitors(mut self, m: crate::uptime::Monitors) -> Self {
         self.monitors = m;
         self
@@ -308,10 +319,17 @@ impl AgentBuilder {
             Some((a, t)) => (Some(a), t),
             None => (None, None),
         };
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
+        #[cfg(feature = "collector")]
+        let collector = self.collector.map(|c| Arc::new(crate::collector::Collector::new(c, clock.now())));
+        #[cfg(not(feature = "collector"))]
+        if self.collector.is_some() {
+            tracing::info!("collector: this build has no `collector` feature; /v1/rum is not served");
+        }
         let shared = Arc::new(Shared {
             engine: Mutex::new(engine),
             store,
-            clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
+            clock,
             sources: Mutex::new(BTreeMap::new()),
             counters,
             wakers,
@@ -320,6 +338,8 @@ impl AgentBuilder {
             running: AtomicBool::new(false),
             api_token,
             board: Default::default(),
+            #[cfg(feature = "collector")]
+            collector,
         });
         Ok(Agent {
             shared,
@@ -366,6 +386,7 @@ impl Agent {
             http: None,
             maintenance: Vec::new(),
             monitors: Default::default(),
+            collector: None,
         }
     }
 
@@ -415,12 +436,17 @@ impl Agent {
         if !self.monitors.is_empty() {
             self.monitors.spawn(shared.clone(), &mut tasks, &stop_rx);
         }
+        #[cfg(feature = "collector")]
+        if let Some(c) = &shared.collector {
+            tasks.spawn(crate::collector::run_windows(shared.clone(), c.clone(), stop_rx.clone()));
+        }
         let eval = tokio::spawn(evaluate_loop(shared.clone(), self.evaluation_interval, stop_rx.clone()));
         if let Some(l) = listener {
             let router = crate::http::router(AgentHandle { shared: shared.clone() });
             let mut stop = stop_rx.clone();
             tasks.spawn(async move {
-                let serve = axum::serve(l, router).with_graceful_shutdown(async move {
+                let app = router.into_make_service_with_connect_info::<SocketAddr>();
+                let serve = axum::serve(l, app).with_graceful_shutdown(async move {
                     let _ = stop.changed().await;
                 });
                 if let Err(e) = serve.await {

@@ -167,6 +167,8 @@ pub enum Pack {
     Database,
     /// Endpoint down, certificate expiring, synthetic workflow failing.
     Uptime,
+    /// Slow LCP p75 of real users, browser error rate.
+    Rum,
     /// All of them.
     All,
 }
@@ -244,6 +246,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
                 Pack::Spec => packs::spec_rules(),
                 Pack::Database => packs::database_health_rules(),
                 Pack::Uptime => packs::uptime_rules(),
+                Pack::Rum => packs::rum_rules(),
                 Pack::All => packs::all(),
             };
             match serde_yaml_ng::to_string(&RuleFile { rules }) {

@@ -55,6 +55,9 @@ pub struct AgentConfig {
     /// Synthetic browser workflows (feature `synthetic`).
     #[serde(default)]
     pub synthetic: crate::synthetic::SyntheticSection,
+    /// The RUM collector, `POST /v1/rum` (feature `collector`).
+    #[serde(default)]
+    pub collector: crate::collector::CollectorSection,
 }
 
 /// `[agent]`
@@ -124,7 +127,7 @@ impl Default for HttpSection {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesSection {
-    /// Built-in packs: `spec`, `database`, `uptime`.
+    /// Built-in packs: `spec`, `database`, `uptime`, `rum`.
     pub packs: Vec<String>,
     /// Rule files (YAML, TOML, JSON), relative to the config file.
     pub files: Vec<PathBuf>,
@@ -640,6 +643,9 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
     for (path, message) in crate::uptime::config::problems(&c.uptime, &c.synthetic) {
         p(path, message);
     }
+    for (path, message) in crate::collector::problems(&c.collector) {
+        p(path, message);
+    }
     for (i, w) in c.maintenance_windows.iter().enumerate() {
         if let Err(e) = w.validate() {
             p(format!("maintenance_windows[{i}]"), e.to_string());
@@ -651,9 +657,11 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
             "spec" => rules.extend(packs::spec_rules()),
             "database" => rules.extend(packs::database_health_rules()),
             "uptime" => rules.extend(packs::uptime_rules()),
-            other => {
-                p(format!("rules.packs[{i}]"), format!("unknown pack {other:?}; packs are spec, database and uptime"))
-            }
+            "rum" => rules.extend(packs::rum_rules()),
+            other => p(
+                format!("rules.packs[{i}]"),
+                format!("unknown pack {other:?}; packs are spec, database, uptime and rum"),
+            ),
         }
     }
     let known = ValidateOptions { known_channels: Some(channel_names(c)) };

@@ -1,0 +1,786 @@
+//! Real-user monitoring aggregation: what the collector makes of the browser's batches.
+//!
+//! A [`RumWindow`] holds one window (a minute, as the spec reports) of everything the SDK sent:
+//! web vitals per route and device type in mergeable quantile sketches with their rating counts,
+//! errors grouped by fingerprint, and counters for page views, actions, business events,
+//! conversions, journey steps and budget violations. Windows from several agents merge exactly
+//! ([`RumWindow::merge`]: sketches and counters add), so agents behind a load balancer report
+//! the same figures as one agent would. [`RumWindow::samples`] turns a closed window into
+//! metric samples for the rule engine and `/metrics`.
+//!
+//! Sampling: a sampled session stands for `100 / sampleRate` sessions, so its vitals and
+//! counters are counted that many times (rounded to a whole number, at least 1). Errors are
+//! sent by every session, sampled or not, and are counted once each.
+
+use crate::domain::errors::{StackFrame, business_fingerprint, error_fingerprint, parse_stack};
+use crate::domain::vitals::{Rating, Vital};
+use crate::metrics::{Labels, Sample};
+use crate::sketch::QuantileSketch;
+use crate::time::Timestamp;
+use crate::wire::{Batch, Event, PropValue};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Routes kept per window; further routes are counted under [`OTHER_ROUTE`], so a page with an
+/// id in every URL cannot blow up the number of series.
+pub const MAX_ROUTES: usize = 200;
+/// The route of views beyond [`MAX_ROUTES`].
+pub const OTHER_ROUTE: &str = "other";
+/// The `route` and `device` label of the all-routes, all-devices series.
+pub const ALL: &str = "all";
+/// Error groups kept per window; further new groups are counted under `rum_errors` only.
+pub const MAX_ERROR_GROUPS: usize = 1000;
+/// The quantile the spec reports web vitals at.
+pub const VITALS_QUANTILE: f64 = 0.75;
+
+/// The device class of a browser, from its User-Agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// Phones.
+    Mobile,
+    /// Tablets.
+    Tablet,
+    /// Everything else.
+    Desktop,
+}
+
+impl Device {
+    /// Classifies a User-Agent the way the common RUM tools do: `iPad`, `Tablet`, or Android
+    /// without `Mobile` is a tablet; `Mobi`, `iPhone` or `Android` a phone; anything else,
+    /// including no User-Agent, a desktop.
+    pub fn from_user_agent(ua: &str) -> Device {
+        if ua.contains("iPad") || ua.contains("Tablet") || (ua.contains("Android") && !ua.contains("Mobile")) {
+            Device::Tablet
+        } else if ua.contains("Mobi") || ua.contains("iPhone") || ua.contains("Android") {
+            Device::Mobile
+        } else {
+            Device::Desktop
+        }
+    }
+
+    /// `mobile`, `tablet` or `desktop`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Device::Mobile => "mobile",
+            Device::Tablet => "tablet",
+            Device::Desktop => "desktop",
+        }
+    }
+}
+
+/// The route of a view for grouping: the path without query or fragment, with segments that
+/// look like ids (all digits, a UUID, 16 or more hex digits, or long and mixed with digits)
+/// replaced by `:id`, at most 200 bytes. `/hs/work-orders/1042?tab=notes` becomes
+/// `/hs/work-orders/:id`. A route pattern the app sent (`/hs/work-orders/[id]`) keeps its shape.
+pub fn route_pattern(route: &str) -> String {
+    let path = route.split(['?', '#']).next().unwrap_or("");
+    // A full URL: keep the path only.
+    let path = match path.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => path,
+    };
+    let mut out = String::with_capacity(path.len().min(200));
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(if looks_like_id(seg) { ":id" } else { seg });
+        if out.len() > 200 {
+            let mut end = 200;
+            while !out.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.truncate(end);
+            break;
+        }
+    }
+    if out.is_empty() { "/".to_string() } else { out }
+}
+
+fn looks_like_id(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    let hex = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');
+    digits == b.len() || (hex && b.len() >= 16 && digits > 0) || (b.len() >= 20 && digits >= 4)
+}
+
+/// The business value of an event's properties: the first finite number among `amount`,
+/// `value`, `actualValue`, `estimatedValue`.
+fn business_value(props: &BTreeMap<String, PropValue>) -> Option<f64> {
+    ["amount", "value", "actualValue", "estimatedValue"].iter().find_map(|k| match props.get(*k) {
+        Some(PropValue::Number(n)) if n.is_finite() => Some(*n),
+        _ => None,
+    })
+}
+
+/// One vital's series key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VitalKey {
+    /// The application.
+    pub service: String,
+    /// Its environment.
+    pub env: String,
+    /// Which vital.
+    pub vital: Vital,
+    /// [`route_pattern`] of the view.
+    pub route: String,
+    /// The browser's device class.
+    pub device: Device,
+}
+
+/// One vital's window: its distribution and how many values got each rating (weighted).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VitalAgg {
+    /// The values, weighted by the sampling rate.
+    pub sketch: QuantileSketch,
+    /// Weighted counts of `good`, `needs-improvement`, `poor`.
+    pub ratings: [u64; 3],
+}
+
+impl VitalAgg {
+    fn merge(&mut self, other: &VitalAgg) {
+        self.sketch.merge(&other.sketch);
+        for (a, b) in self.ratings.iter_mut().zip(other.ratings) {
+            *a += b;
+        }
+    }
+}
+
+/// A counter's series key: metric name and labels (service and env first).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CounterKey {
+    /// Metric name, e.g. `business_events`.
+    pub metric: String,
+    /// Label pairs.
+    pub labels: Vec<(String, String)>,
+}
+
+/// A counter's window: how many (weighted) and the sum of their values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counter {
+    /// Weighted count.
+    pub count: f64,
+    /// Sum of the events' values (business value, conversion value), weighted.
+    pub sum: f64,
+}
+
+/// Errors that share a fingerprint, within a window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorGroup {
+    /// 16 hex digits: core's `error_fingerprint` of type, message and top frames, or the
+    /// spec's `business_fingerprint` of `[process, step, code]`.
+    pub fingerprint: String,
+    /// The application.
+    pub service: String,
+    /// Its environment.
+    pub env: String,
+    /// The SDK's kind: `error`, `unhandledrejection`, `captured` or `business`.
+    pub kind: String,
+    /// The message of the first one seen (`TypeError: x is undefined`).
+    pub message: String,
+    /// A stack of one of them.
+    pub sample_stack: Option<String>,
+    /// The route it happened on.
+    pub route: String,
+    /// Business context tags (`businessProcess`, `industry`, `workflowStep`, ...).
+    pub tags: BTreeMap<String, String>,
+    /// How many times (repeats folded by the SDK included).
+    pub count: u64,
+    /// When it was first seen.
+    pub first_seen: Timestamp,
+    /// When it was last seen.
+    pub last_seen: Timestamp,
+}
+
+impl ErrorGroup {
+    fn merge(&mut self, other: &ErrorGroup) {
+        self.count += other.count;
+        if other.first_seen < self.first_seen {
+            self.first_seen = other.first_seen;
+            self.message.clone_from(&other.message);
+            self.sample_stack.clone_from(&other.sample_stack);
+        }
+        self.last_seen = self.last_seen.max(other.last_seen);
+    }
+}
+
+/// The fingerprint of an error event: the business fingerprint when the SDK sent one, else
+/// type, message and frames (parsed from the raw stack when the SDK sent no frames).
+pub fn fingerprint_event(message: &str, stack: Option<&str>, fingerprint: Option<&[String]>) -> String {
+    if let Some([process, step, code]) = fingerprint {
+        return business_fingerprint(process, step, code);
+    }
+    if let Some(parts) = fingerprint {
+        return crate::domain::hash::fingerprint_hex(parts.iter().map(String::as_str));
+    }
+    // "TypeError: x is undefined": the type is the part before ": " when it is one word.
+    let (kind, text) = match message.split_once(": ") {
+        Some((k, rest)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => (k, rest),
+        _ => ("Error", message),
+    };
+    let frames: Vec<StackFrame> = stack.map(parse_stack).unwrap_or_default();
+    error_fingerprint(kind, text, &frames)
+}
+
+/// A key with a flat string form, so a series is found without building its owned key.
+pub trait FlatKey {
+    /// Appends the flat form to `buf`.
+    fn flat(&self, buf: &mut String);
+}
+
+impl FlatKey for VitalKey {
+    fn flat(&self, buf: &mut String) {
+        for part in
+            [self.service.as_str(), self.env.as_str(), self.vital.name(), self.route.as_str(), self.device.as_str()]
+        {
+            buf.push_str(part);
+            buf.push('\u{1f}');
+        }
+    }
+}
+
+impl FlatKey for CounterKey {
+    fn flat(&self, buf: &mut String) {
+        buf.push_str(&self.metric);
+        for (k, v) in &self.labels {
+            buf.push('\u{1f}');
+            buf.push_str(k);
+            buf.push('\u{1f}');
+            buf.push_str(v);
+        }
+    }
+}
+
+/// Series of one kind, by the flat form of their keys; serialised as a list of `[key, value]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series<K, V> {
+    map: HashMap<String, (K, V)>,
+}
+
+impl<K, V> Default for Series<K, V> {
+    fn default() -> Self {
+        Series { map: HashMap::new() }
+    }
+}
+
+impl<K: FlatKey + Clone, V: Default> Series<K, V> {
+    /// The value of the series whose flat key is `flat`, made with `key` if it is new.
+    fn slot(&mut self, flat: &str, key: impl FnOnce() -> K) -> &mut V {
+        if !self.map.contains_key(flat) {
+            self.map.insert(flat.to_string(), (key(), V::default()));
+        }
+        match self.map.get_mut(flat) {
+            Some((_, v)) => v,
+            None => unreachable!("inserted above"),
+        }
+    }
+
+    fn entry(&mut self, key: &K) -> &mut V {
+        let mut flat = String::new();
+        key.flat(&mut flat);
+        self.slot(&flat, || key.clone())
+    }
+}
+
+impl<K, V> Series<K, V> {
+    /// The series, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.values().map(|(k, v)| (k, v))
+    }
+
+    /// How many series.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+impl<K: Serialize + Ord, V: Serialize> Serialize for Series<K, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v: Vec<(&K, &V)> = self.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v.serialize(s)
+    }
+}
+
+impl<'de, K: Deserialize<'de> + FlatKey, V: Deserialize<'de>> Deserialize<'de> for Series<K, V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(K, V)>::deserialize(d)?;
+        let mut map = HashMap::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            let mut flat = String::new();
+            k.flat(&mut flat);
+            map.insert(flat, (k, v));
+        }
+        Ok(Series { map })
+    }
+}
+
+/// One window of RUM data, mergeable across agents.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RumWindow {
+    /// Start of the window.
+    pub start: Timestamp,
+    /// Vitals by series.
+    pub vitals: Series<VitalKey, VitalAgg>,
+    /// Counters by series.
+    pub counters: Series<CounterKey, Counter>,
+    /// Error groups by fingerprint.
+    pub errors: HashMap<String, ErrorGroup>,
+    /// Routes seen, for the [`MAX_ROUTES`] cap.
+    #[serde(default)]
+    routes: HashSet<String>,
+    /// Fingerprints of errors seen in this window, by a hash of message, stack and the SDK's
+    /// fingerprint: a repeated error is not parsed again.
+    #[serde(skip)]
+    fingerprints: HashMap<u64, String>,
+}
+
+/// What one batch added, for the collector's own counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ingested {
+    /// Events counted.
+    pub events: usize,
+    /// Errors among them.
+    pub errors: usize,
+}
+
+impl RumWindow {
+    /// An empty window starting at `start`.
+    pub fn new(start: Timestamp) -> Self {
+        RumWindow { start, ..RumWindow::default() }
+    }
+
+    /// True when nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.vitals.is_empty() && self.counters.is_empty() && self.errors.is_empty()
+    }
+
+    fn route(&mut self, view_route: &str) -> String {
+        let r = route_pattern(view_route);
+        if self.routes.contains(&r) {
+            return r;
+        }
+        if self.routes.len() >= MAX_ROUTES {
+            return OTHER_ROUTE.to_string();
+        }
+        self.routes.insert(r.clone());
+        r
+    }
+
+    /// Adds to the counter `metric` of `service`, `env` and `extra` labels; allocates only for
+    /// a new series.
+    #[allow(clippy::too_many_arguments)]
+    fn count(
+        &mut self,
+        buf: &mut String,
+        metric: &str,
+        scope: (&str, &str),
+        extra: &[(&str, &str)],
+        n: f64,
+        value: f64,
+    ) {
+        buf.clear();
+        buf.push_str(metric);
+        for (k, v) in [("service", scope.0), ("env", scope.1)].iter().chain(extra) {
+            buf.push('\u{1f}');
+            buf.push_str(k);
+            buf.push('\u{1f}');
+            buf.push_str(v);
+        }
+        let c = self.counters.slot(buf, || {
+            let mut labels =
+                vec![("service".to_string(), scope.0.to_string()), ("env".to_string(), scope.1.to_string())];
+            labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            CounterKey { metric: metric.to_string(), labels }
+        });
+        c.count += n;
+        c.sum += value * n;
+    }
+
+    fn fingerprint(&mut self, message: &str, stack: Option<&str>, sdk: Option<&[String]>) -> String {
+        use std::hash::{Hash, Hasher};
+        // Within one process and window only: std's hasher is faster than the stable FNV.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (message, stack, sdk).hash(&mut h);
+        let key = h.finish();
+        if let Some(fp) = self.fingerprints.get(&key) {
+            return fp.clone();
+        }
+        let fp = fingerprint_event(message, stack, sdk);
+        if self.fingerprints.len() < MAX_ERROR_GROUPS {
+            self.fingerprints.insert(key, fp.clone());
+        }
+        fp
+    }
+
+    /// Counts a validated batch from a browser of class `device`.
+    pub fn ingest(&mut self, batch: &Batch, device: Device) -> Ingested {
+        let weight = batch
+            .session
+            .sample_rate
+            .filter(|r| *r > 0.0)
+            .map_or(1, |r| (100.0 / r).round().clamp(1.0, 1_000_000.0) as u64);
+        let w = weight as f64;
+        let route = self.route(batch.view.route.as_deref().unwrap_or(&batch.view.url));
+        let scope = (batch.service.as_str(), batch.env.as_str());
+        let mut buf = String::with_capacity(128);
+        let mut done = Ingested::default();
+        // Sampled sessions send every kind; unsampled ones errors only.
+        let sampled = batch.session.sampled;
+        if sampled {
+            self.count(&mut buf, "rum_batches", scope, &[], w, 0.0);
+        }
+        for e in &batch.events {
+            done.events += 1;
+            match e {
+                Event::Vital { name, value, .. } if sampled => {
+                    let Some(vital) = Vital::from_name(name) else { continue };
+                    buf.clear();
+                    for part in [scope.0, scope.1, vital.name(), route.as_str(), device.as_str()] {
+                        buf.push_str(part);
+                        buf.push('\u{1f}');
+                    }
+                    let agg = self.vitals.slot(&buf, || VitalKey {
+                        service: batch.service.clone(),
+                        env: batch.env.clone(),
+                        vital,
+                        route: route.clone(),
+                        device,
+                    });
+                    agg.sketch.add_n(*value, weight);
+                    // Rated here, not trusted from the page: the thresholds are core's.
+                    let i = match vital.rate(*value) {
+                        Rating::Good => 0,
+                        Rating::NeedsImprovement => 1,
+                        Rating::Poor => 2,
+                    };
+                    agg.ratings[i] += weight;
+                    // TTFB is reported once per page view: it counts the views.
+                    if vital == Vital::Ttfb {
+                        self.count(&mut buf, "rum_views", scope, &[("route", &route)], w, 0.0);
+                    }
+                }
+                Event::Action { .. } if sampled => self.count(&mut buf, "rum_actions", scope, &[], w, 0.0),
+                Event::LongTask { duration_ms, .. } if sampled => {
+                    self.count(&mut buf, "rum_long_tasks", scope, &[], w, *duration_ms);
+                }
+                Event::Resource { over_budget: Some(kind), .. } if sampled => {
+                    self.count(&mut buf, "rum_budget_violations", scope, &[("kind", kind)], w, 0.0);
+                }
+                Event::Business { name, props, .. } if sampled => {
+                    let v = business_value(props);
+                    self.count(&mut buf, "business_events", scope, &[("name", name)], w, v.unwrap_or(0.0));
+                }
+                Event::Journey { journey_type, step, .. } if sampled => {
+                    let labels = [("journey", journey_type.as_str()), ("step", step.as_str())];
+                    self.count(&mut buf, "journey_steps", scope, &labels, w, 0.0);
+                }
+                Event::Conversion { conversion_type, value, .. } if sampled => {
+                    self.count(&mut buf, "conversions", scope, &[("type", conversion_type)], w, *value);
+                }
+                Event::Error { at, kind, message, stack, fingerprint, tags, count, .. } => {
+                    done.errors += 1;
+                    let n = u64::from((*count).max(1));
+                    self.count(&mut buf, "rum_errors", scope, &[("kind", kind)], n as f64, 0.0);
+                    let fp = self.fingerprint(message, stack.as_deref(), fingerprint.as_deref());
+                    if let Some(g) = self.errors.get_mut(&fp) {
+                        g.count += n;
+                        g.first_seen = g.first_seen.min(*at);
+                        g.last_seen = g.last_seen.max(*at);
+                    } else if self.errors.len() < MAX_ERROR_GROUPS {
+                        let tags = tags
+                            .iter()
+                            .filter_map(|(k, v)| match v {
+                                PropValue::Text(s) => Some((k.clone(), s.clone())),
+                                _ => None,
+                            })
+                            .collect();
+                        self.errors.insert(
+                            fp.clone(),
+                            ErrorGroup {
+                                fingerprint: fp,
+                                service: batch.service.clone(),
+                                env: batch.env.clone(),
+                                kind: kind.clone(),
+                                message: message.clone(),
+                                sample_stack: stack.clone(),
+                                route: route.clone(),
+                                tags,
+                                count: n,
+                                first_seen: *at,
+                                last_seen: *at,
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        done
+    }
+
+    /// Adds another agent's window of the same period.
+    pub fn merge(&mut self, other: &RumWindow) {
+        for (k, v) in other.vitals.iter() {
+            self.vitals.entry(k).merge(v);
+        }
+        for (k, v) in other.counters.iter() {
+            let c = self.counters.entry(k);
+            c.count += v.count;
+            c.sum += v.sum;
+        }
+        for (k, v) in &other.errors {
+            match self.errors.get_mut(k) {
+                Some(g) => g.merge(v),
+                None => {
+                    self.errors.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        self.routes.extend(other.routes.iter().cloned());
+    }
+
+    /// The window's figures as samples at `at`:
+    /// - `web_vitals_<vital>_p75` and `web_vitals_<vital>_count` by `service`, `env`, `route`,
+    ///   `device`, plus `route="all", device="all"` over every route and device;
+    /// - `web_vitals_<vital>_ratings` by `rating` (`good`, `needs-improvement`, `poor`), all
+    ///   routes and devices;
+    /// - `rum_views` (by route and `all`), `rum_actions`, `rum_long_tasks`, `rum_errors` (by
+    ///   kind), `rum_error_rate` (errors per page view), `rum_budget_violations` (by kind),
+    ///   `business_events` and `business_value` (by name), `conversions` and
+    ///   `conversion_value` (by type), `journey_steps` (by journey and step): counts per
+    ///   window, weighted by the sampling rate.
+    pub fn samples(&self, at: Timestamp) -> Vec<Sample> {
+        let mut out = Vec::new();
+        let mut overall: BTreeMap<(&str, &str, Vital), VitalAgg> = BTreeMap::new();
+        let mut series: Vec<(&VitalKey, &VitalAgg)> = self.vitals.iter().collect();
+        series.sort_by(|a, b| a.0.cmp(b.0));
+        for (k, agg) in series {
+            overall.entry((&k.service, &k.env, k.vital)).or_default().merge(agg);
+            push_vital(&mut out, at, &k.service, &k.env, k.vital, &k.route, k.device.as_str(), agg, false);
+        }
+        for ((service, env, vital), agg) in &overall {
+            push_vital(&mut out, at, service, env, *vital, ALL, ALL, agg, true);
+        }
+        let mut counters: Vec<(&CounterKey, &Counter)> = self.counters.iter().collect();
+        counters.sort_by(|a, b| a.0.cmp(b.0));
+        let mut views: BTreeMap<(String, String), f64> = BTreeMap::new();
+        let mut errors: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for (k, &c) in counters {
+            let labels = Labels::from_pairs(k.labels.iter().cloned());
+            let scope =
+                || (labels.get("service").unwrap_or("").to_string(), labels.get("env").unwrap_or("").to_string());
+            match k.metric.as_str() {
+                "rum_views" => *views.entry(scope()).or_default() += c.count,
+                "rum_errors" => *errors.entry(scope()).or_default() += c.count,
+                _ => {}
+            }
+            out.push(Sample::new(k.metric.clone(), labels.clone(), c.count, at));
+            let value_metric = match k.metric.as_str() {
+                "business_events" => Some("business_value"),
+                "conversions" => Some("conversion_value"),
+                _ => None,
+            };
+            if let Some(m) = value_metric {
+                out.push(Sample::new(m, labels, c.sum, at));
+            }
+        }
+        for ((service, env), n) in &views {
+            let labels = Labels::from_pairs([("service", service.as_str()), ("env", env.as_str()), ("route", ALL)]);
+            out.push(Sample::new("rum_views", labels, *n, at));
+        }
+        let scopes: std::collections::BTreeSet<_> = views.keys().chain(errors.keys()).collect();
+        for (service, env) in scopes {
+            let v = views.get(&(service.clone(), env.clone())).copied().unwrap_or(0.0);
+            let e = errors.get(&(service.clone(), env.clone())).copied().unwrap_or(0.0);
+            if v > 0.0 {
+                let labels = Labels::from_pairs([("service", service.as_str()), ("env", env.as_str())]);
+                out.push(Sample::new("rum_error_rate", labels, e / v, at));
+            }
+        }
+        out
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_vital(
+    out: &mut Vec<Sample>,
+    at: Timestamp,
+    service: &str,
+    env: &str,
+    vital: Vital,
+    route: &str,
+    device: &str,
+    agg: &VitalAgg,
+    ratings: bool,
+) {
+    let labels = Labels::from_pairs([("service", service), ("env", env), ("route", route), ("device", device)]);
+    let base = vital.metric_name();
+    if let Some(p75) = agg.sketch.quantile(VITALS_QUANTILE) {
+        out.push(Sample::new(format!("{base}_p75"), labels.clone(), p75, at));
+    }
+    out.push(Sample::new(format!("{base}_count"), labels, agg.sketch.count() as f64, at));
+    if ratings {
+        for (rating, n) in ["good", "needs-improvement", "poor"].iter().zip(agg.ratings) {
+            let labels = Labels::from_pairs([("service", service), ("env", env), ("rating", rating)]);
+            out.push(Sample::new(format!("{base}_ratings"), labels, n as f64, at));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(json: &str) -> Batch {
+        let b: Batch = serde_json::from_str(json).expect("batch");
+        b.validate().expect("valid");
+        b
+    }
+
+    const T: i64 = 1_764_186_600_000;
+
+    fn page(sampled: bool, rate: u32, route: &str, events: &str) -> Batch {
+        batch(&format!(
+            r#"{{"v":1,"service":"shop","env":"prod","session":{{"id":"s1","sampled":{sampled},"startedAt":{T},"sampleRate":{rate}}},
+            "view":{{"id":"v1","url":"https://shop.example{route}?token=x","route":"{route}"}},"sentAt":{T},"events":[{events}]}}"#
+        ))
+    }
+
+    fn vital(name: &str, value: f64) -> String {
+        format!(r#"{{"type":"vital","at":{T},"name":"{name}","value":{value},"rating":"good","id":"m1"}}"#)
+    }
+
+    fn sample<'a>(s: &'a [Sample], name: &str, pairs: &[(&str, &str)]) -> Option<&'a Sample> {
+        s.iter().find(|x| x.name == name && pairs.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+    }
+
+    #[test]
+    fn devices_and_routes() {
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148";
+        let ipad = "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)";
+        let pixel_tab = "Mozilla/5.0 (Linux; Android 14; Pixel Tablet)";
+        let pixel = "Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile Safari/537.36";
+        assert_eq!(Device::from_user_agent(iphone), Device::Mobile);
+        assert_eq!(Device::from_user_agent(ipad), Device::Tablet);
+        assert_eq!(Device::from_user_agent(pixel_tab), Device::Tablet);
+        assert_eq!(Device::from_user_agent(pixel), Device::Mobile);
+        assert_eq!(Device::from_user_agent("Mozilla/5.0 (X11; Linux x86_64)"), Device::Desktop);
+        assert_eq!(Device::from_user_agent(""), Device::Desktop);
+
+        assert_eq!(route_pattern("/hs/work-orders/1042?tab=notes"), "/hs/work-orders/:id");
+        assert_eq!(route_pattern("https://a.example/u/3f2b9c1e-7d4a-4b8e-9a1c-2d3e4f5a6b7c/x#f"), "/u/:id/x");
+        assert_eq!(route_pattern("/hs/work-orders/[id]"), "/hs/work-orders/[id]");
+        assert_eq!(route_pattern("/invoices/INV2025000042ABCDEF99"), "/invoices/:id");
+        assert_eq!(route_pattern("/settings/profile"), "/settings/profile");
+        assert_eq!(route_pattern(""), "/");
+        assert!(route_pattern(&"/abc".repeat(100)).len() <= 200);
+    }
+
+    #[test]
+    fn vitals_are_weighted_by_the_sample_rate_and_rated_by_core() {
+        let mut w = RumWindow::new(Timestamp(T));
+        // One session at 100%: LCP 1000; one at 10% standing for ten: LCP 4500.
+        w.ingest(&page(true, 100, "/a", &vital("LCP", 1000.0)), Device::Desktop);
+        w.ingest(&page(true, 10, "/a", &vital("LCP", 4500.0)), Device::Desktop);
+        // Unsampled sessions send no vitals (and would not be counted).
+        w.ingest(&page(false, 10, "/a", &vital("LCP", 9000.0)), Device::Desktop);
+        let s = w.samples(Timestamp(T + 60_000));
+        let p75 = sample(&s, "web_vitals_lcp_p75", &[("route", "/a"), ("device", "desktop")]).expect("p75");
+        assert!((p75.value - 4500.0).abs() <= 4500.0 * 0.01, "10 of 11 values are 4500: {}", p75.value);
+        let count = sample(&s, "web_vitals_lcp_count", &[("route", "all")]).expect("count");
+        assert_eq!(count.value, 11.0);
+        let poor = sample(&s, "web_vitals_lcp_ratings", &[("rating", "poor")]).expect("ratings");
+        assert_eq!(poor.value, 10.0, "4500 ms is poor, whatever the page said");
+        let good = sample(&s, "web_vitals_lcp_ratings", &[("rating", "good")]).expect("ratings");
+        assert_eq!(good.value, 1.0);
+    }
+
+    #[test]
+    fn errors_group_by_fingerprint_and_count_every_session() {
+        let err = |msg: &str, line: u32| {
+            format!(
+                r#"{{"type":"error","at":{T},"kind":"error","message":"{msg}","stack":"{msg}\n    at pay (https://shop.example/app.js?v=2:1:{line})","count":2}}"#
+            )
+        };
+        let business = format!(
+            r#"{{"type":"error","at":{},"kind":"business","message":"Error: Card declined","fingerprint":["payments","charge","card_declined"],"tags":{{"businessProcess":"payments"}},"count":1}}"#,
+            T + 5
+        );
+        let mut w = RumWindow::new(Timestamp(T));
+        // Unsampled sessions send errors, and they count, once each.
+        w.ingest(
+            &page(false, 10, "/pay", &[err("TypeError: x is undefined", 10), business.clone()].join(",")),
+            Device::Mobile,
+        );
+        // The same error from another line groups with it (lines are not part of the fingerprint).
+        w.ingest(&page(true, 10, "/pay", &err("TypeError: x is undefined", 99)), Device::Mobile);
+        w.ingest(&page(true, 10, "/pay", &vital("TTFB", 100.0)), Device::Mobile);
+        assert_eq!(w.errors.len(), 2, "{:#?}", w.errors);
+        let typed = w.errors.values().find(|g| g.kind == "error").expect("group");
+        assert_eq!(typed.count, 4);
+        assert_eq!(typed.route, "/pay");
+        let biz = &w.errors[&business_fingerprint("payments", "charge", "card_declined")];
+        assert_eq!(biz.tags.get("businessProcess").map(String::as_str), Some("payments"));
+        let s = w.samples(Timestamp(T + 60_000));
+        let errors: f64 = s.iter().filter(|x| x.name == "rum_errors").map(|x| x.value).sum();
+        assert_eq!(errors, 5.0);
+        // One view standing for ten: five errors per ten views.
+        assert_eq!(sample(&s, "rum_error_rate", &[]).map(|x| x.value), Some(0.5));
+    }
+
+    #[test]
+    fn windows_merge_exactly_and_survive_serde() {
+        let events = [
+            vital("INP", 120.0),
+            format!(r#"{{"type":"business","at":{T},"name":"invoice_generated","props":{{"amount":450}}}}"#),
+            format!(r#"{{"type":"conversion","at":{T},"conversionType":"invoice-paid","value":450}}"#),
+            format!(r#"{{"type":"journey","at":{T},"journeyType":"work-order","step":"created"}}"#),
+        ]
+        .join(",");
+        let mut one = RumWindow::new(Timestamp(T));
+        let mut a = RumWindow::new(Timestamp(T));
+        let mut b = RumWindow::new(Timestamp(T));
+        for i in 0..10 {
+            let p = page(true, 50, "/hs/invoices/42", &events.replace("120", &(100 + i * 10).to_string()));
+            one.ingest(&p, Device::Desktop);
+            if i % 2 == 0 {
+                a.ingest(&p, Device::Desktop)
+            } else {
+                b.ingest(&p, Device::Desktop)
+            };
+        }
+        let text = serde_json::to_string(&b).expect("serialise");
+        let b: RumWindow = serde_json::from_str(&text).expect("deserialise");
+        a.merge(&b);
+        let (mut x, mut y) = (one.samples(Timestamp(T)), a.samples(Timestamp(T)));
+        let key = |s: &Sample| format!("{}{:?}", s.name, s.labels);
+        x.sort_by_key(key);
+        y.sort_by_key(key);
+        assert_eq!(x, y, "two agents' halves merge into the one agent's window");
+        let value = sample(&x, "business_value", &[("name", "invoice_generated")]).expect("value");
+        assert_eq!(value.value, 9000.0, "ten invoices of 450, each standing for two");
+        assert!(sample(&x, "journey_steps", &[("journey", "work-order"), ("step", "created")]).is_some());
+        assert_eq!(sample(&x, "conversions", &[("type", "invoice-paid")]).map(|s| s.value), Some(20.0));
+    }
+
+    #[test]
+    fn routes_are_capped() {
+        let mut w = RumWindow::new(Timestamp(T));
+        for i in 0..(MAX_ROUTES + 20) {
+            w.ingest(&page(true, 100, &format!("/r{i}x/page"), &vital("TTFB", 5.0)), Device::Desktop);
+        }
+        let routes: std::collections::BTreeSet<_> = w.vitals.iter().map(|(k, _)| k.route.clone()).collect();
+        assert_eq!(routes.len(), MAX_ROUTES + 1);
+        assert!(routes.contains(OTHER_ROUTE));
+    }
+}

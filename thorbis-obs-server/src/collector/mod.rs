@@ -1,0 +1,94 @@
+//! The RUM collector (feature `collector`): `POST /v1/rum` takes the browser SDK's batches,
+//! checks them strictly, and counts them into one-minute windows (core's [`RumWindow`]); each
+//! closed window becomes samples in the rule engine (and so in `/metrics`): web vitals p75 per
+//! route and device, ratings, error rate, business events, conversions, journeys, budget
+//! violations.
+//!
+//! What a request goes through, in order, each refusal a JSON `{"error", "field"}`:
+//! 1. `Origin`: when `allowed_origins` is set, another origin gets 403;
+//! 2. client token (`?token=` or `X-Thorbis-Token`): when `client_tokens` is set, a missing or
+//!    unknown one gets 401;
+//! 3. rate limits per client token and per IP: 429 with `Retry-After`;
+//! 4. `Content-Type` `text/plain` (what `sendBeacon` sends, no CORS preflight) or
+//!    `application/json`, else 415; a body over 64 KiB gets 413;
+//! 5. JSON parsing and core's wire validation: 400 naming the field (`events[3].value`). A bad
+//!    batch is refused whole: nothing of it is counted.
+//!
+//! `OPTIONS /v1/rum` answers CORS preflights for allowed origins (the SDK needs none: it sends
+//! `text/plain`).
+//!
+//! `[collector]` is read whatever the features; without the `collector` feature the agent
+//! serves no `/v1/rum`.
+
+#[cfg(feature = "collector")]
+mod ingest;
+#[cfg(feature = "collector")]
+pub mod limit;
+
+#[cfg(feature = "collector")]
+pub use ingest::*;
+
+use crate::config::Secret;
+use serde::Deserialize;
+use thorbis_obs_core::time::HumanDuration;
+
+/// `[collector]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorSection {
+    /// Serve `POST /v1/rum` on the agent's HTTP listener. Default true.
+    pub enabled: bool,
+    /// Client tokens the SDK may send (`clientToken`); empty: none needed. They are public (they
+    /// ship in the page) and identify the app for rate limiting; they are not credentials.
+    pub client_tokens: Vec<Secret>,
+    /// Origins (`https://app.example.com`) allowed to send; empty: any.
+    pub allowed_origins: Vec<String>,
+    /// Aggregation window. Default 60 s, as the spec reports.
+    pub window: HumanDuration,
+    /// Batches a minute per IP (0: no limit). Default 600, bursts of a tenth.
+    pub per_ip_per_minute: u32,
+    /// Batches a minute per client token (0: no limit). Default 60,000.
+    pub per_token_per_minute: u32,
+    /// Take the client IP from the first `X-Forwarded-For` address (behind a proxy such as the
+    /// Next.js rewrite). Default false: the peer address.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for CollectorSection {
+    fn default() -> Self {
+        CollectorSection {
+            enabled: true,
+            client_tokens: Vec::new(),
+            allowed_origins: Vec::new(),
+            window: HumanDuration::from_secs(60),
+            per_ip_per_minute: 600,
+            per_token_per_minute: 60_000,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// Problems in `[collector]`, as (path, message).
+pub fn problems(c: &CollectorSection) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let w = c.window.get().as_secs_f64();
+    if !(1.0..=3600.0).contains(&w) {
+        out.push(("collector.window".into(), "between 1s and 1h".into()));
+    }
+    for (i, o) in c.allowed_origins.iter().enumerate() {
+        let ok = (o.starts_with("https://") || o.starts_with("http://"))
+            && o.split_once("://").is_some_and(|(_, host)| !host.is_empty() && !host.contains('/'));
+        if !ok {
+            out.push((
+                format!("collector.allowed_origins[{i}]"),
+                format!("{o:?} is not an origin like https://app.example.com"),
+            ));
+        }
+    }
+    for (i, t) in c.client_tokens.iter().enumerate() {
+        if t.expose().trim().is_empty() {
+            out.push((format!("collector.client_tokens[{i}]"), "must not be empty".into()));
+        }
+    }
+    out
+}

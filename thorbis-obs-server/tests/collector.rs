@@ -1,0 +1,257 @@
+//! The RUM collector over real HTTP: an in-process agent with `POST /v1/rum`, one-second
+//! windows and the `rum` rule pack paging an in-memory channel. Batches are the wire schema the
+//! browser SDK sends (its own tests check that); here the collector's side: admission,
+//! refusals that name the problem and count nothing, windows into `/metrics`, a slow LCP
+//! paging once, errors grouped by fingerprint.
+#![cfg(feature = "collector")]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+use support::agent::free_port;
+use support::monitors::wait_for;
+use thorbis_obs_core::testing::InMemoryChannel;
+use thorbis_obs_server::agent::{Agent, AgentHandle};
+use thorbis_obs_server::collector::CollectorSection;
+use thorbis_obs_server::store::sqlite::SqliteStore;
+
+const ORIGIN: &str = "https://app.example";
+
+struct Running {
+    handle: AgentHandle,
+    pager: Arc<InMemoryChannel>,
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), thorbis_obs_server::agent::AgentError>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(per_ip_per_minute: u32) -> Running {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store"));
+    let pager = Arc::new(InMemoryChannel::new("pager"));
+    let port = free_port();
+    let collector: CollectorSection = toml::from_str(&format!(
+        r#"client_tokens = ["ct-1"]
+allowed_origins = ["{ORIGIN}"]
+window = "1s"
+per_ip_per_minute = {per_ip_per_minute}"#
+    ))
+    .expect("collector config");
+    let agent = Agent::builder()
+        .rules(thorbis_obs_core::rules::packs::rum_rules())
+        .channel(pager.clone())
+        .alias("slack", "pager")
+        .alias("email", "pager")
+        .store(store)
+        .evaluation_interval(Duration::from_millis(100))
+        .http(format!("127.0.0.1:{port}").parse().expect("addr"), None)
+        .collector(collector)
+        .build()
+        .expect("agent");
+    let handle = agent.handle();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async move {
+        let _ = rx.await;
+    }));
+    let base = format!("http://127.0.0.1:{port}");
+    let c = reqwest::Client::new();
+    let url = format!("{base}/healthz");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while c.get(&url).send().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the agent did not start listening");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Running { handle, pager, base, stop, task, _dir: dir }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("agent");
+    }
+}
+
+fn now_ms() -> i64 {
+    thorbis_obs_server::agent::system_now().0
+}
+
+/// A batch from one page view of `route`, sampled at 10%, with `events` (JSON objects).
+fn batch(route: &str, events: &[String]) -> String {
+    let t = now_ms();
+    format!(
+        r#"{{"v":1,"service":"shop","env":"prod","session":{{"id":"s-1","sampled":true,"startedAt":{t},"sampleRate":10}},
+"view":{{"id":"v-1","url":"https://app.example{route}","route":"{route}"}},"sentAt":{t},"events":[{}]}}"#,
+        events.join(",")
+    )
+}
+
+fn vital(name: &str, value: f64) -> String {
+    format!(r#"{{"type":"vital","at":{},"name":"{name}","value":{value},"rating":"poor","id":"m-{name}"}}"#, now_ms())
+}
+
+fn error(message: &str, line: u32) -> String {
+    format!(
+        r#"{{"type":"error","at":{},"kind":"error","message":"{message}","stack":"{message}\n    at pay (https://app.example/_next/pay.js:1:{line})","tags":{{"businessProcess":"payments"}},"count":1}}"#,
+        now_ms()
+    )
+}
+
+async fn post(c: &reqwest::Client, base: &str, query: &str, body: String) -> (u16, serde_json::Value, Option<String>) {
+    let r = c
+        .post(format!("{base}/v1/rum{query}"))
+        .header("Content-Type", "text/plain;charset=UTF-8")
+        .header("Origin", ORIGIN)
+        .header("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148")
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    let status = r.status().as_u16();
+    let retry = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let cors = r.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()).map(str::to_string);
+    if status == 202 {
+        assert_eq!(cors.as_deref(), Some(ORIGIN), "an allowed origin gets its CORS header");
+    }
+    (status, r.json().await.unwrap_or(serde_json::Value::Null), retry)
+}
+
+async fn metrics(c: &reqwest::Client, base: &str) -> String {
+    c.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text")
+}
+
+/// The value of the first `/metrics` line of `name` that has every label pair.
+fn metric(text: &str, name: &str, pairs: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| pairs.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_become_windows_metrics_error_groups_and_one_page() {
+    let a = start(6000).await;
+    let c = reqwest::Client::new();
+
+    // Refusals: each names its problem, and nothing of them is counted.
+    let good = batch("/hs/work-orders/1042", &[vital("LCP", 4600.0), vital("TTFB", 120.0)]);
+    let (s, body, _) = post(&c, &a.base, "", good.clone()).await;
+    assert_eq!((s, body["field"].as_str()), (401, Some("token")), "{body}");
+    let (s, _, _) = post(&c, &a.base, "?token=nope", good.clone()).await;
+    assert_eq!(s, 401);
+    let bad_value = batch("/hs/work-orders/1042", &[vital("LCP", 4600.0), vital("CLS", -1.0)]);
+    let (s, body, _) = post(&c, &a.base, "?token=ct-1", bad_value).await;
+    assert_eq!((s, body["field"].as_str()), (400, Some("events[1].value")), "{body}");
+    let (s, body, _) = post(&c, &a.base, "?token=ct-1", good.replace("\"events\"", "\"evnts\"")).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("evnts")), "serde names the unknown field: {body}");
+    let (s, _, _) = post(&c, &a.base, "?token=ct-1", "x".repeat(70_000)).await;
+    assert_eq!(s, 413);
+    let r = c
+        .post(format!("{}/v1/rum?token=ct-1", a.base))
+        .header("Origin", "https://evil.example")
+        .header("Content-Type", "text/plain")
+        .body(good.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 403);
+    let r = c
+        .post(format!("{}/v1/rum?token=ct-1", a.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(good.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 415);
+    // A preflight from the allowed origin.
+    let r = c
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/rum", a.base))
+        .header("Origin", ORIGIN)
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(r.headers().get("access-control-allow-methods").and_then(|v| v.to_str().ok()), Some("POST"));
+
+    // Good batches: a slow LCP on a work order page, the same error from two lines; all three
+    // inside one window (windows end on whole seconds here).
+    while !(100..500).contains(&(now_ms() % 1000)) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for id in [1042, 1043, 1044] {
+        let events = [vital("LCP", 4600.0), vital("TTFB", 120.0), error("TypeError: card is undefined", 10 + id)];
+        let (s, body, _) = post(&c, &a.base, "?token=ct-1", batch(&format!("/hs/work-orders/{id}"), &events)).await;
+        assert_eq!((s, body["accepted"].as_u64()), (202, Some(3)), "{body}");
+    }
+
+    // The window closes within a second: /metrics carries the p75 and the error rate.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut text = metrics(&c, &a.base).await;
+    while !text.contains("web_vitals_lcp_p75") {
+        assert!(tokio::time::Instant::now() < deadline, "no RUM metrics in\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = metrics(&c, &a.base).await;
+    }
+    let all = [("service", "shop"), ("env", "prod"), ("route", "all"), ("device", "all")];
+    let p75 = metric(&text, "web_vitals_lcp_p75", &all).unwrap_or_else(|| panic!("no overall LCP p75 in\n{text}"));
+    assert!((p75 - 4600.0).abs() <= 46.0, "p75 {p75}");
+    let route = metric(&text, "web_vitals_lcp_p75", &[("route", "/hs/work-orders/:id"), ("device", "mobile")]);
+    assert!(route.is_some(), "per route (ids folded) and device:\n{text}");
+    let views = metric(&text, "rum_views", &[("service", "shop"), ("route", "all")]);
+    assert_eq!(views, Some(30.0), "three views at 10% stand for thirty:\n{text}");
+    let rate = metric(&text, "rum_error_rate", &[("service", "shop"), ("env", "prod")]);
+    assert_eq!(rate, Some(0.1), "three errors per thirty views:\n{text}");
+    assert!(!text.contains("CLS"), "the refused batch counted nothing");
+    let refused = |o: &str| metric(&text, "thorbis_collector_batches_total", &[("outcome", o)]);
+    assert_eq!(refused("accepted"), Some(3.0), "\n{text}");
+    assert_eq!(refused("invalid"), Some(2.0));
+    assert_eq!(refused("unauthorized"), Some(3.0), "two tokens and the origin");
+    assert_eq!(refused("too_large_or_wrong_type"), Some(2.0));
+
+    // The slow LCP pages once through the rum pack.
+    wait_for("the LCP page", Duration::from_secs(10), || !a.pager.sent().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = a.pager.sent();
+    let lcp: Vec<_> = sent.iter().filter(|n| n.rule_id == "web-vitals-lcp-slow").collect();
+    assert_eq!(lcp.len(), 1, "one page for one slow site, not one per route: {sent:#?}");
+
+    // Errors grouped: one group of three, with its business context and a stack.
+    let errors: serde_json::Value = c
+        .get(format!("{}/api/v1/rum/errors?range=1h", a.base))
+        .send()
+        .await
+        .expect("errors")
+        .json()
+        .await
+        .expect("json");
+    let groups = errors["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(groups.len(), 1, "{errors}");
+    assert_eq!(groups[0]["count"], 3);
+    assert_eq!(groups[0]["tags"]["businessProcess"], "payments");
+    assert_eq!(groups[0]["route"], "/hs/work-orders/:id");
+    assert!(groups[0]["sample_stack"].as_str().is_some_and(|s| s.contains("pay.js")));
+    assert!(a.handle.alerts().iter().any(|al| al.rule_id == "web-vitals-lcp-slow"));
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_over_its_limit_gets_429_with_retry_after() {
+    // 60 a minute: bursts of 10, then one a second.
+    let a = start(60).await;
+    let c = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut retry = None;
+    for _ in 0..12 {
+        let (s, _, r) = post(&c, &a.base, "?token=ct-1", batch("/", &[vital("TTFB", 50.0)])).await;
+        statuses.push(s);
+        retry = retry.or(r);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 10, "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert_eq!(retry.as_deref(), Some("1"), "one request a second at 60 a minute");
+    a.stop().await;
+}
