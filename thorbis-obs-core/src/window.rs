@@ -151,6 +151,12 @@ impl SeriesWindow {
         self.samples.back().map(|&(t, v)| (Timestamp(t), v))
     }
 
+    /// The samples at or after `since`, oldest first.
+    pub fn points_since(&self, since: Timestamp) -> impl Iterator<Item = (Timestamp, f64)> + '_ {
+        let start = self.samples.partition_point(|&(t, _)| t < since.0);
+        self.samples.range(start..).map(|&(t, v)| (Timestamp(t), v))
+    }
+
     /// Timestamp of the newest sample.
     pub fn newest(&self) -> Option<Timestamp> {
         self.samples.back().map(|&(t, _)| Timestamp(t))

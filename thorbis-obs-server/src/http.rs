@@ -49,7 +49,11 @@ pub fn router(handle: AgentHandle) -> Router {
         .route("/api/v1/samples", post(samples))
         .route("/api/v1/uptime", get(uptime))
         .route("/api/v1/synthetic", get(synthetic))
-        .route("/api/v1/synthetic/{workflow}/screenshot", get(screenshot));
+        .route("/api/v1/synthetic/{workflow}/screenshot", get(screenshot))
+        .route("/", get(dashboard_home))
+        .route("/dashboards/{id}", get(dashboard))
+        .route("/api/v1/widgets/{id}", get(widget_json))
+        .route("/api/v1/widgets/{id}/html", get(widget_fragment));
     #[cfg(feature = "collector")]
     let router = router
         .route(
@@ -219,6 +223,61 @@ async fn rum_errors(State(h): State<AgentHandle>, q: Result<Query<RangeQuery>, Q
     };
     let since = h.shared().clock.now().minus(range.get());
     axum::Json(json!({ "errors": c.errors_since(since) })).into_response()
+}
+
+async fn render_board(h: &AgentHandle, id: Option<&str>) -> Response {
+    let shared = h.shared();
+    let boards = &shared.dashboards;
+    let Some(board) = (match id {
+        Some(id) => boards.iter().find(|b| b.id == id),
+        None => boards.first(),
+    }) else {
+        return error(StatusCode::NOT_FOUND, format!("no dashboard {:?}", id.unwrap_or("")));
+    };
+    let mut widgets = Vec::with_capacity(board.widgets.len());
+    for w in &board.widgets {
+        let d = crate::dashboards::data(shared, w).await;
+        widgets.push(crate::dashboards::widget_html(w, &d));
+    }
+    let html = crate::dashboards::page(boards, board, &widgets);
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], html).into_response()
+}
+
+/// `GET /`: the first dashboard.
+async fn dashboard_home(State(h): State<AgentHandle>) -> Response {
+    render_board(&h, None).await
+}
+
+/// `GET /dashboards/:id`.
+async fn dashboard(State(h): State<AgentHandle>, Path(id): Path<String>) -> Response {
+    render_board(&h, Some(&id)).await
+}
+
+fn find_widget<'a>(h: &'a AgentHandle, id: &str) -> Option<&'a crate::dashboards::WidgetConfig> {
+    h.shared().dashboards.iter().flat_map(|b| &b.widgets).find(|w| w.id == id)
+}
+
+/// `GET /api/v1/widgets/:id`: the widget's data.
+async fn widget_json(State(h): State<AgentHandle>, Path(id): Path<String>) -> Response {
+    match find_widget(&h, &id) {
+        Some(w) => axum::Json(crate::dashboards::data(h.shared(), w).await).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no widget {id:?}")),
+    }
+}
+
+/// `GET /api/v1/widgets/:id/html`: the widget's section, for the page's refresh.
+async fn widget_fragment(State(h): State<AgentHandle>, Path(id): Path<String>) -> Response {
+    match find_widget(&h, &id) {
+        Some(w) => {
+            let d = crate::dashboards::data(h.shared(), w).await;
+            (
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
+                crate::dashboards::widget_html(w, &d),
+            )
+                .into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, format!("no widget {id:?}")),
+    }
 }
 
 async fn uptime(State(h): State<AgentHandle>, q: Result<Query<ReportQuery>, QueryRejection>) -> Response {

@@ -20,6 +20,7 @@ pub mod channels;
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod dashboards;
 pub mod http;
 pub mod probes;
 pub mod promtest;

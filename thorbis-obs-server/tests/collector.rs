@@ -7,70 +7,20 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
-use support::agent::free_port;
 use support::monitors::wait_for;
-use thorbis_obs_core::testing::InMemoryChannel;
-use thorbis_obs_server::agent::{Agent, AgentHandle};
-use thorbis_obs_server::collector::CollectorSection;
-use thorbis_obs_server::store::sqlite::SqliteStore;
+use support::rum::RumAgent;
 
 const ORIGIN: &str = "https://app.example";
 
-struct Running {
-    handle: AgentHandle,
-    pager: Arc<InMemoryChannel>,
-    base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), thorbis_obs_server::agent::AgentError>>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(per_ip_per_minute: u32) -> Running {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store"));
-    let pager = Arc::new(InMemoryChannel::new("pager"));
-    let port = free_port();
-    let collector: CollectorSection = toml::from_str(&format!(
+async fn start(per_ip_per_minute: u32) -> RumAgent {
+    RumAgent::start(&format!(
         r#"client_tokens = ["ct-1"]
 allowed_origins = ["{ORIGIN}"]
 window = "1s"
 per_ip_per_minute = {per_ip_per_minute}"#
     ))
-    .expect("collector config");
-    let agent = Agent::builder()
-        .rules(thorbis_obs_core::rules::packs::rum_rules())
-        .channel(pager.clone())
-        .alias("slack", "pager")
-        .alias("email", "pager")
-        .store(store)
-        .evaluation_interval(Duration::from_millis(100))
-        .http(format!("127.0.0.1:{port}").parse().expect("addr"), None)
-        .collector(collector)
-        .build()
-        .expect("agent");
-    let handle = agent.handle();
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agent.run(async move {
-        let _ = rx.await;
-    }));
-    let base = format!("http://127.0.0.1:{port}");
-    let c = reqwest::Client::new();
-    let url = format!("{base}/healthz");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while c.get(&url).send().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "the agent did not start listening");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Running { handle, pager, base, stop, task, _dir: dir }
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.expect("join").expect("agent");
-    }
+    .await
 }
 
 fn now_ms() -> i64 {

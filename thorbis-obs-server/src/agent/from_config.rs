@@ -35,7 +35,11 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
     let (monitors, check_windows) = crate::uptime::monitors_from_config(c).map_err(AgentError::Setup)?;
     let mut windows = c.maintenance_windows.clone();
     windows.extend(check_windows);
-    b = b.maintenance_windows(windows).monitors(monitors).collector(c.collector.clone());
+    b = b
+        .maintenance_windows(windows)
+        .monitors(monitors)
+        .collector(c.collector.clone())
+        .dashboards(c.dashboards.clone());
     for (name, ch) in &c.channels {
         let built = channels::build(name, ch, &c.agent.delivery, c.agent.log_format)
             .map_err(|e| AgentError::Setup(e.to_string()))?;

@@ -86,6 +86,7 @@ pub(crate) struct Shared {
     pub(crate) board: crate::uptime::recorder::Board,
     #[cfg(feature = "collector")]
     pub(crate) collector: Option<Arc<crate::collector::Collector>>,
+    pub(crate) dashboards: Vec<crate::dashboards::DashboardConfig>,
 }
 
 impl Shared {
@@ -171,6 +172,7 @@ pub struct AgentBuilder {
     maintenance: Vec<MaintenanceWindow>,
     monitors: crate::uptime::Monitors,
     collector: Option<crate::collector::CollectorSection>,
+    dashboards: Vec<crate::dashboards::DashboardConfig>,
 }
 
 impl AgentBuilder {
@@ -266,6 +268,12 @@ impl AgentBuilder {
         self
     }
 
+    /// Dashboards served at `/` (the built-in ones when none are given).
+    pub fn dashboards(mut self, d: Vec<crate::dashboards::DashboardConfig>) -> Self {
+        self.dashboards = d;
+        self
+    }
+
     /// Uptime checks and synthetic workflows.
     pub fn monitors(mut self, m: crate::uptime::Monitors) -> Self {
         self.monitors = m;
@@ -340,7 +348,9 @@ impl AgentBuilder {
             board: Default::default(),
             #[cfg(feature = "collector")]
             collector,
+            dashboards: if self.dashboards.is_empty() { crate::dashboards::defaults() } else { self.dashboards },
         });
+        crate::dashboards::keep_history(&shared, &shared.dashboards);
         Ok(Agent {
             shared,
             sources: self.sources,
@@ -387,6 +397,7 @@ impl Agent {
             maintenance: Vec::new(),
             monitors: Default::default(),
             collector: None,
+            dashboards: Vec::new(),
         }
     }
 

@@ -58,6 +58,9 @@ pub struct AgentConfig {
     /// The RUM collector, `POST /v1/rum` (feature `collector`).
     #[serde(default)]
     pub collector: crate::collector::CollectorSection,
+    /// Dashboards served at `/`; none: the built-in operational and executive boards.
+    #[serde(default)]
+    pub dashboards: Vec<crate::dashboards::DashboardConfig>,
 }
 
 /// `[agent]`
@@ -646,6 +649,9 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
     for (path, message) in crate::collector::problems(&c.collector) {
         p(path, message);
     }
+    for (path, message) in crate::dashboards::problems(&c.dashboards) {
+        p(path, message);
+    }
     for (i, w) in c.maintenance_windows.iter().enumerate() {
         if let Err(e) = w.validate() {
             p(format!("maintenance_windows[{i}]"), e.to_string());
@@ -693,7 +699,7 @@ mod tests {
     #[test]
     fn default_config_loads() {
         let c = LoadedConfig::default_config().expect("the embedded default is valid");
-        assert_eq!(c.rules.len(), 12);
+        assert_eq!(c.rules.len(), 14, "spec 5, database 4, uptime 3, rum 2");
         assert_eq!(c.resolve_channel("pagerduty"), "console");
     }
 }

@@ -6,6 +6,8 @@ pub mod monitors;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod receiver;
+#[cfg(feature = "collector")]
+pub mod rum;
 pub mod smtp;
 pub mod tls;
 pub mod web;

@@ -1,0 +1,63 @@
+//! An in-process agent with the RUM collector on a loopback port, the `rum` rule pack and an
+//! in-memory channel called `pager` standing for slack and email, for the collector and
+//! dashboard tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+use thorbis_obs_core::testing::InMemoryChannel;
+use thorbis_obs_server::agent::{Agent, AgentError, AgentHandle};
+use thorbis_obs_server::collector::CollectorSection;
+use thorbis_obs_server::store::sqlite::SqliteStore;
+
+/// A running agent.
+pub struct RumAgent {
+    pub handle: AgentHandle,
+    pub pager: Arc<InMemoryChannel>,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), AgentError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl RumAgent {
+    /// Starts one with `[collector]` settings `collector` (TOML), evaluating every 100 ms, and
+    /// waits until it answers HTTP.
+    pub async fn start(collector: &str) -> RumAgent {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store"));
+        let pager = Arc::new(InMemoryChannel::new("pager"));
+        let port = super::agent::free_port();
+        let collector: CollectorSection = toml::from_str(collector).expect("collector config");
+        let agent = Agent::builder()
+            .rules(thorbis_obs_core::rules::packs::rum_rules())
+            .channel(pager.clone())
+            .alias("slack", "pager")
+            .alias("email", "pager")
+            .store(store)
+            .evaluation_interval(Duration::from_millis(100))
+            .http(format!("127.0.0.1:{port}").parse().expect("addr"), None)
+            .collector(collector)
+            .build()
+            .expect("agent");
+        let handle = agent.handle();
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(agent.run(async move {
+            let _ = rx.await;
+        }));
+        let base = format!("http://127.0.0.1:{port}");
+        let c = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while c.get(format!("{base}/healthz")).send().await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "the agent did not start listening");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        RumAgent { handle, pager, base, stop, task, _dir: dir }
+    }
+
+    /// Stops it and waits.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("agent");
+    }
+}
