@@ -335,6 +335,11 @@ pub struct RumWindow {
     pub counters: Series<CounterKey, Counter>,
     /// Error groups by fingerprint.
     pub errors: HashMap<String, ErrorGroup>,
+    /// Page views active in the window (sampled sessions), by view id: a view whose batches
+    /// span two windows counts in both, and one reaching two agents counts once when their
+    /// windows merge.
+    #[serde(default)]
+    pub views: HashMap<String, ViewSeen>,
     /// Routes seen, for the [`MAX_ROUTES`] cap.
     #[serde(default)]
     routes: HashSet<String>,
@@ -342,6 +347,19 @@ pub struct RumWindow {
     /// fingerprint: a repeated error is not parsed again.
     #[serde(skip)]
     fingerprints: HashMap<u64, String>,
+}
+
+/// A page view seen in a window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ViewSeen {
+    /// The application.
+    pub service: String,
+    /// Its environment.
+    pub env: String,
+    /// [`route_pattern`] of the view.
+    pub route: String,
+    /// How many views it stands for (`100 / sampleRate`).
+    pub weight: f64,
 }
 
 /// What one batch added, for the collector's own counters.
@@ -361,7 +379,7 @@ impl RumWindow {
 
     /// True when nothing was counted.
     pub fn is_empty(&self) -> bool {
-        self.vitals.is_empty() && self.counters.is_empty() && self.errors.is_empty()
+        self.vitals.is_empty() && self.counters.is_empty() && self.errors.is_empty() && self.views.is_empty()
     }
 
     fn route(&mut self, view_route: &str) -> String {
@@ -438,6 +456,15 @@ impl RumWindow {
         let sampled = batch.session.sampled;
         if sampled {
             self.count(&mut buf, "rum_batches", scope, &[], w, 0.0);
+            if !self.views.contains_key(&batch.view.id) {
+                let seen = ViewSeen {
+                    service: batch.service.clone(),
+                    env: batch.env.clone(),
+                    route: route.clone(),
+                    weight: w,
+                };
+                self.views.insert(batch.view.id.clone(), seen);
+            }
         }
         for e in &batch.events {
             done.events += 1;
@@ -464,10 +491,6 @@ impl RumWindow {
                         Rating::Poor => 2,
                     };
                     agg.ratings[i] += weight;
-                    // TTFB is reported once per page view: it counts the views.
-                    if vital == Vital::Ttfb {
-                        self.count(&mut buf, "rum_views", scope, &[("route", &route)], w, 0.0);
-                    }
                 }
                 Event::Action { .. } if sampled => self.count(&mut buf, "rum_actions", scope, &[], w, 0.0),
                 Event::LongTask { duration_ms, .. } if sampled => {
@@ -547,6 +570,9 @@ impl RumWindow {
             }
         }
         self.routes.extend(other.routes.iter().cloned());
+        for (id, v) in &other.views {
+            self.views.entry(id.clone()).or_insert_with(|| v.clone());
+        }
     }
 
     /// The window's figures as samples at `at`:
@@ -554,8 +580,8 @@ impl RumWindow {
     ///   `device`, plus `route="all", device="all"` over every route and device;
     /// - `web_vitals_<vital>_ratings` by `rating` (`good`, `needs-improvement`, `poor`), all
     ///   routes and devices;
-    /// - `rum_views` (by route and `all`), `rum_actions`, `rum_long_tasks`, `rum_errors` (by
-    ///   kind), `rum_error_rate` (errors per page view), `rum_budget_violations` (by kind),
+    /// - `rum_views`: page views active in the window (by route and `all`), `rum_actions`, `rum_long_tasks`, `rum_errors` (by
+    ///   kind), `rum_error_rate` (errors per active page view), `rum_budget_violations` (by kind),
     ///   `business_events` and `business_value` (by name), `conversions` and
     ///   `conversion_value` (by type), `journey_steps` (by journey and step): counts per
     ///   window, weighted by the sampling rate.
@@ -574,15 +600,22 @@ impl RumWindow {
         let mut counters: Vec<(&CounterKey, &Counter)> = self.counters.iter().collect();
         counters.sort_by(|a, b| a.0.cmp(b.0));
         let mut views: BTreeMap<(String, String), f64> = BTreeMap::new();
+        let mut by_route: BTreeMap<(&str, &str, &str), f64> = BTreeMap::new();
+        for v in self.views.values() {
+            *views.entry((v.service.clone(), v.env.clone())).or_default() += v.weight;
+            *by_route.entry((&v.service, &v.env, &v.route)).or_default() += v.weight;
+        }
+        for ((service, env, route), n) in by_route {
+            let labels = Labels::from_pairs([("service", service), ("env", env), ("route", route)]);
+            out.push(Sample::new("rum_views", labels, n, at));
+        }
         let mut errors: BTreeMap<(String, String), f64> = BTreeMap::new();
         for (k, &c) in counters {
             let labels = Labels::from_pairs(k.labels.iter().cloned());
-            let scope =
-                || (labels.get("service").unwrap_or("").to_string(), labels.get("env").unwrap_or("").to_string());
-            match k.metric.as_str() {
-                "rum_views" => *views.entry(scope()).or_default() += c.count,
-                "rum_errors" => *errors.entry(scope()).or_default() += c.count,
-                _ => {}
+            if k.metric == "rum_errors" {
+                let scope =
+                    (labels.get("service").unwrap_or("").to_string(), labels.get("env").unwrap_or("").to_string());
+                *errors.entry(scope).or_default() += c.count;
             }
             out.push(Sample::new(k.metric.clone(), labels.clone(), c.count, at));
             let value_metric = match k.metric.as_str() {

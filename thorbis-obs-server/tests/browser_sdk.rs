@@ -16,6 +16,7 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::sdk::{hero, sdk_dir, sdk_file, web_vitals};
 use support::web::{Reply, WebServer};
 use thorbis_obs_core::wire::Batch;
 use thorbis_obs_server::synthetic::webdriver::SyntheticRunner;
@@ -66,27 +67,6 @@ setTimeout(() => {
 </script>
 </body></html>"#;
 
-/// A 900x420 SVG of 300 circles: Chrome leaves low-entropy images (under 0.05 bits per
-/// pixel, a plain rectangle say) out of LCP, so the hero carries about 12 KB of detail.
-fn hero() -> Vec<u8> {
-    let mut svg = String::from(r#"<svg xmlns="http://www.w3.org/2000/svg" width="900" height="420">"#);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..300 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        svg.push_str(&format!(
-            r##"<circle cx="{}" cy="{}" r="{}" fill="#{:06x}"/>"##,
-            x % 900,
-            (x >> 10) % 420,
-            5 + (x >> 20) % 40,
-            (x >> 30) & 0xff_ffff
-        ));
-    }
-    svg.push_str("</svg>");
-    svg.into_bytes()
-}
-
 /// The end-to-end page's steps.
 fn e2e_steps(base: &str) -> Vec<String> {
     [
@@ -111,34 +91,6 @@ fn e2e_steps(base: &str) -> Vec<String> {
 
 /// A batch as it arrived: (request path with query, body).
 type Captured = (String, Vec<u8>);
-
-/// The SDK's plain-browser build (`bash scripts/build-sdk.sh`; scripts/test.sh exports it).
-fn sdk_dir() -> std::path::PathBuf {
-    let dir = std::env::var("THORBIS_SDK_WEB_DIR").unwrap_or_else(|_| {
-        panic!("THORBIS_SDK_WEB_DIR is not set: run `bash scripts/build-sdk.sh` (scripts/test.sh does) and point it at target/sdk/web")
-    });
-    let dir = std::path::PathBuf::from(dir);
-    assert!(dir.join("pkg/thorbis_obs_wasm_bg.wasm").exists(), "no SDK build in {}", dir.display());
-    dir
-}
-
-/// Google's web-vitals (6.2.3), the reference our values are compared with.
-fn web_vitals() -> Vec<u8> {
-    let path = std::env::var("THORBIS_WEB_VITALS_JS").unwrap_or_else(|_| {
-        panic!("THORBIS_WEB_VITALS_JS is not set: run `bash scripts/build-sdk.sh` (it installs web-vitals 6.2.3 under target/tools)")
-    });
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-}
-
-/// A file of the SDK under `/sdk/`, or `None` for other paths.
-fn sdk_file(dir: &std::path::Path, path: &str) -> Option<Reply> {
-    let rel = path.strip_prefix("/sdk/")?;
-    let ct = if rel.ends_with(".wasm") { "application/wasm" } else { "text/javascript" };
-    Some(match std::fs::read(dir.join(rel)) {
-        Ok(b) => Reply::bytes(ct, b),
-        Err(_) => Reply::new(404, "no such file"),
-    })
-}
 
 /// Runs one workflow of `steps` (TOML inline tables) in headless Chromium and asserts it
 /// passed; the browser is gone after.

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 use support::monitors::wait_for;
-use support::rum::RumAgent;
+use support::rum::{RumAgent, metric};
 
 const ORIGIN: &str = "https://app.example";
 
@@ -27,12 +27,13 @@ fn now_ms() -> i64 {
     thorbis_obs_server::agent::system_now().0
 }
 
-/// A batch from one page view of `route`, sampled at 10%, with `events` (JSON objects).
+/// A batch from the page view of `route` (one view per route), sampled at 10%, with `events`.
 fn batch(route: &str, events: &[String]) -> String {
     let t = now_ms();
     format!(
         r#"{{"v":1,"service":"shop","env":"prod","session":{{"id":"s-1","sampled":true,"startedAt":{t},"sampleRate":10}},
-"view":{{"id":"v-1","url":"https://app.example{route}","route":"{route}"}},"sentAt":{t},"events":[{}]}}"#,
+"view":{{"id":"v{}","url":"https://app.example{route}","route":"{route}"}},"sentAt":{t},"events":[{}]}}"#,
+        route.replace('/', "-"),
         events.join(",")
     )
 }
@@ -69,15 +70,6 @@ async fn post(c: &reqwest::Client, base: &str, query: &str, body: String) -> (u1
 
 async fn metrics(c: &reqwest::Client, base: &str) -> String {
     c.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text")
-}
-
-/// The value of the first `/metrics` line of `name` that has every label pair.
-fn metric(text: &str, name: &str, pairs: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .find(|l| pairs.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,42 +8,10 @@
 mod support;
 
 use std::time::Duration;
+use support::chrome::{chromium, section};
 use support::rum::RumAgent;
 use thorbis_obs_core::metrics::{Labels, Sample};
 use thorbis_obs_server::agent::{AgentHandle, system_now};
-
-/// Runs headless Chromium on `url` with `extra` flags; returns (stdout, stderr).
-async fn chromium(url: &str, extra: &[&str]) -> (String, String) {
-    let profile = tempfile::tempdir().expect("profile");
-    let mut args = vec![
-        "--headless".to_string(),
-        "--no-sandbox".into(),
-        "--disable-gpu".into(),
-        "--no-first-run".into(),
-        "--disable-background-networking".into(),
-        "--enable-logging=stderr".into(),
-        "--v=0".into(),
-        format!("--user-data-dir={}", profile.path().display()),
-        "--window-size=1280,1000".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push(url.into());
-    let out = tokio::time::timeout(
-        Duration::from_secs(90),
-        tokio::process::Command::new("/usr/bin/chromium").args(&args).kill_on_drop(true).output(),
-    )
-    .await
-    .expect("chromium finished in time")
-    .expect("chromium runs (scripts/test.sh installs Debian's chromium)");
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// The text of the element with `id` in a dumped DOM, tags stripped (enough for assertions).
-fn section<'a>(dom: &'a str, id: &str) -> &'a str {
-    let start = dom.find(&format!("id=\"w-{id}\"")).unwrap_or_else(|| panic!("no widget {id} in\n{dom}"));
-    let end = dom[start..].find("</section>").map_or(dom.len(), |e| start + e);
-    &dom[start..end]
-}
 
 fn push(h: &AgentHandle, name: &str, pairs: &[(&str, &str)], value: f64, ago_s: u64) {
     let mut labels = Labels::from_pairs([("service", "shop"), ("env", "prod")]);
@@ -73,10 +41,11 @@ async fn the_built_in_dashboards_show_seeded_numbers_in_chromium() {
     push(&h, "business_events", &[("name", "work_order_created")], 12.0, 2);
     push(&h, "business_events", &[("name", "invoice_generated")], 7.0, 2);
     push(&h, "business_value", &[("name", "payment_processed")], 4500.0, 2);
-    // A browser error through the collector.
+    // A browser error through the collector, from an unsampled session (errors only, so its
+    // window computes no error rate over the seeded one).
     let t = system_now().0;
     let body = format!(
-        r#"{{"v":1,"service":"shop","env":"prod","session":{{"id":"s-1","sampled":true,"startedAt":{t}}},"view":{{"id":"v-1","url":"https://app.example/hs/pay","route":"/hs/pay"}},"sentAt":{t},"events":[{{"type":"error","at":{t},"kind":"error","message":"TypeError: card is undefined <b>","stack":"TypeError: card is undefined\n    at pay (https://app.example/pay.js:1:2)","tags":{{"businessProcess":"payments"}},"count":2}}]}}"#
+        r#"{{"v":1,"service":"shop","env":"prod","session":{{"id":"s-1","sampled":false,"startedAt":{t}}},"view":{{"id":"v-1","url":"https://app.example/hs/pay","route":"/hs/pay"}},"sentAt":{t},"events":[{{"type":"error","at":{t},"kind":"error","message":"TypeError: card is undefined <b>","stack":"TypeError: card is undefined\n    at pay (https://app.example/pay.js:1:2)","tags":{{"businessProcess":"payments"}},"count":2}}]}}"#
     );
     let r =
         c.post(format!("{base}/v1/rum")).header("Content-Type", "text/plain").body(body).send().await.expect("post");

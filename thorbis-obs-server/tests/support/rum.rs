@@ -24,15 +24,25 @@ impl RumAgent {
     /// Starts one with `[collector]` settings `collector` (TOML), evaluating every 100 ms, and
     /// waits until it answers HTTP.
     pub async fn start(collector: &str) -> RumAgent {
+        Self::start_with(collector, None).await
+    }
+
+    /// [`RumAgent::start`], with `slack` going to `hook` instead of the pager when given.
+    pub async fn start_with(collector: &str, hook: Option<Arc<dyn thorbis_obs_core::AlertChannel>>) -> RumAgent {
         let dir = tempfile::tempdir().expect("tmp");
         let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store"));
         let pager = Arc::new(InMemoryChannel::new("pager"));
         let port = super::agent::free_port();
         let collector: CollectorSection = toml::from_str(collector).expect("collector config");
-        let agent = Agent::builder()
-            .rules(thorbis_obs_core::rules::packs::rum_rules())
-            .channel(pager.clone())
-            .alias("slack", "pager")
+        let mut b = Agent::builder().rules(thorbis_obs_core::rules::packs::rum_rules()).channel(pager.clone());
+        b = match hook {
+            Some(h) => {
+                let name = h.name().to_string();
+                b.channel(h).alias("slack", &name)
+            }
+            None => b.alias("slack", "pager"),
+        };
+        let agent = b
             .alias("email", "pager")
             .store(store)
             .evaluation_interval(Duration::from_millis(100))
@@ -60,4 +70,13 @@ impl RumAgent {
         let _ = self.stop.send(());
         self.task.await.expect("join").expect("agent");
     }
+}
+
+/// The value of the first `/metrics` line of `name` that has every label pair.
+pub fn metric(text: &str, name: &str, pairs: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| pairs.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
