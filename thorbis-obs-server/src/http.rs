@@ -62,7 +62,8 @@ pub fn router(handle: AgentHandle) -> Router {
                 .options(crate::collector::preflight)
                 .layer(axum::extract::DefaultBodyLimit::max(thorbis_obs_core::wire::MAX_BATCH_BYTES + 1)),
         )
-        .route("/api/v1/rum/errors", get(rum_errors));
+        .route("/api/v1/rum/errors", get(rum_errors))
+        .route("/api/v1/summary", get(summary));
     router.with_state(handle)
 }
 
@@ -170,36 +171,82 @@ struct ReportQuery {
     endpoint: Option<String>,
 }
 
-async fn report(h: &AgentHandle, kind: CheckKind, q: ReportQuery) -> Response {
-    let range = q.range.unwrap_or(HumanDuration::from_secs(86_400));
+/// Uptime reports of `kind` over `range` from the stored results, with the targets' status.
+async fn uptime_summary(
+    h: &AgentHandle,
+    kind: CheckKind,
+    range: HumanDuration,
+    endpoint: Option<&str>,
+) -> Result<(crate::uptime::report::UptimeSummary, Vec<crate::uptime::recorder::TargetStatus>), Response> {
     if range.get() > std::time::Duration::from_secs(400 * 86_400) || range.get().is_zero() {
-        return error(StatusCode::BAD_REQUEST, "range: between 1s and 400d");
+        return Err(error(StatusCode::BAD_REQUEST, "range: between 1s and 400d"));
     }
     let shared = h.shared();
     let now = shared.clock.now();
     let since = now.minus(range.get());
-    let records = match shared.store.check_results(kind, q.endpoint.as_deref(), since, now).await {
+    let records = match shared.store.check_results(kind, endpoint, since, now).await {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     };
-    let status: Vec<_> = shared
-        .board
-        .targets(kind)
-        .into_iter()
-        .filter(|t| q.endpoint.as_ref().is_none_or(|e| *e == t.spec.target))
-        .collect();
+    let status: Vec<_> =
+        shared.board.targets(kind).into_iter().filter(|t| endpoint.is_none_or(|e| e == t.spec.target)).collect();
     let targets: Vec<String> = status.iter().map(|t| t.spec.target.clone()).collect();
     let settings = |t: &str| {
         status.iter().find(|s| s.spec.target == t).map(|s| (s.spec.quorum, s.spec.sla_target)).unwrap_or((1, 99.9))
     };
     let overall_sla = status.iter().map(|s| s.spec.sla_target).reduce(f64::max).unwrap_or(99.9);
     let summary = summarize(&records, &range.to_string(), since, now, &targets, settings, overall_sla);
-    axum::Json(json!({
-        "report": summary,
-        "status": status,
-        "scheduler": shared.board.scheduler(),
-    }))
-    .into_response()
+    Ok((summary, status))
+}
+
+async fn report(h: &AgentHandle, kind: CheckKind, q: ReportQuery) -> Response {
+    let range = q.range.unwrap_or(HumanDuration::from_secs(86_400));
+    match uptime_summary(h, kind, range, q.endpoint.as_deref()).await {
+        Ok((summary, status)) => axum::Json(json!({
+            "report": summary,
+            "status": status,
+            "scheduler": h.shared().board.scheduler(),
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `GET /api/v1/summary?range=1h`: the spec's rollup (see `collector::summary`).
+#[cfg(feature = "collector")]
+async fn summary(State(h): State<AgentHandle>, q: Result<Query<RangeQuery>, QueryRejection>) -> Response {
+    let range = match q {
+        Ok(Query(q)) => q.range.unwrap_or(HumanDuration::from_secs(3600)),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let shared = h.shared();
+    let now = shared.clock.now();
+    let window = shared.collector.as_ref().map(|c| c.merged_since(now.minus(range.get()))).unwrap_or_default();
+    let mut s = crate::collector::summary::from_window(&window, range.to_string(), now);
+    match uptime_summary(&h, CheckKind::Http, range, None).await {
+        Ok((u, _)) if u.overall.checks > 0 => s.reliability.uptime = Some(u.overall),
+        Ok(_) => {}
+        Err(r) => return r,
+    }
+    {
+        let engine = shared.engine();
+        let store = engine.store();
+        for name in store.metric_names() {
+            let wanted = shared
+                .business_metrics
+                .iter()
+                .any(|m| if m.ends_with('_') { name.starts_with(m.as_str()) } else { name == m });
+            if !wanted {
+                continue;
+            }
+            let newest =
+                store.series_of(name).iter().filter_map(|&id| store.window(id)?.last()).max_by_key(|(t, _)| *t);
+            if let Some((_, v)) = newest {
+                s.business_impact.sql.insert(name.to_string(), v);
+            }
+        }
+    }
+    axum::Json(s).into_response()
 }
 
 #[cfg(feature = "collector")]

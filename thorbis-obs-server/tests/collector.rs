@@ -162,14 +162,7 @@ async fn batches_become_windows_metrics_error_groups_and_one_page() {
     assert_eq!(lcp.len(), 1, "one page for one slow site, not one per route: {sent:#?}");
 
     // Errors grouped: one group of three, with its business context and a stack.
-    let errors: serde_json::Value = c
-        .get(format!("{}/api/v1/rum/errors?range=1h", a.base))
-        .send()
-        .await
-        .expect("errors")
-        .json()
-        .await
-        .expect("json");
+    let errors = a.get_json("/api/v1/rum/errors?range=1h").await;
     let groups = errors["errors"].as_array().cloned().unwrap_or_default();
     assert_eq!(groups.len(), 1, "{errors}");
     assert_eq!(groups[0]["count"], 3);
@@ -195,5 +188,69 @@ async fn an_ip_over_its_limit_gets_429_with_retry_after() {
     assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 10, "{statuses:?}");
     assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
     assert_eq!(retry.as_deref(), Some("1"), "one request a second at 60 a minute");
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_rolls_up_vitals_errors_sessions_and_business() {
+    let a = RumAgent::start("window = \"1s\"\nsession_idle = \"1s\"").await;
+    let c = reqwest::Client::new();
+    let t = now_ms();
+    let page = |view: &str, events: &[String]| {
+        format!(
+            r#"{{"v":1,"service":"shop","env":"prod","session":{{"id":"s-sum","sampled":true,"startedAt":{},"sampleRate":100}},
+"view":{{"id":"{view}","url":"https://app.example/hs/invoices","route":"/hs/invoices"}},"sentAt":{t},"events":[{}]}}"#,
+            t - 30_000,
+            events.join(",")
+        )
+    };
+    let business = format!(
+        r#"{{"type":"business","at":{t},"name":"invoice_generated","props":{{"invoiceId":"inv_1","amount":450}}}}"#
+    );
+    let conversion = format!(r#"{{"type":"conversion","at":{t},"conversionType":"invoice-paid","value":450}}"#);
+    let action = format!(r#"{{"type":"action","at":{t},"name":"Pay","actionType":"click","target":"button#pay"}}"#);
+    let first = page("v-one", &[vital("LCP", 1900.0), vital("CLS", 0.2), error("TypeError: x is undefined", 3)]);
+    let second = page("v-two", &[vital("LCP", 2100.0), business, conversion, action]);
+    for body in [first, second] {
+        let r = c
+            .post(format!("{}/v1/rum", a.base))
+            .header("Content-Type", "text/plain")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    // The session ends after a second without batches, counted at a window's close.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        let s: serde_json::Value =
+            c.get(format!("{}/api/v1/summary?range=1h", a.base)).send().await.expect("get").json().await.expect("json");
+        if s["user_experience"]["sessions_ended"].as_f64() == Some(1.0) {
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the session never ended: {s:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let lcp = &s["performance"]["vitals"]["LCP"];
+    // Rank floor(0.75 * (n - 1)) of [1900, 2100]: 1900 (within the sketch's 0.5%).
+    assert!(lcp["p75"].as_f64().is_some_and(|p| (1890.0..=1910.0).contains(&p)), "{lcp}");
+    assert_eq!((lcp["rating"].as_str(), lcp["spec_status"].as_str()), (Some("good"), Some("above_target")), "{lcp}");
+    assert_eq!(s["performance"]["vitals"]["CLS"]["rating"], "needs-improvement");
+    let rel = &s["reliability"];
+    assert_eq!((rel["browser_errors"].as_f64(), rel["page_views"].as_f64()), (Some(1.0), Some(2.0)), "{rel}");
+    assert_eq!(rel["browser_error_rate"].as_f64(), Some(0.5));
+    let ux = &s["user_experience"];
+    assert_eq!(ux["session_duration_seconds_avg"].as_f64(), Some(30.0), "from the session's start to its last event");
+    assert_eq!(ux["bounce_rate"].as_f64(), Some(0.0), "two views and an action: no bounce");
+    assert_eq!(ux["conversion_rates"]["invoice-paid"].as_f64(), Some(0.5));
+    let b = &s["business_impact"];
+    assert_eq!(
+        (b["events"]["invoice_generated"]["count"].as_f64(), b["events"]["invoice_generated"]["value"].as_f64()),
+        (Some(1.0), Some(450.0))
+    );
+    assert_eq!(b["conversions"]["invoice-paid"]["value"].as_f64(), Some(450.0));
+    let text = metrics(&c, &a.base).await;
+    assert_eq!(metric(&text, "rum_session_duration_seconds_avg", &[("service", "shop")]), Some(30.0), "\n{text}");
     a.stop().await;
 }

@@ -62,6 +62,15 @@ async fn store_contract() {
     assert_eq!((s.pending, s.delivered, s.failed), (0, 1, 1));
     assert_eq!(store.failed_deliveries(5).await.expect("failed")[0].error, "HTTP 400: bad");
     assert!(store.record_attempt("nope", "hook", &AttemptOutcome::Failed { at, error: String::new() }).await.is_err());
+    // Shared RUM windows: one per agent and start, the newest body wins, pruned by start.
+    store.record_rum_window(at, "a", "{\"v\":1}").await.expect("window");
+    store.record_rum_window(at, "a", "{\"v\":2}").await.expect("rewritten");
+    store2.record_rum_window(at, "b", "{}").await.expect("window");
+    store.record_rum_window(later, "a", "{}").await.expect("window");
+    let rows = store2.rum_windows(at).await.expect("read");
+    assert_eq!(rows, [("a".to_string(), "{\"v\":2}".to_string()), ("b".to_string(), "{}".to_string())]);
+    assert_eq!(store.prune_rum_windows(later).await.expect("prune"), 2);
+    assert_eq!(store.rum_windows(later).await.expect("read").len(), 1);
     // One leader at a time.
     assert!(store.try_lead().await.expect("lock"));
     assert!(!store2.try_lead().await.expect("lock"));

@@ -56,7 +56,7 @@ async fn a_slow_page_in_chromium_pages_through_the_agent_and_shows_on_the_dashbo
     .await;
     let hook =
         WebhookChannel::new("hook", Secret::new(receiver.url("/hook")), None, Duration::from_secs(5)).expect("hook");
-    let agent = RumAgent::start_with("window = \"1s\"", Some(Arc::new(hook))).await;
+    let agent = RumAgent::start_with("window = \"1s\"", Some(Arc::new(hook)), None).await;
 
     // The site, on its own origin: the SDK posts to the agent's (text/plain, no preflight).
     let sdk = sdk_dir();
@@ -94,24 +94,14 @@ steps = [
     drop(runner);
 
     // /metrics: the LCP p75 and the error rate of the window the beacons landed in.
-    let c = reqwest::Client::new();
     let all = [("service", "shop"), ("route", "all"), ("device", "all")];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let text = loop {
-        let text = c.get(format!("{}/metrics", agent.base)).send().await.expect("metrics").text().await.expect("text");
-        if metric(&text, "web_vitals_lcp_p75", &all).is_some() {
-            break text;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no LCP in /metrics:\n{text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let text = agent.metrics_until("LCP", |t| metric(t, "web_vitals_lcp_p75", &all).is_some()).await;
     let lcp = metric(&text, "web_vitals_lcp_p75", &all).unwrap_or(0.0);
     assert!((2800.0..6000.0).contains(&lcp), "the image came at 2.8 s: LCP p75 {lcp}");
     assert!(metric(&text, "rum_error_rate", &[("service", "shop")]).is_some(), "an error rate per window:\n{text}");
 
     // The errors, grouped.
-    let errors: serde_json::Value =
-        c.get(format!("{}/api/v1/rum/errors", agent.base)).send().await.expect("errors").json().await.expect("json");
+    let errors = agent.get_json("/api/v1/rum/errors").await;
     let messages: Vec<&str> =
         errors["errors"].as_array().into_iter().flatten().filter_map(|g| g["message"].as_str()).collect();
     assert!(messages.iter().any(|m| m.contains("TypeError: card is undefined")), "{errors}");

@@ -48,6 +48,16 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
     for (alias, target) in &c.channel_aliases {
         b = b.alias(alias, target);
     }
+    let mut business = Vec::new();
+    for s in &c.sources {
+        if let SourceConfig::Postgres { business: queries, .. } = s {
+            for q in queries {
+                business.extend(q.metrics.values().cloned());
+                business.push(format!("business_{}_", q.name));
+            }
+        }
+    }
+    b = b.business_metrics(business);
     for s in &c.sources {
         match s {
             SourceConfig::SelfCheck { interval } => b = b.source(Arc::new(SelfCheckSource::new(interval.get()))),

@@ -87,6 +87,9 @@ pub(crate) struct Shared {
     #[cfg(feature = "collector")]
     pub(crate) collector: Option<Arc<crate::collector::Collector>>,
     pub(crate) dashboards: Vec<crate::dashboards::DashboardConfig>,
+    /// Metric names (or, ending in `_`, prefixes) of the PostgreSQL business queries, for the
+    /// summary's business impact.
+    pub(crate) business_metrics: Vec<String>,
 }
 
 impl Shared {
@@ -173,6 +176,7 @@ pub struct AgentBuilder {
     monitors: crate::uptime::Monitors,
     collector: Option<crate::collector::CollectorSection>,
     dashboards: Vec<crate::dashboards::DashboardConfig>,
+    business_metrics: Vec<String>,
 }
 
 impl AgentBuilder {
@@ -268,6 +272,13 @@ impl AgentBuilder {
         self
     }
 
+    /// Metric names (or prefixes ending in `_`) the summary reports as business impact: what the
+    /// PostgreSQL business queries produce.
+    pub fn business_metrics(mut self, names: Vec<String>) -> Self {
+        self.business_metrics = names;
+        self
+    }
+
     /// Dashboards served at `/` (the built-in ones when none are given).
     pub fn dashboards(mut self, d: Vec<crate::dashboards::DashboardConfig>) -> Self {
         self.dashboards = d;
@@ -349,6 +360,7 @@ impl AgentBuilder {
             #[cfg(feature = "collector")]
             collector,
             dashboards: if self.dashboards.is_empty() { crate::dashboards::defaults() } else { self.dashboards },
+            business_metrics: self.business_metrics,
         });
         crate::dashboards::keep_history(&shared, &shared.dashboards);
         Ok(Agent {
@@ -398,6 +410,7 @@ impl Agent {
             monitors: Default::default(),
             collector: None,
             dashboards: Vec::new(),
+            business_metrics: Vec::new(),
         }
     }
 

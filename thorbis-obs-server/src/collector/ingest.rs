@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use thorbis_obs_core::rum::{Device, ErrorGroup, RumWindow};
+use thorbis_obs_core::rum::{Device, ErrorGroup, RumWindow, SessionTracker};
 use thorbis_obs_core::time::Timestamp;
 use thorbis_obs_core::wire::{self, Batch};
 
@@ -155,6 +155,7 @@ pub const OUTCOMES: [&str; 6] =
 
 struct Open {
     window: RumWindow,
+    sessions: SessionTracker,
     per_ip: RateLimit,
     per_token: RateLimit,
 }
@@ -162,6 +163,8 @@ struct Open {
 /// The collector's state: the open window, the limits, recent closed windows.
 pub struct Collector {
     cfg: CollectorSection,
+    /// This agent's name on a shared store: random per process.
+    agent_id: String,
     open: Mutex<Open>,
     recent: Mutex<VecDeque<RumWindow>>,
     /// What it took and refused.
@@ -183,11 +186,20 @@ impl Collector {
         Collector {
             open: Mutex::new(Open {
                 window: RumWindow::new(Timestamp(now.0.div_euclid(w) * w)),
+                sessions: SessionTracker::default(),
                 per_ip: RateLimit::new(cfg.per_ip_per_minute, burst(cfg.per_ip_per_minute)),
                 per_token: RateLimit::new(cfg.per_token_per_minute, burst(cfg.per_token_per_minute)),
             }),
             recent: Mutex::new(VecDeque::new()),
             stats: Stats::default(),
+            agent_id: format!(
+                "agent-{}-{:x}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0)
+            ),
             cfg,
         }
     }
@@ -201,9 +213,16 @@ impl Collector {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Closes the open window at `now` and returns it (a new one opens).
+    /// Closes the open window at `now` and returns it (a new one opens); sessions idle for
+    /// `session_idle` end into it.
     pub fn close_window(&self, now: Timestamp) -> RumWindow {
-        let closed = std::mem::replace(&mut self.open().window, RumWindow::new(now));
+        let idle = i64::try_from(self.cfg.session_idle.get().as_millis()).unwrap_or(i64::MAX);
+        let closed = {
+            let mut open = self.open();
+            let Open { window, sessions, .. } = &mut *open;
+            sessions.expire(now.0, idle, window);
+            std::mem::replace(window, RumWindow::new(now))
+        };
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent.push_back(closed.clone());
         while recent.len() > KEEP_WINDOWS {
@@ -212,13 +231,59 @@ impl Collector {
         closed
     }
 
-    /// Error groups of the windows since `since` (the open one included), most frequent first.
-    pub fn errors_since(&self, since: Timestamp) -> Vec<ErrorGroup> {
+    /// Shares the closed window `own` through a shared store and merges the other agents'
+    /// windows of the same period into it, after waiting `grace` for them to be written.
+    async fn merge_shared(
+        &self,
+        store: &dyn crate::store::Store,
+        own: RumWindow,
+        grace: std::time::Duration,
+    ) -> RumWindow {
+        let start = own.start;
+        if !own.is_empty() {
+            match serde_json::to_string(&own) {
+                Ok(body) => {
+                    if let Err(e) = store.record_rum_window(start, &self.agent_id, &body).await {
+                        tracing::warn!(error = %e, "cannot share the RUM window; it counts on this agent only");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot encode the RUM window"),
+            }
+        }
+        tokio::time::sleep(grace).await;
+        let mut merged = own;
+        match store.rum_windows(start).await {
+            Ok(rows) => {
+                for (agent, body) in rows.iter().filter(|(a, _)| *a != self.agent_id) {
+                    match serde_json::from_str::<RumWindow>(body) {
+                        Ok(w) => merged.merge(&w),
+                        Err(e) => {
+                            tracing::warn!(agent = %agent, error = %e, "a shared RUM window cannot be read; skipped")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the other agents' RUM windows"),
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(w) = recent.iter_mut().rev().find(|w| w.start == start) {
+            *w = merged.clone();
+        }
+        merged
+    }
+
+    /// The windows since `since` merged, the open one included.
+    pub fn merged_since(&self, since: Timestamp) -> RumWindow {
         let mut all = self.open().window.clone();
         for w in self.recent.lock().unwrap_or_else(PoisonError::into_inner).iter().filter(|w| w.start >= since) {
             all.merge(w);
         }
-        let mut groups: Vec<ErrorGroup> = all.errors.into_values().collect();
+        all
+    }
+
+    /// Error groups of the windows since `since` (the open one included), most frequent first.
+    pub fn errors_since(&self, since: Timestamp) -> Vec<ErrorGroup> {
+        let mut groups: Vec<ErrorGroup> = self.merged_since(since).errors.into_values().collect();
         groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.fingerprint.cmp(&b.fingerprint)));
         groups
     }
@@ -279,7 +344,7 @@ impl Collector {
         body: &[u8],
         now: Timestamp,
     ) -> Result<usize, Rejection> {
-        let r = self.admit(headers, uri, peer, now).and_then(|()| self.count(headers, body));
+        let r = self.admit(headers, uri, peer, now).and_then(|()| self.count(headers, body, now));
         let outcome = match &r {
             Ok(_) => 0,
             Err(e) => e.outcome(),
@@ -289,7 +354,7 @@ impl Collector {
     }
 
     /// Decodes an admitted body and counts it into the open window.
-    fn count(&self, headers: &HeaderMap, body: &[u8]) -> Result<usize, Rejection> {
+    fn count(&self, headers: &HeaderMap, body: &[u8], now: Timestamp) -> Result<usize, Rejection> {
         let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("text/plain");
         let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if mime != "text/plain" && mime != "application/json" {
@@ -302,7 +367,11 @@ impl Collector {
         let batch = decode(body)?;
         let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
         let device = Device::from_user_agent(ua);
-        let done = self.open().window.ingest(&batch, device);
+        let done = {
+            let mut open = self.open();
+            open.sessions.observe(&batch, now.0);
+            open.window.ingest(&batch, device)
+        };
         self.stats.events.fetch_add(done.events as u64, Ordering::Relaxed);
         Ok(done.events)
     }
@@ -413,9 +482,18 @@ pub(crate) async fn run_windows(
             _ = stop.changed() => break,
         }
         let now = Timestamp(end);
-        let closed = collector.close_window(now);
+        let mut closed = collector.close_window(now);
         // The collector's own totals, so refusals show in /metrics and can be alerted on.
         let mut samples = collector.stats.samples(now);
+        if shared.store.is_shared() {
+            // Agents behind a load balancer: every agent merges every agent's window, so each
+            // (and the leader, which evaluates the rules) sees all the traffic.
+            let grace = (collector.window() / 4).min(std::time::Duration::from_secs(5));
+            closed = collector.merge_shared(shared.store.as_ref(), closed, grace).await;
+            if let Err(e) = shared.store.prune_rum_windows(now.minus(std::time::Duration::from_secs(2 * 3600))).await {
+                tracing::warn!(error = %e, "cannot prune shared RUM windows");
+            }
+        }
         if !closed.is_empty() {
             samples.extend(closed.samples(now));
         }

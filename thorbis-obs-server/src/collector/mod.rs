@@ -24,6 +24,8 @@
 mod ingest;
 #[cfg(feature = "collector")]
 pub mod limit;
+#[cfg(feature = "collector")]
+pub mod summary;
 
 #[cfg(feature = "collector")]
 pub use ingest::*;
@@ -49,6 +51,9 @@ pub struct CollectorSection {
     pub per_ip_per_minute: u32,
     /// Batches a minute per client token (0: no limit). Default 60,000.
     pub per_token_per_minute: u32,
+    /// A session without a batch for this long has ended (its duration and bounce are then
+    /// counted). Default 15 minutes, the SDK's.
+    pub session_idle: HumanDuration,
     /// Take the client IP from the first `X-Forwarded-For` address (behind a proxy such as the
     /// Next.js rewrite). Default false: the peer address.
     pub trust_forwarded_for: bool,
@@ -63,6 +68,7 @@ impl Default for CollectorSection {
             window: HumanDuration::from_secs(60),
             per_ip_per_minute: 600,
             per_token_per_minute: 60_000,
+            session_idle: HumanDuration::from_secs(15 * 60),
             trust_forwarded_for: false,
         }
     }
@@ -74,6 +80,9 @@ pub fn problems(c: &CollectorSection) -> Vec<(String, String)> {
     let w = c.window.get().as_secs_f64();
     if !(1.0..=3600.0).contains(&w) {
         out.push(("collector.window".into(), "between 1s and 1h".into()));
+    }
+    if c.session_idle.get() < std::time::Duration::from_secs(1) {
+        out.push(("collector.session_idle".into(), "at least 1s".into()));
     }
     for (i, o) in c.allowed_origins.iter().enumerate() {
         let ok = (o.starts_with("https://") || o.starts_with("http://"))

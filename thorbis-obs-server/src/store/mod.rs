@@ -226,6 +226,16 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes results with `at < before`; returns how many.
     async fn prune_checks(&self, before: Timestamp) -> Result<u64, StoreError>;
 
+    /// Keeps an agent's closed RUM window (core's `RumWindow` as JSON) starting at `start`, so the
+    /// agents sharing the store can merge them.
+    async fn record_rum_window(&self, start: Timestamp, agent: &str, body: &str) -> Result<(), StoreError>;
+
+    /// Every agent's window starting at `start`, as `(agent, body)`.
+    async fn rum_windows(&self, start: Timestamp) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Deletes windows starting before `before`; returns how many.
+    async fn prune_rum_windows(&self, before: Timestamp) -> Result<u64, StoreError>;
+
     /// True when several agents share this store, so their check locations count together.
     fn is_shared(&self) -> bool {
         false

@@ -333,6 +333,32 @@ impl Store for PostgresStore {
         c.execute("DELETE FROM check_results WHERE at < $1", &[&before.as_millis()]).await.map_err(backend)
     }
 
+    async fn record_rum_window(&self, start: Timestamp, agent: &str, body: &str) -> Result<(), StoreError> {
+        client!(self, c);
+        c.execute(
+            "INSERT INTO rum_windows (start_ms, agent, body) VALUES ($1, $2, $3)
+             ON CONFLICT (start_ms, agent) DO UPDATE SET body = excluded.body",
+            &[&start.as_millis(), &agent, &body],
+        )
+        .await
+        .map(|_| ())
+        .map_err(backend)
+    }
+
+    async fn rum_windows(&self, start: Timestamp) -> Result<Vec<(String, String)>, StoreError> {
+        client!(self, c);
+        let rows = c
+            .query("SELECT agent, body FROM rum_windows WHERE start_ms = $1 ORDER BY agent", &[&start.as_millis()])
+            .await
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn prune_rum_windows(&self, before: Timestamp) -> Result<u64, StoreError> {
+        client!(self, c);
+        c.execute("DELETE FROM rum_windows WHERE start_ms < $1", &[&before.as_millis()]).await.map_err(backend)
+    }
+
     fn is_shared(&self) -> bool {
         true
     }

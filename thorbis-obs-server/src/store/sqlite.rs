@@ -54,6 +54,13 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX check_results_target ON check_results (kind, target, at);
     CREATE INDEX check_results_at ON check_results (kind, at)",
+    // Closed RUM windows of each agent on a shared store, merged by every agent.
+    "CREATE TABLE rum_windows (
+        start_ms BIGINT NOT NULL,
+        agent TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (start_ms, agent)
+    )",
 ];
 
 /// The SQLite-backed [`Store`].
@@ -369,7 +376,60 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn record_rum_window(&self, start: Timestamp, agent: &str, body: &str) -> Result<(), StoreError> {
+        let (agent, body) = (agent.to_string(), body.to_string());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO rum_windows (start_ms, agent, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (start_ms, agent) DO UPDATE SET body = excluded.body",
+                params![start.as_millis(), agent, body],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn rum_windows(&self, start: Timestamp) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(move |c| {
+            let mut st =
+                c.prepare("SELECT agent, body FROM rum_windows WHERE start_ms = ?1 ORDER BY agent").map_err(backend)?;
+            let rows = st.query_map(params![start.as_millis()], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn prune_rum_windows(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.with(move |c| {
+            c.execute("DELETE FROM rum_windows WHERE start_ms < ?1", params![before.as_millis()])
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rum_windows_round_trip() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SqliteStore::open(&dir.path().join("t.db")).expect("store");
+        let (t1, t2) = (Timestamp::from_secs(1_795_000_000), Timestamp::from_secs(1_795_000_060));
+        store.record_rum_window(t1, "a", "1").await.expect("write");
+        store.record_rum_window(t1, "a", "2").await.expect("rewrite");
+        store.record_rum_window(t1, "b", "3").await.expect("write");
+        store.record_rum_window(t2, "a", "4").await.expect("write");
+        let rows = store.rum_windows(t1).await.expect("read");
+        assert_eq!(rows, [("a".to_string(), "2".to_string()), ("b".to_string(), "3".to_string())]);
+        assert_eq!(store.prune_rum_windows(t2).await.expect("prune"), 2);
+        assert_eq!(store.rum_windows(t2).await.expect("read").len(), 1);
     }
 }

@@ -24,13 +24,21 @@ impl RumAgent {
     /// Starts one with `[collector]` settings `collector` (TOML), evaluating every 100 ms, and
     /// waits until it answers HTTP.
     pub async fn start(collector: &str) -> RumAgent {
-        Self::start_with(collector, None).await
+        Self::start_with(collector, None, None).await
     }
 
-    /// [`RumAgent::start`], with `slack` going to `hook` instead of the pager when given.
-    pub async fn start_with(collector: &str, hook: Option<Arc<dyn thorbis_obs_core::AlertChannel>>) -> RumAgent {
+    /// [`RumAgent::start`], with `slack` going to `hook` instead of the pager when given, on
+    /// `store` (a fresh SQLite file when `None`).
+    pub async fn start_with(
+        collector: &str,
+        hook: Option<Arc<dyn thorbis_obs_core::AlertChannel>>,
+        store: Option<Arc<dyn thorbis_obs_server::store::Store>>,
+    ) -> RumAgent {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store"));
+        let store = match store {
+            Some(s) => s,
+            None => Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store")),
+        };
         let pager = Arc::new(InMemoryChannel::new("pager"));
         let port = super::agent::free_port();
         let collector: CollectorSection = toml::from_str(collector).expect("collector config");
@@ -63,6 +71,26 @@ impl RumAgent {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         RumAgent { handle, pager, base, stop, task, _dir: dir }
+    }
+
+    /// `GET path` as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let r = reqwest::get(format!("{}{path}", self.base)).await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        r.json().await.unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
+    /// Polls `/metrics` (every 100 ms, 15 s at most) until `ready` holds; returns that text.
+    pub async fn metrics_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let text =
+                reqwest::get(format!("{}/metrics", self.base)).await.expect("metrics").text().await.expect("text");
+            if ready(&text) {
+                return text;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{}: no {what} in /metrics:\n{text}", self.base);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Stops it and waits.

@@ -1,0 +1,163 @@
+//! `GET /api/v1/summary?range=1h`: the spec's NextFaster rollup of what the agent knows, in four
+//! parts: performance (web vitals p75 against Google's ratings and the spec's levels, budget
+//! violations), reliability (uptime, SLA, MTTR, MTBF of the uptime checks; the browser error
+//! rate), user experience (session duration, bounce rate, conversion rates) and business impact
+//! (business events and conversions from the browser; the latest values of the PostgreSQL
+//! business metrics when the config has them).
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use thorbis_obs_core::domain::uptime::UptimeReport;
+use thorbis_obs_core::domain::vitals::{SpecStatus, Vital};
+use thorbis_obs_core::rum::{RumWindow, VITALS_QUANTILE, VitalAgg};
+use thorbis_obs_core::time::Timestamp;
+
+/// One vital over the range.
+#[derive(Clone, Debug, Serialize)]
+pub struct VitalSummary {
+    /// p75 over every route and device.
+    pub p75: f64,
+    /// Values counted (weighted).
+    pub count: u64,
+    /// Google's rating of the p75.
+    pub rating: &'static str,
+    /// The spec's level (target, warning, critical) for the vitals it configures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_status: Option<SpecStatus>,
+}
+
+/// Performance.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Performance {
+    /// By vital name (`LCP`, `INP`, ...).
+    pub vitals: BTreeMap<&'static str, VitalSummary>,
+    /// Resources over budget, by kind.
+    pub budget_violations: BTreeMap<String, f64>,
+}
+
+/// Reliability.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Reliability {
+    /// Uptime checks over the range, all endpoints together (absent without checks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<UptimeReport>,
+    /// Browser errors (every session).
+    pub browser_errors: f64,
+    /// Page views (estimated from sampled sessions).
+    pub page_views: f64,
+    /// Errors per page view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser_error_rate: Option<f64>,
+}
+
+/// User experience.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UserExperience {
+    /// Sessions that ended in the range.
+    pub sessions_ended: f64,
+    /// Their mean duration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_duration_seconds_avg: Option<f64>,
+    /// Share of them with one page view and no action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bounce_rate: Option<f64>,
+    /// Conversions per page view, by type.
+    pub conversion_rates: BTreeMap<String, f64>,
+}
+
+/// A count and the sum of values.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Tally {
+    /// How many (weighted).
+    pub count: f64,
+    /// Their value.
+    pub value: f64,
+}
+
+/// Business impact.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BusinessImpact {
+    /// Business events from the browser, by name.
+    pub events: BTreeMap<String, Tally>,
+    /// Conversions, by type.
+    pub conversions: BTreeMap<String, Tally>,
+    /// The latest value of each metric the PostgreSQL business queries produce.
+    pub sql: BTreeMap<String, f64>,
+}
+
+/// The rollup.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// The range, e.g. `1h`.
+    pub range: String,
+    /// When it was made.
+    pub generated_at: Timestamp,
+    /// Performance.
+    pub performance: Performance,
+    /// Reliability.
+    pub reliability: Reliability,
+    /// User experience.
+    pub user_experience: UserExperience,
+    /// Business impact.
+    pub business_impact: BusinessImpact,
+}
+
+/// The RUM parts of the rollup from the merged windows of the range.
+pub fn from_window(w: &RumWindow, range: String, now: Timestamp) -> Summary {
+    let mut overall: BTreeMap<Vital, VitalAgg> = BTreeMap::new();
+    for (k, agg) in w.vitals.iter() {
+        let o = overall.entry(k.vital).or_default();
+        o.sketch.merge(&agg.sketch);
+    }
+    let mut performance = Performance::default();
+    for (vital, agg) in &overall {
+        if let Some(p75) = agg.sketch.quantile(VITALS_QUANTILE) {
+            performance.vitals.insert(
+                vital.name(),
+                VitalSummary {
+                    p75,
+                    count: agg.sketch.count(),
+                    rating: vital.rate(p75).as_str(),
+                    spec_status: vital.spec_status(p75),
+                },
+            );
+        }
+    }
+    let mut reliability = Reliability::default();
+    let mut ux = UserExperience::default();
+    let mut business = BusinessImpact::default();
+    let (mut seconds, mut bounces) = (0.0, 0.0);
+    for (k, c) in w.counters.iter() {
+        let label = |name: &str| k.labels.iter().find(|(l, _)| l == name).map(|(_, v)| v.clone()).unwrap_or_default();
+        match k.metric.as_str() {
+            "rum_errors" => reliability.browser_errors += c.count,
+            "rum_budget_violations" => *performance.budget_violations.entry(label("kind")).or_default() += c.count,
+            "rum_sessions_ended" => ux.sessions_ended += c.count,
+            "rum_session_seconds" => seconds += c.sum,
+            "rum_bounces" => bounces += c.count,
+            "business_events" => {
+                let t = business.events.entry(label("name")).or_default();
+                t.count += c.count;
+                t.value += c.sum;
+            }
+            "conversions" => {
+                let t = business.conversions.entry(label("type")).or_default();
+                t.count += c.count;
+                t.value += c.sum;
+            }
+            _ => {}
+        }
+    }
+    reliability.page_views = w.views.values().map(|v| v.weight).sum();
+    if reliability.page_views > 0.0 {
+        reliability.browser_error_rate = Some(reliability.browser_errors / reliability.page_views);
+        for (ty, t) in &business.conversions {
+            ux.conversion_rates.insert(ty.clone(), t.count / reliability.page_views);
+        }
+    }
+    if ux.sessions_ended > 0.0 {
+        ux.session_duration_seconds_avg = Some(seconds / ux.sessions_ended);
+        ux.bounce_rate = Some(bounces / ux.sessions_ended);
+    }
+    Summary { range, generated_at: now, performance, reliability, user_experience: ux, business_impact: business }
+}
