@@ -212,14 +212,7 @@ async fn the_summary_rolls_up_vitals_errors_sessions_and_business() {
     let first = page("v-one", &[vital("LCP", 1900.0), vital("CLS", 0.2), error("TypeError: x is undefined", 3)]);
     let second = page("v-two", &[vital("LCP", 2100.0), business, conversion, action]);
     for body in [first, second] {
-        let r = c
-            .post(format!("{}/v1/rum", a.base))
-            .header("Content-Type", "text/plain")
-            .body(body)
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status().as_u16(), 202);
+        assert_eq!(a.post(body).await, 202);
     }
     // The session ends after a second without batches, counted at a window's close.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

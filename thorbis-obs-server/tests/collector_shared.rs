@@ -36,7 +36,6 @@ async fn two_agents_on_one_store_report_the_merged_traffic() {
     // Windows of two seconds, so a burst of posts falls in one.
     let a = RumAgent::start_with("window = \"2s\"", None, store().await).await;
     let b = RumAgent::start_with("window = \"2s\"", None, store().await).await;
-    let c = reqwest::Client::new();
     while !(200..800).contains(&(thorbis_obs_server::agent::system_now().0 % 2000)) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -46,14 +45,7 @@ async fn two_agents_on_one_store_report_the_merged_traffic() {
         (&b, [("b1", 5000.0, true), ("b2", 5000.0, true), ("b3", 5000.0, false)]),
     ] {
         for (view, lcp, error) in views {
-            let r = c
-                .post(format!("{}/v1/rum", agent.base))
-                .header("Content-Type", "text/plain")
-                .body(batch(view, lcp, error))
-                .send()
-                .await
-                .expect("post");
-            assert_eq!(r.status().as_u16(), 202);
+            assert_eq!(agent.post(batch(view, lcp, error)).await, 202);
         }
     }
     let all = [("service", "shop"), ("route", "all"), ("device", "all")];

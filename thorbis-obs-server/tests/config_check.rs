@@ -104,6 +104,11 @@ fn every_kind_of_error_names_its_path() {
         ),
         ("collector typo", "[collector]\nallowed_origin = []\n", &["unknown field `allowed_origin`"]),
         (
+            "bad otlp",
+            "[collector.otlp]\nendpoint = \"ftp://x\"\nprotocol = \"grpc\"\nheaders = { k = \"secret-v\" }\n",
+            &["collector.otlp.endpoint: an http:// or https:// URL", "collector.otlp.protocol: \"grpc\""],
+        ),
+        (
             "bad maintenance window",
             "[[maintenance_windows]]\nname = \"w\"\n[maintenance_windows.weekly]\ndays = [\"sun\"]\nstart = \"02:00\"\nduration = \"2h\"\ntimezone = \"Mars/Base\"\n",
             &["maintenance_windows[0]", "unknown time zone \"Mars/Base\""],

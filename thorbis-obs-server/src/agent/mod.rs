@@ -89,6 +89,7 @@ pub(crate) struct Shared {
     pub(crate) dashboards: Vec<crate::dashboards::DashboardConfig>,
     /// Metric names (or, ending in `_`, prefixes) of the PostgreSQL business queries, for the
     /// summary's business impact.
+    #[cfg_attr(not(feature = "collector"), allow(dead_code))]
     pub(crate) business_metrics: Vec<String>,
 }
 

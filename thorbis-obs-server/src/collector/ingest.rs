@@ -169,6 +169,9 @@ pub struct Collector {
     recent: Mutex<VecDeque<RumWindow>>,
     /// What it took and refused.
     pub stats: Stats,
+    /// The OTLP exporters, when `[collector.otlp]` is set.
+    #[cfg(feature = "otlp")]
+    otlp: Option<std::sync::Arc<super::otlp::Otlp>>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -192,6 +195,14 @@ impl Collector {
             }),
             recent: Mutex::new(VecDeque::new()),
             stats: Stats::default(),
+            #[cfg(feature = "otlp")]
+            otlp: cfg.otlp.as_ref().and_then(|o| match super::otlp::Otlp::new(o) {
+                Ok(x) => Some(std::sync::Arc::new(x)),
+                Err(e) => {
+                    tracing::error!(error = %e, "OTLP export is off");
+                    None
+                }
+            }),
             agent_id: format!(
                 "agent-{}-{:x}",
                 std::process::id(),
@@ -496,6 +507,11 @@ pub(crate) async fn run_windows(
         }
         if !closed.is_empty() {
             samples.extend(closed.samples(now));
+        }
+        #[cfg(feature = "otlp")]
+        if let Some(o) = &collector.otlp {
+            let errors: Vec<_> = closed.errors.values().cloned().collect();
+            o.export(&samples, &errors).await;
         }
         let mut refused = 0;
         for s in &samples {

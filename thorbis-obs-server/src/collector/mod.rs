@@ -24,6 +24,8 @@
 mod ingest;
 #[cfg(feature = "collector")]
 pub mod limit;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "collector")]
 pub mod summary;
 
@@ -54,6 +56,9 @@ pub struct CollectorSection {
     /// A session without a batch for this long has ended (its duration and bounce are then
     /// counted). Default 15 minutes, the SDK's.
     pub session_idle: HumanDuration,
+    /// Push each closed window's figures (as OTLP gauges) and its browser errors (as OTLP logs)
+    /// to an OpenTelemetry collector or a Datadog agent (feature `otlp`).
+    pub otlp: Option<OtlpSection>,
     /// Take the client IP from the first `X-Forwarded-For` address (behind a proxy such as the
     /// Next.js rewrite). Default false: the peer address.
     pub trust_forwarded_for: bool,
@@ -69,9 +74,29 @@ impl Default for CollectorSection {
             per_ip_per_minute: 600,
             per_token_per_minute: 60_000,
             session_idle: HumanDuration::from_secs(15 * 60),
+            otlp: None,
             trust_forwarded_for: false,
         }
     }
+}
+
+/// `[collector.otlp]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSection {
+    /// The receiver's base URL (`/v1/metrics` and `/v1/logs` are added), e.g.
+    /// `http://127.0.0.1:4318` for a collector or a Datadog agent with OTLP on.
+    pub endpoint: String,
+    /// `http/protobuf` (default) or `http/json`.
+    #[serde(default = "default_otlp_protocol")]
+    pub protocol: String,
+    /// Extra headers (secrets: an API key, say).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Secret>,
+}
+
+fn default_otlp_protocol() -> String {
+    "http/protobuf".into()
 }
 
 /// Problems in `[collector]`, as (path, message).
@@ -92,6 +117,14 @@ pub fn problems(c: &CollectorSection) -> Vec<(String, String)> {
                 format!("collector.allowed_origins[{i}]"),
                 format!("{o:?} is not an origin like https://app.example.com"),
             ));
+        }
+    }
+    if let Some(o) = &c.otlp {
+        if !(o.endpoint.starts_with("http://") || o.endpoint.starts_with("https://")) {
+            out.push(("collector.otlp.endpoint".into(), "an http:// or https:// URL".into()));
+        }
+        if o.protocol != "http/protobuf" && o.protocol != "http/json" {
+            out.push(("collector.otlp.protocol".into(), format!("{:?}: http/protobuf or http/json", o.protocol)));
         }
     }
     for (i, t) in c.client_tokens.iter().enumerate() {

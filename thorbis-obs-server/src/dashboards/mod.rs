@@ -9,6 +9,8 @@
 //! No framework, no CDN, no external request: it works offline.
 
 mod render;
+#[cfg(feature = "postgres")]
+mod sql;
 
 pub use render::{page, widget_html};
 
@@ -84,6 +86,23 @@ pub enum DataSource {
     Errors,
     /// Uptime checks and synthetic workflows with their verdicts.
     Uptime,
+    /// One read-only PostgreSQL query (feature `postgres`): a single statement, run in a READ
+    /// ONLY transaction with a statement timeout, at most 50 rows. `metric` and `gauge` show the
+    /// first number of the first row; `table` the rows; `chart` the first column as time and
+    /// the numeric columns as lines.
+    Sql {
+        /// Connection URL (a secret: never shown or logged).
+        url: crate::config::Secret,
+        /// The query.
+        query: String,
+        /// Statement timeout. Default 5 s.
+        #[serde(default = "default_sql_timeout")]
+        timeout: HumanDuration,
+    },
+}
+
+fn default_sql_timeout() -> HumanDuration {
+    HumanDuration::from_secs(5)
 }
 
 /// `[[dashboards.widgets]]`
@@ -169,6 +188,13 @@ pub fn problems(boards: &[DashboardConfig]) -> Vec<(String, String)> {
                 if !thorbis_obs_core::metrics::is_valid_name(name, true) {
                     out.push((format!("{at}.source.name"), format!("{name:?} is not a metric name")));
                 }
+            } else if let DataSource::Sql { query, timeout, .. } = &w.source {
+                if query.trim().trim_end_matches(';').contains(';') {
+                    out.push((format!("{at}.source.query"), "one statement only".into()));
+                }
+                if timeout.get().is_zero() || timeout.get() > std::time::Duration::from_secs(60) {
+                    out.push((format!("{at}.source.timeout"), "between 1ms and 60s".into()));
+                }
             } else if w.kind != WidgetKind::Table {
                 out.push((format!("{at}.kind"), "alerts, errors and uptime sources are shown as a table".into()));
             }
@@ -237,6 +263,9 @@ pub struct WidgetData {
     /// Table rows.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<Vec<String>>,
+    /// Why there is no data, when the source failed (a SQL error, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 fn status(w: &WidgetConfig, value: Option<f64>) -> Status {
@@ -278,6 +307,7 @@ pub(crate) async fn data(shared: &Shared, w: &WidgetConfig) -> WidgetData {
         lines: Vec::new(),
         columns: Vec::new(),
         rows: Vec::new(),
+        error: None,
     };
     match &w.source {
         DataSource::Metric { name, labels, combine } => {
@@ -351,6 +381,18 @@ pub(crate) async fn data(shared: &Shared, w: &WidgetConfig) -> WidgetData {
                 d.value = Some(groups.iter().map(|g| g.count as f64).sum());
             }
         }
+        DataSource::Sql { url, query, timeout } => {
+            #[cfg(feature = "postgres")]
+            match sql::run(url.expose(), query, timeout.get()).await {
+                Ok(result) => result.fill(w, &mut d),
+                Err(e) => d.error = Some(e),
+            }
+            #[cfg(not(feature = "postgres"))]
+            {
+                let _ = (url, query, timeout);
+                d.error = Some("SQL widgets need the `postgres` feature".into());
+            }
+        }
         DataSource::Uptime => {
             d.columns = ["check", "status", "response", "checked"].map(String::from).to_vec();
             let mut down = 0.0;
@@ -374,7 +416,12 @@ pub(crate) async fn data(shared: &Shared, w: &WidgetConfig) -> WidgetData {
         }
     }
     d.status = match (&w.source, w.kind) {
-        (DataSource::Metric { .. }, WidgetKind::Metric | WidgetKind::Gauge) => status(w, d.value),
+        _ if d.error.is_some() => Status::NoData,
+        (DataSource::Metric { .. } | DataSource::Sql { .. }, WidgetKind::Metric | WidgetKind::Gauge) => {
+            status(w, d.value)
+        }
+        (DataSource::Sql { .. }, WidgetKind::Chart) if d.lines.is_empty() => Status::NoData,
+        (DataSource::Sql { .. }, WidgetKind::Chart) if !w.thresholds.is_empty() => status(w, d.value),
         (DataSource::Metric { .. }, WidgetKind::Chart) if d.lines.is_empty() => Status::NoData,
         // A chart's badge: its latest values, combined, against the thresholds.
         (DataSource::Metric { .. }, WidgetKind::Chart) if !w.thresholds.is_empty() => status(w, d.value),

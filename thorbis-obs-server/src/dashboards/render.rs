@@ -26,7 +26,10 @@ pub(crate) fn number(v: f64, unit: &str) -> String {
     if !v.is_finite() {
         return "-".into();
     }
-    let decimals = if v.abs() >= 100.0 {
+    // Money keeps its cents; other large numbers lose their decimals.
+    let decimals = if unit == "$" {
+        2
+    } else if v.abs() >= 100.0 {
         0
     } else if v.abs() >= 1.0 {
         2
@@ -82,8 +85,17 @@ fn chart(w: &WidgetConfig, d: &WidgetData) -> String {
     if d.lines.is_empty() {
         return "<p class=\"nodata\">No data in range</p>".into();
     }
-    let end = d.at.0 as f64;
-    let start = end - w.range.get().as_millis() as f64;
+    // The range ending now; wider when the data is older or newer (a SQL chart of months).
+    let times = || d.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0 as f64));
+    let end = times().fold(d.at.0 as f64, f64::max);
+    let start = times().fold(d.at.0 as f64 - w.range.get().as_millis() as f64, f64::min);
+    let from_label = if start < d.at.0 as f64 - w.range.get().as_millis() as f64 {
+        thorbis_obs_core::chrono::DateTime::from_timestamp_millis(start as i64)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default()
+    } else {
+        format!("-{}", w.range)
+    };
     let max = d.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(f64::MIN, f64::max);
     let min = d.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(f64::MAX, f64::min).min(0.0);
     let top = if max > min { max + (max - min) * 0.1 } else { min + 1.0 };
@@ -116,9 +128,9 @@ fn chart(w: &WidgetConfig, d: &WidgetData) -> String {
     );
     let _ = write!(
         s,
-        "<text x=\"{LEFT}\" y=\"{}\" class=\"tick\">-{}</text><text x=\"{}\" y=\"{}\" class=\"tick\" text-anchor=\"end\">now</text>",
+        "<text x=\"{LEFT}\" y=\"{}\" class=\"tick\">{}</text><text x=\"{}\" y=\"{}\" class=\"tick\" text-anchor=\"end\">now</text>",
         H - 6.0,
-        esc(&w.range.to_string()),
+        esc(&from_label),
         W - 8.0,
         H - 6.0
     );
@@ -206,6 +218,9 @@ fn table(w: &WidgetConfig, d: &WidgetData) -> String {
 /// One widget as a `<section>`, what the page's script swaps in on refresh.
 pub fn widget_html(w: &WidgetConfig, d: &WidgetData) -> String {
     let body = match w.kind {
+        _ if d.error.is_some() => {
+            format!("<p class=\"nodata\" role=\"alert\">{}</p>", esc(d.error.as_deref().unwrap_or("")))
+        }
         WidgetKind::Metric => match d.value {
             Some(v) => format!("<p class=\"value {}\">{}</p>", status_class(d.status), esc(&number(v, &w.unit))),
             None => "<p class=\"value nodata\">No data</p>".into(),
@@ -284,6 +299,7 @@ mod tests {
     fn numbers_read_well() {
         assert_eq!(number(4600.4, "ms"), "4,600 ms");
         assert_eq!(number(1234567.0, "$"), "$1,234,567");
+        assert_eq!(number(1950.5, "$"), "$1,950.5");
         assert_eq!(number(0.1, ""), "0.1");
         assert_eq!(number(99.5, "%"), "99.5%");
         assert_eq!(number(-12.25, ""), "-12.25");

@@ -73,6 +73,18 @@ impl RumAgent {
         RumAgent { handle, pager, base, stop, task, _dir: dir }
     }
 
+    /// Posts a batch to `/v1/rum` as the SDK does (text/plain); returns the status.
+    pub async fn post(&self, body: String) -> u16 {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/rum", self.base))
+            .header("Content-Type", "text/plain;charset=UTF-8")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        r.status().as_u16()
+    }
+
     /// `GET path` as JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let r = reqwest::get(format!("{}{path}", self.base)).await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
