@@ -210,7 +210,11 @@ async fn the_summary_rolls_up_vitals_errors_sessions_and_business() {
     let conversion = format!(r#"{{"type":"conversion","at":{t},"conversionType":"invoice-paid","value":450}}"#);
     let action = format!(r#"{{"type":"action","at":{t},"name":"Pay","actionType":"click","target":"button#pay"}}"#);
     let first = page("v-one", &[vital("LCP", 1900.0), vital("CLS", 0.2), error("TypeError: x is undefined", 3)]);
-    let second = page("v-two", &[vital("LCP", 2100.0), business, conversion, action]);
+    let journey = |step: &str| format!(r#"{{"type":"journey","at":{t},"journeyType":"invoice","step":"{step}"}}"#);
+    let second = page(
+        "v-two",
+        &[vital("LCP", 2100.0), business, conversion, action, journey("opened"), journey("opened"), journey("paid")],
+    );
     for body in [first, second] {
         assert_eq!(a.post(body).await, 202);
     }
@@ -237,6 +241,9 @@ async fn the_summary_rolls_up_vitals_errors_sessions_and_business() {
     assert_eq!(ux["session_duration_seconds_avg"].as_f64(), Some(30.0), "from the session's start to its last event");
     assert_eq!(ux["bounce_rate"].as_f64(), Some(0.0), "two views and an action: no bounce");
     assert_eq!(ux["conversion_rates"]["invoice-paid"].as_f64(), Some(0.5));
+    let funnel = &ux["funnels"]["invoice"];
+    assert_eq!((funnel[0]["step"].as_str(), funnel[0]["count"].as_f64()), (Some("opened"), Some(2.0)), "{funnel}");
+    assert_eq!((funnel[1]["step"].as_str(), funnel[1]["share"].as_f64()), (Some("paid"), Some(0.5)), "{funnel}");
     let b = &s["business_impact"];
     assert_eq!(
         (b["events"]["invoice_generated"]["count"].as_f64(), b["events"]["invoice_generated"]["value"].as_f64()),
@@ -246,4 +253,34 @@ async fn the_summary_rolls_up_vitals_errors_sessions_and_business() {
     let text = metrics(&c, &a.base).await;
     assert_eq!(metric(&text, "rum_session_duration_seconds_avg", &[("service", "shop")]), Some(30.0), "\n{text}");
     a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_groups_and_windows_survive_a_restart() {
+    use std::sync::Arc;
+    use thorbis_obs_server::store::Store;
+    use thorbis_obs_server::store::sqlite::SqliteStore;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("agent.db");
+    let store = || Some(Arc::new(SqliteStore::open(&path).expect("store")) as Arc<dyn Store>);
+    let a = RumAgent::start_with("window = \"1s\"", None, store()).await;
+    let events =
+        [vital("LCP", 4600.0), error("TypeError: card is undefined", 7), error("TypeError: card is undefined", 9)];
+    assert_eq!(a.post(batch("/hs/pay", &events)).await, 202);
+    // The window closes and is kept in the store.
+    let reader = SqliteStore::open(&path).expect("reader");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while reader.rum_windows_since(thorbis_obs_core::time::Timestamp(0)).await.expect("read").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the window was not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.stop().await;
+    // A new agent on the same file still knows the last hour.
+    let b = RumAgent::start_with("window = \"1s\"", None, store()).await;
+    let errors = b.get_json("/api/v1/rum/errors?range=1h").await;
+    assert_eq!(errors["errors"][0]["count"], 2, "{errors}");
+    let summary = b.get_json("/api/v1/summary?range=1h").await;
+    let p75 = summary["performance"]["vitals"]["LCP"]["p75"].as_f64().unwrap_or(0.0);
+    assert!((p75 - 4600.0).abs() <= 46.0, "{summary:#}");
+    b.stop().await;
 }

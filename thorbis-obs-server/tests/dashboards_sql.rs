@@ -1,8 +1,9 @@
 //! SQL widgets against the throwaway PostgreSQL cluster of scripts/test.sh: the spec's executive
 //! numbers (revenue, completion rate, revenue by month) from a seeded business schema, through an
 //! agent built from a config file; a write, a second statement and a slow query are refused
-//! with the database's own reason, nothing is changed, and the URL's password never shows.
-#![cfg(feature = "postgres")]
+//! with the database's own reason, nothing is changed, and the URL's password never shows. The
+//! same database feeds a business query, whose metrics the summary reports.
+#![cfg(all(feature = "postgres", feature = "collector"))]
 
 mod support;
 
@@ -37,6 +38,16 @@ async fn sql_widgets_show_business_numbers_and_refuse_writes() {
 data_dir = "{data}"
 [http]
 listen = "127.0.0.1:{port}"
+[[sources]]
+type = "postgres"
+name = "business"
+url = "{url}"
+interval = "1s"
+only = ["business"]
+[[sources.business]]
+name = "invoices"
+sql = "SELECT SUM(total_amount) AS paid_total, COUNT(*) AS paid_count FROM invoices WHERE status = 'paid'"
+metrics = {{ paid_total = "revenue_paid_total" }}
 [[dashboards]]
 id = "exec"
 title = "Executive"
@@ -124,6 +135,24 @@ source = {{ type = "sql", url = "{url}", query = "SELECT pg_sleep(3)::text, 1 AS
     assert!(delete["error"].as_str().is_some_and(|e| e.contains("syntax error")), "{delete}");
     let slow = get("slow").await;
     assert!(slow["error"].as_str().is_some_and(|e| e.contains("statement timeout")), "{slow}");
+    // The summary's business impact carries the business queries' metrics: the mapped name and
+    // the default `business_<query>_<column>` one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let sql = loop {
+        let s: serde_json::Value =
+            c.get(format!("{web}/api/v1/summary")).send().await.expect("summary").json().await.expect("json");
+        let sql = s["business_impact"]["sql"].clone();
+        if sql.get("business_invoices_paid_count").is_some() && sql.get("revenue_paid_total").is_some() {
+            break sql;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no business metrics in the summary: {s:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (sql["revenue_paid_total"].as_f64(), sql["business_invoices_paid_count"].as_f64()),
+        (Some(1950.5), Some(3.0)),
+        "{sql}"
+    );
     // Nothing was deleted, and the page renders the errors as text.
     let n: i64 = client.query_one("SELECT COUNT(*) FROM invoices", &[]).await.expect("count").get(0);
     assert_eq!(n, 4);

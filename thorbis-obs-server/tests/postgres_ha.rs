@@ -69,6 +69,7 @@ async fn store_contract() {
     store.record_rum_window(later, "a", "{}").await.expect("window");
     let rows = store2.rum_windows(at).await.expect("read");
     assert_eq!(rows, [("a".to_string(), "{\"v\":2}".to_string()), ("b".to_string(), "{}".to_string())]);
+    assert_eq!(store2.rum_windows_since(at).await.expect("since").len(), 3);
     assert_eq!(store.prune_rum_windows(later).await.expect("prune"), 2);
     assert_eq!(store.rum_windows(later).await.expect("read").len(), 1);
     // One leader at a time.

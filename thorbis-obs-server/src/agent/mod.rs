@@ -463,6 +463,8 @@ impl Agent {
         }
         #[cfg(feature = "collector")]
         if let Some(c) = &shared.collector {
+            // Before the listener serves: the last hour is back when the first request comes.
+            c.reload(shared.store.as_ref(), shared.clock.now()).await;
             tasks.spawn(crate::collector::run_windows(shared.clone(), c.clone(), stop_rx.clone()));
         }
         let eval = tokio::spawn(evaluate_loop(shared.clone(), self.evaluation_interval, stop_rx.clone()));

@@ -242,8 +242,49 @@ impl Collector {
         closed
     }
 
-    /// Shares the closed window `own` through a shared store and merges the other agents'
-    /// windows of the same period into it, after waiting `grace` for them to be written.
+    /// Keeps a closed window in the store (it survives a restart, and agents sharing the store
+    /// read it).
+    async fn keep(&self, store: &dyn crate::store::Store, w: &RumWindow) {
+        if w.is_empty() {
+            return;
+        }
+        match serde_json::to_string(w) {
+            Ok(body) => {
+                if let Err(e) = store.record_rum_window(w.start, &self.agent_id, &body).await {
+                    tracing::warn!(error = %e, "cannot store the RUM window; it lives in memory only");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot encode the RUM window"),
+        }
+    }
+
+    /// Reloads the windows of the last hour from the store (all agents' merged by period), as
+    /// an agent does when it starts.
+    pub(crate) async fn reload(&self, store: &dyn crate::store::Store, now: Timestamp) {
+        let rows = match store.rum_windows_since(now.minus(std::time::Duration::from_secs(3600))).await {
+            Ok(r) => r,
+            Err(e) => return tracing::warn!(error = %e, "cannot reload the stored RUM windows"),
+        };
+        let mut by_start: std::collections::BTreeMap<i64, RumWindow> = std::collections::BTreeMap::new();
+        for (start, agent, body) in rows {
+            match serde_json::from_str::<RumWindow>(&body) {
+                Ok(w) => by_start.entry(start.0).or_insert_with(|| RumWindow::new(start)).merge(&w),
+                Err(e) => tracing::warn!(agent = %agent, error = %e, "a stored RUM window cannot be read; skipped"),
+            }
+        }
+        let reloaded = by_start.len();
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.extend(by_start.into_values());
+        while recent.len() > KEEP_WINDOWS {
+            recent.pop_front();
+        }
+        if reloaded > 0 {
+            tracing::info!(windows = reloaded, "RUM windows of the last hour reloaded");
+        }
+    }
+
+    /// Merges the other agents' windows of the same period into the closed window `own` after
+    /// waiting `grace` for them to be written.
     async fn merge_shared(
         &self,
         store: &dyn crate::store::Store,
@@ -251,16 +292,6 @@ impl Collector {
         grace: std::time::Duration,
     ) -> RumWindow {
         let start = own.start;
-        if !own.is_empty() {
-            match serde_json::to_string(&own) {
-                Ok(body) => {
-                    if let Err(e) = store.record_rum_window(start, &self.agent_id, &body).await {
-                        tracing::warn!(error = %e, "cannot share the RUM window; it counts on this agent only");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot encode the RUM window"),
-            }
-        }
         tokio::time::sleep(grace).await;
         let mut merged = own;
         match store.rum_windows(start).await {
@@ -496,14 +527,15 @@ pub(crate) async fn run_windows(
         let mut closed = collector.close_window(now);
         // The collector's own totals, so refusals show in /metrics and can be alerted on.
         let mut samples = collector.stats.samples(now);
+        collector.keep(shared.store.as_ref(), &closed).await;
         if shared.store.is_shared() {
             // Agents behind a load balancer: every agent merges every agent's window, so each
             // (and the leader, which evaluates the rules) sees all the traffic.
             let grace = (collector.window() / 4).min(std::time::Duration::from_secs(5));
             closed = collector.merge_shared(shared.store.as_ref(), closed, grace).await;
-            if let Err(e) = shared.store.prune_rum_windows(now.minus(std::time::Duration::from_secs(2 * 3600))).await {
-                tracing::warn!(error = %e, "cannot prune shared RUM windows");
-            }
+        }
+        if let Err(e) = shared.store.prune_rum_windows(now.minus(std::time::Duration::from_secs(2 * 3600))).await {
+            tracing::warn!(error = %e, "cannot prune stored RUM windows");
         }
         if !closed.is_empty() {
             samples.extend(closed.samples(now));

@@ -1,7 +1,8 @@
 //! `GET /api/v1/summary?range=1h`: the spec's NextFaster rollup of what the agent knows, in four
 //! parts: performance (web vitals p75 against Google's ratings and the spec's levels, budget
 //! violations), reliability (uptime, SLA, MTTR, MTBF of the uptime checks; the browser error
-//! rate), user experience (session duration, bounce rate, conversion rates) and business impact
+//! rate), user experience (session duration, bounce rate, conversion rates, journey funnels) and
+//! business impact
 //! (business events and conversions from the browser; the latest values of the PostgreSQL
 //! business metrics when the config has them).
 
@@ -63,6 +64,20 @@ pub struct UserExperience {
     pub bounce_rate: Option<f64>,
     /// Conversions per page view, by type.
     pub conversion_rates: BTreeMap<String, f64>,
+    /// Journey funnels: each journey's steps, most reached first, with the share of the
+    /// journey's most reached step that got there.
+    pub funnels: BTreeMap<String, Vec<FunnelStep>>,
+}
+
+/// One step of a journey funnel.
+#[derive(Clone, Debug, Serialize)]
+pub struct FunnelStep {
+    /// The step.
+    pub step: String,
+    /// Times reached (weighted).
+    pub count: f64,
+    /// `count` over the most reached step's.
+    pub share: f64,
 }
 
 /// A count and the sum of values.
@@ -145,6 +160,14 @@ pub fn from_window(w: &RumWindow, range: String, now: Timestamp) -> Summary {
                 t.count += c.count;
                 t.value += c.sum;
             }
+            "journey_steps" => {
+                let steps = ux.funnels.entry(label("journey")).or_default();
+                let step = label("step");
+                match steps.iter_mut().find(|s| s.step == step) {
+                    Some(s) => s.count += c.count,
+                    None => steps.push(FunnelStep { step, count: c.count, share: 0.0 }),
+                }
+            }
             _ => {}
         }
     }
@@ -153,6 +176,13 @@ pub fn from_window(w: &RumWindow, range: String, now: Timestamp) -> Summary {
         reliability.browser_error_rate = Some(reliability.browser_errors / reliability.page_views);
         for (ty, t) in &business.conversions {
             ux.conversion_rates.insert(ty.clone(), t.count / reliability.page_views);
+        }
+    }
+    for steps in ux.funnels.values_mut() {
+        steps.sort_by(|a, b| b.count.total_cmp(&a.count).then_with(|| a.step.cmp(&b.step)));
+        let top = steps.first().map_or(0.0, |s| s.count);
+        for s in steps.iter_mut() {
+            s.share = if top > 0.0 { s.count / top } else { 0.0 };
         }
     }
     if ux.sessions_ended > 0.0 {

@@ -233,6 +233,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every agent's window starting at `start`, as `(agent, body)`.
     async fn rum_windows(&self, start: Timestamp) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// Every agent's windows starting at or after `since`, as `(start, agent, body)`, oldest
+    /// first: what an agent reloads when it starts.
+    async fn rum_windows_since(&self, since: Timestamp) -> Result<Vec<(Timestamp, String, String)>, StoreError>;
+
     /// Deletes windows starting before `before`; returns how many.
     async fn prune_rum_windows(&self, before: Timestamp) -> Result<u64, StoreError>;
 

@@ -354,6 +354,18 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    async fn rum_windows_since(&self, since: Timestamp) -> Result<Vec<(Timestamp, String, String)>, StoreError> {
+        client!(self, c);
+        let rows = c
+            .query(
+                "SELECT start_ms, agent, body FROM rum_windows WHERE start_ms >= $1 ORDER BY start_ms, agent",
+                &[&since.as_millis()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| (Timestamp(r.get(0)), r.get(1), r.get(2))).collect())
+    }
+
     async fn prune_rum_windows(&self, before: Timestamp) -> Result<u64, StoreError> {
         client!(self, c);
         c.execute("DELETE FROM rum_windows WHERE start_ms < $1", &[&before.as_millis()]).await.map_err(backend)

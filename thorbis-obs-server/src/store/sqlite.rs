@@ -400,6 +400,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn rum_windows_since(&self, since: Timestamp) -> Result<Vec<(Timestamp, String, String)>, StoreError> {
+        self.with(move |c| {
+            let mut st = c
+                .prepare("SELECT start_ms, agent, body FROM rum_windows WHERE start_ms >= ?1 ORDER BY start_ms, agent")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![since.as_millis()], |r| Ok((Timestamp(r.get(0)?), r.get(1)?, r.get(2)?)))
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn prune_rum_windows(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.with(move |c| {
             c.execute("DELETE FROM rum_windows WHERE start_ms < ?1", params![before.as_millis()])
@@ -429,6 +442,11 @@ mod tests {
         store.record_rum_window(t2, "a", "4").await.expect("write");
         let rows = store.rum_windows(t1).await.expect("read");
         assert_eq!(rows, [("a".to_string(), "2".to_string()), ("b".to_string(), "3".to_string())]);
+        let since = store.rum_windows_since(t1).await.expect("since");
+        assert_eq!(
+            since.iter().map(|(t, a, _)| (t.0, a.as_str())).collect::<Vec<_>>(),
+            [(t1.0, "a"), (t1.0, "b"), (t2.0, "a")]
+        );
         assert_eq!(store.prune_rum_windows(t2).await.expect("prune"), 2);
         assert_eq!(store.rum_windows(t2).await.expect("read").len(), 1);
     }
