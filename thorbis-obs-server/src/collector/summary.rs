@@ -171,7 +171,7 @@ pub fn from_window(w: &RumWindow, range: String, now: Timestamp) -> Summary {
             _ => {}
         }
     }
-    reliability.page_views = w.views.values().map(|v| v.weight).sum();
+    reliability.page_views = w.views.values().fold(0.0, |n, v| n + v.weight);
     if reliability.page_views > 0.0 {
         reliability.browser_error_rate = Some(reliability.browser_errors / reliability.page_views);
         for (ty, t) in &business.conversions {

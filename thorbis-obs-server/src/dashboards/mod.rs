@@ -378,7 +378,7 @@ pub(crate) async fn data(shared: &Shared, w: &WidgetConfig) -> WidgetData {
                         format!("{ago} min ago"),
                     ]);
                 }
-                d.value = Some(groups.iter().map(|g| g.count as f64).sum());
+                d.value = Some(groups.iter().fold(0.0, |n, g| n + g.count as f64));
             }
         }
         DataSource::Sql { url, query, timeout } => {
