@@ -117,6 +117,12 @@ fn business_value(props: &BTreeMap<String, PropValue>) -> Option<f64> {
     })
 }
 
+/// How many sessions a batch's session stands for: `100 / sampleRate`, rounded, at least 1 (1
+/// when the SDK sent no rate).
+pub fn sample_weight(batch: &Batch) -> u64 {
+    batch.session.sample_rate.filter(|r| *r > 0.0).map_or(1, |r| (100.0 / r).round().clamp(1.0, 1_000_000.0) as u64)
+}
+
 /// One vital's series key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct VitalKey {
@@ -370,7 +376,7 @@ impl SessionTracker {
         if self.live.len() >= MAX_LIVE_SESSIONS {
             return;
         }
-        let weight = batch.session.sample_rate.filter(|r| *r > 0.0).map_or(1.0, |r| (100.0 / r).round().max(1.0));
+        let weight = sample_weight(batch) as f64;
         self.live.insert(
             batch.session.id.clone(),
             LiveSession {
@@ -534,11 +540,7 @@ impl RumWindow {
 
     /// Counts a validated batch from a browser of class `device`.
     pub fn ingest(&mut self, batch: &Batch, device: Device) -> Ingested {
-        let weight = batch
-            .session
-            .sample_rate
-            .filter(|r| *r > 0.0)
-            .map_or(1, |r| (100.0 / r).round().clamp(1.0, 1_000_000.0) as u64);
+        let weight = sample_weight(batch);
         let w = weight as f64;
         let route = self.route(batch.view.route.as_deref().unwrap_or(&batch.view.url));
         let scope = (batch.service.as_str(), batch.env.as_str());

@@ -17,6 +17,11 @@ use thorbis_obs_core::rum::{Device, ErrorGroup, RumWindow, SessionTracker};
 use thorbis_obs_core::time::Timestamp;
 use thorbis_obs_core::wire::{self, Batch};
 
+/// The window length in milliseconds (at least 1).
+fn window_ms(cfg: &CollectorSection) -> i64 {
+    i64::try_from(cfg.window.get().as_millis()).unwrap_or(60_000).max(1)
+}
+
 /// Closed windows kept in memory for the API (an hour of one-minute windows).
 const KEEP_WINDOWS: usize = 60;
 
@@ -185,7 +190,7 @@ impl Collector {
     /// to multiples of their length since the epoch).
     pub fn new(cfg: CollectorSection, now: Timestamp) -> Self {
         let burst = |per_minute: u32| (per_minute / 10).max(10);
-        let w = i64::try_from(cfg.window.get().as_millis()).unwrap_or(60_000).max(1);
+        let w = window_ms(&cfg);
         Collector {
             open: Mutex::new(Open {
                 window: RumWindow::new(Timestamp(now.0.div_euclid(w) * w)),
@@ -512,7 +517,7 @@ pub(crate) async fn run_windows(
     collector: std::sync::Arc<Collector>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let w = i64::try_from(collector.window().as_millis()).unwrap_or(60_000).max(1);
+    let w = window_ms(&collector.cfg);
     loop {
         // Windows end on multiples of their length since the epoch, as Prometheus aligns its
         // steps: every agent's window of a minute covers the same minute, so they merge.
