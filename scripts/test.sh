@@ -8,7 +8,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\n== %s\n' "$*"; }
+# Each `log` line starts a step; the steps' wall times are printed at the end, pass or fail.
+step_names=()
+step_secs=()
+step_name="tools the tests need (installed when missing)"
+step_start=$SECONDS
+end_step() {
+  step_names+=("$step_name")
+  step_secs+=($((SECONDS - step_start)))
+  step_start=$SECONDS
+}
+log() {
+  end_step
+  step_name="$*"
+  printf '\n== %s\n' "$*"
+}
+print_timings() {
+  end_step
+  printf '\n== time per step (s)\n'
+  local i
+  for i in "${!step_names[@]}"; do
+    [ "${step_secs[$i]}" -gt 0 ] && printf '%6d  %s\n' "${step_secs[$i]}" "${step_names[$i]}"
+  done
+  printf '%6d  total\n' "$SECONDS"
+}
+trap print_timings EXIT
 
 # --- what the tests need --------------------------------------------------------------
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
@@ -62,7 +86,7 @@ fi
 # A throwaway PostgreSQL cluster for the store and HA tests, stopped on exit.
 # shellcheck source=scripts/pg-cluster.sh
 source scripts/pg-cluster.sh
-trap stop_postgres EXIT
+trap 'stop_postgres; print_timings' EXIT
 start_postgres
 
 # --- tests ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 use thorbis_obs_core::time::Timestamp;
-use thorbis_obs_server::probes::postgres::{PostgresProbe, ProbeSettings};
+use thorbis_obs_server::sources::postgres::{PostgresProbe, ProbeSettings};
 
 const N: usize = 30;
 

@@ -1,9 +1,10 @@
 //! # thorbis-obs-server
 //!
 //! The tokio side of thorbis-obs: the agent runtime ([`agent`]) with its durable store
-//! ([`store`]), channels ([`channels`]), sources ([`sources`]) and HTTP endpoints ([`http`]);
-//! rule files with located errors ([`rules_file`]); the promtool-compatible rule test runner
-//! ([`promtest`]); and the `thorbis-obs` command line ([`cli`]).
+//! ([`store`]), channels ([`channels`]), sources ([`sources`]), uptime checks ([`uptime`]),
+//! synthetic workflows ([`synthetic`]), the RUM collector ([`collector`]) and dashboards
+//! ([`dashboards`]); rule files with located errors ([`rules_file`]); the promtool-compatible
+//! rule test runner ([`promtest`]); and the `thorbis-obs` command line ([`cli`]).
 //!
 //! ```
 //! use std::path::Path;
@@ -14,19 +15,46 @@
 //! let rules = parse_rule_text(yaml, Path::new("rules.yaml"), &ValidateOptions::default()).unwrap();
 //! assert_eq!(rules[0].alertname(), "Slow");
 //! ```
+//!
+//! ## Layers
+//!
+//! Every import points down this list; `scripts/layers.py` checks it in CI.
+//!
+//! 1. Leaves: [`secret`] (secrets, env expansion, URL redaction), [`clock`] (now, schedules),
+//!    [`telemetry`] (logs), [`api`] (HTTP helpers), [`rules_file`], [`promtest`].
+//! 2. [`store`]: the outbox, the alert state, check results and RUM windows.
+//! 3. [`hub`]: what components receive (engine, store, clock) and the [`hub::Component`] trait;
+//!    then [`checks`], the check pipeline uptime checks and workflows share.
+//! 4. Components, each a folder that owns its config type (always compiled), its checks
+//!    (`problems()`), its implementation (behind its feature) and its routes: [`channels`],
+//!    [`sources`], [`uptime`], [`synthetic`], [`collector`], [`dashboards`]. A component never
+//!    imports another component, the config or the agent.
+//! 5. [`config`]: aggregates the sections and checks what crosses them.
+//! 6. [`agent`]: the composition root that builds components from config, merges their
+//!    routes and runs the loops.
+//! 7. [`cli`] (and `main.rs`).
 
-pub mod agent;
-pub mod channels;
-pub mod cli;
-pub mod collector;
-pub mod config;
-pub mod dashboards;
-pub mod http;
-pub mod probes;
+pub mod api;
+pub mod clock;
 pub mod promtest;
 pub mod rules_file;
-pub mod sources;
-pub mod store;
-pub mod synthetic;
+pub mod secret;
 pub mod telemetry;
+
+pub mod store;
+
+pub mod checks;
+pub mod hub;
+
+pub mod channels;
+pub mod collector;
+pub mod dashboards;
+pub mod sources;
+pub mod synthetic;
 pub mod uptime;
+
+pub mod config;
+
+pub mod agent;
+
+pub mod cli;

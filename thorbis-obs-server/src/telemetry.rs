@@ -1,7 +1,19 @@
 //! Logging with `tracing`: human lines or JSON lines, filtered by `RUST_LOG` (default `info`).
+//! A leaf: it imports nothing of this crate.
 
-use crate::config::LogFormat;
+use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Installs the global subscriber (once; later calls do nothing). Logs go to stderr so the
 /// console channel's stdout stays clean for notifications.

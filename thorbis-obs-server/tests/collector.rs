@@ -27,9 +27,9 @@ fn now_ms() -> i64 {
     thorbis_obs_server::agent::system_now().0
 }
 
-/// A batch from the page view of `route` (one view per route), sampled at 10%, with `events`.
-fn batch(route: &str, events: &[String]) -> String {
-    let t = now_ms();
+/// A batch from the page view of `route` (one view per route), sampled at 10%, with `events`,
+/// sent at `t` (ms since the epoch; the session starts then too).
+fn batch(t: i64, route: &str, events: &[String]) -> String {
     format!(
         r#"{{"v":1,"service":"shop","env":"prod","session":{{"id":"s-1","sampled":true,"startedAt":{t},"sampleRate":10}},
 "view":{{"id":"v{}","url":"https://app.example{route}","route":"{route}"}},"sentAt":{t},"events":[{}]}}"#,
@@ -38,14 +38,16 @@ fn batch(route: &str, events: &[String]) -> String {
     )
 }
 
-fn vital(name: &str, value: f64) -> String {
-    format!(r#"{{"type":"vital","at":{},"name":"{name}","value":{value},"rating":"poor","id":"m-{name}"}}"#, now_ms())
+/// A vital at `at` (ms since the epoch): the caller's one reading of the clock, so that every
+/// event of a test carries the time the test chose.
+fn vital(at: i64, name: &str, value: f64) -> String {
+    format!(r#"{{"type":"vital","at":{at},"name":"{name}","value":{value},"rating":"poor","id":"m-{name}"}}"#)
 }
 
-fn error(message: &str, line: u32) -> String {
+/// An error at `at` (ms since the epoch), as [`vital`].
+fn error(at: i64, message: &str, line: u32) -> String {
     format!(
-        r#"{{"type":"error","at":{},"kind":"error","message":"{message}","stack":"{message}\n    at pay (https://app.example/_next/pay.js:1:{line})","tags":{{"businessProcess":"payments"}},"count":1}}"#,
-        now_ms()
+        r#"{{"type":"error","at":{at},"kind":"error","message":"{message}","stack":"{message}\n    at pay (https://app.example/_next/pay.js:1:{line})","tags":{{"businessProcess":"payments"}},"count":1}}"#
     )
 }
 
@@ -76,14 +78,15 @@ async fn metrics(c: &reqwest::Client, base: &str) -> String {
 async fn batches_become_windows_metrics_error_groups_and_one_page() {
     let a = start(6000).await;
     let c = reqwest::Client::new();
+    let t = now_ms();
 
     // Refusals: each names its problem, and nothing of them is counted.
-    let good = batch("/hs/work-orders/1042", &[vital("LCP", 4600.0), vital("TTFB", 120.0)]);
+    let good = batch(t, "/hs/work-orders/1042", &[vital(t, "LCP", 4600.0), vital(t, "TTFB", 120.0)]);
     let (s, body, _) = post(&c, &a.base, "", good.clone()).await;
     assert_eq!((s, body["field"].as_str()), (401, Some("token")), "{body}");
     let (s, _, _) = post(&c, &a.base, "?token=nope", good.clone()).await;
     assert_eq!(s, 401);
-    let bad_value = batch("/hs/work-orders/1042", &[vital("LCP", 4600.0), vital("CLS", -1.0)]);
+    let bad_value = batch(t, "/hs/work-orders/1042", &[vital(t, "LCP", 4600.0), vital(t, "CLS", -1.0)]);
     let (s, body, _) = post(&c, &a.base, "?token=ct-1", bad_value).await;
     assert_eq!((s, body["field"].as_str()), (400, Some("events[1].value")), "{body}");
     let (s, body, _) = post(&c, &a.base, "?token=ct-1", good.replace("\"events\"", "\"evnts\"")).await;
@@ -125,15 +128,17 @@ async fn batches_become_windows_metrics_error_groups_and_one_page() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for id in [1042, 1043, 1044] {
-        let events = [vital("LCP", 4600.0), vital("TTFB", 120.0), error("TypeError: card is undefined", 10 + id)];
-        let (s, body, _) = post(&c, &a.base, "?token=ct-1", batch(&format!("/hs/work-orders/{id}"), &events)).await;
+        let events =
+            [vital(t, "LCP", 4600.0), vital(t, "TTFB", 120.0), error(t, "TypeError: card is undefined", 10 + id)];
+        let (s, body, _) = post(&c, &a.base, "?token=ct-1", batch(t, &format!("/hs/work-orders/{id}"), &events)).await;
         assert_eq!((s, body["accepted"].as_u64()), (202, Some(3)), "{body}");
     }
 
-    // The window closes within a second: /metrics carries the p75 and the error rate.
+    // The window closes within a second: /metrics carries the p75 and the error rate. The
+    // window's samples go in one at a time, the error rate last: wait for it, not for the first.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut text = metrics(&c, &a.base).await;
-    while !text.contains("web_vitals_lcp_p75") {
+    while !(text.contains("web_vitals_lcp_p75") && text.contains("rum_error_rate")) {
         assert!(tokio::time::Instant::now() < deadline, "no RUM metrics in\n{text}");
         tokio::time::sleep(Duration::from_millis(50)).await;
         text = metrics(&c, &a.base).await;
@@ -178,10 +183,11 @@ async fn an_ip_over_its_limit_gets_429_with_retry_after() {
     // 60 a minute: bursts of 10, then one a second.
     let a = start(60).await;
     let c = reqwest::Client::new();
+    let t = now_ms();
     let mut statuses = Vec::new();
     let mut retry = None;
     for _ in 0..12 {
-        let (s, _, r) = post(&c, &a.base, "?token=ct-1", batch("/", &[vital("TTFB", 50.0)])).await;
+        let (s, _, r) = post(&c, &a.base, "?token=ct-1", batch(t, "/", &[vital(t, "TTFB", 50.0)])).await;
         statuses.push(s);
         retry = retry.or(r);
     }
@@ -209,11 +215,14 @@ async fn the_summary_rolls_up_vitals_errors_sessions_and_business() {
     );
     let conversion = format!(r#"{{"type":"conversion","at":{t},"conversionType":"invoice-paid","value":450}}"#);
     let action = format!(r#"{{"type":"action","at":{t},"name":"Pay","actionType":"click","target":"button#pay"}}"#);
-    let first = page("v-one", &[vital("LCP", 1900.0), vital("CLS", 0.2), error("TypeError: x is undefined", 3)]);
+    // Every event at `t`, the one reading of the clock: the session lasts exactly 30 s, from its
+    // start to its last event.
+    let first =
+        page("v-one", &[vital(t, "LCP", 1900.0), vital(t, "CLS", 0.2), error(t, "TypeError: x is undefined", 3)]);
     let journey = |step: &str| format!(r#"{{"type":"journey","at":{t},"journeyType":"invoice","step":"{step}"}}"#);
     let second = page(
         "v-two",
-        &[vital("LCP", 2100.0), business, conversion, action, journey("opened"), journey("opened"), journey("paid")],
+        &[vital(t, "LCP", 2100.0), business, conversion, action, journey("opened"), journey("opened"), journey("paid")],
     );
     for body in [first, second] {
         assert_eq!(a.post(body).await, 202);
@@ -250,8 +259,10 @@ async fn the_summary_rolls_up_vitals_errors_sessions_and_business() {
         (Some(1.0), Some(450.0))
     );
     assert_eq!(b["conversions"]["invoice-paid"]["value"].as_f64(), Some(450.0));
-    let text = metrics(&c, &a.base).await;
-    assert_eq!(metric(&text, "rum_session_duration_seconds_avg", &[("service", "shop")]), Some(30.0), "\n{text}");
+    // /metrics has the closed window only after the summary does (the agent stores it first).
+    let duration = |t: &str| metric(t, "rum_session_duration_seconds_avg", &[("service", "shop")]);
+    let text = a.metrics_until("the session's duration", |t| duration(t).is_some()).await;
+    assert_eq!(duration(&text), Some(30.0), "\n{text}");
     a.stop().await;
 }
 
@@ -264,9 +275,13 @@ async fn error_groups_and_windows_survive_a_restart() {
     let path = dir.path().join("agent.db");
     let store = || Some(Arc::new(SqliteStore::open(&path).expect("store")) as Arc<dyn Store>);
     let a = RumAgent::start_with("window = \"1s\"", None, store()).await;
-    let events =
-        [vital("LCP", 4600.0), error("TypeError: card is undefined", 7), error("TypeError: card is undefined", 9)];
-    assert_eq!(a.post(batch("/hs/pay", &events)).await, 202);
+    let t = now_ms();
+    let events = [
+        vital(t, "LCP", 4600.0),
+        error(t, "TypeError: card is undefined", 7),
+        error(t, "TypeError: card is undefined", 9),
+    ];
+    assert_eq!(a.post(batch(t, "/hs/pay", &events)).await, 202);
     // The window closes and is kept in the store.
     let reader = SqliteStore::open(&path).expect("reader");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -50,7 +50,13 @@ async fn two_agents_on_one_store_report_the_merged_traffic() {
     }
     let all = [("service", "shop"), ("route", "all"), ("device", "all")];
     for agent in [&a, &b] {
-        let text = agent.metrics_until("six pages", |t| metric(t, "web_vitals_lcp_count", &all) == Some(6.0)).await;
+        // The merged window's samples go in one at a time, the error rate last: wait for it too.
+        let text = agent
+            .metrics_until("six pages and their error rate", |t| {
+                metric(t, "web_vitals_lcp_count", &all) == Some(6.0)
+                    && metric(t, "rum_error_rate", &[("service", "shop")]).is_some()
+            })
+            .await;
         // Rank floor(0.75 * 5) = 3 of [1000 x3, 5000 x3]: 5000, on both agents.
         let p75 = metric(&text, "web_vitals_lcp_p75", &all).unwrap_or(0.0);
         assert!((p75 - 5000.0).abs() <= 50.0, "{}: merged p75 {p75}", agent.base);

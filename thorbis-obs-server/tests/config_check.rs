@@ -32,11 +32,21 @@ fn a_good_config_passes_and_secrets_expand() {
 #[test]
 fn every_kind_of_error_names_its_path() {
     let cases: &[(&str, &str, &[&str])] = &[
-        ("missing webhook url", "[channels.hook]\ntype = \"webhook\"\n", &["missing field `url`"]),
+        ("missing webhook url", "[channels.hook]\ntype = \"webhook\"\n", &["channels.hook.url: missing field `url`"]),
         (
             "unset env var",
             "[channels.hook]\ntype = \"webhook\"\nurl = \"${THORBIS_TEST_TOKEN}\"\n",
-            &["channels.hook: environment variable THORBIS_TEST_TOKEN is not set"],
+            &["channels.hook.url: environment variable THORBIS_TEST_TOKEN is not set"],
+        ),
+        (
+            "wrong type inside a channel",
+            "[channels.pager]\ntype = \"pagerduty\"\nrouting_key = 42\n",
+            &["channels.pager.routing_key: invalid type: integer `42`"],
+        ),
+        (
+            "typo inside a channel",
+            "[channels.chat]\ntype = \"slack\"\nwebhook_url = \"https://hooks.example/x\"\nchanel = \"#ops\"\n",
+            &["channels.chat.chanel: unknown field `chanel`"],
         ),
         (
             "not a url",

@@ -15,8 +15,9 @@ use axum::routing::post;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::agent::{free_port, orders_failing_rule, spawn_agent};
+use support::eventually;
 
 #[derive(Default)]
 struct Receiver {
@@ -37,14 +38,6 @@ async fn hook(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -
     }
     r.accepted.lock().expect("lock").push(id);
     "ok"
-}
-
-async fn wait_for(what: &str, timeout: Duration, mut cond: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !cond().await {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +93,7 @@ timeout = "30s"
     };
 
     let mut agent = spawn_agent(&config);
-    wait_for("the first delivery to reach the receiver", Duration::from_secs(30), async || {
+    eventually("the first delivery to reach the receiver", Duration::from_secs(30), async || {
         !receiver.seen.lock().expect("lock").is_empty()
     })
     .await;
@@ -113,7 +106,7 @@ timeout = "30s"
 
     receiver.slow.store(false, Ordering::Relaxed);
     let mut agent = spawn_agent(&config);
-    wait_for("the redelivery", Duration::from_secs(30), async || {
+    eventually("the redelivery", Duration::from_secs(30), async || {
         receiver.accepted.lock().expect("lock").contains(&first_id)
     })
     .await;

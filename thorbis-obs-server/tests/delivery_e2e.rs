@@ -134,7 +134,12 @@ async fn the_spec_ladder_reaches_the_right_people() {
         .await;
     until("the resolve reaches email", 15, || smtp.mails.lock().expect("lock").len() >= 4, || ()).await;
     until("the resolve reaches SMS", 15, || count(&twilio) >= 3, || ()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing left in the outbox: every notification queued was delivered, so no retry or late
+    // copy is still on its way, and the counts below are final.
+    support::eventually("the outbox to drain", Duration::from_secs(15), async || {
+        h.outbox_stats().await.expect("stats").pending == 0
+    })
+    .await;
 
     let titles: Vec<String> = slack
         .taken()
@@ -192,9 +197,12 @@ async fn a_receiver_down_for_a_while_loses_nothing_and_keeps_order() {
     let hook =
         WebhookChannel::new("hook", Secret::new(format!("http://127.0.0.1:{port}/hook")), None, Duration::from_secs(2))
             .expect("hook");
+    // Retries every 300 ms at most: enough attempts that nothing is given up while the phases
+    // below take as long as a slow machine needs (the default 50 would last about 15 s).
+    let policy = DeliveryPolicy { max_attempts: 1_000, ..fast_policy() };
     let agent = Agent::builder()
         .rules([rule])
-        .channel_with_policy(Arc::new(hook), fast_policy())
+        .channel_with_policy(Arc::new(hook), policy)
         .store(Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store")))
         .evaluation_interval(Duration::from_millis(100))
         .build()
@@ -204,16 +212,18 @@ async fn a_receiver_down_for_a_while_loses_nothing_and_keeps_order() {
     let task = tokio::spawn(agent.run(async move {
         let _ = rx.await;
     }));
-    // Fire, escalate and resolve while nobody listens on the port.
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(2500) {
+    // Fire, escalate and resolve while nobody listens on the port: each phase lasts until the
+    // agent has queued its notification (a slow machine only makes it longer), not a fixed time.
+    support::eventually("the firing and the escalation in the outbox", Duration::from_secs(30), async || {
         push(&h, packs::HTTP_REQUEST_ERROR_RATE, 0.5);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    while start.elapsed() < Duration::from_millis(4500) {
+        h.outbox_stats().await.expect("stats").pending >= 2
+    })
+    .await;
+    support::eventually("the resolve in the outbox", Duration::from_secs(30), async || {
         push(&h, packs::HTTP_REQUEST_ERROR_RATE, 0.0);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        h.outbox_stats().await.expect("stats").pending >= 3
+    })
+    .await;
     assert!(h.outbox_stats().await.expect("stats").pending >= 3, "all three wait in the outbox");
     // The receiver comes up on that port.
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the same port");
@@ -231,7 +241,11 @@ async fn a_receiver_down_for_a_while_loses_nothing_and_keeps_order() {
     );
     tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver") });
     until("every notification", 20, || seen.lock().expect("lock").len() >= 3, || ()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing left in the outbox: no retry or second copy is still on its way.
+    support::eventually("the outbox to drain", Duration::from_secs(15), async || {
+        h.outbox_stats().await.expect("stats").pending == 0
+    })
+    .await;
     let got = seen.lock().expect("lock").clone();
     let kinds: Vec<&str> = got.iter().map(|v| v["thorbis"]["kind"].as_str().unwrap_or("?")).collect();
     assert_eq!(kinds, ["firing", "escalated", "resolved"], "once each, in order");

@@ -1,5 +1,7 @@
 //! The agent's HTTP endpoints, served on loopback by an in-process agent.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 use thorbis_obs_core::rules::packs;
@@ -39,12 +41,10 @@ async fn endpoints_answer_and_guard_writes() {
     }));
     let base = format!("http://{addr}");
     let c = reqwest::Client::new();
-    let mut tries = 0;
-    while c.get(format!("{base}/healthz")).send().await.is_err() {
-        tries += 1;
-        assert!(tries < 100, "server never came up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::eventually("the server to come up", Duration::from_secs(30), async || {
+        c.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await;
     let ready = c.get(format!("{base}/readyz")).send().await.expect("readyz");
     assert_eq!(ready.status(), 200);
 
@@ -68,20 +68,25 @@ async fn endpoints_answer_and_guard_writes() {
     assert_eq!(r.status(), 200);
 
     // The alert fires and shows in the API and in /metrics.
-    let mut tries = 0;
-    while mem.sent().is_empty() {
-        tries += 1;
-        assert!(tries < 100, "no notification");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::monitors::wait_for("a notification", Duration::from_secs(30), || !mem.sent().is_empty()).await;
     let alerts: serde_json::Value =
         c.get(format!("{base}/api/v1/alerts")).send().await.expect("get").json().await.expect("json");
     assert_eq!(alerts["alerts"][0]["rule_id"], "payment-processing-failure");
     assert_eq!(alerts["alerts"][0]["state"], "firing");
-    let text = c.get(format!("{base}/metrics")).send().await.expect("get").text().await.expect("text");
+    // The channel holds the notification before the agent counts the delivery: read /metrics
+    // until the count is in (10 s at most; the assertions below say what is missing).
+    let sent = "thorbis_notifications_total{channel=\"mem\",outcome=\"sent\"} 1";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = c.get(format!("{base}/metrics")).send().await.expect("get").text().await.expect("text");
+        if text.contains(sent) || tokio::time::Instant::now() >= deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(text.contains("payment_failure_rate{provider=\"stripe\"} 0.4"), "{text}");
     assert!(text.contains("ALERTS{alertname=\"PaymentProcessingFailures\",alertstate=\"firing\",provider=\"stripe\",severity=\"critical\"} 1"), "{text}");
-    assert!(text.contains("thorbis_notifications_total{channel=\"mem\",outcome=\"sent\"} 1"), "{text}");
+    assert!(text.contains(sent), "{text}");
 
     // Suppressions: token, validation, effect.
     let r = c
@@ -127,19 +132,95 @@ async fn write_endpoints_are_off_without_a_token() {
         let _ = rx.await;
     }));
     let c = reqwest::Client::new();
+    support::eventually("the server to come up", Duration::from_secs(30), async || {
+        c.get(format!("http://{addr}/healthz")).send().await.is_ok()
+    })
+    .await;
     let url = format!("http://{addr}/api/v1/suppressions");
-    let mut resp = None;
-    for _ in 0..100 {
-        if let Ok(r) = c.post(&url).bearer_auth("anything").json(&serde_json::json!({ "condition": "x" })).send().await
-        {
-            resp = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let r = resp.expect("server up");
+    let r = c.post(&url).bearer_auth("anything").json(&serde_json::json!({ "condition": "x" })).send().await;
+    let r = r.expect("server up");
     assert_eq!(r.status(), 403);
     assert!(r.text().await.expect("text").contains("set http.api_token"));
     let _ = stop.send(());
     task.await.expect("join").expect("runs");
+}
+
+/// A host app's own component: its route is served beside the agent's, it reads the hub, and
+/// its background work starts with the agent and stops with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_component_serves_its_routes_and_runs_with_the_agent() {
+    use axum::extract::State;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use thorbis_obs_server::hub::{Component, Hub};
+
+    struct Hello {
+        hub: Arc<Hub>,
+        ran: AtomicBool,
+        stopped: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Component for Hello {
+        fn name(&self) -> &'static str {
+            "hello"
+        }
+
+        fn routes(self: Arc<Self>) -> axum::Router {
+            axum::Router::new()
+                .route(
+                    "/api/v1/hello",
+                    axum::routing::get(|State(h): State<Arc<Hello>>| async move {
+                        format!("{} rules", h.hub.engine().rules().count())
+                    }),
+                )
+                .with_state(self)
+        }
+
+        async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+            self.ran.store(true, Ordering::SeqCst);
+            let _ = stop.changed().await;
+            self.stopped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let made: Arc<std::sync::Mutex<Option<Arc<Hello>>>> = Arc::default();
+    let keep = made.clone();
+    let agent = Agent::builder()
+        .rules(packs::database_health_rules())
+        .channel(Arc::new(InMemoryChannel::new("mem")))
+        .alias("slack", "mem")
+        .alias("email", "mem")
+        .alias("pagerduty", "mem")
+        .alias("sms", "mem")
+        .store(Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("opens")))
+        .http(addr, None)
+        .component(move |hub| {
+            let c = Arc::new(Hello { hub: hub.clone(), ran: AtomicBool::new(false), stopped: AtomicBool::new(false) });
+            *keep.lock().expect("lock") = Some(c.clone());
+            c
+        })
+        .build()
+        .expect("valid");
+    let hello = made.lock().expect("lock").clone().expect("made at build");
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async move {
+        let _ = rx.await;
+    }));
+    let c = reqwest::Client::new();
+    let url = format!("http://{addr}/api/v1/hello");
+    support::eventually("the component's route", Duration::from_secs(30), async || {
+        c.get(&url).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let text = c.get(&url).send().await.expect("get").text().await.expect("text");
+    assert_eq!(text, format!("{} rules", packs::database_health_rules().len()));
+    assert!(hello.ran.load(Ordering::SeqCst), "run() started with the agent");
+    assert!(!hello.stopped.load(Ordering::SeqCst));
+    // The agent's own routes are still there beside it.
+    assert_eq!(c.get(format!("http://{addr}/healthz")).send().await.expect("healthz").status(), 200);
+    let _ = stop.send(());
+    task.await.expect("join").expect("agent");
+    assert!(hello.stopped.load(Ordering::SeqCst), "run() saw the stop");
 }

@@ -26,7 +26,10 @@ use thorbis_obs_server::channels::sms::SmsChannel;
 use thorbis_obs_server::channels::webhook::{WebhookChannel, sign};
 use thorbis_obs_server::config::Secret;
 
-const TIMEOUT: Duration = Duration::from_millis(500);
+/// Each channel's request timeout: what a hung receiver costs (`check_answers` wants the hang cut
+/// off well under 5 s), and long enough that a loaded machine answers every other request in
+/// time (at 500 ms, a loopback answer slowed by a busy machine could read as "timed out").
+const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A real firing notification from the spec's high-response-time rule, and its resolve.
 fn notifications() -> (Notification, Notification) {

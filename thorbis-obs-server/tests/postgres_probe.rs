@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 use support::pg::fresh_database;
 use thorbis_obs_core::time::Timestamp;
-use thorbis_obs_server::probes::postgres::{BusinessQuery, PostgresProbe, ProbeSettings, Section};
+use thorbis_obs_server::sources::postgres::{BusinessQuery, PostgresProbe, ProbeSettings, Section};
 
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connects");
@@ -15,7 +15,7 @@ async fn connect(url: &str) -> tokio_postgres::Client {
     c
 }
 
-fn value(r: &thorbis_obs_server::probes::postgres::ProbeReport, name: &str) -> f64 {
+fn value(r: &thorbis_obs_server::sources::postgres::ProbeReport, name: &str) -> f64 {
     r.samples.iter().find(|s| s.name == name).map(|s| s.value).unwrap_or_else(|| panic!("no {name} in {:?}", r.samples))
 }
 
@@ -43,7 +43,6 @@ async fn reports_real_lock_waits_long_queries_and_business_numbers() {
     let waiter = tokio::spawn(async move { b.query("SELECT * FROM locked", &[]).await.map(|r| r.len()) });
     let c = connect(&url).await;
     let sleeper = tokio::spawn(async move { c.query("SELECT pg_sleep(3)", &[]).await.map(|r| r.len()) });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let settings = ProbeSettings {
         long_running: Duration::from_secs(1),
@@ -66,7 +65,21 @@ async fn reports_real_lock_waits_long_queries_and_business_numbers() {
         ..ProbeSettings::default()
     };
     let probe = PostgresProbe::new("pg", &url, Duration::from_secs(10), settings);
-    let r = probe.collect_report(Timestamp::from_secs(1_795_000_000)).await.expect("collects");
+    // Collect until B is seen waiting past the 1 s long-running threshold, instead of sleeping
+    // a fixed time first: B waits on A's lock until the COMMIT below, so a slow machine only
+    // takes longer to get there (30 s at most; then the assertions say what is missing).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = probe.collect_report(Timestamp::from_secs(1_795_000_000)).await.expect("collects");
+        let at_least = |name: &str, min: f64| r.samples.iter().any(|s| s.name == name && s.value >= min);
+        let ready = r.lock_waits.iter().any(|w| w.blocked_pid == b_pid)
+            && at_least("pg_long_running_queries", 1.0)
+            && at_least("pg_longest_query_seconds", 1.0);
+        if ready || tokio::time::Instant::now() >= deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let pair = r.lock_waits.iter().find(|w| w.blocked_pid == b_pid).expect("the waiting session is reported");
     assert_eq!(pair.blocking_pid, a_pid);
     assert!(pair.blocked_statement.as_deref().is_some_and(|s| s.contains("SELECT * FROM locked")));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 use thorbis_obs_core::time::Timestamp;
-use thorbis_obs_server::probes::postgres::{PostgresProbe, ProbeSettings, Section};
+use thorbis_obs_server::sources::postgres::{PostgresProbe, ProbeSettings, Section};
 
 fn sh(cmd: &str) {
     let ok = std::process::Command::new("sh").arg("-c").arg(cmd).status().expect("sh runs").success();
@@ -16,7 +16,7 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by scripts/test.sh"))
 }
 
-fn lag(r: &thorbis_obs_server::probes::postgres::ProbeReport) -> f64 {
+fn lag(r: &thorbis_obs_server::sources::postgres::ProbeReport) -> f64 {
     r.samples.iter().find(|s| s.name == "pg_replication_lag_seconds").map(|s| s.value).expect("lag reported")
 }
 

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use thorbis_obs_core::time::Timestamp;
-use thorbis_obs_server::probes::postgres::{PostgresProbe, ProbeSettings, Section};
+use thorbis_obs_server::sources::postgres::{PostgresProbe, ProbeSettings, Section};
 
 fn pg_ctl(action: &str) {
     let ctl = std::env::var("THORBIS_TEST_PG_CTL").expect("THORBIS_TEST_PG_CTL is set by scripts/test.sh");

@@ -95,7 +95,13 @@ steps = [
 
     // /metrics: the LCP p75 and the error rate of the window the beacons landed in.
     let all = [("service", "shop"), ("route", "all"), ("device", "all")];
-    let text = agent.metrics_until("LCP", |t| metric(t, "web_vitals_lcp_p75", &all).is_some()).await;
+    // A window's samples go in one at a time, the error rate last: wait for both.
+    let text = agent
+        .metrics_until("LCP and an error rate", |t| {
+            metric(t, "web_vitals_lcp_p75", &all).is_some()
+                && metric(t, "rum_error_rate", &[("service", "shop")]).is_some()
+        })
+        .await;
     let lcp = metric(&text, "web_vitals_lcp_p75", &all).unwrap_or(0.0);
     assert!((2800.0..6000.0).contains(&lcp), "the image came at 2.8 s: LCP p75 {lcp}");
     assert!(metric(&text, "rum_error_rate", &[("service", "shop")]).is_some(), "an error rate per window:\n{text}");

@@ -82,8 +82,11 @@ async fn a_passing_and_a_failing_workflow_in_chromium() {
     assert!(pass.success, "{pass:#?}");
     assert_eq!(pass.steps.len(), 5);
     assert!(pass.steps.iter().all(|s| s.ok && s.duration_ms >= 0.0));
-    // The wait step waited for the 300 ms the page takes to answer.
-    assert!(pass.steps[3].duration_ms >= 250.0, "{:?}", pass.steps[3]);
+    // The wait step waited for the 300 ms the page takes to answer. The page's 300 ms start at
+    // the submit, inside the click step, so they are split between the click and the wait by
+    // however long the click's round trip took: only together do the two steps cover them all.
+    let click_and_wait = pass.steps[2].duration_ms + pass.steps[3].duration_ms;
+    assert!(click_and_wait >= 250.0, "{:?} {:?}", pass.steps[2], pass.steps[3]);
     assert!(pass.screenshot.is_none());
 
     let fail = runner.run(&wf.workflows[1]).await;
@@ -179,7 +182,7 @@ async fn a_failing_workflow_in_the_agent_pages_once_with_its_screenshot() {
     // Stopping the agent stops chromedriver and every browser it started, even one cut off
     // in the middle of a run.
     let marker = format!("thorbis-synthetic-checkout-{}-", std::process::id());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while browsers_with(&marker) > 0 {
         assert!(std::time::Instant::now() < deadline, "a browser outlived the agent");
         tokio::time::sleep(Duration::from_millis(100)).await;

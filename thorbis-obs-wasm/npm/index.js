@@ -4,12 +4,12 @@
 // noise filter, business context and URL scrubbing. Why the split: see the crate's docs.
 //
 // Rules this file keeps: importing it touches neither window nor document (server-side
-// rendering imports it too); nothing throws into the page (every callback runs through `go`,
-// which catches and counts); init registers every observer and listener at once, and the work
-// that needs the wasm waits in `later` until it has loaded.
+// rendering imports it too); nothing throws into the page (every callback runs through
+// `whenReady`, which catches and counts); init registers every observer and listener at once, and
+// the work that needs the wasm waits in `later` until it has loaded.
 
-// The wasm half, once loaded; its loading promise; the options.
-let b = null;
+// The wasm half (the wasm-bindgen module), once loaded; its loading promise; the options.
+let wasm = null;
 let loading = null;
 let cfg = null;
 // Counters for diagnostics().
@@ -22,37 +22,38 @@ const now = () => performance.now();
 // Epoch ms from the high-resolution clock, as the wire schema wants (timeOrigin is read once:
 // it is a getter into the browser, on every event's path).
 let origin;
-const epoch = (t) => Math.round((origin ??= performance.timeOrigin) + t);
-const rid = () => (crypto.randomUUID ? crypto.randomUUID() : "r" + Math.random().toString(36).slice(2));
-const str = (v) => typeof v === "string";
-const on = (target, type, f, capture) => target.addEventListener(type, f, { capture, passive: true });
+const epoch = (perfTime) => Math.round((origin ??= performance.timeOrigin) + perfTime);
+const randomId = () => (crypto.randomUUID ? crypto.randomUUID() : "r" + Math.random().toString(36).slice(2));
+const isString = (value) => typeof value === "string";
+const listen = (target, type, listener, capture) => target.addEventListener(type, listener, { capture, passive: true });
 
-function run(f) {
+// Runs `task`, counting what it throws instead of throwing it into the page.
+function run(task) {
   try {
-    f();
+    task();
   } catch (_) {
     failures++;
   }
 }
 
-// Runs `f` now if the wasm is ready and the SDK has started, else once both are.
-function go(f) {
-  if (b && vs) run(f);
-  else if (later.length < 1000) later.push(f);
+// Runs `task` now if the wasm is ready and the SDK has started, else once both are.
+function whenReady(task) {
+  if (wasm && vitals) run(task);
+  else if (later.length < 1000) later.push(task);
   else dropped++;
 }
 
 function drain() {
-  if (b && vs) later.splice(0).forEach(run);
+  if (wasm && vitals) later.splice(0).forEach(run);
 }
 
 function load() {
   loading ||= import("./pkg/thorbis_obs_wasm.js")
-    .then(async (m) => {
+    .then(async (loaded) => {
       // The plain-browser build (wasm-bindgen --target web) is instantiated by its default
       // export; the bundler build is ready on import.
-      if (typeof m.default === "function") await m.default();
-      b = m;
+      if (typeof loaded.default === "function") await loaded.default();
+      wasm = loaded;
       drain();
       return true;
     })
@@ -66,47 +67,48 @@ function load() {
 
 // ---- Options -------------------------------------------------------------------------------
 
-function config(o) {
-  const s = (k, d) => (str(o[k]) && o[k]) || d;
-  const f = (k) => o[k] !== false;
-  let url = s("endpoint", "/v1/rum");
-  if (s("clientToken")) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(o.clientToken);
-  const rate = o.sessionSampleRate;
-  const bud = o.budgets || {};
+function config(options) {
+  // A string option (`fallback` when absent or empty) and a boolean one (on unless false).
+  const text = (key, fallback) => (isString(options[key]) && options[key]) || fallback;
+  const flag = (key) => options[key] !== false;
+  let url = text("endpoint", "/v1/rum");
+  if (text("clientToken")) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(options.clientToken);
+  const rate = options.sessionSampleRate;
+  const budgets = options.budgets || {};
   return {
     url,
     // The collector's own requests are not page resources.
     base: url.split("?")[0],
-    service: s("service", "browser"),
-    env: s("env", "production"),
-    version: s("version"),
+    service: text("service", "browser"),
+    env: text("env", "production"),
+    version: text("version"),
     rate: Number.isFinite(rate) ? Math.min(100, Math.max(0, rate)) : 100,
-    clicks: f("trackInteractions"),
-    resources: f("trackResources"),
-    longTasks: f("trackLongTasks"),
-    privacy: o.privacy,
-    scrubbers: Array.isArray(o.scrubbers) ? o.scrubbers.filter((r) => r instanceof RegExp) : [],
-    beforeSend: typeof o.beforeSend === "function" ? o.beforeSend : null,
-    budgets: [bud.javascript, bud.css, bud.images, bud.fonts].map(Number),
-    flushMs: o.flushIntervalMs >= 100 ? o.flushIntervalMs : 10000,
-    consent: o.consent !== "pending",
+    clicks: flag("trackInteractions"),
+    resources: flag("trackResources"),
+    longTasks: flag("trackLongTasks"),
+    privacy: options.privacy,
+    scrubbers: Array.isArray(options.scrubbers) ? options.scrubbers.filter((pattern) => pattern instanceof RegExp) : [],
+    beforeSend: typeof options.beforeSend === "function" ? options.beforeSend : null,
+    budgets: [budgets.javascript, budgets.css, budgets.images, budgets.fonts].map(Number),
+    flushMs: options.flushIntervalMs >= 100 ? options.flushIntervalMs : 10000,
+    consent: options.consent !== "pending",
   };
 }
 
 // The page's scrubbers after the built-in URL scrubbing (emails, secret query parameters).
-const scrub = (text) => cfg.scrubbers.reduce((s, re) => s.replace(re, "[redacted]"), b.scrubUrl(text));
+const scrub = (text) => cfg.scrubbers.reduce((scrubbed, pattern) => scrubbed.replace(pattern, "[redacted]"), wasm.scrubUrl(text));
 
-// A string cut to at most `n` UTF-8 bytes, never inside a surrogate pair.
-const enc = new TextEncoder();
-function cut(s, n) {
-  s = s.slice(0, n);
-  while (enc.encode(s).length > n) s = s.slice(0, (s.length * 0.9) | 0);
-  return /[\ud800-\udbff]$/.test(s) ? s.slice(0, -1) : s;
+// `text` cut to at most `maxBytes` UTF-8 bytes, never inside a surrogate pair.
+const utf8 = new TextEncoder();
+function cut(text, maxBytes) {
+  text = text.slice(0, maxBytes);
+  while (utf8.encode(text).length > maxBytes) text = text.slice(0, (text.length * 0.9) | 0);
+  return /[\ud800-\udbff]$/.test(text) ? text.slice(0, -1) : text;
 }
 
 // ---- Session and view ------------------------------------------------------------------------
 
-const KEY = "_thorbis_obs_s";
+const SESSION_KEY = "_thorbis_obs_s";
 // Inactivity that ends a session, and the longest session (Datadog's 15 minutes and 4 hours).
 const IDLE = 15 * 60e3;
 const LONGEST = 4 * 3600e3;
@@ -119,24 +121,25 @@ let written = 0;
 function save(at) {
   last = written = at;
   try {
-    localStorage.setItem(KEY, [session.id, session.startedAt, at, +session.sampled].join("|"));
+    localStorage.setItem(SESSION_KEY, [session.id, session.startedAt, at, +session.sampled].join("|"));
   } catch (_) {
     // Storage off (private mode, quota): the session lives as long as the page.
   }
 }
 
 function startSession(at) {
-  session = { id: rid(), sampled: Math.random() * 100 < cfg.rate, startedAt: at, sampleRate: cfg.rate };
+  session = { id: randomId(), sampled: Math.random() * 100 < cfg.rate, startedAt: at, sampleRate: cfg.rate };
   save(at);
 }
 
 function resumeSession(at) {
-  let p = [];
+  let saved = [];
   try {
-    p = (localStorage.getItem(KEY) || "").split("|");
+    saved = (localStorage.getItem(SESSION_KEY) || "").split("|");
   } catch (_) {}
-  if (p[0] && at - p[2] < IDLE && at - p[1] < LONGEST) {
-    session = { id: p[0], sampled: p[3] === "1", startedAt: +p[1], sampleRate: cfg.rate };
+  const [id, startedAt, lastActivity, sampled] = saved;
+  if (id && at - lastActivity < IDLE && at - startedAt < LONGEST) {
+    session = { id, sampled: sampled === "1", startedAt: +startedAt, sampleRate: cfg.rate };
     save(at);
   } else startSession(at);
 }
@@ -153,10 +156,10 @@ function touch(at) {
 let view = null;
 
 function newView(previous) {
-  const v = { id: rid(), url: scrub(location.href), route: scrub(location.pathname) };
-  const ref = previous ? previous.url : document.referrer && scrub(document.referrer);
-  if (ref) v.referrer = ref;
-  view = v;
+  const next = { id: randomId(), url: scrub(location.href), route: scrub(location.pathname) };
+  const referrer = previous ? previous.url : document.referrer && scrub(document.referrer);
+  if (referrer) next.referrer = referrer;
+  view = next;
 }
 
 // An SPA route change: the old view's batch goes first, then a new view.
@@ -165,41 +168,47 @@ function route() {
   flush();
   newView(view);
   crumb("navigation", view.url);
-  emit(3, "timing", { name: "route_change", durationMs: now() });
+  emit(BUCKET_OTHER, "timing", { name: "route_change", durationMs: now() });
 }
 
 // ---- Events ----------------------------------------------------------------------------------
 
-// Per-kind limits (vital, error, action, other): 3,000 a minute each, as Datadog's.
-const limits = [
-  [0, 0],
-  [0, 0],
-  [0, 0],
-  [0, 0],
-];
+// The bucket an event is emitted in. Each bucket has its own limit, 3,000 a minute (Datadog's
+// per-kind limits), and errors are the one bucket an unsampled session still sends. The numbers
+// only index the arrays below: they are not on the wire.
+const BUCKET_VITAL = 0;
+const BUCKET_ERROR = 1;
+const BUCKET_ACTION = 2;
+const BUCKET_OTHER = 3;
+// Per bucket: when its current minute started (epoch ms), and how many events it has had since.
+const minuteStart = [0, 0, 0, 0];
+const inMinute = [0, 0, 0, 0];
 
-// Stamps, samples, limits, runs beforeSend on and queues one event (`t`: when it happened, on
-// the performance clock; now if not given). Unsampled sessions still send errors.
-function emit(kind, type, ev, t) {
+// Stamps, samples, limits, runs beforeSend on and queues one event (`perfTime`: when it
+// happened, on the performance clock; now if not given). Unsampled sessions still send errors.
+function emit(bucket, type, ev, perfTime) {
   ev.type = type;
   // Date.now() where the event has no time of its own: performance.now() costs about half a
   // microsecond in Chromium, a third of a track() call.
-  const at = (ev.at ??= t === undefined ? Date.now() : epoch(t));
+  const at = (ev.at ??= perfTime === undefined ? Date.now() : epoch(perfTime));
   touch(at);
-  if (!session.sampled && kind !== 1) return;
-  const l = limits[kind];
-  if (at - l[0] > 60e3) l.splice(0, 2, at, 0);
-  if (l[1]++ >= 3000) return void dropped++;
+  if (!session.sampled && bucket !== BUCKET_ERROR) return;
+  if (at - minuteStart[bucket] > 60e3) {
+    minuteStart[bucket] = at;
+    inMinute[bucket] = 0;
+  }
+  if (inMinute[bucket]++ >= 3000) return void dropped++;
   if (cfg.beforeSend) {
-    let r = ev;
+    let edited = ev;
     try {
-      r = cfg.beforeSend(ev);
+      edited = cfg.beforeSend(ev);
     } catch (_) {
       failures++;
     }
-    if (r !== undefined) {
-      if (!r || typeof r !== "object") return void dropped++;
-      ev = r;
+    // Returning nothing keeps the event (edited in place, or not); a non-object drops it.
+    if (edited !== undefined) {
+      if (!edited || typeof edited !== "object") return void dropped++;
+      ev = edited;
     }
   }
   // A full queue (no consent yet, or offline) keeps what came first: the page-load vitals are
@@ -209,29 +218,29 @@ function emit(kind, type, ev, t) {
   // A full batch goes out from a task of its own, not inside the caller's track().
   if (queue.length >= 50 && !scheduled) {
     scheduled = true;
-    setTimeout(() => go(flush));
+    setTimeout(() => whenReady(flush));
   }
 }
 
 // Copies up to 32 plain properties (string, boolean, finite number; names as the wire allows).
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,199}$/;
 function plain(src) {
-  let n = 0;
+  let copied = 0;
   let out;
   if (src && typeof src === "object") {
-    for (const k of Object.keys(src)) {
-      const v = src[k];
-      const t = typeof v;
-      if (n < 32 && NAME.test(k) && (t === "string" || t === "boolean" || (t === "number" && isFinite(v)))) {
-        (out ||= {})[k] = v;
-        n++;
+    for (const key of Object.keys(src)) {
+      const value = src[key];
+      const type = typeof value;
+      if (copied < 32 && NAME.test(key) && (type === "string" || type === "boolean" || (type === "number" && isFinite(value)))) {
+        (out ||= {})[key] = value;
+        copied++;
       }
     }
   }
   return out;
 }
 
-// The spec's DOM events: event -> [business event, detail field, property, ...].
+// The spec's DOM events: event -> "businessEvent detailField property detailField property ...".
 const BUSINESS = {
   "work-order-created": "work_order_created id workOrderId industry industry priority priority estimatedValue estimatedValue",
   "work-order-completed":
@@ -244,23 +253,23 @@ function business(e) {
   const [name, ...map] = BUSINESS[e.type].split(" ");
   const src = {};
   for (let i = 0; i < map.length; i += 2) src[map[i + 1]] = e.detail?.[map[i]];
-  emit(3, "business", { name, props: plain(src) || {} }, e.timeStamp);
+  emit(BUCKET_OTHER, "business", { name, props: plain(src) || {} }, e.timeStamp);
 }
 
 // A CSS-ish description of an element: `tag#id.class1.class2`.
 function describe(el) {
   if (!(el instanceof Element)) return "";
-  let s = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "");
-  for (const c of (el.getAttribute("class") || "").split(/\s+/).filter(Boolean).slice(0, 2)) s += "." + c;
-  return s;
+  let selector = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "");
+  for (const className of (el.getAttribute("class") || "").split(/\s+/).filter(Boolean).slice(0, 2)) selector += "." + className;
+  return selector;
 }
 
 // The action name of an element, from its accessible text; never an input's value.
 function actionName(el) {
-  const a = (k) => (el.getAttribute(k) || "").trim();
+  const attr = (attribute) => (el.getAttribute(attribute) || "").trim();
   const form = /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName);
-  const t = a("aria-label") || (form ? a("placeholder") || a("name") : el.innerText || "") || a("title") || a("alt");
-  const name = t.split(/\s+/).filter(Boolean).join(" ").slice(0, 100);
+  const text = attr("aria-label") || (form ? attr("placeholder") || attr("name") : el.innerText || "") || attr("title") || attr("alt");
+  const name = text.split(/\s+/).filter(Boolean).join(" ").slice(0, 100);
   return cfg.privacy === "mask" && name ? "Masked" : name;
 }
 
@@ -271,7 +280,7 @@ function click(e) {
   el = el.closest("button,a,[role=button],input,select,textarea,label,summary") || el;
   const target = describe(el);
   crumb("ui.click", target);
-  if (cfg.clicks) emit(2, "action", { name: actionName(el) || target, actionType: "click", target }, e.timeStamp);
+  if (cfg.clicks) emit(BUCKET_ACTION, "action", { name: actionName(el) || target, actionType: "click", target }, e.timeStamp);
 }
 
 // ---- Errors ----------------------------------------------------------------------------------
@@ -283,46 +292,56 @@ function crumb(category, message) {
   if (crumbs.length > 100) crumbs.shift();
 }
 
-// Errors sent in the last minute, by fingerprint: [sent at, event, repeats since]. A repeat is
-// counted, not sent; the counts go out with the next flush as one event each.
+// Errors sent in the last minute, by fingerprint: [sent at, event, repeats since], indexed by the
+// names below. A repeat is counted, not sent; the counts go out with the next flush as one event
+// each.
 const recent = new Map();
+const SENT_AT = 0;
+const SENT_EVENT = 1;
+const REPEATS = 2;
 
-const CONTEXT = "process businessProcess step workflowStep code errorCode industry industry userRole userRole businessId businessId component component".split(" ");
+// The caller's context that becomes tags of an error, as pairs `contextKey tagName`: context
+// `process` is tag `businessProcess`, `step` is `workflowStep`, `code` is `errorCode`, the rest
+// keep their names. One string split once, as BUSINESS's: smaller than an object literal.
+const CONTEXT_TAGS = "process businessProcess step workflowStep code errorCode industry industry userRole userRole businessId businessId component component".split(" ");
 
 function capture(err, kind, context, fingerprint) {
   let name = "Error";
   let message = "";
   let stack;
   if (err && typeof err === "object") {
-    if (str(err.name)) name = err.name;
-    if (str(err.message)) message = err.message;
-    if (str(err.stack)) stack = err.stack;
+    if (isString(err.name)) name = err.name;
+    if (isString(err.message)) message = err.message;
+    if (isString(err.stack)) stack = err.stack;
   } else message = String(err);
-  if (b.isNoise(message, stack)) return;
+  if (wasm.isNoise(message, stack)) return;
   // The dedup key: the same error thrown from the same place.
-  const first = stack && stack.split("\n").find((l) => l.trim().startsWith("at ") || l.includes("@"));
-  const key = [fingerprint ? fingerprint.join("\x1f") : name + "\x1f" + message, first].join("\x1f");
+  const firstFrame = stack && stack.split("\n").find((line) => line.trim().startsWith("at ") || line.includes("@"));
+  const key = [fingerprint ? fingerprint.join("\x1f") : name + "\x1f" + message, firstFrame].join("\x1f");
   const seen = recent.get(key);
-  if (seen && now() - seen[0] < 60e3) return void seen[2]++;
+  if (seen && now() - seen[SENT_AT] < 60e3) return void seen[REPEATS]++;
   // Tags: the business context of the page, then the caller's context.
-  const [businessProcess, industry] = b.businessContext(location.pathname).split("|");
+  const [businessProcess, industry] = wasm.businessContext(location.pathname).split("|");
   const tags = { businessProcess, industry };
-  for (let i = 0; i < CONTEXT.length; i += 2) if (str(context?.[CONTEXT[i]])) tags[CONTEXT[i + 1]] = context[CONTEXT[i]];
+  for (let i = 0; i < CONTEXT_TAGS.length; i += 2) {
+    const contextKey = CONTEXT_TAGS[i];
+    if (isString(context?.[contextKey])) tags[CONTEXT_TAGS[i + 1]] = context[contextKey];
+  }
   const ev = { kind, message: cut(scrub(message ? name + ": " + message : name), 2000), tags, count: 1 };
   if (stack) ev.stack = cut(stack, 16000);
   if (fingerprint) ev.fingerprint = fingerprint;
   if (crumbs.length) ev.breadcrumbs = crumbs.slice();
   if (recent.size >= 50) recent.delete(recent.keys().next().value);
   recent.set(key, [now(), ev, 0]);
-  emit(1, "error", { ...ev });
+  emit(BUCKET_ERROR, "error", { ...ev });
 }
 
 // Repeats counted since the last flush go out as their error with `count` set.
 function repeats() {
-  for (const [key, r] of recent) {
-    if (r[2]) emit(1, "error", { ...r[1], count: r[2], at: undefined });
-    r[2] = 0;
-    if (now() - r[0] >= 60e3) recent.delete(key);
+  for (const [key, sent] of recent) {
+    if (sent[REPEATS]) emit(BUCKET_ERROR, "error", { ...sent[SENT_EVENT], count: sent[REPEATS], at: undefined });
+    sent[REPEATS] = 0;
+    if (now() - sent[SENT_AT] >= 60e3) recent.delete(key);
   }
 }
 
@@ -331,30 +350,30 @@ function repeats() {
 const RATINGS = ["good", "needs-improvement", "poor"];
 // Quiet time after FCP that ends the TTI search.
 const QUIET = 5000;
-// What is measured on this page (or since the last bfcache restore).
-let vs = null;
+// What is measured on this page (or since the last bfcache restore); `lcp` is [value, target].
+let vitals = null;
 const fresh = (nav) => ({ nav, ids: {}, act: 0, hidden: Infinity, lcp: null, lcpDone: 0, fcp: null, cls: 0, clsTarget: "", clsSent: -1, inp: [], inpSent: -1, fid: 0, lastLong: 0, tti: 0 });
 
 function report(name, value, target) {
   if (!(value >= 0 && value < Infinity)) return;
-  const ev = { name, value, rating: RATINGS[b.rateVital(name, value)], id: (vs.ids[name] ||= rid()), navigationType: vs.nav };
+  const ev = { name, value, rating: RATINGS[wasm.rateVital(name, value)], id: (vitals.ids[name] ||= randomId()), navigationType: vitals.nav };
   if (target) ev.target = target;
-  emit(0, "vital", ev);
+  emit(BUCKET_VITAL, "vital", ev);
 }
 
 function reportLcp() {
-  if (!vs.lcpDone && vs.lcp) {
-    vs.lcpDone = 1;
-    report("LCP", ...vs.lcp);
+  if (!vitals.lcpDone && vitals.lcp) {
+    vitals.lcpDone = 1;
+    report("LCP", ...vitals.lcp);
   }
 }
 
-// Observes `type` with buffered entries; each entry goes to `f` once the wasm is ready.
-function observe(type, f, extra) {
+// Observes `type` with buffered entries; each entry goes to `handle` once the wasm is ready.
+function observe(type, handle, extra) {
   try {
     new PerformanceObserver((list) => {
       const entries = list.getEntries();
-      go(() => entries.forEach((e) => run(() => f(e))));
+      whenReady(() => entries.forEach((entry) => run(() => handle(entry))));
     }).observe({ type, buffered: true, ...extra });
   } catch (_) {
     // An entry type this browser does not have.
@@ -365,51 +384,52 @@ function observe(type, f, extra) {
 // page was first hidden ignored, LCP final at the first input, CLS and INP reported on hide.
 function startVitals() {
   const nav = performance.getEntriesByType?.("navigation")?.[0] || {};
-  vs = fresh(document.prerendering || nav.activationStart > 0 ? "prerender" : nav.type === "reload" ? "reload" : nav.type === "back_forward" ? "back-forward" : "navigate");
-  vs.act = Math.max(nav.activationStart || 0, 0);
-  if (document.visibilityState === "hidden") vs.hidden = 0;
-  if (nav.responseStart > 0) go(() => report("TTFB", Math.max(nav.responseStart - vs.act, 0)));
-  observe("paint", (e) => {
-    if (e.name !== "first-contentful-paint") return;
-    if (e.startTime < vs.hidden && vs.fcp == null) report("FCP", (vs.fcp = Math.max(e.startTime - vs.act, 0)));
+  vitals = fresh(document.prerendering || nav.activationStart > 0 ? "prerender" : nav.type === "reload" ? "reload" : nav.type === "back_forward" ? "back-forward" : "navigate");
+  vitals.act = Math.max(nav.activationStart || 0, 0);
+  if (document.visibilityState === "hidden") vitals.hidden = 0;
+  if (nav.responseStart > 0) whenReady(() => report("TTFB", Math.max(nav.responseStart - vitals.act, 0)));
+  observe("paint", (entry) => {
+    if (entry.name !== "first-contentful-paint") return;
+    if (entry.startTime < vitals.hidden && vitals.fcp == null) report("FCP", (vitals.fcp = Math.max(entry.startTime - vitals.act, 0)));
     tti(QUIET);
   });
-  observe("largest-contentful-paint", (e) => {
-    if (!vs.lcpDone && e.startTime < vs.hidden) vs.lcp = [Math.max(e.startTime - vs.act, 0), describe(e.element)];
+  observe("largest-contentful-paint", (entry) => {
+    if (!vitals.lcpDone && entry.startTime < vitals.hidden) vitals.lcp = [Math.max(entry.startTime - vitals.act, 0), describe(entry.element)];
   });
-  observe("layout-shift", (e) => {
-    const cls = b.clsAdd(e.startTime, e.value, e.hadRecentInput);
-    const target = describe(e.sources?.[0]?.node);
-    if (cls > vs.cls && target) vs.clsTarget = target;
-    vs.cls = cls;
+  observe("layout-shift", (entry) => {
+    const cls = wasm.clsAdd(entry.startTime, entry.value, entry.hadRecentInput);
+    const target = describe(entry.sources?.[0]?.node);
+    if (cls > vitals.cls && target) vitals.clsTarget = target;
+    vitals.cls = cls;
   });
-  const inp = (e) => {
-    const target = describe(e.target);
-    if (e.entryType === "first-input" && !vs.fid) {
-      vs.fid = 1;
-      report("FID", Math.max(e.processingStart - e.startTime, 0), target);
+  const interaction = (entry) => {
+    const target = describe(entry.target);
+    if (entry.entryType === "first-input" && !vitals.fid) {
+      vitals.fid = 1;
+      report("FID", Math.max(entry.processingStart - entry.startTime, 0), target);
     }
-    const id = e.interactionId;
+    const id = entry.interactionId;
     if (id >= 1) {
-      b.inpAdd(id, e.duration);
-      // The 10 longest interactions with their targets, for the attribution of whichever one
-      // INP selects: the longest duration, and the first entry that names a target, as
-      // web-vitals' attribution does (a pointer event may have none, the click has one).
-      const x = vs.inp.find((x) => x[0] === id);
-      if (x) {
-        x[1] = Math.max(x[1], e.duration);
-        x[2] ||= target;
-      } else if (vs.inp.push([id, e.duration, target]) > 10) vs.inp.sort((p, q) => q[1] - p[1]).pop();
+      wasm.inpAdd(id, entry.duration);
+      // The 10 longest interactions with their targets ([interactionId, duration, target]), for
+      // the attribution of whichever one INP selects: the longest duration, and the first entry
+      // that names a target, as web-vitals' attribution does (a pointer event may have none, the
+      // click has one).
+      const known = vitals.inp.find((longest) => longest[0] === id);
+      if (known) {
+        known[1] = Math.max(known[1], entry.duration);
+        known[2] ||= target;
+      } else if (vitals.inp.push([id, entry.duration, target]) > 10) vitals.inp.sort((one, other) => other[1] - one[1]).pop();
     }
   };
-  observe("event", inp, { durationThreshold: 40 });
-  observe("first-input", inp);
+  observe("event", interaction, { durationThreshold: 40 });
+  observe("first-input", interaction);
   // Long tasks push the TTI search back (and are events of their own when tracked).
-  observe("longtask", (e) => {
-    vs.lastLong = Math.max(vs.lastLong, e.startTime + e.duration - vs.act);
-    if (cfg.longTasks) emit(3, "long_task", { durationMs: e.duration, startMs: e.startTime, at: epoch(e.startTime) });
+  observe("longtask", (entry) => {
+    vitals.lastLong = Math.max(vitals.lastLong, entry.startTime + entry.duration - vitals.act);
+    if (cfg.longTasks) emit(BUCKET_OTHER, "long_task", { durationMs: entry.duration, startMs: entry.startTime, at: epoch(entry.startTime) });
   });
-  on(window, "pageshow", (e) => e.persisted && go(() => restored(e.timeStamp)), true);
+  listen(window, "pageshow", (e) => e.persisted && whenReady(() => restored(e.timeStamp)), true);
 }
 
 // TTI (an estimate, not a Google metric): the end of the last long task before the first 5 s
@@ -417,41 +437,41 @@ function startVitals() {
 function tti(wait) {
   setTimeout(
     () =>
-      go(() => {
-        if (vs.tti || vs.fcp == null) return;
-        const since = Math.max(vs.fcp, vs.lastLong);
-        const left = since + QUIET - (now() - vs.act);
+      whenReady(() => {
+        if (vitals.tti || vitals.fcp == null) return;
+        const since = Math.max(vitals.fcp, vitals.lastLong);
+        const left = since + QUIET - (now() - vitals.act);
         if (left > 0) return tti(Math.max(left, 50));
-        vs.tti = 1;
+        vitals.tti = 1;
         report("TTI", since);
       }),
     wait + 1,
   );
 }
 
-// The page is being hidden at `t`: LCP, CLS and INP are reported (CLS and INP again only if
-// they changed since).
-function hidden(t) {
-  if (vs.hidden === Infinity) vs.hidden = t;
+// The page is being hidden at `perfTime`: LCP, CLS and INP are reported (CLS and INP again only
+// if they changed since).
+function hidden(perfTime) {
+  if (vitals.hidden === Infinity) vitals.hidden = perfTime;
   reportLcp();
-  const cls = vs.cls;
-  if (cls !== vs.clsSent) report("CLS", (vs.clsSent = cls), vs.clsTarget);
-  const inp = b.inpValue(performance.interactionCount || 0);
-  if (inp >= 0 && inp !== vs.inpSent) report("INP", (vs.inpSent = inp), vs.inp.find((x) => x[1] === inp)?.[2]);
+  const cls = vitals.cls;
+  if (cls !== vitals.clsSent) report("CLS", (vitals.clsSent = cls), vitals.clsTarget);
+  const inp = wasm.inpValue(performance.interactionCount || 0);
+  if (inp >= 0 && inp !== vitals.inpSent) report("INP", (vitals.inpSent = inp), vitals.inp.find((longest) => longest[1] === inp)?.[2]);
 }
 
 // A bfcache restore: new ids, CLS and INP from zero, FCP and LCP from the restore to the frame
 // after next (as web-vitals measures them), TTFB 0.
-function restored(t) {
-  vs = fresh("back-forward-cache");
-  vs.tti = 1;
-  b.vitalsReset();
+function restored(perfTime) {
+  vitals = fresh("back-forward-cache");
+  vitals.tti = 1;
+  wasm.vitalsReset();
   report("TTFB", 0);
   requestAnimationFrame(() =>
     requestAnimationFrame(() =>
-      go(() => {
-        report("FCP", (vs.fcp = now() - t));
-        vs.lcp = [vs.fcp, ""];
+      whenReady(() => {
+        report("FCP", (vitals.fcp = now() - perfTime));
+        vitals.lcp = [vitals.fcp, ""];
         reportLcp();
       }),
     ),
@@ -491,18 +511,18 @@ function flush(exiting) {
   if (!cfg.consent || !view) return;
   repeats();
   if (queue.length) {
-    const h = { v: b.wireVersion(), service: cfg.service, env: cfg.env, session, view, sentAt: epoch(now()) };
-    if (cfg.version) h.version = cfg.version;
-    const head = JSON.stringify(h).slice(0, -1) + ',"events":[';
+    const header = { v: wasm.wireVersion(), service: cfg.service, env: cfg.env, session, view, sentAt: epoch(now()) };
+    if (cfg.version) header.version = cfg.version;
+    const head = JSON.stringify(header).slice(0, -1) + ',"events":[';
     let list = [];
     let bytes = 0;
-    for (const e of queue.splice(0)) {
+    for (const ev of queue.splice(0)) {
       let text;
       try {
-        text = JSON.stringify(e);
+        text = JSON.stringify(ev);
       } catch (_) {}
       // An event that cannot be serialised (a cycle from beforeSend, say) is dropped.
-      if (!str(text)) {
+      if (!isString(text)) {
         failures++;
         continue;
       }
@@ -528,13 +548,13 @@ function flush(exiting) {
   const [body, attempts] = retry.shift();
   inFlight = true;
   post(body, body.length <= 60e3).then(
-    (r) => {
+    (response) => {
       inFlight = false;
-      const s = r.status;
-      if (s >= 200 && s < 300) {
+      const status = response.status;
+      if (status >= 200 && status < 300) {
         retryAt = 0;
-        if (retry.length) go(flush);
-      } else if (s === 408 || s === 429 || s >= 500) again(body, attempts, s, r.headers.get("Retry-After"));
+        if (retry.length) whenReady(flush);
+      } else if (status === 408 || status === 429 || status >= 500) again(body, attempts, status, response.headers.get("Retry-After"));
       // Other 4xx: the batch is wrong and sending it again will not help.
       else dropped++;
     },
@@ -553,7 +573,7 @@ function again(body, attempts, status, after) {
   if (parseFloat(after) >= 0) wait = Math.min(parseFloat(after), 600) * 1000;
   retry.unshift([body, attempts + 1]);
   retryAt = now() + wait;
-  setTimeout(() => go(flush), wait + 1);
+  setTimeout(() => whenReady(flush), wait + 1);
 }
 
 // ---- The API ---------------------------------------------------------------------------------
@@ -565,93 +585,95 @@ export function init(options) {
   load();
   // A prerendered page starts when the user opens it, as web-vitals' metrics do: until then
   // nobody has seen it, and activationStart is not known.
-  if (document.prerendering) on(document, "prerenderingchange", start, true);
+  if (document.prerendering) listen(document, "prerenderingchange", start, true);
   else start();
 }
 
 function start() {
   resumeSession(epoch(now()));
   startVitals();
-  const d = document;
-  on(d, "click", (e) => go(() => (click(e), reportLcp())), true);
-  on(d, "keydown", () => go(reportLcp), true);
-  for (const type in BUSINESS) on(d, type, (e) => go(() => business(e)));
-  on(window, "error", (e) => {
+  const doc = document;
+  listen(doc, "click", (e) => whenReady(() => (click(e), reportLcp())), true);
+  listen(doc, "keydown", () => whenReady(reportLcp), true);
+  for (const type in BUSINESS) listen(doc, type, (e) => whenReady(() => business(e)));
+  listen(window, "error", (e) => {
     // Resource load errors (an <img> 404) reach the window in the capture phase with no error
     // or message: they are not script errors.
-    if (e.error !== undefined || str(e.message)) go(() => capture(e.error ?? { message: e.message }, "error"));
+    if (e.error !== undefined || isString(e.message)) whenReady(() => capture(e.error ?? { message: e.message }, "error"));
   }, true);
-  on(window, "unhandledrejection", (e) => go(() => capture(e.reason, "unhandledrejection")), true);
+  listen(window, "unhandledrejection", (e) => whenReady(() => capture(e.reason, "unhandledrejection")), true);
   // console.error becomes a breadcrumb (and still goes to the console).
-  const ce = console.error;
-  if (typeof ce === "function")
+  const consoleError = console.error;
+  if (typeof consoleError === "function")
     console.error = function (...args) {
       run(() => crumb("console.error", args.slice(0, 2).map(String).join(" ")));
-      return ce.apply(this, args);
+      return consoleError.apply(this, args);
     };
-  for (const m of ["pushState", "replaceState"]) {
-    const orig = history[m];
-    if (typeof orig === "function")
-      history[m] = function (...args) {
-        const r = orig.apply(this, args);
-        go(route);
-        return r;
+  for (const method of ["pushState", "replaceState"]) {
+    const original = history[method];
+    if (typeof original === "function")
+      history[method] = function (...args) {
+        const result = original.apply(this, args);
+        whenReady(route);
+        return result;
       };
   }
-  on(window, "popstate", () => go(route));
+  listen(window, "popstate", () => whenReady(route));
   if (cfg.resources)
-    observe("resource", (e) => {
-      const url = e.name;
+    observe("resource", (entry) => {
+      const url = entry.name;
       if (cfg.base && url.includes(cfg.base)) return;
-      const kind = b.resource(e.initiatorType, url, e.transferSize || 0);
+      // The resource's kind, with a "!" after it when the page is over that kind's budget.
+      const kind = wasm.resource(entry.initiatorType, url, entry.transferSize || 0);
       const over = kind.endsWith("!");
-      const ev = { url: scrub(url), kind: kind.replace("!", ""), transferBytes: Math.max(e.transferSize || 0, 0), durationMs: Math.max(e.duration, 0), at: epoch(e.startTime) };
+      const ev = { url: scrub(url), kind: kind.replace("!", ""), transferBytes: Math.max(entry.transferSize || 0, 0), durationMs: Math.max(entry.duration, 0), at: epoch(entry.startTime) };
       if (over) ev.overBudget = ev.kind;
-      emit(3, "resource", ev);
+      emit(BUCKET_OTHER, "resource", ev);
     });
   // The page going away: vitals, then everything queued, as beacons.
-  const exit = (e) => go(() => (hidden(e.timeStamp), flush(true)));
-  on(d, "visibilitychange", (e) => d.visibilityState === "hidden" && exit(e), true);
-  on(window, "pagehide", exit, true);
-  setInterval(() => go(flush), cfg.flushMs);
-  go(() => {
-    b.setBudgets(...cfg.budgets);
+  const exit = (e) => whenReady(() => (hidden(e.timeStamp), flush(true)));
+  listen(doc, "visibilitychange", (e) => doc.visibilityState === "hidden" && exit(e), true);
+  listen(window, "pagehide", exit, true);
+  setInterval(() => whenReady(flush), cfg.flushMs);
+  whenReady(() => {
+    wasm.setBudgets(...cfg.budgets);
     newView();
   });
   drain();
 }
 
+// An API function: `call` with its arguments once the SDK runs, and nothing on the server.
 const api =
-  (f) =>
+  (call) =>
   (...args) => {
-    if (browser()) go(() => f(...args));
+    if (browser()) whenReady(() => call(...args));
   };
 
 /** Records a business event: `track("quote_sent", { amount: 450 })`. */
 export function track(name, properties) {
-  if (!browser() || !str(name)) return;
+  if (!browser() || !isString(name)) return;
   const at = Date.now();
-  go(() => {
+  whenReady(() => {
     const ev = { name, at };
-    const p = plain(properties);
-    if (p) ev.props = p;
-    emit(3, "business", ev);
+    const props = plain(properties);
+    if (props) ev.props = props;
+    emit(BUCKET_OTHER, "business", ev);
   });
 }
 
 /** Records a step of a user journey: `trackJourney("work-order", "details-entered", meta)`. */
 export const trackJourney = api((journeyType, step, meta) => {
-  if (str(journeyType) && str(step)) emit(3, "journey", { journeyType, step, meta: plain(meta) });
+  if (isString(journeyType) && isString(step)) emit(BUCKET_OTHER, "journey", { journeyType, step, meta: plain(meta) });
 });
 
 /** Records a conversion with its value: `trackConversion("invoice-paid", 450, meta)`. */
 export const trackConversion = api((conversionType, value, meta) => {
-  if (str(conversionType) && Number.isFinite(value)) emit(3, "conversion", { conversionType, value, meta: plain(meta) });
+  if (isString(conversionType) && Number.isFinite(value)) emit(BUCKET_OTHER, "conversion", { conversionType, value, meta: plain(meta) });
 });
 
 /** Records a timing: ms since the page started, or a duration of your own. */
 export const addTiming = api((name, ms) => {
-  if (str(name)) emit(3, "timing", { name, durationMs: ms >= 0 && ms < Infinity ? ms : now() });
+  if (isString(name)) emit(BUCKET_OTHER, "timing", { name, durationMs: ms >= 0 && ms < Infinity ? ms : now() });
 });
 
 /** Reports an error (a React error boundary's, say) with optional context tags. */
@@ -659,7 +681,7 @@ export const captureException = api((error, context) => capture(error, "captured
 
 /** Reports a business error; its fingerprint is the spec's [process, step, code]. */
 export const trackBusinessError = api((error, context) => {
-  const part = (k) => (str(context?.[k]) ? context[k] : "unknown");
+  const part = (key) => (isString(context?.[key]) ? context[key] : "unknown");
   capture(error, "business", context, [part("process"), part("step"), part("code")]);
 });
 

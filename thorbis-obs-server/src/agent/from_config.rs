@@ -1,11 +1,13 @@
+//! The agent a config describes: every component built from its own section, in one place.
+
 use super::{Agent, AgentError};
-use crate::channels;
-use crate::config::{LoadedConfig, SourceConfig};
-use crate::sources::selfcheck::SelfCheckSource;
+use crate::checks::Monitors;
+use crate::config::{AgentConfig, LoadedConfig};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use thorbis_obs_core::engine::MaintenanceWindow;
 
 /// Builds the store named by the config: `sqlite:PATH`, the default `<data_dir>/thorbis.db`,
 /// or PostgreSQL.
@@ -23,72 +25,47 @@ pub async fn store_from_config(cfg: &LoadedConfig) -> Result<Arc<dyn Store>, Age
     }
 }
 
+/// The uptime checks and synthetic workflows of `[uptime]` and `[synthetic]`, with their
+/// maintenance windows (engine windows matching their `endpoint` / `workflow` label).
+pub fn monitors_from_config(c: &AgentConfig) -> Result<(Monitors, Vec<MaintenanceWindow>), String> {
+    let mut monitors = c.uptime.monitors();
+    let mut windows = crate::uptime::build(&c.uptime, &mut monitors)?;
+    windows.extend(crate::synthetic::build(
+        &c.synthetic,
+        &c.uptime.defaults(),
+        Path::new(&*c.agent.data_dir),
+        &mut monitors,
+    )?);
+    Ok((monitors, windows))
+}
+
 /// Builds the agent a config describes.
 pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> {
     let c = &cfg.config;
+    let (monitors, check_windows) = monitors_from_config(c).map_err(AgentError::Setup)?;
+    let mut windows = c.maintenance_windows.clone();
+    windows.extend(check_windows);
     let mut b = Agent::builder()
         .rules(cfg.rules.clone())
         .store(store_from_config(cfg).await?)
         .evaluation_interval(c.agent.evaluation_interval.get())
         .shutdown_timeout(c.agent.shutdown_timeout.get())
-        .delivery_policy(c.agent.delivery.clone());
-    let (monitors, check_windows) = crate::uptime::monitors_from_config(c).map_err(AgentError::Setup)?;
-    let mut windows = c.maintenance_windows.clone();
-    windows.extend(check_windows);
-    b = b
+        .delivery_policy(c.agent.delivery.clone())
         .maintenance_windows(windows)
         .monitors(monitors)
         .collector(c.collector.clone())
+        .business_metrics(crate::sources::business_metrics(&c.sources))
         .dashboards(c.dashboards.clone());
     for (name, ch) in &c.channels {
-        let built = channels::build(name, ch, &c.agent.delivery, c.agent.log_format)
+        let built = crate::channels::build(name, ch, &c.agent.delivery, c.agent.log_format)
             .map_err(|e| AgentError::Setup(e.to_string()))?;
         b = b.channel_with_limits(built.channel, built.policy, built.min_interval);
     }
     for (alias, target) in &c.channel_aliases {
         b = b.alias(alias, target);
     }
-    let mut business = Vec::new();
     for s in &c.sources {
-        if let SourceConfig::Postgres { business: queries, .. } = s {
-            for q in queries {
-                business.extend(q.metrics.values().cloned());
-                business.push(format!("business_{}_", q.name));
-            }
-        }
-    }
-    b = b.business_metrics(business);
-    for s in &c.sources {
-        match s {
-            SourceConfig::SelfCheck { interval } => b = b.source(Arc::new(SelfCheckSource::new(interval.get()))),
-            #[cfg(feature = "postgres")]
-            SourceConfig::Postgres {
-                name,
-                url,
-                interval,
-                only,
-                long_running,
-                statement_timeout,
-                lock_timeout,
-                business,
-            } => {
-                use crate::probes::postgres::{PostgresProbe, ProbeSettings, Section};
-                let settings = ProbeSettings {
-                    sections: only.clone().unwrap_or_else(|| Section::ALL.to_vec()),
-                    long_running: long_running.get(),
-                    statement_timeout: statement_timeout.get(),
-                    lock_timeout: lock_timeout.get(),
-                    business: business.clone(),
-                };
-                b = b.source(Arc::new(PostgresProbe::new(name, url.expose(), interval.get(), settings)));
-            }
-            #[cfg(not(feature = "postgres"))]
-            SourceConfig::Postgres { .. } => {
-                return Err(AgentError::Setup(
-                    "the postgres probe needs the `postgres` feature of thorbis-obs-server".into(),
-                ));
-            }
-        }
+        b = b.source(s.build().map_err(AgentError::Setup)?);
     }
     if !c.http.listen.is_empty() {
         let addr = c

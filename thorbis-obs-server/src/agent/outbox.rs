@@ -62,7 +62,7 @@ impl Worker {
                 }
                 continue;
             }
-            let rows = match shared.store.pending(&name, 32).await {
+            let rows = match shared.hub.store().pending(&name, 32).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(channel = %name, error = %e, "cannot read the outbox");
@@ -74,7 +74,7 @@ impl Worker {
             // overtake each other.
             let mut wait = if rows.is_empty() { IDLE_POLL } else { Duration::ZERO };
             for row in rows {
-                let now = shared.clock.now();
+                let now = shared.hub.now();
                 if row.next_attempt_at > now {
                     wait = row.next_attempt_at.since(now).min(IDLE_POLL);
                     break;
@@ -114,7 +114,7 @@ impl Worker {
         let result = self.channel.send(n).await;
         let us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
         self.counters.latency_us.fetch_add(us, Ordering::Relaxed);
-        let at = shared.clock.now();
+        let at = shared.hub.now();
         let outcome = match result {
             Ok(d) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -138,7 +138,7 @@ impl Worker {
             }
         };
         let settled = !matches!(outcome, AttemptOutcome::Retry { .. });
-        if let Err(e) = shared.store.record_attempt(&n.id, name, &outcome).await {
+        if let Err(e) = shared.hub.store().record_attempt(&n.id, name, &outcome).await {
             // The row stays pending and is retried: at-least-once, never lost.
             tracing::error!(channel = name, id = %n.id, error = %e, "cannot record the delivery attempt");
             return false;

@@ -27,38 +27,18 @@ pub struct SourceHealth {
     pub last_samples: usize,
 }
 
-/// A pseudo-random fraction in [0, 1) from the source name and the clock, for the phase.
-fn phase(name: &str) -> f64 {
-    let mut h = thorbis_obs_core::domain::hash::Fnv64::new();
-    h.write(name.as_bytes());
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    h.write(&nanos.to_le_bytes());
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// A schedule for a recurring job: the first tick after a random part of one interval (at
-/// most `max_phase`, so jobs do not all fire at once), then every interval; a run that
-/// overruns delays the next tick instead of bunching them.
-pub(crate) fn ticker(name: &str, interval: Duration, max_phase: Duration) -> tokio::time::Interval {
-    let first = interval.mul_f64(phase(name)).min(max_phase);
-    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    t
-}
-
 /// Runs `source` until `stop` flips to true.
 pub(crate) async fn run_source(shared: Arc<Shared>, source: Arc<dyn MetricSource>, mut stop: watch::Receiver<bool>) {
     let interval = source.interval().max(Duration::from_millis(10));
     let name = source.name().to_string();
     let labels = Labels::new().with("source", name.clone());
-    let mut ticker = ticker(&name, interval, Duration::from_secs(5));
+    let mut ticker = crate::clock::ticker(&name, interval, Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = shared.clock.now();
+        let now = shared.hub.now();
         let started = tokio::time::Instant::now();
         let result = match tokio::time::timeout(source.timeout(), source.collect(now)).await {
             Ok(r) => r,
@@ -72,7 +52,7 @@ pub(crate) async fn run_source(shared: Arc<Shared>, source: Arc<dyn MetricSource
         let n = samples.len();
         let mut rejected = 0;
         for s in &samples {
-            if let Err(e) = shared.ingest(s) {
+            if let Err(e) = shared.hub.ingest(s) {
                 rejected += 1;
                 tracing::debug!(source = %name, error = %e, "sample rejected");
             }
@@ -80,9 +60,9 @@ pub(crate) async fn run_source(shared: Arc<Shared>, source: Arc<dyn MetricSource
         if rejected > 0 {
             tracing::warn!(source = %name, rejected, "source produced invalid samples; they were dropped");
         }
-        let at = shared.clock.now();
-        let _ = shared.ingest(&Sample::new("thorbis_source_up", labels.clone(), if up { 1.0 } else { 0.0 }, at));
-        let _ = shared.ingest(&Sample::new("thorbis_source_duration_seconds", labels.clone(), took, at));
+        let at = shared.hub.now();
+        let _ = shared.hub.ingest(&Sample::new("thorbis_source_up", labels.clone(), if up { 1.0 } else { 0.0 }, at));
+        let _ = shared.hub.ingest(&Sample::new("thorbis_source_duration_seconds", labels.clone(), took, at));
         match &error {
             Some(e) => tracing::warn!(source = %name, error = %e, "source failed"),
             None => tracing::debug!(source = %name, samples = n, seconds = took, "source collected"),

@@ -2,29 +2,18 @@
 //! only to a loopback host unless `allow_insecure` says otherwise). Each notification is one
 //! multipart message (text and HTML) to every recipient.
 
-use crate::config::Secret;
+pub use super::config::EmailTls;
+
+use super::config::EmailConfig;
+use crate::secret::Secret;
 use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use serde::Deserialize;
 use std::time::Duration;
 use thorbis_obs_core::engine::{Notification, format_value};
 use thorbis_obs_core::{AlertChannel, channel::Delivered, channel::DeliveryError};
-
-/// How the SMTP connection is secured.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmailTls {
-    /// Plain connection upgraded with STARTTLS (port 587).
-    #[default]
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Implicit,
-    /// No TLS: loopback only unless explicitly allowed.
-    None,
-}
 
 /// SMTP settings.
 #[derive(Clone, Debug)]
@@ -49,6 +38,24 @@ pub struct EmailSettings {
     pub timeout: Duration,
     /// An extra trusted root certificate (PEM), for servers with a private CA.
     pub root_certificate_pem: Option<Vec<u8>>,
+}
+
+impl EmailSettings {
+    /// The settings of an `email` channel config.
+    pub fn from_config(c: &EmailConfig) -> Self {
+        EmailSettings {
+            host: c.host.0.clone(),
+            port: c.port,
+            tls: c.tls,
+            username: c.username.clone(),
+            password: c.password.clone(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+            allow_insecure: c.allow_insecure,
+            timeout: c.timeout.get(),
+            root_certificate_pem: c.root_certificate.as_ref().and_then(|p| std::fs::read(&p.0).ok()),
+        }
+    }
 }
 
 /// Sends notifications by email.

@@ -1,12 +1,14 @@
-//! Alert channels built from config. Each type sits behind its own cargo feature (`webhook`,
-//! `slack`, `email`, `sms`, `pagerduty`), except `console`.
+//! Alert channels: each type's settings (`config`, always compiled), its implementation behind
+//! its own cargo feature (`webhook`, `slack`, `email`, `sms`, `pagerduty`; `console` always),
+//! and [`build`], which makes a channel of a config.
 
+pub mod config;
 pub mod console;
 #[cfg(feature = "email")]
 pub mod email;
 #[cfg(any(feature = "webhook", feature = "slack", feature = "sms", feature = "pagerduty"))]
 pub mod http_client;
-#[cfg(any(feature = "pagerduty", feature = "sms"))]
+#[cfg(feature = "pagerduty")]
 pub mod pagerduty;
 #[cfg(feature = "slack")]
 pub mod slack;
@@ -15,7 +17,9 @@ pub mod sms;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
-use crate::config::{ChannelConfig, LogFormat};
+pub use config::{ChannelConfig, problems};
+
+use crate::telemetry::LogFormat;
 use std::sync::Arc;
 use std::time::Duration;
 use thorbis_obs_core::AlertChannel;
@@ -41,52 +45,16 @@ pub struct ChannelBuildError {
     pub problem: String,
 }
 
-/// The email settings of an `email` channel config.
-#[cfg(feature = "email")]
-pub fn email_settings(cfg: &ChannelConfig) -> email::EmailSettings {
-    use crate::config::EmailTlsConfig;
-    match cfg {
-        ChannelConfig::Email {
-            host,
-            port,
-            tls,
-            username,
-            password,
-            from,
-            to,
-            allow_insecure,
-            timeout,
-            root_certificate,
-            ..
-        } => email::EmailSettings {
-            host: host.0.clone(),
-            port: *port,
-            tls: match tls {
-                EmailTlsConfig::Starttls => email::EmailTls::Starttls,
-                EmailTlsConfig::Implicit => email::EmailTls::Implicit,
-                EmailTlsConfig::None => email::EmailTls::None,
-            },
-            username: username.clone(),
-            password: password.clone(),
-            from: from.clone(),
-            to: to.clone(),
-            allow_insecure: *allow_insecure,
-            timeout: timeout.get(),
-            root_certificate_pem: root_certificate.as_ref().and_then(|p| std::fs::read(&p.0).ok()),
-        },
-        _ => email::EmailSettings {
-            host: String::new(),
-            port: None,
-            tls: email::EmailTls::Starttls,
-            username: None,
-            password: None,
-            from: String::new(),
-            to: vec![],
-            allow_insecure: false,
-            timeout: Duration::from_secs(10),
-            root_certificate_pem: None,
-        },
+/// Cuts `s` to at most `max` characters, ending with an ellipsis when cut (the length limits of
+/// PagerDuty's summary and of an SMS).
+#[cfg(any(feature = "pagerduty", feature = "sms"))]
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
     }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('\u{2026}');
+    out
 }
 
 /// Builds the channel `name` from its config; `default_policy` applies when it sets none.
@@ -101,45 +69,44 @@ pub fn build(
         return Err(err(format!("the {feature} channel needs the `{feature}` feature of thorbis-obs-server")));
     }
     let channel: Arc<dyn AlertChannel> = match cfg {
-        ChannelConfig::Console { .. } => Arc::new(console::ConsoleChannel::new(name, log == LogFormat::Json)),
+        ChannelConfig::Console(_) => Arc::new(console::ConsoleChannel::new(name, log == LogFormat::Json)),
         #[cfg(feature = "webhook")]
-        ChannelConfig::Webhook { url, hmac_secret, timeout, .. } => Arc::new(
-            webhook::WebhookChannel::new(name, url.clone(), hmac_secret.clone(), timeout.get())
+        ChannelConfig::Webhook(c) => Arc::new(
+            webhook::WebhookChannel::new(name, c.url.clone(), c.hmac_secret.clone(), c.timeout.get())
                 .map_err(|e| err(e.to_string()))?,
         ),
         #[cfg(feature = "slack")]
-        ChannelConfig::Slack { webhook_url, channel, username, style, timeout, .. } => Arc::new(
+        ChannelConfig::Slack(c) => Arc::new(
             slack::SlackChannel::new(
                 name,
-                webhook_url.clone(),
-                channel.clone(),
-                username.clone(),
-                match style {
-                    crate::config::SlackStyleConfig::Attachments => slack::SlackStyle::Attachments,
-                    crate::config::SlackStyleConfig::Blocks => slack::SlackStyle::Blocks,
-                },
-                timeout.get(),
+                c.webhook_url.clone(),
+                c.channel.clone(),
+                c.username.clone(),
+                c.style,
+                c.timeout.get(),
             )
             .map_err(|e| err(e.to_string()))?,
         ),
         #[cfg(feature = "email")]
-        ChannelConfig::Email { .. } => Arc::new(email::EmailChannel::new(name, &email_settings(cfg)).map_err(err)?),
+        ChannelConfig::Email(c) => {
+            Arc::new(email::EmailChannel::new(name, &email::EmailSettings::from_config(c)).map_err(err)?)
+        }
         #[cfg(feature = "sms")]
-        ChannelConfig::Sms { account_sid, auth_token, from, to, base_url, timeout, .. } => Arc::new(
+        ChannelConfig::Sms(c) => Arc::new(
             sms::SmsChannel::new(
                 name,
-                account_sid.expose(),
-                auth_token.clone(),
-                from,
-                to.clone(),
-                base_url,
-                timeout.get(),
+                c.account_sid.expose(),
+                c.auth_token.clone(),
+                &c.from,
+                c.to.clone(),
+                &c.base_url,
+                c.timeout.get(),
             )
             .map_err(|e| err(e.to_string()))?,
         ),
         #[cfg(feature = "pagerduty")]
-        ChannelConfig::Pagerduty { routing_key, base_url, source, timeout, .. } => Arc::new(
-            pagerduty::PagerDutyChannel::new(name, routing_key.clone(), base_url, source, timeout.get())
+        ChannelConfig::Pagerduty(c) => Arc::new(
+            pagerduty::PagerDutyChannel::new(name, c.routing_key.clone(), &c.base_url, &c.source, c.timeout.get())
                 .map_err(|e| err(e.to_string()))?,
         ),
         #[allow(unreachable_patterns, reason = "which arms exist depends on the enabled channel features")]
@@ -148,6 +115,6 @@ pub fn build(
     Ok(BuiltChannel {
         channel,
         policy: cfg.delivery().cloned().unwrap_or_else(|| default_policy.clone()),
-        min_interval: cfg.rate_limit().filter(|r| r.is_finite() && *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r)),
+        min_interval: cfg.min_interval(),
     })
 }

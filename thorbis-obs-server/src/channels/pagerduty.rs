@@ -3,7 +3,7 @@
 //! 400 is not retried, 429 and 5xx are.
 
 use super::http_client;
-use crate::config::Secret;
+use crate::secret::Secret;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -29,16 +29,6 @@ impl std::fmt::Debug for PagerDutyChannel {
     }
 }
 
-/// Cuts `s` to at most `max` characters, ending with an ellipsis when cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('\u{2026}');
-    out
-}
-
 impl PagerDutyChannel {
     /// A channel sending to `{base_url}/v2/enqueue`.
     pub fn new(
@@ -59,7 +49,7 @@ impl PagerDutyChannel {
 
     /// The event for `n`.
     pub fn event(&self, n: &Notification) -> Value {
-        let dedup_key = truncate(&n.fingerprint, 255);
+        let dedup_key = super::truncate(&n.fingerprint, 255);
         if n.kind == NotificationKind::Resolved {
             return json!({ "routing_key": self.routing_key.expose(), "event_action": "resolve", "dedup_key": dedup_key });
         }
@@ -74,7 +64,7 @@ impl PagerDutyChannel {
             "event_action": "trigger",
             "dedup_key": dedup_key,
             "payload": {
-                "summary": truncate(&n.headline(), MAX_SUMMARY),
+                "summary": super::truncate(&n.headline(), MAX_SUMMARY),
                 "source": self.source,
                 "severity": severity,
                 "timestamp": n.created_at.to_rfc3339(),

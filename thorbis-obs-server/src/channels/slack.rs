@@ -3,26 +3,16 @@
 //! Block Kit variant. Slack answers 200 with the body `ok`; any other answer is an error.
 //! Slack allows about one message per second per webhook: the channel's default rate limit.
 
+pub use super::config::SlackStyle;
+
 use super::http_client;
-use crate::config::Secret;
+use crate::secret::Secret;
 use async_trait::async_trait;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
 use thorbis_obs_core::engine::{Notification, NotificationKind, format_value};
 use thorbis_obs_core::rules::Severity;
 use thorbis_obs_core::{AlertChannel, channel::Delivered, channel::DeliveryError};
-
-/// Message layout.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SlackStyle {
-    /// Legacy attachments, as in the spec.
-    #[default]
-    Attachments,
-    /// Block Kit sections.
-    Blocks,
-}
 
 /// Posts to a Slack incoming webhook.
 pub struct SlackChannel {

@@ -6,8 +6,8 @@
 //! life; after a restart a retry may text a recipient twice).
 
 use super::http_client;
-use super::pagerduty::truncate;
-use crate::config::Secret;
+use super::truncate;
+use crate::secret::Secret;
 use async_trait::async_trait;
 use std::collections::HashSet;
 use std::sync::Mutex;

@@ -4,7 +4,7 @@
 //! the id receivers dedup on (delivery is at-least-once).
 
 use super::http_client;
-use crate::config::Secret;
+use crate::secret::Secret;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use serde_json::json;

@@ -219,7 +219,7 @@ pub(super) fn uptime(c: UptimeCommand, out: &mut dyn Write, err: &mut dyn Write)
             let c = u.checks.iter().find(|c| c.id == id);
             (c.and_then(|c| c.quorum).unwrap_or(u.quorum), c.and_then(|c| c.sla_target).unwrap_or(u.sla_target))
         };
-        Ok::<_, String>(crate::uptime::report::summarize(
+        Ok::<_, String>(crate::checks::report::summarize(
             &records,
             &range.to_string(),
             since,
@@ -234,7 +234,7 @@ pub(super) fn uptime(c: UptimeCommand, out: &mut dyn Write, err: &mut dyn Write)
             if json {
                 let _ = writeln!(out, "{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
             } else {
-                let _ = write!(out, "{}", crate::uptime::report::render_table(&summary));
+                let _ = write!(out, "{}", crate::checks::report::render_table(&summary));
             }
             ExitCode::SUCCESS
         }

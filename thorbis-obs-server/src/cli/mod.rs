@@ -425,7 +425,7 @@ fn probe_postgres(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> ExitCode {
-    use crate::probes::postgres::{PostgresProbe, ProbeSettings, Section};
+    use crate::sources::postgres::{PostgresProbe, ProbeSettings, Section};
     let mut settings = ProbeSettings::default();
     if let Some(only) = only {
         let mut sections = Vec::new();

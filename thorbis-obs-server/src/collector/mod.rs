@@ -19,20 +19,31 @@
 //!
 //! `[collector]` is read whatever the features; without the `collector` feature the agent
 //! serves no `/v1/rum`.
+//!
+//! Files: `decode` (body to batch), `state` (windows, sessions, limits, the closing loop),
+//! `routes` (HTTP), `summary` (the rollup), `limit` (GCRA), `otlp` (export).
 
 #[cfg(feature = "collector")]
-mod ingest;
+mod decode;
 #[cfg(feature = "collector")]
 pub mod limit;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 #[cfg(feature = "collector")]
+mod routes;
+#[cfg(feature = "collector")]
+mod state;
+#[cfg(feature = "collector")]
 pub mod summary;
 
 #[cfg(feature = "collector")]
-pub use ingest::*;
+pub use decode::{Rejection, decode};
+#[cfg(feature = "collector")]
+pub use routes::CollectorService;
+#[cfg(feature = "collector")]
+pub use state::{Collector, OUTCOMES, Stats, run_windows};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use serde::Deserialize;
 use thorbis_obs_core::time::HumanDuration;
 

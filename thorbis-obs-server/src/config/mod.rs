@@ -4,10 +4,16 @@
 //! With no file the agent runs on [`DEFAULT_CONFIG`]: a SQLite store in `./thorbis-data`, the
 //! spec's rule packs, a `console` channel standing in for slack, email, sms and pagerduty,
 //! and a self-check source.
+//!
+//! This module only aggregates: each component owns its section's type and its checks
+//! (`channels::problems`, `uptime::problems`, ...); what is checked here is what crosses
+//! sections (channel aliases, the channels rules name, rule packs and files) and the agent's
+//! own sections.
 
-mod secret;
-
-pub use secret::{EnvString, Secret, expand_env, expand_with};
+pub use crate::channels::ChannelConfig;
+pub use crate::secret::{EnvString, Secret, expand_env, expand_with};
+pub use crate::sources::SourceConfig;
+pub use crate::telemetry::LogFormat;
 
 use crate::rules_file::{Format, LocatedError, load_rule_file, parse_located};
 use serde::Deserialize;
@@ -51,7 +57,7 @@ pub struct AgentConfig {
     pub maintenance_windows: Vec<MaintenanceWindow>,
     /// Uptime checks (feature `http`).
     #[serde(default)]
-    pub uptime: crate::uptime::config::UptimeSection,
+    pub uptime: crate::uptime::UptimeSection,
     /// Synthetic browser workflows (feature `synthetic`).
     #[serde(default)]
     pub synthetic: crate::synthetic::SyntheticSection,
@@ -91,17 +97,6 @@ impl Default for AgentSection {
     }
 }
 
-/// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 /// `[store]`
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -136,302 +131,6 @@ pub struct RulesSection {
     pub files: Vec<PathBuf>,
     /// Rules written in the config itself.
     pub inline: Vec<AlertRule>,
-}
-
-/// One channel: `type` and its settings. Every type also takes `delivery` (retry policy) and
-/// `rate_limit` (messages per second; Slack defaults to 1).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum ChannelConfig {
-    /// Prints notifications to stdout.
-    Console {
-        /// Retries (rarely needed for stdout).
-        #[serde(default)]
-        delivery: Option<DeliveryPolicy>,
-        /// Messages per second.
-        #[serde(default)]
-        rate_limit: Option<f64>,
-    },
-    /// POSTs the Alertmanager v4 webhook payload.
-    Webhook {
-        /// Receiver URL (may carry a token: treated as a secret).
-        url: Secret,
-        /// Shared secret for the HMAC-SHA256 signature header.
-        #[serde(default)]
-        hmac_secret: Option<Secret>,
-        /// Per-request timeout.
-        #[serde(default = "default_timeout")]
-        timeout: HumanDuration,
-        /// Retries.
-        #[serde(default)]
-        delivery: Option<DeliveryPolicy>,
-        /// Messages per second.
-        #[serde(default)]
-        rate_limit: Option<f64>,
-    },
-    /// Slack incoming webhook.
-    Slack {
-        /// The webhook URL (a secret).
-        webhook_url: Secret,
-        /// Channel override, e.g. `#alerts`.
-        #[serde(default)]
-        channel: Option<String>,
-        /// Username override.
-        #[serde(default)]
-        username: Option<String>,
-        /// `attachments` (the spec's) or `blocks`.
-        #[serde(default)]
-        style: SlackStyleConfig,
-        /// Per-request timeout.
-        #[serde(default = "default_timeout")]
-        timeout: HumanDuration,
-        /// Retries.
-        #[serde(default)]
-        delivery: Option<DeliveryPolicy>,
-        /// Messages per second (default 1, Slack's limit per webhook).
-        #[serde(default)]
-        rate_limit: Option<f64>,
-    },
-    /// Email over SMTP.
-    Email {
-        /// SMTP host.
-        host: EnvString,
-        /// SMTP port (default by `tls`: 587, 465 or 25).
-        #[serde(default)]
-        port: Option<u16>,
-        /// `starttls` (default), `implicit` or `none`.
-        #[serde(default)]
-        tls: EmailTlsConfig,
-        /// Login.
-        #[serde(default)]
-        username: Option<Secret>,
-        /// Password.
-        #[serde(default)]
-        password: Option<Secret>,
-        /// Sender address.
-        from: String,
-        /// Recipients.
-        to: Vec<String>,
-        /// Allow `tls = "none"` to a host that is not loopback.
-        #[serde(default)]
-        allow_insecure: bool,
-        /// A PEM file (path relative to the working directory) with an extra trusted root
-        /// certificate, for a server with a private CA.
-        #[serde(default)]
-        root_certificate: Option<EnvString>,
-        /// Per-message timeout.
-        #[serde(default = "default_timeout")]
-        timeout: HumanDuration,
-        /// Retries.
-        #[serde(default)]
-        delivery: Option<DeliveryPolicy>,
-        /// Messages per second.
-        #[serde(default)]
-        rate_limit: Option<f64>,
-    },
-    /// SMS through Twilio.
-    Sms {
-        /// Twilio account SID.
-        account_sid: Secret,
-        /// Twilio auth token.
-        auth_token: Secret,
-        /// Sending number.
-        from: String,
-        /// Recipients.
-        to: Vec<String>,
-        /// API base URL.
-        #[serde(default = "twilio_base")]
-        base_url: EnvString,
-        /// Per-request timeout.
-        #[serde(default = "default_timeout")]
-        timeout: HumanDuration,
-        /// Retries.
-        #[serde(default)]
-        delivery: Option<DeliveryPolicy>,
-        /// Messages per second.
-        #[serde(default)]
-        rate_limit: Option<f64>,
-    },
-    /// PagerDuty Events API v2.
-    Pagerduty {
-        /// Integration (routing) key.
-        routing_key: Secret,
-        /// API base URL.
-        #[serde(default = "pagerduty_base")]
-        base_url: EnvString,
-        /// `payload.source`.
-        #[serde(default = "default_source")]
-        source: String,
-        /// Per-request timeout.
-        #[serde(default = "default_timeout")]
-        timeout: HumanDuration,
-        /// Retries.
-        #[serde(default)]
-        delivery: Option<DeliveryPolicy>,
-        /// Messages per second.
-        #[serde(default)]
-        rate_limit: Option<f64>,
-    },
-    /// Any other type.
-    #[serde(other)]
-    Unsupported,
-}
-
-/// Slack message layout in config.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SlackStyleConfig {
-    /// Legacy attachments (the spec's message).
-    #[default]
-    Attachments,
-    /// Block Kit.
-    Blocks,
-}
-
-/// SMTP security in config.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmailTlsConfig {
-    /// STARTTLS.
-    #[default]
-    Starttls,
-    /// Implicit TLS.
-    Implicit,
-    /// Plain (loopback only unless allowed).
-    None,
-}
-
-impl ChannelConfig {
-    /// The type name as written in config.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ChannelConfig::Console { .. } => "console",
-            ChannelConfig::Webhook { .. } => "webhook",
-            ChannelConfig::Slack { .. } => "slack",
-            ChannelConfig::Email { .. } => "email",
-            ChannelConfig::Sms { .. } => "sms",
-            ChannelConfig::Pagerduty { .. } => "pagerduty",
-            ChannelConfig::Unsupported => "unsupported",
-        }
-    }
-
-    /// The channel's rate limit in messages per second (None: unlimited).
-    pub fn rate_limit(&self) -> Option<f64> {
-        match self {
-            ChannelConfig::Console { rate_limit, .. }
-            | ChannelConfig::Webhook { rate_limit, .. }
-            | ChannelConfig::Email { rate_limit, .. }
-            | ChannelConfig::Sms { rate_limit, .. }
-            | ChannelConfig::Pagerduty { rate_limit, .. } => *rate_limit,
-            ChannelConfig::Slack { rate_limit, .. } => Some(rate_limit.unwrap_or(1.0)),
-            ChannelConfig::Unsupported => None,
-        }
-    }
-
-    /// The channel's own delivery policy.
-    pub fn delivery(&self) -> Option<&DeliveryPolicy> {
-        match self {
-            ChannelConfig::Console { delivery, .. }
-            | ChannelConfig::Webhook { delivery, .. }
-            | ChannelConfig::Slack { delivery, .. }
-            | ChannelConfig::Email { delivery, .. }
-            | ChannelConfig::Sms { delivery, .. }
-            | ChannelConfig::Pagerduty { delivery, .. } => delivery.as_ref(),
-            ChannelConfig::Unsupported => None,
-        }
-    }
-
-    /// The cargo feature this channel type needs, and whether this build has it.
-    pub fn feature(&self) -> Option<(&'static str, bool)> {
-        match self {
-            ChannelConfig::Webhook { .. } => Some(("webhook", cfg!(feature = "webhook"))),
-            ChannelConfig::Slack { .. } => Some(("slack", cfg!(feature = "slack"))),
-            ChannelConfig::Email { .. } => Some(("email", cfg!(feature = "email"))),
-            ChannelConfig::Sms { .. } => Some(("sms", cfg!(feature = "sms"))),
-            ChannelConfig::Pagerduty { .. } => Some(("pagerduty", cfg!(feature = "pagerduty"))),
-            _ => None,
-        }
-    }
-}
-
-fn twilio_base() -> EnvString {
-    EnvString("https://api.twilio.com".into())
-}
-
-fn pagerduty_base() -> EnvString {
-    EnvString("https://events.pagerduty.com".into())
-}
-
-fn default_source() -> String {
-    "thorbis-obs".into()
-}
-
-fn default_timeout() -> HumanDuration {
-    HumanDuration::from_secs(10)
-}
-
-/// One metric source: `type`, `interval` and its settings.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SourceConfig {
-    /// The agent's own health: uptime, resident memory, outbox backlog.
-    #[serde(rename = "self")]
-    SelfCheck {
-        /// How often.
-        #[serde(default = "default_self_interval")]
-        interval: HumanDuration,
-    },
-    /// The PostgreSQL probe (feature `postgres`).
-    Postgres {
-        /// Source name (default `postgres`).
-        #[serde(default = "default_pg_name")]
-        name: String,
-        /// Database URL (a secret: it may hold a password).
-        url: Secret,
-        /// How often (the spec: connections 1m, performance 5m, health 30s; one probe per
-        /// interval you want).
-        #[serde(default = "default_pg_interval")]
-        interval: HumanDuration,
-        /// Sections to collect (default: all).
-        #[serde(default)]
-        only: Option<Vec<crate::probes::postgres::Section>>,
-        /// Queries running longer than this are long-running.
-        #[serde(default = "default_long_running")]
-        long_running: HumanDuration,
-        /// Per-statement timeout.
-        #[serde(default = "default_statement_timeout")]
-        statement_timeout: HumanDuration,
-        /// Per-statement lock timeout.
-        #[serde(default = "default_lock_timeout")]
-        lock_timeout: HumanDuration,
-        /// Business queries.
-        #[serde(default)]
-        business: Vec<crate::probes::postgres::BusinessQuery>,
-    },
-}
-
-fn default_pg_name() -> String {
-    "postgres".into()
-}
-
-fn default_pg_interval() -> HumanDuration {
-    HumanDuration::from_secs(60)
-}
-
-fn default_long_running() -> HumanDuration {
-    HumanDuration::from_secs(300)
-}
-
-fn default_statement_timeout() -> HumanDuration {
-    HumanDuration::from_secs(5)
-}
-
-fn default_lock_timeout() -> HumanDuration {
-    HumanDuration::from_secs(1)
-}
-
-fn default_self_interval() -> HumanDuration {
-    HumanDuration::from_secs(30)
 }
 
 /// A config problem, located by a path such as `channels.hook.url`.
@@ -494,7 +193,8 @@ impl LoadedConfig {
     }
 
     fn from_text(text: &str, format: Format, path: &Path, source: Option<PathBuf>) -> Result<Self, ConfigError> {
-        let config: AgentConfig = parse_located(text, format, path).map_err(ConfigError::Parse)?;
+        let config: AgentConfig =
+            parse_located(text, format, path).map_err(|e| ConfigError::Parse(locate_channel_error(e, text, format)))?;
         let base = source.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
         let (rules, problems) = check(&config, base);
         if problems.is_empty() {
@@ -513,6 +213,28 @@ impl LoadedConfig {
     pub fn resolve_channel<'a>(&'a self, name: &'a str) -> &'a str {
         self.config.channel_aliases.get(name).map(String::as_str).unwrap_or(name)
     }
+}
+
+/// serde reads a `[channels.NAME]` table whole before it knows the channel's type, so a parse
+/// error inside one stops at `channels.NAME`: read that table again to name the field
+/// (`channels.pager.routing_key`).
+fn locate_channel_error(mut e: LocatedError, text: &str, format: Format) -> LocatedError {
+    let Some(name) = e.path.strip_prefix("channels.").filter(|n| !n.contains('.')) else { return e };
+    let raw: Option<serde_json::Value> = match format {
+        Format::Toml => toml::from_str(text).ok(),
+        Format::Yaml => serde_yaml_ng::from_str(text).ok(),
+        Format::Json => serde_json::from_str(text).ok(),
+    };
+    let Some(table) = raw.and_then(|mut v| v.get_mut("channels")?.get_mut(name).map(serde_json::Value::take)) else {
+        return e;
+    };
+    if let Some((field, message)) = ChannelConfig::field_error(table) {
+        if !field.is_empty() {
+            e.path = format!("{}.{field}", e.path);
+        }
+        e.message = message;
+    }
+    e
 }
 
 fn channel_names(c: &AgentConfig) -> BTreeSet<String> {
@@ -542,115 +264,21 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
     if !c.http.listen.is_empty() && c.http.listen.parse::<std::net::SocketAddr>().is_err() {
         p("http.listen".into(), format!("{:?} is not an address such as 127.0.0.1:9464", c.http.listen));
     }
-    for (name, ch) in &c.channels {
-        let path = format!("channels.{name}");
-        if !thorbis_obs_core::metrics::is_valid_name(&name.replace('-', "_"), false) {
-            p(path.clone(), "channel names use letters, digits, '_' and '-'".into());
-        }
-        if let Some((feature, false)) = ch.feature() {
-            p(
-                format!("{path}.type"),
-                format!("the {feature} channel needs the `{feature}` feature of thorbis-obs-server"),
-            );
-        }
-        if ch.rate_limit().is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-            p(format!("{path}.rate_limit"), "must be a positive number of messages per second".into());
-        }
-        let url_ok = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-        match ch {
-            ChannelConfig::Console { .. } => {}
-            ChannelConfig::Webhook { url, timeout, .. } => {
-                if !url_ok(url.expose()) {
-                    p(format!("{path}.url"), "must be an http:// or https:// URL".into());
-                }
-                if timeout.get().is_zero() {
-                    p(format!("{path}.timeout"), "must be longer than 0s".into());
-                }
-            }
-            ChannelConfig::Slack { webhook_url, .. } => {
-                if !url_ok(webhook_url.expose()) {
-                    p(format!("{path}.webhook_url"), "must be an http:// or https:// URL".into());
-                }
-            }
-            ChannelConfig::Sms { base_url, to, account_sid, .. } => {
-                if !url_ok(base_url) {
-                    p(format!("{path}.base_url"), "must be an http:// or https:// URL".into());
-                }
-                if to.is_empty() {
-                    p(format!("{path}.to"), "at least one recipient".into());
-                }
-                if account_sid.is_empty() {
-                    p(format!("{path}.account_sid"), "missing".into());
-                }
-            }
-            ChannelConfig::Pagerduty { base_url, routing_key, .. } => {
-                if !url_ok(base_url) {
-                    p(format!("{path}.base_url"), "must be an http:// or https:// URL".into());
-                }
-                if routing_key.is_empty() {
-                    p(format!("{path}.routing_key"), "missing".into());
-                }
-            }
-            ChannelConfig::Email { root_certificate, .. } => {
-                if let Some(pem) = root_certificate {
-                    if let Err(e) = std::fs::read(&pem.0) {
-                        p(format!("{path}.root_certificate"), format!("cannot read {}: {e}", pem.0));
-                    }
-                }
-                #[cfg(feature = "email")]
-                if let Err(e) = crate::channels::email::check(&crate::channels::email_settings(ch)) {
-                    p(path.clone(), e);
-                }
-            }
-            ChannelConfig::Unsupported => p(
-                format!("{path}.type"),
-                "unknown channel type; types are console, webhook, slack, email, sms and pagerduty".into(),
-            ),
-        }
+    let sections = [
+        crate::channels::problems(&c.channels),
+        crate::sources::problems(&c.sources),
+        crate::uptime::problems(&c.uptime),
+        crate::synthetic::problems(&c.synthetic),
+        crate::collector::problems(&c.collector),
+        crate::dashboards::problems(&c.dashboards),
+    ];
+    for (path, message) in sections.into_iter().flatten() {
+        p(path, message);
     }
     for (alias, target) in &c.channel_aliases {
         if !c.channels.contains_key(target) {
             p(format!("channel_aliases.{alias}"), format!("points at {target:?}, which is not a configured channel"));
         }
-    }
-    for (i, s) in c.sources.iter().enumerate() {
-        match s {
-            SourceConfig::SelfCheck { interval } if interval.get().is_zero() => {
-                p(format!("sources[{i}].interval"), "must be longer than 0s".into())
-            }
-            SourceConfig::SelfCheck { .. } => {}
-            SourceConfig::Postgres { url, interval, business, .. } => {
-                if !cfg!(feature = "postgres") {
-                    p(
-                        format!("sources[{i}]"),
-                        "the postgres probe needs the `postgres` feature of thorbis-obs-server".into(),
-                    );
-                }
-                if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
-                    p(format!("sources[{i}].url"), "must be a postgres:// URL".into());
-                }
-                if interval.get().is_zero() {
-                    p(format!("sources[{i}].interval"), "must be longer than 0s".into());
-                }
-                for (j, q) in business.iter().enumerate() {
-                    if q.sql.trim().is_empty() {
-                        p(format!("sources[{i}].business[{j}].sql"), "must not be empty".into());
-                    }
-                    if !thorbis_obs_core::metrics::is_valid_name(&q.name, false) {
-                        p(format!("sources[{i}].business[{j}].name"), "use [a-zA-Z_][a-zA-Z0-9_]*".into());
-                    }
-                }
-            }
-        }
-    }
-    for (path, message) in crate::uptime::config::problems(&c.uptime, &c.synthetic) {
-        p(path, message);
-    }
-    for (path, message) in crate::collector::problems(&c.collector) {
-        p(path, message);
-    }
-    for (path, message) in crate::dashboards::problems(&c.dashboards) {
-        p(path, message);
     }
     for (i, w) in c.maintenance_windows.iter().enumerate() {
         if let Err(e) = w.validate() {

@@ -7,213 +7,33 @@
 //! without JavaScript; a few lines of JS re-fetch each widget's HTML at its refresh interval
 //! from `GET /api/v1/widgets/:id/html`. `GET /api/v1/widgets/:id` is the widget's data as JSON.
 //! No framework, no CDN, no external request: it works offline.
+//!
+//! The component reads what others measure through what the agent hands it: the hub (series,
+//! alerts), the check board, and a feed of the collector's error groups.
 
+mod config;
 mod render;
 #[cfg(feature = "postgres")]
 mod sql;
 
+pub use config::{
+    Combine, DEFAULT_DASHBOARDS, DashboardConfig, DataSource, WidgetConfig, WidgetKind, defaults, problems,
+};
 pub use render::{page, widget_html};
 
-use crate::agent::Shared;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use thorbis_obs_core::time::{HumanDuration, Timestamp};
-
-/// The dashboards used when the config has none: the spec's operational and executive boards
-/// on what the agent measures itself (RUM, alerts, uptime).
-pub const DEFAULT_DASHBOARDS: &str = include_str!("default_dashboards.toml");
-
-/// `[[dashboards]]`
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DashboardConfig {
-    /// URL id: `/dashboards/<id>`.
-    pub id: String,
-    /// Heading.
-    pub title: String,
-    /// Widgets, in reading order.
-    #[serde(default)]
-    pub widgets: Vec<WidgetConfig>,
-}
-
-/// What a widget shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WidgetKind {
-    /// One number, colored by its thresholds.
-    Metric,
-    /// Lines over time.
-    Chart,
-    /// Rows.
-    Table,
-    /// A dial between `min` and `max`.
-    Gauge,
-}
-
-/// How several matching series become one number.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Combine {
-    /// Their sum (counts).
-    #[default]
-    Sum,
-    /// Their mean.
-    Avg,
-    /// The largest.
-    Max,
-    /// The smallest.
-    Min,
-}
-
-/// Where a widget's data comes from.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum DataSource {
-    /// Series of the engine (anything the agent measures or is pushed), by name and labels.
-    Metric {
-        /// Metric name.
-        name: String,
-        /// Label values the series must have.
-        #[serde(default)]
-        labels: BTreeMap<String, String>,
-        /// How matching series combine for `metric` and `gauge`.
-        #[serde(default)]
-        combine: Combine,
-    },
-    /// Alert instances that are pending or firing.
-    Alerts,
-    /// Browser errors grouped by fingerprint (the collector's).
-    Errors,
-    /// Uptime checks and synthetic workflows with their verdicts.
-    Uptime,
-    /// One read-only PostgreSQL query (feature `postgres`): a single statement, run in a READ
-    /// ONLY transaction with a statement timeout, at most 50 rows. `metric` and `gauge` show the
-    /// first number of the first row; `table` the rows; `chart` the first column as time and
-    /// the numeric columns as lines.
-    Sql {
-        /// Connection URL (a secret: never shown or logged).
-        url: crate::config::Secret,
-        /// The query.
-        query: String,
-        /// Statement timeout. Default 5 s.
-        #[serde(default = "default_sql_timeout")]
-        timeout: HumanDuration,
-    },
-}
-
-fn default_sql_timeout() -> HumanDuration {
-    HumanDuration::from_secs(5)
-}
-
-/// `[[dashboards.widgets]]`
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct WidgetConfig {
-    /// Unique across dashboards: `/api/v1/widgets/<id>`.
-    pub id: String,
-    /// Heading.
-    pub title: String,
-    /// What it shows.
-    pub kind: WidgetKind,
-    /// Where the data comes from.
-    pub source: DataSource,
-    /// Unit shown after values (`ms`, `%`, `$`).
-    #[serde(default)]
-    pub unit: String,
-    /// Values at or above the first are a warning, at or above the second critical (below, when
-    /// `lower_is_worse`).
-    #[serde(default)]
-    pub thresholds: Vec<f64>,
-    /// Thresholds count downwards (a completion rate, say).
-    #[serde(default)]
-    pub lower_is_worse: bool,
-    /// Gauge bounds.
-    #[serde(default)]
-    pub min: f64,
-    /// Gauge bounds.
-    #[serde(default = "default_max")]
-    pub max: f64,
-    /// Time range of charts (and of the errors source). Default 1 h.
-    #[serde(default = "default_range")]
-    pub range: HumanDuration,
-    /// How often the page re-fetches it. Default 30 s.
-    #[serde(default = "default_refresh")]
-    pub refresh: HumanDuration,
-}
-
-fn default_max() -> f64 {
-    100.0
-}
-
-fn default_range() -> HumanDuration {
-    HumanDuration::from_secs(3600)
-}
-
-fn default_refresh() -> HumanDuration {
-    HumanDuration::from_secs(30)
-}
-
-/// The built-in dashboards.
-pub fn defaults() -> Vec<DashboardConfig> {
-    #[derive(Deserialize)]
-    struct File {
-        dashboards: Vec<DashboardConfig>,
-    }
-    toml::from_str::<File>(DEFAULT_DASHBOARDS).map(|f| f.dashboards).unwrap_or_default()
-}
-
-/// Problems in `[[dashboards]]`, as (path, message).
-pub fn problems(boards: &[DashboardConfig]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let id_ok = |s: &str| {
-        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    let mut boards_seen = std::collections::BTreeSet::new();
-    let mut widgets_seen = std::collections::BTreeSet::new();
-    for (i, d) in boards.iter().enumerate() {
-        let at = format!("dashboards[{i}]");
-        if !id_ok(&d.id) {
-            out.push((format!("{at}.id"), "use 1-64 letters, digits, '-' and '_'".into()));
-        } else if !boards_seen.insert(d.id.clone()) {
-            out.push((format!("{at}.id"), format!("{:?} is used twice", d.id)));
-        }
-        for (j, w) in d.widgets.iter().enumerate() {
-            let at = format!("{at}.widgets[{j}]");
-            if !id_ok(&w.id) {
-                out.push((format!("{at}.id"), "use 1-64 letters, digits, '-' and '_'".into()));
-            } else if !widgets_seen.insert(w.id.clone()) {
-                out.push((format!("{at}.id"), format!("{:?} is used twice (widget ids are global)", w.id)));
-            }
-            if let DataSource::Metric { name, .. } = &w.source {
-                if !thorbis_obs_core::metrics::is_valid_name(name, true) {
-                    out.push((format!("{at}.source.name"), format!("{name:?} is not a metric name")));
-                }
-            } else if let DataSource::Sql { query, timeout, .. } = &w.source {
-                if query.trim().trim_end_matches(';').contains(';') {
-                    out.push((format!("{at}.source.query"), "one statement only".into()));
-                }
-                if timeout.get().is_zero() || timeout.get() > std::time::Duration::from_secs(60) {
-                    out.push((format!("{at}.source.timeout"), "between 1ms and 60s".into()));
-                }
-            } else if w.kind != WidgetKind::Table {
-                out.push((format!("{at}.kind"), "alerts, errors and uptime sources are shown as a table".into()));
-            }
-            if w.kind == WidgetKind::Gauge && w.min.partial_cmp(&w.max) != Some(std::cmp::Ordering::Less) {
-                out.push((format!("{at}.max"), "must be above min".into()));
-            }
-            if w.thresholds.len() > 2 || w.thresholds.iter().any(|t| !t.is_finite()) {
-                out.push((format!("{at}.thresholds"), "at most two finite numbers: warning, critical".into()));
-            }
-            if w.refresh.get() < std::time::Duration::from_secs(1) {
-                out.push((format!("{at}.refresh"), "at least 1s".into()));
-            }
-            if w.range.get() > std::time::Duration::from_secs(7 * 86_400) || w.range.get().is_zero() {
-                out.push((format!("{at}.range"), "between 1s and 7d".into()));
-            }
-        }
-    }
-    out
-}
+use crate::api;
+use crate::checks::Board;
+use crate::hub::{Component, Hub};
+use crate::store::CheckKind;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use std::sync::Arc;
+use thorbis_obs_core::rum::ErrorGroup;
+use thorbis_obs_core::time::Timestamp;
 
 /// A widget's state against its thresholds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -284,19 +104,109 @@ fn label_text(labels: &thorbis_obs_core::Labels) -> String {
     if parts.is_empty() { "all".into() } else { parts.join(", ") }
 }
 
-/// Asks the engine to keep as much history as the charts show.
-pub(crate) fn keep_history(shared: &Shared, boards: &[DashboardConfig]) {
-    let mut engine = shared.engine();
-    for w in boards.iter().flat_map(|d| &d.widgets) {
-        if let (WidgetKind::Chart, DataSource::Metric { name, .. }) = (w.kind, &w.source) {
-            engine.store_mut().configure_metric(name, w.range.get(), false);
-        }
+/// Error groups seen since a time, most frequent first (the collector's, handed down by the
+/// agent so this component does not import that one).
+pub type ErrorFeed = Arc<dyn Fn(Timestamp) -> Vec<ErrorGroup> + Send + Sync>;
+
+/// The dashboards with what their widgets read.
+pub struct Dashboards {
+    boards: Vec<DashboardConfig>,
+    hub: Arc<Hub>,
+    checks: Arc<Board>,
+    errors: Option<ErrorFeed>,
+}
+
+impl std::fmt::Debug for Dashboards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboards").field("boards", &self.boards.len()).finish_non_exhaustive()
     }
 }
 
-/// Computes a widget's data now.
-pub(crate) async fn data(shared: &Shared, w: &WidgetConfig) -> WidgetData {
-    let now = shared.clock.now();
+impl Dashboards {
+    /// `boards` (the built-in ones when empty) over the hub's series and alerts, the check
+    /// board, and the collector's error groups when there is a collector. Asks the engine to
+    /// keep as much history as the charts show.
+    pub fn new(boards: Vec<DashboardConfig>, hub: Arc<Hub>, checks: Arc<Board>, errors: Option<ErrorFeed>) -> Self {
+        let boards = if boards.is_empty() { defaults() } else { boards };
+        {
+            let mut engine = hub.engine();
+            for w in boards.iter().flat_map(|d| &d.widgets) {
+                if let (WidgetKind::Chart, DataSource::Metric { name, .. }) = (w.kind, &w.source) {
+                    engine.store_mut().configure_metric(name, w.range.get(), false);
+                }
+            }
+        }
+        Dashboards { boards, hub, checks, errors }
+    }
+
+    fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/", get(|State(d): State<Arc<Dashboards>>| async move { d.render_board(None).await }))
+            .route(
+                "/dashboards/{id}",
+                get(|State(d): State<Arc<Dashboards>>, Path(id): Path<String>| async move {
+                    d.render_board(Some(&id)).await
+                }),
+            )
+            .route("/api/v1/widgets/{id}", get(widget_json))
+            .route("/api/v1/widgets/{id}/html", get(widget_fragment))
+            .with_state(self)
+    }
+
+    async fn render_board(&self, id: Option<&str>) -> Response {
+        let Some(board) = (match id {
+            Some(id) => self.boards.iter().find(|b| b.id == id),
+            None => self.boards.first(),
+        }) else {
+            return api::error(StatusCode::NOT_FOUND, format!("no dashboard {:?}", id.unwrap_or("")));
+        };
+        let mut widgets = Vec::with_capacity(board.widgets.len());
+        for w in &board.widgets {
+            let d = self.data(w).await;
+            widgets.push(widget_html(w, &d));
+        }
+        api::html(page(&self.boards, board, &widgets))
+    }
+
+    fn widget(&self, id: &str) -> Option<&WidgetConfig> {
+        self.boards.iter().flat_map(|b| &b.widgets).find(|w| w.id == id)
+    }
+
+    /// Computes a widget's data now.
+    pub async fn data(&self, w: &WidgetConfig) -> WidgetData {
+        data(self, w).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Component for Dashboards {
+    fn name(&self) -> &'static str {
+        "dashboards"
+    }
+
+    /// `GET /` (the first dashboard), `GET /dashboards/:id`, `GET /api/v1/widgets/:id` (the
+    /// widget's data) and `GET /api/v1/widgets/:id/html` (its section, for the page's refresh).
+    fn routes(self: Arc<Self>) -> Router {
+        self.router()
+    }
+}
+
+async fn widget_json(State(d): State<Arc<Dashboards>>, Path(id): Path<String>) -> Response {
+    match d.widget(&id) {
+        Some(w) => axum::Json(d.data(w).await).into_response(),
+        None => api::error(StatusCode::NOT_FOUND, format!("no widget {id:?}")),
+    }
+}
+
+async fn widget_fragment(State(d): State<Arc<Dashboards>>, Path(id): Path<String>) -> Response {
+    match d.widget(&id) {
+        Some(w) => api::html(widget_html(w, &d.data(w).await)),
+        None => api::error(StatusCode::NOT_FOUND, format!("no widget {id:?}")),
+    }
+}
+
+async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
+    let now = src.hub.now();
     let mut d = WidgetData {
         id: w.id.clone(),
         title: w.title.clone(),
@@ -311,7 +221,7 @@ pub(crate) async fn data(shared: &Shared, w: &WidgetConfig) -> WidgetData {
     };
     match &w.source {
         DataSource::Metric { name, labels, combine } => {
-            let engine = shared.engine();
+            let engine = src.hub.engine();
             let store = engine.store();
             let since = now.minus(w.range.get());
             let mut lasts = Vec::new();
@@ -346,7 +256,7 @@ pub(crate) async fn data(shared: &Shared, w: &WidgetConfig) -> WidgetData {
             d.lines.sort_by(|a, b| a.label.cmp(&b.label));
         }
         DataSource::Alerts => {
-            let alerts = shared.engine().alerts(now);
+            let alerts = src.hub.engine().alerts(now);
             d.columns = ["alert", "state", "severity", "summary", "since"].map(String::from).to_vec();
             for a in alerts.iter().filter(|a| a.state != thorbis_obs_core::engine::AlertState::Resolved) {
                 let since = a.fired_at.unwrap_or(a.active_at);
@@ -365,9 +275,8 @@ pub(crate) async fn data(shared: &Shared, w: &WidgetConfig) -> WidgetData {
         }
         DataSource::Errors => {
             d.columns = ["error", "count", "route", "process", "last seen"].map(String::from).to_vec();
-            #[cfg(feature = "collector")]
-            if let Some(c) = &shared.collector {
-                let groups = c.errors_since(now.minus(w.range.get()));
+            if let Some(errors_since) = &src.errors {
+                let groups = errors_since(now.minus(w.range.get()));
                 for g in groups.iter().take(20) {
                     let ago = now.since(g.last_seen).as_secs() / 60;
                     d.rows.push(vec![
@@ -396,8 +305,8 @@ pub(crate) async fn data(shared: &Shared, w: &WidgetConfig) -> WidgetData {
         DataSource::Uptime => {
             d.columns = ["check", "status", "response", "checked"].map(String::from).to_vec();
             let mut down = 0.0;
-            for kind in [crate::uptime::CheckKind::Http, crate::uptime::CheckKind::Synthetic] {
-                for t in shared.board.targets(kind) {
+            for kind in [CheckKind::Http, CheckKind::Synthetic] {
+                for t in src.checks.targets(kind) {
                     let newest = t.locations.iter().max_by_key(|r| r.at);
                     if t.down {
                         down += 1.0;
@@ -432,73 +341,4 @@ pub(crate) async fn data(shared: &Shared, w: &WidgetConfig) -> WidgetData {
         _ => Status::Ok,
     };
     d
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_built_in_dashboards_parse_and_pass_their_checks() {
-        let boards = defaults();
-        assert_eq!(boards.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["operations", "executive"]);
-        assert!(boards.iter().all(|b| !b.widgets.is_empty()));
-        assert_eq!(problems(&boards), Vec::<(String, String)>::new());
-    }
-
-    #[test]
-    fn bad_dashboards_are_named() {
-        let text = r#"
-[[dashboards]]
-id = "ops"
-title = "Ops"
-[[dashboards.widgets]]
-id = "a"
-title = "A"
-kind = "gauge"
-min = 5
-max = 5
-thresholds = [1, 2, 3]
-source = { type = "metric", name = "bad name" }
-[[dashboards.widgets]]
-id = "a"
-title = "Alerts"
-kind = "chart"
-refresh = "0s"
-source = { type = "alerts" }
-"#;
-        #[derive(Deserialize)]
-        struct F {
-            dashboards: Vec<DashboardConfig>,
-        }
-        let f: F = toml::from_str(text).expect("parses");
-        let p: Vec<String> = problems(&f.dashboards).into_iter().map(|(path, m)| format!("{path}: {m}")).collect();
-        for want in [
-            "dashboards[0].widgets[0].source.name",
-            "dashboards[0].widgets[0].max: must be above min",
-            "dashboards[0].widgets[0].thresholds",
-            "dashboards[0].widgets[1].id: \"a\" is used twice",
-            "dashboards[0].widgets[1].kind: alerts, errors and uptime sources are shown as a table",
-            "dashboards[0].widgets[1].refresh: at least 1s",
-        ] {
-            assert!(p.iter().any(|x| x.starts_with(want)), "{want} missing from {p:#?}");
-        }
-    }
-
-    #[test]
-    fn thresholds_color_both_ways() {
-        let mut w: WidgetConfig = toml::from_str(
-            "id = \"x\"\ntitle = \"X\"\nkind = \"metric\"\nthresholds = [2500, 4000]\nsource = { type = \"metric\", name = \"m\" }",
-        )
-        .expect("widget");
-        assert_eq!(status(&w, Some(1000.0)), Status::Ok);
-        assert_eq!(status(&w, Some(2500.0)), Status::Warning);
-        assert_eq!(status(&w, Some(4600.0)), Status::Critical);
-        assert_eq!(status(&w, None), Status::NoData);
-        w.lower_is_worse = true;
-        w.thresholds = vec![85.0, 70.0];
-        assert_eq!(status(&w, Some(90.0)), Status::Ok);
-        assert_eq!(status(&w, Some(80.0)), Status::Warning);
-        assert_eq!(status(&w, Some(60.0)), Status::Critical);
-    }
 }

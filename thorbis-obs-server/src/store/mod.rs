@@ -13,8 +13,10 @@
 pub mod postgres;
 pub mod sqlite;
 
-use crate::uptime::{CheckKind, CheckRecord};
+mod checks;
+
 use async_trait::async_trait;
+pub use checks::{CheckKind, CheckRecord, latest_per_location};
 use thorbis_obs_core::engine::{EngineSnapshot, Notification};
 use thorbis_obs_core::time::Timestamp;
 

@@ -10,7 +10,8 @@
 use super::sqlite::MIGRATIONS;
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
 use super::{CHECK_COLUMNS, check_from_parts, check_row_values};
-use crate::uptime::{CheckKind, CheckRecord};
+use super::{CheckKind, CheckRecord};
+use crate::secret::redact_url;
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicBool, Ordering};
 use thorbis_obs_core::engine::{EngineSnapshot, Notification};
@@ -38,14 +39,6 @@ impl std::fmt::Debug for PostgresStore {
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
-}
-
-/// `postgres://user:secret@host:5432/db` shown as `postgres://host:5432/db`.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
-        _ => url.to_string(),
-    }
 }
 
 async fn connect(url: &str) -> Result<Client, StoreError> {

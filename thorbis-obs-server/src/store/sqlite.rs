@@ -3,7 +3,7 @@
 
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
 use super::{CHECK_COLUMNS, CheckRow, check_from_parts, check_row_values};
-use crate::uptime::{CheckKind, CheckRecord};
+use super::{CheckKind, CheckRecord};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};

@@ -7,8 +7,8 @@
 //! about correctness, not load.
 
 use super::{Step, StepResult, SyntheticSection, Workflow, WorkflowRun};
-use crate::uptime::recorder::Observation;
-use crate::uptime::{CheckKind, CheckRecord, Producer, ProducerContext};
+use crate::checks::{Observation, Producer, ProducerContext};
+use crate::store::{CheckKind, CheckRecord};
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -175,7 +175,7 @@ impl SyntheticRunner {
             "thorbis-synthetic-{}-{}-{}",
             safe(&wf.name),
             std::process::id(),
-            crate::agent::system_now().as_millis()
+            crate::clock::system_now().as_millis()
         ));
         *self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(profile.clone());
         let client = match self.driver_url(&mut slot).await {
@@ -235,7 +235,7 @@ impl SyntheticRunner {
             tracing::warn!(dir = %self.screenshots.display(), error = %e, "cannot create the screenshot directory");
             return None;
         }
-        let path = self.screenshots.join(format!("{}-{}.png", safe(workflow), crate::agent::system_now().as_millis()));
+        let path = self.screenshots.join(format!("{}-{}.png", safe(workflow), crate::clock::system_now().as_millis()));
         match std::fs::write(&path, png) {
             Ok(()) => Some(path),
             Err(e) => {
@@ -331,7 +331,7 @@ impl Producer for WorkflowProducer {
         Box::pin(async move {
             let ProducerContext { tx, mut stop, clock, .. } = ctx;
             let interval = self.workflow.interval.get().max(Duration::from_secs(1));
-            let mut ticker = crate::agent::scheduler::ticker(&self.workflow.name, interval, Duration::from_secs(10));
+            let mut ticker = crate::clock::ticker(&self.workflow.name, interval, Duration::from_secs(10));
             loop {
                 let scheduled = tokio::select! {
                     t = ticker.tick() => t,

@@ -1,13 +1,13 @@
 //! `[uptime]`: this agent's location, extra vantage points, thresholds, quorum, and the HTTP
 //! checks with their expectations and maintenance windows.
 
-use crate::config::Secret;
+use crate::checks::{CheckDefaults, CheckMaintenance};
+use crate::secret::Secret;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use thorbis_obs_core::domain::availability::Thresholds;
-use thorbis_obs_core::engine::Schedule;
 use thorbis_obs_core::time::HumanDuration;
 
 /// `[uptime]`
@@ -118,6 +118,17 @@ pub struct HttpCheckConfig {
     pub maintenance: Vec<CheckMaintenance>,
 }
 
+impl UptimeSection {
+    /// What checks fall back on: this location, the thresholds and the SLA target.
+    pub fn defaults(&self) -> CheckDefaults {
+        CheckDefaults {
+            location: self.location.clone(),
+            thresholds: Thresholds { failure: self.failure_threshold, success: self.success_threshold },
+            sla_target: self.sla_target,
+        }
+    }
+}
+
 impl HttpCheckConfig {
     /// The thresholds for this check.
     pub fn thresholds(&self, s: &UptimeSection) -> Thresholds {
@@ -126,17 +137,6 @@ impl HttpCheckConfig {
             success: self.success_threshold.unwrap_or(s.success_threshold),
         }
     }
-}
-
-/// A maintenance window of one check: `name` plus `once = { start, end }` or
-/// `weekly = { days, start, duration, timezone }`.
-#[derive(Clone, Debug, Deserialize)]
-pub struct CheckMaintenance {
-    /// Name, for the API and logs.
-    pub name: String,
-    /// When it is open.
-    #[serde(flatten)]
-    pub schedule: Schedule,
 }
 
 fn default_method() -> String {
@@ -233,8 +233,8 @@ pub struct Expect {
     pub max_body_bytes: Option<usize>,
 }
 
-/// Every problem in `[uptime]` and `[synthetic]`, as (path, message).
-pub fn problems(u: &UptimeSection, syn: &crate::synthetic::SyntheticSection) -> Vec<(String, String)> {
+/// Every problem in `[uptime]`, as (path, message).
+pub fn problems(u: &UptimeSection) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut p = |path: String, message: String| out.push((path, message));
     let label_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -314,39 +314,7 @@ pub fn problems(u: &UptimeSection, syn: &crate::synthetic::SyntheticSection) -> 
     if u.failure_threshold == 0 || u.success_threshold == 0 {
         p("uptime".into(), "thresholds must be at least 1".into());
     }
-    if !syn.workflows.is_empty() && !cfg!(feature = "synthetic") {
-        p("synthetic.workflows".into(), "workflows need the `synthetic` feature of thorbis-obs-server".into());
-    }
-    let mut names = std::collections::BTreeSet::new();
-    for (i, w) in syn.workflows.iter().enumerate() {
-        for problem in w.problems(&format!("synthetic.workflows[{i}]")) {
-            let (path, message) = problem.split_once(": ").unwrap_or(("synthetic", &problem));
-            p(path.to_string(), message.to_string());
-        }
-        if !names.insert(w.name.as_str()) {
-            p(format!("synthetic.workflows[{i}].name"), format!("{:?} is used by another workflow", w.name));
-        }
-    }
-    if syn.window_size.split_once('x').is_none_or(|(a, b)| a.parse::<u32>().is_err() || b.parse::<u32>().is_err()) {
-        p("synthetic.window_size".into(), "must be WIDTHxHEIGHT, e.g. 1280x800".into());
-    }
     out
-}
-
-impl CheckMaintenance {
-    /// The engine's maintenance window for the series of one check (`label` = `endpoint` or
-    /// `workflow`).
-    pub fn window(&self, target: &str, label: &str) -> thorbis_obs_core::engine::MaintenanceWindow {
-        let m = thorbis_obs_core::rules::Matcher::new(label, thorbis_obs_core::rules::MatchOp::Equal, target)
-            .map(|m| thorbis_obs_core::rules::Matchers(vec![m]))
-            .unwrap_or_default();
-        thorbis_obs_core::engine::MaintenanceWindow {
-            name: format!("{label}:{target}:{}", self.name),
-            rules: Vec::new(),
-            matchers: m,
-            schedule: self.schedule.clone(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 
 use super::config::{HttpCheckConfig, LocationConfig};
 use super::expect::{Answer, CompiledExpect, Failure};
-use super::recorder::Observation;
-use super::{CheckKind, CheckRecord};
+use crate::checks::{Observation, Producer, ProducerContext};
+use crate::store::{CheckKind, CheckRecord};
 use reqwest::{Client, Method};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -225,7 +225,7 @@ impl HttpChecker {
             }
         }
         let elapsed = started.elapsed();
-        let now = crate::agent::system_now();
+        let now = crate::clock::system_now();
         let answer = Answer {
             status,
             elapsed,
@@ -259,7 +259,7 @@ impl HttpChecker {
     }
 }
 
-/// An HTTP check at one location, as a [`super::Producer`].
+/// An HTTP check at one location, as a [`Producer`].
 #[derive(Debug)]
 pub struct HttpProducer {
     /// The check.
@@ -270,11 +270,8 @@ pub struct HttpProducer {
     pub interval: Duration,
 }
 
-impl super::Producer for HttpProducer {
-    fn start(
-        self: Box<Self>,
-        ctx: super::ProducerContext,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+impl Producer for HttpProducer {
+    fn start(self: Box<Self>, ctx: ProducerContext) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         Box::pin(run_check(self.checker, self.location, self.interval, ctx))
     }
 }
@@ -282,11 +279,11 @@ impl super::Producer for HttpProducer {
 /// Runs `checker` every `interval` from `location` until `stop` flips: a random first phase
 /// within the interval (at most 10 s) spreads the checks; a check that overruns delays the
 /// next one rather than overlapping it; at most `limit` checks run at once agent-wide.
-async fn run_check(checker: Arc<HttpChecker>, location: String, interval: Duration, ctx: super::ProducerContext) {
-    let super::ProducerContext { tx, mut stop, clock, limit } = ctx;
+async fn run_check(checker: Arc<HttpChecker>, location: String, interval: Duration, ctx: ProducerContext) {
+    let ProducerContext { tx, mut stop, clock, limit } = ctx;
     let interval = interval.max(Duration::from_millis(100));
     let key = [checker.id(), location.as_str()].join("@");
-    let mut ticker = crate::agent::scheduler::ticker(&key, interval, Duration::from_secs(10));
+    let mut ticker = crate::clock::ticker(&key, interval, Duration::from_secs(10));
     loop {
         let scheduled = tokio::select! {
             t = ticker.tick() => t,

@@ -13,3 +13,17 @@ pub mod sdk;
 pub mod smtp;
 pub mod tls;
 pub mod web;
+
+use std::time::Duration;
+
+/// Polls `cond` every 50 ms until it holds; fails the test after `limit`. For conditions that
+/// need `.await` (an HTTP answer, the outbox's counts); [`monitors::wait_for`] takes a plain
+/// closure. Waiting for what the test needs, instead of sleeping a fixed time, keeps the fast
+/// path fast and lets a loaded machine take longer.
+pub async fn eventually(what: &str, limit: Duration, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !cond().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -28,7 +28,7 @@ impl Running {
 /// Starts an agent on `config` (TOML) with the uptime rule pack, evaluating every 100 ms.
 pub fn start(config: &str, store: Arc<dyn Store>, http: Option<SocketAddr>) -> Running {
     let cfg: AgentConfig = toml::from_str(config).expect("config");
-    let (monitors, windows) = thorbis_obs_server::uptime::monitors_from_config(&cfg).expect("monitors");
+    let (monitors, windows) = thorbis_obs_server::agent::monitors_from_config(&cfg).expect("monitors");
     let pager = Arc::new(InMemoryChannel::new("pager"));
     let mut b = Agent::builder()
         .rules(thorbis_obs_core::rules::packs::uptime_rules())

@@ -1,112 +1,20 @@
-//! Real-user monitoring aggregation: what the collector makes of the browser's batches.
-//!
-//! A [`RumWindow`] holds one window (a minute, as the spec reports) of everything the SDK sent:
-//! web vitals per route and device type in mergeable quantile sketches with their rating counts,
-//! errors grouped by fingerprint, and counters for page views, actions, business events,
-//! conversions, journey steps and budget violations. Windows from several agents merge exactly
-//! ([`RumWindow::merge`]: sketches and counters add), so agents behind a load balancer report
-//! the same figures as one agent would. [`RumWindow::samples`] turns a closed window into
-//! metric samples for the rule engine and `/metrics`.
-//!
-//! Sampling: a sampled session stands for `100 / sampleRate` sessions, so its vitals and
-//! counters are counted that many times (rounded to a whole number, at least 1). Errors are
-//! sent by every session, sampled or not, and are counted once each.
+//! One window of RUM data: ingesting batches, merging agents' windows, error groups and the
+//! window's samples.
 
+use super::keys::{ALL, CounterKey, Device, MAX_ROUTES, OTHER_ROUTE, VitalKey, route_pattern};
+use super::series::{Counter, Series, VitalAgg};
 use crate::domain::errors::{StackFrame, business_fingerprint, error_fingerprint, parse_stack};
 use crate::domain::vitals::{Rating, Vital};
 use crate::metrics::{Labels, Sample};
-use crate::sketch::QuantileSketch;
 use crate::time::Timestamp;
 use crate::wire::{Batch, Event, PropValue};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// Routes kept per window; further routes are counted under [`OTHER_ROUTE`], so a page with an
-/// id in every URL cannot blow up the number of series.
-pub const MAX_ROUTES: usize = 200;
-/// The route of views beyond [`MAX_ROUTES`].
-pub const OTHER_ROUTE: &str = "other";
-/// The `route` and `device` label of the all-routes, all-devices series.
-pub const ALL: &str = "all";
 /// Error groups kept per window; further new groups are counted under `rum_errors` only.
 pub const MAX_ERROR_GROUPS: usize = 1000;
 /// The quantile the spec reports web vitals at.
 pub const VITALS_QUANTILE: f64 = 0.75;
-
-/// The device class of a browser, from its User-Agent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Device {
-    /// Phones.
-    Mobile,
-    /// Tablets.
-    Tablet,
-    /// Everything else.
-    Desktop,
-}
-
-impl Device {
-    /// Classifies a User-Agent the way the common RUM tools do: `iPad`, `Tablet`, or Android
-    /// without `Mobile` is a tablet; `Mobi`, `iPhone` or `Android` a phone; anything else,
-    /// including no User-Agent, a desktop.
-    pub fn from_user_agent(ua: &str) -> Device {
-        if ua.contains("iPad") || ua.contains("Tablet") || (ua.contains("Android") && !ua.contains("Mobile")) {
-            Device::Tablet
-        } else if ua.contains("Mobi") || ua.contains("iPhone") || ua.contains("Android") {
-            Device::Mobile
-        } else {
-            Device::Desktop
-        }
-    }
-
-    /// `mobile`, `tablet` or `desktop`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Device::Mobile => "mobile",
-            Device::Tablet => "tablet",
-            Device::Desktop => "desktop",
-        }
-    }
-}
-
-/// The route of a view for grouping: the path without query or fragment, with segments that
-/// look like ids (all digits, a UUID, 16 or more hex digits, or long and mixed with digits)
-/// replaced by `:id`, at most 200 bytes. `/hs/work-orders/1042?tab=notes` becomes
-/// `/hs/work-orders/:id`. A route pattern the app sent (`/hs/work-orders/[id]`) keeps its shape.
-pub fn route_pattern(route: &str) -> String {
-    let path = route.split(['?', '#']).next().unwrap_or("");
-    // A full URL: keep the path only.
-    let path = match path.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
-        None => path,
-    };
-    let mut out = String::with_capacity(path.len().min(200));
-    for (i, seg) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        out.push_str(if looks_like_id(seg) { ":id" } else { seg });
-        if out.len() > 200 {
-            let mut end = 200;
-            while !out.is_char_boundary(end) {
-                end -= 1;
-            }
-            out.truncate(end);
-            break;
-        }
-    }
-    if out.is_empty() { "/".to_string() } else { out }
-}
-
-fn looks_like_id(seg: &str) -> bool {
-    let b = seg.as_bytes();
-    if b.is_empty() {
-        return false;
-    }
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    let hex = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');
-    digits == b.len() || (hex && b.len() >= 16 && digits > 0) || (b.len() >= 20 && digits >= 4)
-}
 
 /// The business value of an event's properties: the first finite number among `amount`,
 /// `value`, `actualValue`, `estimatedValue`.
@@ -121,57 +29,6 @@ fn business_value(props: &BTreeMap<String, PropValue>) -> Option<f64> {
 /// when the SDK sent no rate).
 pub fn sample_weight(batch: &Batch) -> u64 {
     batch.session.sample_rate.filter(|r| *r > 0.0).map_or(1, |r| (100.0 / r).round().clamp(1.0, 1_000_000.0) as u64)
-}
-
-/// One vital's series key.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct VitalKey {
-    /// The application.
-    pub service: String,
-    /// Its environment.
-    pub env: String,
-    /// Which vital.
-    pub vital: Vital,
-    /// [`route_pattern`] of the view.
-    pub route: String,
-    /// The browser's device class.
-    pub device: Device,
-}
-
-/// One vital's window: its distribution and how many values got each rating (weighted).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct VitalAgg {
-    /// The values, weighted by the sampling rate.
-    pub sketch: QuantileSketch,
-    /// Weighted counts of `good`, `needs-improvement`, `poor`.
-    pub ratings: [u64; 3],
-}
-
-impl VitalAgg {
-    fn merge(&mut self, other: &VitalAgg) {
-        self.sketch.merge(&other.sketch);
-        for (a, b) in self.ratings.iter_mut().zip(other.ratings) {
-            *a += b;
-        }
-    }
-}
-
-/// A counter's series key: metric name and labels (service and env first).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct CounterKey {
-    /// Metric name, e.g. `business_events`.
-    pub metric: String,
-    /// Label pairs.
-    pub labels: Vec<(String, String)>,
-}
-
-/// A counter's window: how many (weighted) and the sum of their values.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Counter {
-    /// Weighted count.
-    pub count: f64,
-    /// Sum of the events' values (business value, conversion value), weighted.
-    pub sum: f64,
 }
 
 /// Errors that share a fingerprint, within a window.
@@ -230,196 +87,6 @@ pub fn fingerprint_event(message: &str, stack: Option<&str>, fingerprint: Option
     };
     let frames: Vec<StackFrame> = stack.map(parse_stack).unwrap_or_default();
     error_fingerprint(kind, text, &frames)
-}
-
-/// A key with a flat string form, so a series is found without building its owned key.
-pub trait FlatKey {
-    /// Appends the flat form to `buf`.
-    fn flat(&self, buf: &mut String);
-}
-
-impl FlatKey for VitalKey {
-    fn flat(&self, buf: &mut String) {
-        for part in
-            [self.service.as_str(), self.env.as_str(), self.vital.name(), self.route.as_str(), self.device.as_str()]
-        {
-            buf.push_str(part);
-            buf.push('\u{1f}');
-        }
-    }
-}
-
-impl FlatKey for CounterKey {
-    fn flat(&self, buf: &mut String) {
-        buf.push_str(&self.metric);
-        for (k, v) in &self.labels {
-            buf.push('\u{1f}');
-            buf.push_str(k);
-            buf.push('\u{1f}');
-            buf.push_str(v);
-        }
-    }
-}
-
-/// Series of one kind, by the flat form of their keys; serialised as a list of `[key, value]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Series<K, V> {
-    map: HashMap<String, (K, V)>,
-}
-
-impl<K, V> Default for Series<K, V> {
-    fn default() -> Self {
-        Series { map: HashMap::new() }
-    }
-}
-
-impl<K: FlatKey + Clone, V: Default> Series<K, V> {
-    /// The value of the series whose flat key is `flat`, made with `key` if it is new.
-    fn slot(&mut self, flat: &str, key: impl FnOnce() -> K) -> &mut V {
-        if !self.map.contains_key(flat) {
-            self.map.insert(flat.to_string(), (key(), V::default()));
-        }
-        match self.map.get_mut(flat) {
-            Some((_, v)) => v,
-            None => unreachable!("inserted above"),
-        }
-    }
-
-    fn entry(&mut self, key: &K) -> &mut V {
-        let mut flat = String::new();
-        key.flat(&mut flat);
-        self.slot(&flat, || key.clone())
-    }
-}
-
-impl<K, V> Series<K, V> {
-    /// The series, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map.values().map(|(k, v)| (k, v))
-    }
-
-    /// How many series.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
-
-impl<K: Serialize + Ord, V: Serialize> Serialize for Series<K, V> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut v: Vec<(&K, &V)> = self.iter().collect();
-        v.sort_by(|a, b| a.0.cmp(b.0));
-        v.serialize(s)
-    }
-}
-
-impl<'de, K: Deserialize<'de> + FlatKey, V: Deserialize<'de>> Deserialize<'de> for Series<K, V> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let pairs = Vec::<(K, V)>::deserialize(d)?;
-        let mut map = HashMap::with_capacity(pairs.len());
-        for (k, v) in pairs {
-            let mut flat = String::new();
-            k.flat(&mut flat);
-            map.insert(flat, (k, v));
-        }
-        Ok(Series { map })
-    }
-}
-
-/// Sessions in progress, to measure their duration and bounces when they end.
-///
-/// A session ends after `idle_ms` without a batch (the SDK's 15 minutes by default); it is then
-/// counted into the window being closed: `rum_sessions_ended`, `rum_session_seconds` (the sum of
-/// durations, from the session's start to its last event, by the page's clock) and
-/// `rum_bounces` (sessions of one page view and no action). Only sampled sessions, weighted.
-#[derive(Clone, Debug, Default)]
-pub struct SessionTracker {
-    live: HashMap<String, LiveSession>,
-}
-
-#[derive(Clone, Debug)]
-struct LiveSession {
-    service: String,
-    env: String,
-    started_at: i64,
-    last_event: i64,
-    /// Arrival time of the last batch, by the collector's clock.
-    last_seen: i64,
-    first_view: String,
-    more_views: bool,
-    acted: bool,
-    weight: f64,
-}
-
-/// Sessions tracked at most; beyond, new sessions are not tracked (their windows still count).
-pub const MAX_LIVE_SESSIONS: usize = 200_000;
-
-impl SessionTracker {
-    /// Notes a validated batch arriving at `now_ms`.
-    pub fn observe(&mut self, batch: &Batch, now_ms: i64) {
-        if !batch.session.sampled {
-            return;
-        }
-        let last_event = batch.events.iter().map(|e| e.at().0).max().unwrap_or(batch.sent_at.0);
-        let acted = batch.events.iter().any(|e| matches!(e, Event::Action { .. }));
-        if let Some(s) = self.live.get_mut(&batch.session.id) {
-            s.last_event = s.last_event.max(last_event);
-            s.last_seen = now_ms;
-            s.more_views |= s.first_view != batch.view.id;
-            s.acted |= acted;
-            return;
-        }
-        if self.live.len() >= MAX_LIVE_SESSIONS {
-            return;
-        }
-        let weight = sample_weight(batch) as f64;
-        self.live.insert(
-            batch.session.id.clone(),
-            LiveSession {
-                service: batch.service.clone(),
-                env: batch.env.clone(),
-                started_at: batch.session.started_at.0,
-                last_event,
-                last_seen: now_ms,
-                first_view: batch.view.id.clone(),
-                more_views: false,
-                acted,
-                weight,
-            },
-        );
-    }
-
-    /// Ends the sessions idle for `idle_ms` at `now_ms` into `window`; returns how many ended.
-    pub fn expire(&mut self, now_ms: i64, idle_ms: i64, window: &mut RumWindow) -> usize {
-        let ended: Vec<String> =
-            self.live.iter().filter(|(_, s)| now_ms - s.last_seen >= idle_ms).map(|(id, _)| id.clone()).collect();
-        let mut buf = String::new();
-        for id in &ended {
-            let Some(s) = self.live.remove(id) else { continue };
-            let scope = (s.service.as_str(), s.env.as_str());
-            let seconds = ((s.last_event - s.started_at).max(0) as f64) / 1000.0;
-            window.count(&mut buf, "rum_sessions_ended", scope, &[], s.weight, 0.0);
-            window.count(&mut buf, "rum_session_seconds", scope, &[], s.weight, seconds);
-            if !s.more_views && !s.acted {
-                window.count(&mut buf, "rum_bounces", scope, &[], s.weight, 0.0);
-            }
-        }
-        ended.len()
-    }
-
-    /// Sessions in progress.
-    pub fn len(&self) -> usize {
-        self.live.len()
-    }
-
-    /// True when none is.
-    pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
-    }
 }
 
 /// One window of RUM data, mergeable across agents.
@@ -495,7 +162,7 @@ impl RumWindow {
     /// Adds to the counter `metric` of `service`, `env` and `extra` labels; allocates only for
     /// a new series.
     #[allow(clippy::too_many_arguments)]
-    fn count(
+    pub(super) fn count(
         &mut self,
         buf: &mut String,
         metric: &str,
@@ -680,7 +347,7 @@ impl RumWindow {
     ///   `conversion_value` (by type), `journey_steps` (by journey and step): counts per
     ///   window, weighted by the sampling rate;
     /// - `rum_session_duration_seconds_avg` and `rum_bounce_rate` of the sessions that ended in
-    ///   the window (see [`SessionTracker`]).
+    ///   the window (see [`SessionTracker`](super::SessionTracker)).
     pub fn samples(&self, at: Timestamp) -> Vec<Sample> {
         let mut out = Vec::new();
         let mut overall: BTreeMap<(&str, &str, Vital), VitalAgg> = BTreeMap::new();
@@ -785,51 +452,7 @@ fn push_vital(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn batch(json: &str) -> Batch {
-        let b: Batch = serde_json::from_str(json).expect("batch");
-        b.validate().expect("valid");
-        b
-    }
-
-    const T: i64 = 1_764_186_600_000;
-
-    fn page(sampled: bool, rate: u32, route: &str, events: &str) -> Batch {
-        batch(&format!(
-            r#"{{"v":1,"service":"shop","env":"prod","session":{{"id":"s1","sampled":{sampled},"startedAt":{T},"sampleRate":{rate}}},
-            "view":{{"id":"v1","url":"https://shop.example{route}?token=x","route":"{route}"}},"sentAt":{T},"events":[{events}]}}"#
-        ))
-    }
-
-    fn vital(name: &str, value: f64) -> String {
-        format!(r#"{{"type":"vital","at":{T},"name":"{name}","value":{value},"rating":"good","id":"m1"}}"#)
-    }
-
-    fn sample<'a>(s: &'a [Sample], name: &str, pairs: &[(&str, &str)]) -> Option<&'a Sample> {
-        s.iter().find(|x| x.name == name && pairs.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
-    }
-
-    #[test]
-    fn devices_and_routes() {
-        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148";
-        let ipad = "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)";
-        let pixel_tab = "Mozilla/5.0 (Linux; Android 14; Pixel Tablet)";
-        let pixel = "Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile Safari/537.36";
-        assert_eq!(Device::from_user_agent(iphone), Device::Mobile);
-        assert_eq!(Device::from_user_agent(ipad), Device::Tablet);
-        assert_eq!(Device::from_user_agent(pixel_tab), Device::Tablet);
-        assert_eq!(Device::from_user_agent(pixel), Device::Mobile);
-        assert_eq!(Device::from_user_agent("Mozilla/5.0 (X11; Linux x86_64)"), Device::Desktop);
-        assert_eq!(Device::from_user_agent(""), Device::Desktop);
-
-        assert_eq!(route_pattern("/hs/work-orders/1042?tab=notes"), "/hs/work-orders/:id");
-        assert_eq!(route_pattern("https://a.example/u/3f2b9c1e-7d4a-4b8e-9a1c-2d3e4f5a6b7c/x#f"), "/u/:id/x");
-        assert_eq!(route_pattern("/hs/work-orders/[id]"), "/hs/work-orders/[id]");
-        assert_eq!(route_pattern("/invoices/INV2025000042ABCDEF99"), "/invoices/:id");
-        assert_eq!(route_pattern("/settings/profile"), "/settings/profile");
-        assert_eq!(route_pattern(""), "/");
-        assert!(route_pattern(&"/abc".repeat(100)).len() <= 200);
-    }
+    use crate::rum::test_support::{T, page, sample, vital};
 
     #[test]
     fn vitals_are_weighted_by_the_sample_rate_and_rated_by_core() {
@@ -916,42 +539,6 @@ mod tests {
         assert_eq!(value.value, 9000.0, "ten invoices of 450, each standing for two");
         assert!(sample(&x, "journey_steps", &[("journey", "work-order"), ("step", "created")]).is_some());
         assert_eq!(sample(&x, "conversions", &[("type", "invoice-paid")]).map(|s| s.value), Some(20.0));
-    }
-
-    #[test]
-    fn sessions_end_after_idle_with_their_duration_and_bounces() {
-        let mut tracker = SessionTracker::default();
-        // (event at T + ms, of kind click or a vital)
-        let at = |ms: i64, kind: &str| (ms, kind == "click");
-        let one = |session: &str, view: &str, (ms, click): (i64, bool)| {
-            let event = if click {
-                format!(r#"{{"type":"action","at":{T},"name":"Go","actionType":"click"}}"#)
-            } else {
-                vital("TTFB", 5.0)
-            };
-            let mut b = page(true, 50, "/a", &event);
-            b.session.id = session.into();
-            b.view.id = view.into();
-            for e in &mut b.events {
-                if let Event::Vital { at, .. } | Event::Action { at, .. } = e {
-                    *at = Timestamp(T + ms);
-                }
-            }
-            b
-        };
-        // s1: two views over 90 s; s2: one view, no action (a bounce); s3 still active.
-        tracker.observe(&one("s1", "v1", at(0, "ttfb")), 0);
-        tracker.observe(&one("s1", "v2", at(90_000, "ttfb")), 90_000);
-        tracker.observe(&one("s2", "v3", at(10_000, "ttfb")), 10_000);
-        tracker.observe(&one("s3", "v4", at(0, "click")), 0);
-        tracker.observe(&one("s3", "v4", at(1_000_000, "ttfb")), 1_000_000);
-        let mut w = RumWindow::new(Timestamp(T));
-        assert_eq!(tracker.expire(1_000_000, 900_000, &mut w), 2);
-        assert_eq!(tracker.len(), 1);
-        let s = w.samples(Timestamp(T));
-        // Both started at T: durations 90 s and 10 s (each standing for two at 50%), one bounce.
-        assert_eq!(sample(&s, "rum_session_duration_seconds_avg", &[]).map(|x| x.value), Some(50.0));
-        assert_eq!(sample(&s, "rum_bounce_rate", &[]).map(|x| x.value), Some(0.5));
     }
 
     #[test]

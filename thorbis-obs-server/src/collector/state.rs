@@ -1,21 +1,18 @@
-//! The collector at run time: admission, decoding, windows (see the module above).
+//! The collector's state: the open window with its sessions and rate limits, the recent closed
+//! windows, and the loop that closes a window every period.
 
 use super::CollectorSection;
+use super::decode::{Rejection, decode};
 use super::limit::RateLimit;
-use crate::agent::AgentHandle;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use crate::hub::Hub;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-use std::borrow::Cow;
+use axum::response::Response;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use thorbis_obs_core::rum::{Device, ErrorGroup, RumWindow, SessionTracker};
 use thorbis_obs_core::time::Timestamp;
-use thorbis_obs_core::wire::{self, Batch};
 
 /// The window length in milliseconds (at least 1).
 fn window_ms(cfg: &CollectorSection) -> i64 {
@@ -24,104 +21,6 @@ fn window_ms(cfg: &CollectorSection) -> i64 {
 
 /// Closed windows kept in memory for the API (an hour of one-minute windows).
 const KEEP_WINDOWS: usize = 60;
-
-/// Why a request was refused.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rejection {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// What was wrong.
-    pub message: String,
-    /// The field, e.g. `events[3].value`, when one is to blame.
-    pub field: Option<String>,
-    /// Seconds to wait, for 429.
-    pub retry_after: Option<u64>,
-}
-
-impl Rejection {
-    fn new(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Self {
-        Rejection { status, message: message.into(), field: field.map(str::to_string), retry_after: None }
-    }
-
-    fn outcome(&self) -> usize {
-        match self.status.as_u16() {
-            400 => 1,
-            401 | 403 => 2,
-            413 | 415 => 3,
-            429 => 4,
-            _ => 5,
-        }
-    }
-}
-
-/// Decodes and validates one batch body: size, JSON (lone UTF-16 surrogates, which the page's
-/// `JSON.stringify` writes for broken strings, become U+FFFD instead of failing the batch), and
-/// core's wire rules. Never panics, whatever the bytes.
-pub fn decode(body: &[u8]) -> Result<Batch, Rejection> {
-    if let Err(e) = wire::check_size(body.len()) {
-        return Err(Rejection::new(StatusCode::PAYLOAD_TOO_LARGE, e.message(), None));
-    }
-    let body = replace_lone_surrogates(body);
-    let batch: Batch = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        // Parsed again to name the field: tracking the path costs the happy path a third.
-        Err(plain) => {
-            let de = &mut serde_json::Deserializer::from_slice(&body);
-            let e = match serde_path_to_error::deserialize::<_, Batch>(de) {
-                Ok(_) => return Err(Rejection::new(StatusCode::BAD_REQUEST, plain.to_string(), None)),
-                Err(e) => e,
-            };
-            let path = e.path().to_string();
-            let field = (path != ".").then_some(path);
-            return Err(Rejection::new(StatusCode::BAD_REQUEST, e.into_inner().to_string(), field.as_deref()));
-        }
-    };
-    batch.validate().map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.message(), Some(e.path())))?;
-    Ok(batch)
-}
-
-/// `\uD800`-`\uDBFF` not followed by `\uDC00`-`\uDFFF`, or a trailing surrogate alone, become
-/// `\uFFFD`. The body is borrowed unchanged when it has no `\u` escape of a surrogate.
-fn replace_lone_surrogates(body: &[u8]) -> Cow<'_, [u8]> {
-    let surrogate_at = |b: &[u8], i: usize| -> Option<u16> {
-        let esc = b.get(i..i + 6)?;
-        if esc[0] != b'\\' || esc[1] != b'u' {
-            return None;
-        }
-        let hex = std::str::from_utf8(&esc[2..]).ok()?;
-        u16::from_str_radix(hex, 16).ok().filter(|u| (0xD800..=0xDFFF).contains(u))
-    };
-    if !memchr::memmem::find_iter(body, b"\\u").any(|i| matches!(body.get(i + 2), Some(b'd' | b'D'))) {
-        return Cow::Borrowed(body);
-    }
-    let mut out = Vec::with_capacity(body.len());
-    let mut i = 0;
-    while i < body.len() {
-        if body[i] == b'\\' {
-            // An escaped backslash is not the start of an escape: copy both.
-            if body.get(i + 1) == Some(&b'\\') {
-                out.extend_from_slice(b"\\\\");
-                i += 2;
-                continue;
-            }
-            if let Some(u) = surrogate_at(body, i) {
-                let paired = (0xD800..=0xDBFF).contains(&u)
-                    && surrogate_at(body, i + 6).is_some_and(|l| (0xDC00..=0xDFFF).contains(&l));
-                if paired {
-                    out.extend_from_slice(&body[i..i + 12]);
-                    i += 12;
-                } else {
-                    out.extend_from_slice(b"\\uFFFD");
-                    i += 6;
-                }
-                continue;
-            }
-        }
-        out.push(body[i]);
-        i += 1;
-    }
-    Cow::Owned(out)
-}
 
 /// Counters of what the collector took and refused.
 #[derive(Debug, Default)]
@@ -177,6 +76,7 @@ pub struct Collector {
     /// The OTLP exporters, when `[collector.otlp]` is set.
     #[cfg(feature = "otlp")]
     otlp: Option<std::sync::Arc<super::otlp::Otlp>>,
+    hub: Arc<Hub>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -186,9 +86,10 @@ impl std::fmt::Debug for Collector {
 }
 
 impl Collector {
-    /// A collector with `cfg`; its first window is the one `now` falls in (windows are aligned
-    /// to multiples of their length since the epoch).
-    pub fn new(cfg: CollectorSection, now: Timestamp) -> Self {
+    /// A collector with `cfg` that feeds `hub`; its first window is the one the hub's "now"
+    /// falls in (windows are aligned to multiples of their length since the epoch).
+    pub fn new(cfg: CollectorSection, hub: Arc<Hub>) -> Self {
+        let now = hub.now();
         let burst = |per_minute: u32| (per_minute / 10).max(10);
         let w = window_ms(&cfg);
         Collector {
@@ -217,6 +118,7 @@ impl Collector {
                     .unwrap_or(0)
             ),
             cfg,
+            hub,
         }
     }
 
@@ -249,7 +151,8 @@ impl Collector {
 
     /// Keeps a closed window in the store (it survives a restart, and agents sharing the store
     /// read it).
-    async fn keep(&self, store: &dyn crate::store::Store, w: &RumWindow) {
+    async fn keep(&self, w: &RumWindow) {
+        let store = self.hub.store();
         if w.is_empty() {
             return;
         }
@@ -265,8 +168,9 @@ impl Collector {
 
     /// Reloads the windows of the last hour from the store (all agents' merged by period), as
     /// an agent does when it starts.
-    pub(crate) async fn reload(&self, store: &dyn crate::store::Store, now: Timestamp) {
-        let rows = match store.rum_windows_since(now.minus(std::time::Duration::from_secs(3600))).await {
+    pub async fn reload(&self) {
+        let now = self.hub.now();
+        let rows = match self.hub.store().rum_windows_since(now.minus(std::time::Duration::from_secs(3600))).await {
             Ok(r) => r,
             Err(e) => return tracing::warn!(error = %e, "cannot reload the stored RUM windows"),
         };
@@ -290,16 +194,11 @@ impl Collector {
 
     /// Merges the other agents' windows of the same period into the closed window `own` after
     /// waiting `grace` for them to be written.
-    async fn merge_shared(
-        &self,
-        store: &dyn crate::store::Store,
-        own: RumWindow,
-        grace: std::time::Duration,
-    ) -> RumWindow {
+    async fn merge_shared(&self, own: RumWindow, grace: std::time::Duration) -> RumWindow {
         let start = own.start;
         tokio::time::sleep(grace).await;
         let mut merged = own;
-        match store.rum_windows(start).await {
+        match self.hub.store().rum_windows(start).await {
             Ok(rows) => {
                 for (agent, body) in rows.iter().filter(|(a, _)| *a != self.agent_id) {
                     match serde_json::from_str::<RumWindow>(body) {
@@ -378,7 +277,7 @@ impl Collector {
         Ok(())
     }
 
-    fn origin_allowed(&self, origin: &str) -> bool {
+    pub(super) fn origin_allowed(&self, origin: &str) -> bool {
         self.cfg.allowed_origins.is_empty() || self.cfg.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
     }
 
@@ -423,7 +322,7 @@ impl Collector {
         Ok(done.events)
     }
 
-    fn cors(&self, headers: &HeaderMap, resp: &mut Response) {
+    pub(super) fn cors(&self, headers: &HeaderMap, resp: &mut Response) {
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let allow = match origin {
             Some(o) if self.origin_allowed(o) => {
@@ -448,80 +347,14 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-fn refuse(r: &Rejection) -> Response {
-    let mut body = json!({ "error": r.message });
-    if let Some(f) = &r.field {
-        body["field"] = json!(f);
-    }
-    let mut resp = (r.status, axum::Json(body)).into_response();
-    if let Some(s) = r.retry_after {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
-    }
-    resp
-}
-
-/// `POST /v1/rum`.
-pub(crate) async fn ingest(
-    State(h): State<AgentHandle>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<axum::body::Bytes, BytesRejection>,
-) -> Response {
-    let Some(c) = h.shared().collector.clone() else {
-        return refuse(&Rejection::new(StatusCode::NOT_FOUND, "the collector is off (collector.enabled)", None));
-    };
-    let now = h.shared().clock.now();
-    let result = match body {
-        Ok(b) => c.take(&headers, &uri, peer, &b, now),
-        Err(e) => {
-            let r = Rejection::new(e.status(), e.body_text(), None);
-            c.stats.batches[r.outcome()].fetch_add(1, Ordering::Relaxed);
-            Err(r)
-        }
-    };
-    let mut resp = match result {
-        Ok(n) => (StatusCode::ACCEPTED, axum::Json(json!({ "accepted": n }))).into_response(),
-        Err(r) => {
-            tracing::debug!(status = r.status.as_u16(), error = %r.message, field = ?r.field, "RUM batch refused");
-            refuse(&r)
-        }
-    };
-    c.cors(&headers, &mut resp);
-    resp
-}
-
-/// `OPTIONS /v1/rum`: CORS preflight.
-pub(crate) async fn preflight(State(h): State<AgentHandle>, headers: HeaderMap) -> Response {
-    let Some(c) = h.shared().collector.clone() else { return StatusCode::NOT_FOUND.into_response() };
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !c.origin_allowed(origin) {
-        return refuse(&Rejection::new(
-            StatusCode::FORBIDDEN,
-            format!("origin {origin} is not allowed"),
-            Some("Origin"),
-        ));
-    }
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    c.cors(&headers, &mut resp);
-    let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type, X-Thorbis-Token"));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
-    resp
-}
-
 /// Closes a window every `window`, pushing its samples into the engine, until `stop`.
-pub(crate) async fn run_windows(
-    shared: std::sync::Arc<crate::agent::Shared>,
-    collector: std::sync::Arc<Collector>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn run_windows(collector: Arc<Collector>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let hub = collector.hub.clone();
     let w = window_ms(&collector.cfg);
     loop {
         // Windows end on multiples of their length since the epoch, as Prometheus aligns its
         // steps: every agent's window of a minute covers the same minute, so they merge.
-        let t = shared.clock.now().0;
+        let t = hub.now().0;
         let end = (t.div_euclid(w) + 1) * w;
         let wait = std::time::Duration::from_millis(u64::try_from(end - t).unwrap_or(0));
         tokio::select! {
@@ -532,14 +365,14 @@ pub(crate) async fn run_windows(
         let mut closed = collector.close_window(now);
         // The collector's own totals, so refusals show in /metrics and can be alerted on.
         let mut samples = collector.stats.samples(now);
-        collector.keep(shared.store.as_ref(), &closed).await;
-        if shared.store.is_shared() {
+        collector.keep(&closed).await;
+        if hub.store().is_shared() {
             // Agents behind a load balancer: every agent merges every agent's window, so each
             // (and the leader, which evaluates the rules) sees all the traffic.
             let grace = (collector.window() / 4).min(std::time::Duration::from_secs(5));
-            closed = collector.merge_shared(shared.store.as_ref(), closed, grace).await;
+            closed = collector.merge_shared(closed, grace).await;
         }
-        if let Err(e) = shared.store.prune_rum_windows(now.minus(std::time::Duration::from_secs(2 * 3600))).await {
+        if let Err(e) = hub.store().prune_rum_windows(now.minus(std::time::Duration::from_secs(2 * 3600))).await {
             tracing::warn!(error = %e, "cannot prune stored RUM windows");
         }
         if !closed.is_empty() {
@@ -552,39 +385,11 @@ pub(crate) async fn run_windows(
         }
         let mut refused = 0;
         for s in &samples {
-            if let Err(e) = shared.ingest(s) {
+            if let Err(e) = hub.ingest(s) {
                 refused += 1;
                 tracing::warn!(metric = %s.name, error = %e, "RUM sample refused by the engine");
             }
         }
         tracing::debug!(samples = samples.len(), refused, errors = closed.errors.len(), "RUM window closed");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lone_surrogates_become_replacement_characters() {
-        let body = br#"{"a":"x\ud83d","b":"\ud83d\ude00","c":"\\ud800","d":"\udc00y"}"#;
-        let fixed = replace_lone_surrogates(body);
-        let v: serde_json::Value = serde_json::from_slice(&fixed).expect("parses now");
-        assert_eq!(v["a"], "x\u{fffd}");
-        assert_eq!(v["b"], "\u{1f600}", "a pair is kept");
-        assert_eq!(v["c"], "\\ud800", "an escaped backslash is text");
-        assert_eq!(v["d"], "\u{fffd}y");
-        assert!(matches!(replace_lone_surrogates(br#"{"a":"plain \u00e9"}"#), Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn decode_names_the_field() {
-        let e = decode(br#"{"v":1}"#).expect_err("incomplete");
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert!(e.message.contains("missing field"), "{e:?}");
-        let e = decode(b"not json").expect_err("garbage");
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        let e = decode(&vec![b' '; 70_000]).expect_err("big");
-        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

@@ -24,7 +24,7 @@ impl std::fmt::Debug for PostgresProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresProbe")
             .field("name", &self.name)
-            .field("db", &crate::store::postgres::redact_url(&self.url))
+            .field("db", &crate::secret::redact_url(&self.url))
             .finish()
     }
 }

@@ -7,7 +7,7 @@
 //! vantage point lowers its own location's report, not the endpoint's. Response times are the
 //! raw ones of every location.
 
-use super::CheckRecord;
+use crate::store::CheckRecord;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use thorbis_obs_core::domain::availability::quorum_down;
@@ -153,7 +153,7 @@ pub fn render_table(s: &UptimeSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::uptime::CheckKind;
+    use crate::store::CheckKind;
 
     fn rec(target: &str, location: &str, at_s: i64, success: bool) -> CheckRecord {
         CheckRecord {

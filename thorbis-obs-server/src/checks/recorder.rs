@@ -3,8 +3,8 @@
 //! feeds the samples to the rule engine, keeps the status board the API shows, and writes the
 //! results to the store in batches (a failed write is retried with the next batch).
 
-use super::{CheckKind, CheckRecord, latest_per_location};
-use crate::agent::Shared;
+use crate::hub::Hub;
+use crate::store::{CheckKind, CheckRecord, latest_per_location};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -153,7 +153,8 @@ pub struct RecorderSettings {
 type Key = (CheckKind, String);
 
 struct Recorder {
-    shared: Arc<Shared>,
+    hub: Arc<Hub>,
+    board: Arc<Board>,
     settings: RecorderSettings,
     specs: HashMap<Key, TargetSpec>,
     trackers: HashMap<(CheckKind, String, String), EndpointTracker>,
@@ -185,7 +186,7 @@ impl Recorder {
     }
 
     fn ingest(&self, name: &str, labels: Labels, value: f64, at: Timestamp) {
-        if let Err(e) = self.shared.ingest(&Sample::new(name, labels, value, at)) {
+        if let Err(e) = self.hub.ingest(&Sample::new(name, labels, value, at)) {
             tracing::debug!(metric = name, error = %e, "check sample rejected");
         }
     }
@@ -208,7 +209,7 @@ impl Recorder {
             f64::from(u8::from(down)),
             now,
         );
-        let mut b = self.shared.board.lock();
+        let mut b = self.board.lock();
         let before = b.verdicts.insert(key.clone(), down);
         if before != Some(down) && (before.is_some() || down) {
             if down {
@@ -271,7 +272,7 @@ impl Recorder {
         }
         self.states.entry(key.clone()).or_default().insert(r.location.clone(), (r.down, at));
         {
-            let mut b = self.shared.board.lock();
+            let mut b = self.board.lock();
             b.lags.total += 1;
             if b.lags.micros.len() >= 100_000 {
                 b.lags.micros.pop_front();
@@ -291,7 +292,7 @@ impl Recorder {
         if self.batch.is_empty() {
             return;
         }
-        match self.shared.store.record_checks(&self.batch).await {
+        match self.hub.store().record_checks(&self.batch).await {
             Ok(()) => self.batch.clear(),
             Err(e) => {
                 tracing::error!(error = %e, unwritten = self.batch.len(), "cannot store check results; will retry")
@@ -306,7 +307,7 @@ impl Recorder {
             if !self.specs.keys().any(|(k, _)| *k == kind) {
                 continue;
             }
-            let rows = match self.shared.store.check_results(kind, None, now.minus(longest), now).await {
+            let rows = match self.hub.store().check_results(kind, None, now.minus(longest), now).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read other locations' results");
@@ -333,7 +334,7 @@ impl Recorder {
     async fn resume(&mut self, now: Timestamp) {
         let longest = self.specs.values().map(|s| self.stale_window(s)).max().unwrap_or_default();
         for kind in [CheckKind::Http, CheckKind::Synthetic] {
-            let Ok(rows) = self.shared.store.check_results(kind, None, now.minus(longest), now).await else { continue };
+            let Ok(rows) = self.hub.store().check_results(kind, None, now.minus(longest), now).await else { continue };
             for r in latest_per_location(&rows) {
                 let key = (r.kind, r.target.clone());
                 let Some(spec) = self.specs.get(&key) else { continue };
@@ -351,23 +352,24 @@ impl Recorder {
 
 /// Runs the recorder until `stop` flips and the producers have hung up; writes what is left.
 pub(crate) async fn run(
-    shared: Arc<Shared>,
+    hub: Arc<Hub>,
+    board: Arc<Board>,
     targets: Vec<TargetSpec>,
     settings: RecorderSettings,
     mut rx: mpsc::Receiver<Observation>,
     mut stop: watch::Receiver<bool>,
 ) {
     {
-        let mut b = shared.board.lock();
+        let mut b = board.lock();
         for t in &targets {
             b.targets.insert((t.kind, t.target.clone()), t.clone());
         }
     }
     let specs = targets.into_iter().map(|t| ((t.kind, t.target.clone()), t)).collect();
     let mut rec =
-        Recorder { shared, settings, specs, trackers: HashMap::new(), states: HashMap::new(), batch: Vec::new() };
-    rec.resume(rec.shared.clock.now()).await;
-    let shared_store = rec.shared.store.is_shared();
+        Recorder { hub, board, settings, specs, trackers: HashMap::new(), states: HashMap::new(), batch: Vec::new() };
+    rec.resume(rec.hub.now()).await;
+    let shared_store = rec.hub.store().is_shared();
     let mut flush = tokio::time::interval(Duration::from_secs(1));
     // The verdicts are re-emitted (and, on a shared store, other agents' locations read) at
     // the shortest check interval, between 1 s and 10 s.
@@ -386,7 +388,7 @@ pub(crate) async fn run(
             },
             _ = flush.tick() => rec.flush().await,
             _ = heartbeat.tick() => {
-                let now = rec.shared.clock.now();
+                let now = rec.hub.now();
                 if shared_store {
                     rec.merge_remote(now).await;
                 }
@@ -396,8 +398,8 @@ pub(crate) async fn run(
                 }
             }
             _ = prune.tick() => {
-                let before = rec.shared.clock.now().minus(rec.settings.retention);
-                match rec.shared.store.prune_checks(before).await {
+                let before = rec.hub.now().minus(rec.settings.retention);
+                match rec.hub.store().prune_checks(before).await {
                     Ok(n) if n > 0 => tracing::info!(deleted = n, "old check results pruned"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot prune check results"),

@@ -1,4 +1,5 @@
-//! Secrets and `${ENV_VAR}` references in config values.
+//! Secrets and `${ENV_VAR}` references in config values, and URLs with their credentials cut
+//! out for logs and errors. A leaf: it imports nothing of this crate.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -37,6 +38,15 @@ pub fn expand_with(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
 }
 
 /// Shows only the shape of a value in errors: never the value itself.
+/// `scheme://user:password@host/db` without the credentials: `scheme://host/db`, for logs,
+/// errors and `Debug` output.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
 fn redact_hint(text: &str) -> String {
     format!("<{} characters>", text.chars().count())
 }

@@ -1,0 +1,55 @@
+//! Real-user monitoring aggregation: what the collector makes of the browser's batches.
+//!
+//! A [`RumWindow`] holds one window (a minute, as the spec reports) of everything the SDK sent:
+//! web vitals per route and device type in mergeable quantile sketches with their rating counts,
+//! errors grouped by fingerprint, and counters for page views, actions, business events,
+//! conversions, journey steps and budget violations. Windows from several agents merge exactly
+//! ([`RumWindow::merge`]: sketches and counters add), so agents behind a load balancer report
+//! the same figures as one agent would. [`RumWindow::samples`] turns a closed window into
+//! metric samples for the rule engine and `/metrics`.
+//!
+//! Sampling: a sampled session stands for `100 / sampleRate` sessions, so its vitals and
+//! counters are counted that many times (rounded to a whole number, at least 1). Errors are
+//! sent by every session, sampled or not, and are counted once each.
+
+mod keys;
+mod series;
+mod sessions;
+mod window;
+
+pub use keys::{ALL, CounterKey, Device, FlatKey, MAX_ROUTES, OTHER_ROUTE, VitalKey, route_pattern};
+pub use series::{Counter, Series, VitalAgg};
+pub use sessions::{MAX_LIVE_SESSIONS, SessionTracker};
+pub use window::{
+    ErrorGroup, Ingested, MAX_ERROR_GROUPS, RumWindow, VITALS_QUANTILE, ViewSeen, fingerprint_event, sample_weight,
+};
+
+/// Batches and lookups the window and session tests share.
+#[cfg(test)]
+mod test_support {
+    use crate::metrics::Sample;
+    use crate::wire::Batch;
+
+    fn batch(json: &str) -> Batch {
+        let b: Batch = serde_json::from_str(json).expect("batch");
+        b.validate().expect("valid");
+        b
+    }
+
+    pub(super) const T: i64 = 1_764_186_600_000;
+
+    pub(super) fn page(sampled: bool, rate: u32, route: &str, events: &str) -> Batch {
+        batch(&format!(
+            r#"{{"v":1,"service":"shop","env":"prod","session":{{"id":"s1","sampled":{sampled},"startedAt":{T},"sampleRate":{rate}}},
+            "view":{{"id":"v1","url":"https://shop.example{route}?token=x","route":"{route}"}},"sentAt":{T},"events":[{events}]}}"#
+        ))
+    }
+
+    pub(super) fn vital(name: &str, value: f64) -> String {
+        format!(r#"{{"type":"vital","at":{T},"name":"{name}","value":{value},"rating":"good","id":"m1"}}"#)
+    }
+
+    pub(super) fn sample<'a>(s: &'a [Sample], name: &str, pairs: &[(&str, &str)]) -> Option<&'a Sample> {
+        s.iter().find(|x| x.name == name && pairs.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+    }
+}

@@ -1,0 +1,289 @@
+//! [`AgentBuilder`]: checks the parts and builds the hub and the components every agent has.
+
+use super::outbox::{ChannelCounters, Worker};
+use super::{Agent, AgentError, Shared};
+use crate::checks::{CheckResults, Monitors};
+use crate::clock::{Clock, TokioClock};
+use crate::hub::{Component, Hub};
+use crate::secret::Secret;
+use crate::store::Store;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thorbis_obs_core::delivery::DeliveryPolicy;
+use thorbis_obs_core::engine::{EngineOptions, MaintenanceWindow, RuleEngine};
+use thorbis_obs_core::rules::{AlertRule, ValidateOptions};
+use thorbis_obs_core::{AlertChannel, MetricSource};
+use tokio::sync::Notify;
+
+/// A channel with its optional policy and minimum interval between sends.
+type ChannelSpec = (Arc<dyn AlertChannel>, Option<DeliveryPolicy>, Option<Duration>);
+
+/// Builds an [`Agent`].
+pub struct AgentBuilder {
+    rules: Vec<AlertRule>,
+    sources: Vec<Arc<dyn MetricSource>>,
+    channels: Vec<ChannelSpec>,
+    aliases: BTreeMap<String, String>,
+    store: Option<Arc<dyn Store>>,
+    clock: Option<Arc<dyn Clock>>,
+    evaluation_interval: Duration,
+    shutdown_timeout: Duration,
+    delivery: DeliveryPolicy,
+    http: Option<(SocketAddr, Option<Secret>)>,
+    maintenance: Vec<MaintenanceWindow>,
+    monitors: Monitors,
+    collector: Option<crate::collector::CollectorSection>,
+    dashboards: Vec<crate::dashboards::DashboardConfig>,
+    business_metrics: Vec<String>,
+    components: Vec<ComponentFactory>,
+}
+
+/// Makes a component once the hub exists.
+type ComponentFactory = Box<dyn FnOnce(&Arc<Hub>) -> Arc<dyn Component> + Send>;
+
+impl AgentBuilder {
+    pub(super) fn new() -> Self {
+        AgentBuilder {
+            rules: Vec::new(),
+            sources: Vec::new(),
+            channels: Vec::new(),
+            aliases: BTreeMap::new(),
+            store: None,
+            clock: None,
+            evaluation_interval: Duration::from_secs(15),
+            shutdown_timeout: Duration::from_secs(10),
+            delivery: DeliveryPolicy::default(),
+            http: None,
+            maintenance: Vec::new(),
+            monitors: Default::default(),
+            collector: None,
+            dashboards: Vec::new(),
+            business_metrics: Vec::new(),
+            components: Vec::new(),
+        }
+    }
+
+    /// Adds rules.
+    pub fn rules(mut self, rules: impl IntoIterator<Item = AlertRule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// Adds a metric source.
+    pub fn source(mut self, source: Arc<dyn MetricSource>) -> Self {
+        self.sources.push(source);
+        self
+    }
+
+    /// Adds a channel with the default delivery policy.
+    pub fn channel(mut self, channel: Arc<dyn AlertChannel>) -> Self {
+        self.channels.push((channel, None, None));
+        self
+    }
+
+    /// Adds a channel with its own delivery policy.
+    pub fn channel_with_policy(mut self, channel: Arc<dyn AlertChannel>, policy: DeliveryPolicy) -> Self {
+        self.channels.push((channel, Some(policy), None));
+        self
+    }
+
+    /// Adds a channel with its own delivery policy and a minimum interval between sends (a
+    /// rate limit: the outbox holds what waits, nothing is dropped).
+    pub fn channel_with_limits(
+        mut self,
+        channel: Arc<dyn AlertChannel>,
+        policy: DeliveryPolicy,
+        min_interval: Option<Duration>,
+    ) -> Self {
+        self.channels.push((channel, Some(policy), min_interval));
+        self
+    }
+
+    /// Lets rules name `alias` for the configured channel `target`.
+    pub fn alias(mut self, alias: &str, target: &str) -> Self {
+        self.aliases.insert(alias.to_string(), target.to_string());
+        self
+    }
+
+    /// The durable store (required).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock (default: [`TokioClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How often rules are evaluated (default 15 s).
+    pub fn evaluation_interval(mut self, d: Duration) -> Self {
+        self.evaluation_interval = d;
+        self
+    }
+
+    /// How long shutdown waits for in-flight work (default 10 s).
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.shutdown_timeout = d;
+        self
+    }
+
+    /// The delivery policy for channels without their own.
+    pub fn delivery_policy(mut self, p: DeliveryPolicy) -> Self {
+        self.delivery = p;
+        self
+    }
+
+    /// Serves the HTTP endpoints on `addr`; `api_token` guards the write endpoints.
+    pub fn http(mut self, addr: SocketAddr, api_token: Option<Secret>) -> Self {
+        self.http = Some((addr, api_token));
+        self
+    }
+
+    /// Maintenance windows.
+    pub fn maintenance_windows(mut self, w: Vec<MaintenanceWindow>) -> Self {
+        self.maintenance = w;
+        self
+    }
+
+    /// Serves `POST /v1/rum` on the HTTP listener (feature `collector`; without it the section is
+    /// ignored).
+    pub fn collector(mut self, c: crate::collector::CollectorSection) -> Self {
+        self.collector = c.enabled.then_some(c);
+        self
+    }
+
+    /// Metric names (or prefixes ending in `_`) the summary reports as business impact: what the
+    /// PostgreSQL business queries produce.
+    pub fn business_metrics(mut self, names: Vec<String>) -> Self {
+        self.business_metrics = names;
+        self
+    }
+
+    /// Dashboards served at `/` (the built-in ones when none are given).
+    pub fn dashboards(mut self, d: Vec<crate::dashboards::DashboardConfig>) -> Self {
+        self.dashboards = d;
+        self
+    }
+
+    /// Uptime checks and synthetic workflows (see [`crate::checks`]).
+    pub fn monitors(mut self, m: Monitors) -> Self {
+        self.monitors = m;
+        self
+    }
+
+    /// Adds a component, made from the hub when the agent is built: its routes are served on
+    /// the HTTP listener and its background work runs with the agent's.
+    pub fn component(mut self, make: impl FnOnce(&Arc<Hub>) -> Arc<dyn Component> + Send + 'static) -> Self {
+        self.components.push(Box::new(make));
+        self
+    }
+
+    /// Checks the parts and builds the agent.
+    pub fn build(self) -> Result<Agent, AgentError> {
+        let store =
+            self.store.ok_or_else(|| AgentError::Setup("the agent needs a store (e.g. SqliteStore::open)".into()))?;
+        if self.evaluation_interval.is_zero() {
+            return Err(AgentError::Setup("the evaluation interval must be longer than 0s".into()));
+        }
+        let mut names = BTreeSet::new();
+        for (c, _, _) in &self.channels {
+            if !names.insert(c.name().to_string()) {
+                return Err(AgentError::Setup(format!("two channels are called {:?}", c.name())));
+            }
+        }
+        for (alias, target) in &self.aliases {
+            if !names.contains(target) {
+                return Err(AgentError::Setup(format!("alias {alias:?} points at {target:?}, which is not a channel")));
+            }
+        }
+        let known: BTreeSet<String> = names.iter().chain(self.aliases.keys()).cloned().collect();
+        let mut engine = RuleEngine::with_options(
+            self.rules,
+            EngineOptions::default(),
+            &ValidateOptions { known_channels: Some(known) },
+        )
+        .map_err(|errs| AgentError::Rules(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))?;
+        engine.set_maintenance_windows(self.maintenance).map_err(|e| AgentError::Setup(e.to_string()))?;
+        let mut counters = BTreeMap::new();
+        let mut wakers = BTreeMap::new();
+        let mut workers = Vec::new();
+        for (channel, policy, min_interval) in self.channels {
+            let name = channel.name().to_string();
+            let c = Arc::new(ChannelCounters::default());
+            let w = Arc::new(Notify::new());
+            counters.insert(name.clone(), c.clone());
+            wakers.insert(name, w.clone());
+            workers.push(Worker {
+                channel,
+                policy: policy.unwrap_or_else(|| self.delivery.clone()),
+                wake: w,
+                counters: c,
+                min_interval,
+            });
+        }
+        let (http, api_token) = match self.http {
+            Some((a, t)) => (Some(a), t),
+            None => (None, None),
+        };
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
+        let hub = Arc::new(Hub::new(engine, store, clock));
+        // The components every agent has, then the host's.
+        let checks = CheckResults { hub: hub.clone(), board: self.monitors.board.clone() };
+        let mut components: Vec<Arc<dyn Component>> = vec![
+            Arc::new(crate::uptime::UptimeReports(checks.clone())),
+            Arc::new(crate::synthetic::SyntheticReports(checks.clone())),
+        ];
+        #[cfg(feature = "collector")]
+        let errors = {
+            let collector = self.collector.map(|c| Arc::new(crate::collector::Collector::new(c, hub.clone())));
+            let feed =
+                collector.clone().map(|c| Arc::new(move |since| c.errors_since(since)) as crate::dashboards::ErrorFeed);
+            components.push(Arc::new(crate::collector::CollectorService::new(
+                collector,
+                checks.clone(),
+                self.business_metrics,
+            )));
+            feed
+        };
+        #[cfg(not(feature = "collector"))]
+        let errors = {
+            if self.collector.is_some() {
+                tracing::info!("collector: this build has no `collector` feature; /v1/rum is not served");
+            }
+            let _ = self.business_metrics;
+            None
+        };
+        components.push(Arc::new(crate::dashboards::Dashboards::new(
+            self.dashboards,
+            hub.clone(),
+            self.monitors.board.clone(),
+            errors,
+        )));
+        components.extend(self.components.into_iter().map(|make| make(&hub)));
+        let shared = Arc::new(Shared {
+            hub,
+            sources: Mutex::new(BTreeMap::new()),
+            counters,
+            wakers,
+            aliases: self.aliases,
+            leader: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+            api_token,
+        });
+        Ok(Agent {
+            shared,
+            sources: self.sources,
+            workers,
+            evaluation_interval: self.evaluation_interval,
+            shutdown_timeout: self.shutdown_timeout,
+            http,
+            monitors: self.monitors,
+            components,
+        })
+    }
+}

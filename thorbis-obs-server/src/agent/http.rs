@@ -1,0 +1,239 @@
+//! The agent's own HTTP endpoints (axum); each component adds its routes beside these:
+//! - `GET /healthz`: liveness;
+//! - `GET /readyz`: the store answers and the agent is running (503 otherwise);
+//! - `GET /metrics`: Prometheus text exposition (prometheus-client): the newest value of every
+//!   series, `ALERTS`-style series for alert instances, and delivery counters per channel;
+//! - `GET /api/v1/alerts`: alert instances and recent failed deliveries as JSON;
+//! - `POST /api/v1/suppressions`: `{"condition": "deployment_in_progress", "duration": "30m"}`
+//!   switches a named suppression condition on (bearer token);
+//! - `POST /api/v1/samples`: `[{"name", "labels", "value", "timestamp"?}]` pushes samples
+//!   (bearer token). Write endpoints refuse with 403 while no `http.api_token` is configured.
+
+use super::AgentHandle;
+use crate::api::{authorize_bearer, error};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use thorbis_obs_core::engine::AlertState;
+use thorbis_obs_core::metrics::{Labels, Sample};
+use thorbis_obs_core::time::{HumanDuration, Timestamp};
+
+/// The agent's own routes.
+pub(super) fn router(handle: AgentHandle) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/suppressions", post(suppress))
+        .route("/api/v1/samples", post(samples))
+        .with_state(handle)
+}
+
+async fn readyz(State(h): State<AgentHandle>) -> Response {
+    let store = h.shared().hub.store().ping().await;
+    let running = h.shared().running.load(Ordering::Relaxed);
+    let body = json!({
+        "store": store.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+        "running": running,
+        "leader": h.is_leader(),
+        "sources": h.sources(),
+    });
+    let status = if store.is_ok() && running { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn alerts(State(h): State<AgentHandle>) -> Response {
+    let failed = h.shared().hub.store().failed_deliveries(50).await.unwrap_or_default();
+    axum::Json(json!({ "alerts": h.alerts(), "failed_deliveries": failed })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppressionRequest {
+    condition: String,
+    duration: Option<HumanDuration>,
+}
+
+async fn suppress(State(h): State<AgentHandle>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(r) = authorize_bearer(h.shared().api_token.as_ref(), &headers) {
+        return *r;
+    }
+    let req: SuppressionRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+    };
+    if req.condition.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "condition: must not be empty");
+    }
+    h.activate_condition(&req.condition, req.duration.map(|d| d.get()));
+    tracing::info!(condition = %req.condition, duration = ?req.duration, "suppression condition switched on");
+    axum::Json(json!({ "condition": req.condition, "active": true })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SampleIn {
+    name: String,
+    #[serde(default)]
+    labels: Labels,
+    value: f64,
+    timestamp: Option<Timestamp>,
+}
+
+async fn samples(State(h): State<AgentHandle>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(r) = authorize_bearer(h.shared().api_token.as_ref(), &headers) {
+        return *r;
+    }
+    let batch: Vec<SampleIn> = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+    };
+    let now = h.shared().hub.now();
+    let samples: Vec<Sample> =
+        batch.into_iter().map(|s| Sample::new(s.name, s.labels, s.value, s.timestamp.unwrap_or(now))).collect();
+    // Validate all first: a bad batch stores nothing.
+    for (i, s) in samples.iter().enumerate() {
+        if let Err(e) = s.validate() {
+            return error(StatusCode::BAD_REQUEST, format!("[{i}]: {e}"));
+        }
+    }
+    let mut accepted = 0;
+    let mut rejected = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        match h.push(s) {
+            Ok(()) => accepted += 1,
+            Err(e) => rejected.push(format!("[{i}]: {e}")),
+        }
+    }
+    axum::Json(json!({ "accepted": accepted, "rejected": rejected })).into_response()
+}
+
+/// One series' labels and value.
+type Point = (Vec<(String, String)>, f64);
+
+/// Encodes the agent's state at scrape time.
+#[derive(Debug)]
+struct AgentCollector {
+    series: Vec<(String, Vec<Point>)>,
+    alerts: Vec<Point>,
+    deliveries: Vec<(String, &'static str, u64)>,
+    send_seconds: Vec<(String, f64)>,
+}
+
+impl Collector for AgentCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, series) in &self.series {
+            let mut family = encoder.encode_descriptor(
+                name,
+                "newest sample",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for (labels, v) in series {
+                ConstGauge::new(*v).encode(family.encode_family(labels)?)?;
+            }
+        }
+        if !self.alerts.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "ALERTS",
+                "alert instances: 1 per pending or firing alert",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for (labels, v) in &self.alerts {
+                ConstGauge::new(*v).encode(family.encode_family(labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "thorbis_notifications",
+            "delivery attempts per channel and outcome",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (channel, outcome, n) in &self.deliveries {
+            let labels = [("channel", channel.as_str()), ("outcome", *outcome)];
+            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "thorbis_notification_send_seconds",
+            "time spent in channel sends (divide by the attempts for the mean latency)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (channel, secs) in &self.send_seconds {
+            ConstCounter::new(*secs).encode(family.encode_family(&[("channel", channel.as_str())])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The Prometheus text exposition of an agent's state.
+pub fn render_metrics(h: &AgentHandle) -> Result<String, std::fmt::Error> {
+    let shared = h.shared();
+    let now = shared.hub.now();
+    let (series, alerts) = {
+        let engine = shared.hub.engine();
+        let store = engine.store();
+        let mut by_metric: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+        for name in store.metric_names() {
+            for &id in store.series_of(name) {
+                let (Some(labels), Some(w)) = (store.labels(id), store.window(id)) else { continue };
+                if let Some((_, v)) = w.last() {
+                    let l = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                    by_metric.entry(name.to_string()).or_default().push((l, v));
+                }
+            }
+        }
+        let alerts = engine
+            .alerts(now)
+            .into_iter()
+            .filter(|a| a.state != AlertState::Resolved)
+            .map(|a| {
+                let mut l: Vec<(String, String)> =
+                    a.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                l.push(("alertstate".into(), a.state.as_str().into()));
+                l.sort();
+                (l, 1.0)
+            })
+            .collect();
+        (by_metric.into_iter().collect(), alerts)
+    };
+    let deliveries = shared
+        .counters
+        .iter()
+        .flat_map(|(ch, c)| {
+            [
+                (ch.clone(), "sent", c.sent.load(Ordering::Relaxed)),
+                (ch.clone(), "retried", c.retried.load(Ordering::Relaxed)),
+                (ch.clone(), "failed", c.failed.load(Ordering::Relaxed)),
+            ]
+        })
+        .collect();
+    let send_seconds =
+        shared.counters.iter().map(|(ch, c)| (ch.clone(), c.latency_us.load(Ordering::Relaxed) as f64 / 1e6)).collect();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(AgentCollector { series, alerts, deliveries, send_seconds }));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+async fn metrics(State(h): State<AgentHandle>) -> Response {
+    match render_metrics(&h) {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            .into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics"),
+    }
+}

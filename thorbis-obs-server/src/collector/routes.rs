@@ -1,0 +1,210 @@
+//! The collector's HTTP routes: `POST /v1/rum` (and its CORS preflight), the error groups and
+//! the summary.
+
+use super::decode::Rejection;
+use super::state::{Collector, run_windows};
+use crate::api;
+use crate::checks::CheckResults;
+use crate::hub::Component;
+use crate::store::CheckKind;
+use axum::Router;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use thorbis_obs_core::time::HumanDuration;
+
+/// The collector as an agent component: its routes, the reload of stored windows at start
+/// and the loop that closes windows.
+pub struct CollectorService {
+    /// None: `collector.enabled = false` (the routes answer 404, the summary has no RUM part).
+    collector: Option<Arc<Collector>>,
+    checks: CheckResults,
+    /// Metric names (or, ending in `_`, prefixes) of the PostgreSQL business queries, for the
+    /// summary's business impact.
+    business_metrics: Vec<String>,
+}
+
+impl std::fmt::Debug for CollectorService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollectorService").field("enabled", &self.collector.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl CollectorService {
+    /// `collector` is None when the config switched it off; `checks` feed the summary's
+    /// reliability; `business_metrics` are the metric names (or prefixes ending in `_`) the
+    /// summary reports as business impact.
+    pub fn new(collector: Option<Arc<Collector>>, checks: CheckResults, business_metrics: Vec<String>) -> Self {
+        CollectorService { collector, checks, business_metrics }
+    }
+}
+
+#[async_trait::async_trait]
+impl Component for CollectorService {
+    fn name(&self) -> &'static str {
+        "collector"
+    }
+
+    /// `POST /v1/rum` and `OPTIONS /v1/rum`, `GET /api/v1/rum/errors`, `GET /api/v1/summary`.
+    fn routes(self: Arc<Self>) -> Router {
+        routes(self)
+    }
+
+    /// Before the listener serves: the last hour is back when the first request comes.
+    async fn prepare(&self) {
+        if let Some(c) = &self.collector {
+            c.reload().await;
+        }
+    }
+
+    async fn run(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        if let Some(c) = &self.collector {
+            run_windows(c.clone(), stop).await;
+        }
+    }
+}
+
+fn routes(api: Arc<CollectorService>) -> Router {
+    Router::new()
+        .route(
+            "/v1/rum",
+            post(ingest)
+                .options(preflight)
+                .layer(axum::extract::DefaultBodyLimit::max(thorbis_obs_core::wire::MAX_BATCH_BYTES + 1)),
+        )
+        .route("/api/v1/rum/errors", get(rum_errors))
+        .route("/api/v1/summary", get(summary))
+        .with_state(api)
+}
+
+fn off() -> Response {
+    refuse(&Rejection::new(StatusCode::NOT_FOUND, "the collector is off (collector.enabled)", None))
+}
+
+fn refuse(r: &Rejection) -> Response {
+    let mut body = json!({ "error": r.message });
+    if let Some(f) = &r.field {
+        body["field"] = json!(f);
+    }
+    let mut resp = (r.status, axum::Json(body)).into_response();
+    if let Some(s) = r.retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp
+}
+
+/// `POST /v1/rum`.
+async fn ingest(
+    State(api): State<Arc<CollectorService>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Response {
+    let Some(c) = &api.collector else { return off() };
+    let now = api.checks.hub.now();
+    let result = match body {
+        Ok(b) => c.take(&headers, &uri, peer, &b, now),
+        Err(e) => {
+            let r = Rejection::new(e.status(), e.body_text(), None);
+            c.stats.batches[r.outcome()].fetch_add(1, Ordering::Relaxed);
+            Err(r)
+        }
+    };
+    let mut resp = match result {
+        Ok(n) => (StatusCode::ACCEPTED, axum::Json(json!({ "accepted": n }))).into_response(),
+        Err(r) => {
+            tracing::debug!(status = r.status.as_u16(), error = %r.message, field = ?r.field, "RUM batch refused");
+            refuse(&r)
+        }
+    };
+    c.cors(&headers, &mut resp);
+    resp
+}
+
+/// `OPTIONS /v1/rum`: CORS preflight.
+async fn preflight(State(api): State<Arc<CollectorService>>, headers: HeaderMap) -> Response {
+    let Some(c) = &api.collector else { return StatusCode::NOT_FOUND.into_response() };
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !c.origin_allowed(origin) {
+        return refuse(&Rejection::new(
+            StatusCode::FORBIDDEN,
+            format!("origin {origin} is not allowed"),
+            Some("Origin"),
+        ));
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    c.cors(&headers, &mut resp);
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type, X-Thorbis-Token"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    resp
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeQuery {
+    range: Option<HumanDuration>,
+}
+
+/// `GET /api/v1/summary?range=1h`: the spec's rollup (see [`super::summary`]).
+async fn summary(State(api): State<Arc<CollectorService>>, q: Result<Query<RangeQuery>, QueryRejection>) -> Response {
+    let range = match q {
+        Ok(Query(q)) => q.range.unwrap_or(HumanDuration::from_secs(3600)),
+        Err(e) => return api::error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let hub = &api.checks.hub;
+    let now = hub.now();
+    let window = api.collector.as_ref().map(|c| c.merged_since(now.minus(range.get()))).unwrap_or_default();
+    let mut s = super::summary::from_window(&window, range.to_string(), now);
+    match api.checks.summary(CheckKind::Http, range, None).await {
+        Ok((u, _)) if u.overall.checks > 0 => s.reliability.uptime = Some(u.overall),
+        Ok(_) => {}
+        Err(r) => return r,
+    }
+    {
+        let engine = hub.engine();
+        let store = engine.store();
+        for name in store.metric_names() {
+            let wanted = api
+                .business_metrics
+                .iter()
+                .any(|m| if m.ends_with('_') { name.starts_with(m.as_str()) } else { name == m });
+            if !wanted {
+                continue;
+            }
+            let newest =
+                store.series_of(name).iter().filter_map(|&id| store.window(id)?.last()).max_by_key(|(t, _)| *t);
+            if let Some((_, v)) = newest {
+                s.business_impact.sql.insert(name.to_string(), v);
+            }
+        }
+    }
+    axum::Json(s).into_response()
+}
+
+/// `GET /api/v1/rum/errors?range=1h`: browser errors grouped by fingerprint (count, first and
+/// last seen, a sample stack, business context), most frequent first, from the collector's
+/// windows in memory (the last hour).
+async fn rum_errors(
+    State(api): State<Arc<CollectorService>>,
+    q: Result<Query<RangeQuery>, QueryRejection>,
+) -> Response {
+    let range = match q {
+        Ok(Query(q)) => q.range.unwrap_or(HumanDuration::from_secs(3600)),
+        Err(e) => return api::error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let Some(c) = &api.collector else {
+        return api::error(StatusCode::NOT_FOUND, "the collector is off (collector.enabled)");
+    };
+    let since = api.checks.hub.now().minus(range.get());
+    axum::Json(json!({ "errors": c.errors_since(since) })).into_response()
+}

@@ -1,0 +1,83 @@
+//! The hub every component receives: the rule engine, the store and the clock, with the few
+//! things components do with them (push a sample, read "now", read the alerts). The agent
+//! builds one and hands out `Arc<Hub>`; a component never sees the agent itself.
+
+use crate::clock::Clock;
+use crate::store::Store;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use thorbis_obs_core::engine::{AlertView, RuleEngine};
+use thorbis_obs_core::metrics::{Sample, SampleError};
+use thorbis_obs_core::time::Timestamp;
+
+/// The engine, the store and the clock that components share.
+pub struct Hub {
+    engine: Mutex<RuleEngine>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("store", &self.store.describe()).finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub over `engine`, `store` and `clock`.
+    pub fn new(engine: RuleEngine, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Hub { engine: Mutex::new(engine), store, clock }
+    }
+
+    /// The current time by the agent's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Pushes one sample into the engine (validated; on error nothing is stored).
+    pub fn ingest(&self, s: &Sample) -> Result<(), SampleError> {
+        self.engine().ingest(s)
+    }
+
+    /// The alert instances now.
+    pub fn alerts(&self) -> Vec<AlertView> {
+        let now = self.now();
+        self.engine().alerts(now)
+    }
+
+    /// The engine, locked (a panic while it was held does not poison it for the others).
+    pub fn engine(&self) -> MutexGuard<'_, RuleEngine> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The durable store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+}
+
+/// A part of the agent built from its own config section: the routes it serves on the
+/// agent's listener and the work it runs in the background. The agent keeps a list of them:
+/// adding one is one line of wiring (see the crate docs).
+#[async_trait::async_trait]
+pub trait Component: Send + Sync + 'static {
+    /// A short name for logs.
+    fn name(&self) -> &'static str;
+
+    /// The HTTP routes it serves (default: none).
+    fn routes(self: Arc<Self>) -> axum::Router {
+        axum::Router::new()
+    }
+
+    /// Work done before the listener serves, such as reloading state (default: none).
+    async fn prepare(&self) {}
+
+    /// Its background work until `stop` flips (default: none).
+    async fn run(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        let _ = stop;
+    }
+}

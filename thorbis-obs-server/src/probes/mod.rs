@@ -1,3 +1,0 @@
-//! Probes: metric sources that look at other systems. Each sits behind its own feature.
-
-pub mod postgres;
