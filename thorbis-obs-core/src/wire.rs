@@ -121,6 +121,12 @@ pub const MAX_EVENT_AGE_MS: i64 = 24 * 60 * 60 * 1000;
 /// How far after `sentAt` an event may be, to absorb clock adjustments while a batch fills.
 pub const MAX_EVENT_LEAD_MS: i64 = 5 * 60 * 1000;
 
+/// A page clock further than this from the collector's is taken as wrong: the batch's times
+/// are shifted by the difference ([`Batch::align_to`]), as Sentry's and Datadog's relays do.
+pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+/// The longest a session lasts (the SDK's cap), so a session's start is never further back.
+pub const MAX_SESSION_MS: i64 = 4 * 60 * 60 * 1000;
+
 /// Vital names: the web-vitals set plus FID (legacy, the spec names it) and the spec's TTI.
 pub const VITAL_NAMES: &[&str] = &["LCP", "INP", "CLS", "FCP", "TTFB", "FID", "TTI"];
 /// Vital ratings, spelled as web-vitals spells them.
@@ -405,6 +411,21 @@ impl Event {
         }
     }
 
+    /// When it happened, to be moved onto the collector's clock.
+    fn at_mut(&mut self) -> &mut Timestamp {
+        match self {
+            Event::Vital { at, .. }
+            | Event::Action { at, .. }
+            | Event::Error { at, .. }
+            | Event::Timing { at, .. }
+            | Event::Resource { at, .. }
+            | Event::LongTask { at, .. }
+            | Event::Business { at, .. }
+            | Event::Journey { at, .. }
+            | Event::Conversion { at, .. } => at,
+        }
+    }
+
     /// The JSON `type` tag, e.g. `long_task`: handy for per-type counters and rate limits.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -505,6 +526,30 @@ impl Event {
 }
 
 impl Batch {
+    /// Puts the batch's times on the collector's clock: when `sentAt` is more than
+    /// [`MAX_CLOCK_SKEW_MS`] from `arrival`, every time is shifted by the difference; then no
+    /// time is later than `arrival`, no event older than [`MAX_EVENT_AGE_MS`] and the session
+    /// did not start more than [`MAX_SESSION_MS`] before it. Returns the shift applied, in ms.
+    /// Call after [`Batch::validate`]: the page's clock is the page's word, the arrival is ours.
+    pub fn align_to(&mut self, arrival: Timestamp) -> i64 {
+        let offset = arrival.0.saturating_sub(self.sent_at.0);
+        let shift = if offset.abs() > MAX_CLOCK_SKEW_MS { offset } else { 0 };
+        let onto = |t: &mut Timestamp, oldest: i64| {
+            t.0 = t.0.saturating_add(shift).clamp(arrival.0.saturating_sub(oldest), arrival.0);
+        };
+        onto(&mut self.sent_at, MAX_EVENT_AGE_MS);
+        onto(&mut self.session.started_at, MAX_SESSION_MS);
+        for e in &mut self.events {
+            onto(e.at_mut(), MAX_EVENT_AGE_MS);
+            if let Event::Error { breadcrumbs, .. } = e {
+                for b in breadcrumbs {
+                    onto(&mut b.at, MAX_EVENT_AGE_MS);
+                }
+            }
+        }
+        shift
+    }
+
     /// Checks every limit of the schema; the first problem found is returned with its JSON
     /// path (`events[3].value`). Deserialization has already checked shapes and names of fields.
     pub fn validate(&self) -> Result<(), WireError> {
@@ -831,6 +876,32 @@ mod tests {
     use serde_json::{Value, json};
 
     const SENT: i64 = 1_764_186_660_000;
+
+    #[test]
+    fn a_batch_from_a_wrong_clock_is_moved_onto_the_collectors() {
+        // Within the skew: kept as sent, only capped at the arrival.
+        let mut b = batch();
+        assert_eq!(b.align_to(Timestamp(SENT + 1_000)), 0);
+        assert_eq!(b.events[0].at(), Timestamp(SENT - 1_000));
+        // A page clock a day behind: shifted by the difference, so the events keep their spacing.
+        let mut b = batch();
+        let arrival = Timestamp(SENT + 86_400_000);
+        assert_eq!(b.align_to(arrival), 86_400_000);
+        assert_eq!(b.sent_at, arrival);
+        assert_eq!(b.events[0].at(), Timestamp(arrival.0 - 1_000));
+        assert_eq!(b.session.started_at, Timestamp(arrival.0 - 60_000));
+        // A session "started" in 1970 by a forged batch starts at most a session's length back,
+        // and nothing lies in the future of the arrival.
+        let mut b = batch();
+        b.session.started_at = Timestamp(0);
+        b.events[1] =
+            Event::Action { at: Timestamp(SENT + 60_000), name: "x".into(), action_type: "click".into(), target: None };
+        b.align_to(Timestamp(SENT));
+        assert_eq!(b.session.started_at, Timestamp(SENT - MAX_SESSION_MS));
+        assert_eq!(b.events[1].at(), Timestamp(SENT));
+        let Event::Error { breadcrumbs, .. } = &b.events[2] else { unreachable!() };
+        assert_eq!(breadcrumbs[0].at, Timestamp(SENT - 2_000));
+    }
 
     fn props(pairs: &[(&str, PropValue)]) -> Props {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()

@@ -2,9 +2,67 @@
 //! check of the write endpoints, HTML answers. A leaf: it imports only [`crate::secret`].
 
 use crate::secret::Secret;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use serde_json::json;
+use std::time::Duration;
+
+/// The `Host` names a loopback listener answers to by default.
+pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// How long a request body may take to arrive, unless an endpoint says otherwise.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a body was not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyError {
+    /// 413 (too large), 408 (too slow) or 400 (broken off).
+    pub status: StatusCode,
+    /// What happened, for the answer.
+    pub message: String,
+}
+
+impl IntoResponse for BodyError {
+    fn into_response(self) -> Response {
+        error(self.status, self.message)
+    }
+}
+
+/// Reads a request body of at most `limit` bytes within `timeout`. Call it after the request's
+/// credentials are checked: nothing of an unauthorised body is read. A declared
+/// `Content-Length` over the limit is refused before any byte.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize, timeout: Duration) -> Result<Bytes, BodyError> {
+    let too_large = || BodyError { status: StatusCode::PAYLOAD_TOO_LARGE, message: format!("body over {limit} bytes") };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut body = body;
+        let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError {
+                status: StatusCode::BAD_REQUEST,
+                message: format!("the body broke off: {e}"),
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(Bytes::from(buf))
+    };
+    tokio::time::timeout(timeout, read).await.unwrap_or_else(|_| {
+        Err(BodyError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!("the body did not arrive within {}s", timeout.as_secs_f64()),
+        })
+    })
+}
 
 /// `{"error": message}` with `status`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -24,6 +82,45 @@ pub fn authorize_bearer(token: Option<&Secret>, headers: &HeaderMap) -> Result<(
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     });
     if ok { Ok(()) } else { Err(Box::new(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))) }
+}
+
+/// At most a few expensive requests (merging an hour of windows, rendering a board) run at
+/// once; the others are told to come back: 503 with `Retry-After`, instead of a queue that
+/// holds their memory.
+#[derive(Clone, Debug)]
+pub struct Gate(std::sync::Arc<tokio::sync::Semaphore>);
+
+/// Expensive requests of one kind at once, by default.
+pub const GATE_WIDTH: usize = 4;
+
+impl Gate {
+    /// A gate for `width` requests at once.
+    pub fn new(width: usize) -> Self {
+        Gate(std::sync::Arc::new(tokio::sync::Semaphore::new(width.max(1))))
+    }
+
+    /// A pass while there is room, else the 503 to answer.
+    pub fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Response>> {
+        self.0.clone().try_acquire_owned().map_err(|_| {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "busy: too many of these requests at once; retry");
+            r.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+            Box::new(r)
+        })
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new(GATE_WIDTH)
+    }
+}
+
+/// Runs CPU work off the runtime's threads, so one slow read does not hold up `/healthz` or
+/// the intake.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("the computation failed: {e}")))
 }
 
 /// An HTML page or fragment that must not be cached (it shows live figures).

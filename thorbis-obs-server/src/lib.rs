@@ -21,7 +21,8 @@
 //! Every import points down this list; `scripts/layers.py` checks it in CI.
 //!
 //! 1. Leaves: [`secret`] (secrets, env expansion, URL redaction), [`clock`] (now, schedules),
-//!    [`telemetry`] (logs), [`api`] (HTTP helpers), [`rules_file`], [`promtest`].
+//!    [`telemetry`] (logs), [`sql`] (configured SQL, one read-only statement), [`api`] (HTTP
+//!    helpers), [`rules_file`], [`promtest`].
 //! 2. [`store`]: the outbox, the alert state, check results and RUM windows.
 //! 3. [`hub`]: what components receive (engine, store, clock) and the [`hub::Component`] trait;
 //!    then [`checks`], the check pipeline uptime checks and workflows share.
@@ -39,6 +40,7 @@ pub mod clock;
 pub mod promtest;
 pub mod rules_file;
 pub mod secret;
+pub mod sql;
 pub mod telemetry;
 
 pub mod store;

@@ -104,6 +104,11 @@ fn every_kind_of_error_names_its_path() {
         ),
         ("unknown source", "[[sources]]\ntype = \"snmp\"\n", &["sources", "unknown variant `snmp`"]),
         (
+            "two statements in business SQL",
+            "[[sources]]\ntype = \"postgres\"\nurl = \"postgres://x@127.0.0.1/db\"\n[[sources.business]]\nname = \"n\"\nsql = \"SELECT 1 AS n; COMMIT; DELETE FROM invoices\"\n",
+            &["sources[0].business[0].sql: one statement only: a second one starts at byte 15"],
+        ),
+        (
             "bad collector",
             "[collector]\nwindow = \"0s\"\nallowed_origins = [\"app.example\"]\nclient_tokens = [\" \"]\n",
             &[

@@ -61,7 +61,15 @@ async fn reports_real_lock_waits_long_queries_and_business_numbers() {
             metrics: Default::default(),
             label_columns: vec![],
         },
-        BusinessQuery { name: "stuck".into(), sql: "SELECT count(*) AS n FROM locked".into(), metrics: Default::default(), label_columns: vec![] }],
+        BusinessQuery { name: "stuck".into(), sql: "SELECT count(*) AS n FROM locked".into(), metrics: Default::default(), label_columns: vec![] },
+        // The escape the simple-query protocol allowed: a COMMIT ends the READ ONLY
+        // transaction and the DELETE runs outside it. One statement only, prepared alone.
+        BusinessQuery {
+            name: "escape".into(),
+            sql: "SELECT count(*) AS n FROM business_hs.work_orders; COMMIT; DELETE FROM business_hs.work_orders".into(),
+            metrics: Default::default(),
+            label_columns: vec![],
+        }],
         ..ProbeSettings::default()
     };
     let probe = PostgresProbe::new("pg", &url, Duration::from_secs(10), settings);
@@ -97,6 +105,11 @@ async fn reports_real_lock_waits_long_queries_and_business_numbers() {
     assert!(r.unavailable.get("business.sneaky").is_some_and(|e| e.contains("read-only")), "{:?}", r.unavailable);
     // A query that would wait on a lock gives up at the lock timeout instead of hanging.
     assert!(r.unavailable.get("business.stuck").is_some_and(|e| e.contains("lock timeout")), "{:?}", r.unavailable);
+    assert!(
+        r.unavailable.get("business.escape").is_some_and(|e| e.contains("more than one statement")),
+        "{:?}",
+        r.unavailable
+    );
     a.batch_execute("COMMIT").await.expect("release");
     waiter.await.expect("join").expect("the waiter finishes");
     sleeper.await.expect("join").expect("the sleeper finishes");

@@ -9,8 +9,16 @@
 //! metric samples for the rule engine and `/metrics`.
 //!
 //! Sampling: a sampled session stands for `100 / sampleRate` sessions, so its vitals and
-//! counters are counted that many times (rounded to a whole number, at least 1). Errors are
-//! sent by every session, sampled or not, and are counted once each.
+//! counters are counted that many times (rounded to a whole number, between 1 and 100: rates
+//! below 1% count as 1%). Errors are sent by every session, sampled or not, and are counted
+//! once each (repeats folded by the SDK up to [`MAX_ERROR_REPEATS`]).
+//!
+//! Everything here is fed by whoever can load a page, so every map keyed by the page's data has
+//! a cap: label values per window ([`LABEL_CAPS`], folded into [`OTHER`]), routes, series,
+//! views, error groups with bounded messages and stacks, live sessions; values are clamped and
+//! sums saturate; what a cap folded or refused is counted in `rum_capped{what}`. Error groups
+//! are seen by the collector's clock, and fingerprints a page sends live in a space of their
+//! own (`sdk-...`).
 
 mod keys;
 mod series;
@@ -21,7 +29,9 @@ pub use keys::{ALL, CounterKey, Device, FlatKey, MAX_ROUTES, OTHER_ROUTE, VitalK
 pub use series::{Counter, Series, VitalAgg};
 pub use sessions::{MAX_LIVE_SESSIONS, SessionTracker};
 pub use window::{
-    ErrorGroup, Ingested, MAX_ERROR_GROUPS, RumWindow, VITALS_QUANTILE, ViewSeen, fingerprint_event, sample_weight,
+    ErrorGroup, Ingested, LABEL_CAPS, MAX_COUNTER_SERIES, MAX_ERROR_GROUPS, MAX_ERROR_REPEATS, MAX_GROUP_MESSAGE,
+    MAX_GROUP_STACK, MAX_SUM, MAX_VALUE, MAX_VIEWS, MAX_VITAL_SERIES, MAX_WINDOW_STACK_BYTES, OTHER, RumWindow,
+    VITALS_QUANTILE, ViewSeen, fingerprint_event, sample_weight,
 };
 
 /// Batches and lookups the window and session tests share.

@@ -57,6 +57,15 @@ impl<K: FlatKey + Clone, V: Default> Series<K, V> {
         }
     }
 
+    /// Like [`Series::slot`], but a new series is made only while there are fewer than `cap`:
+    /// None when `flat` is new and the cap is reached.
+    pub(super) fn capped_slot(&mut self, flat: &str, cap: usize, key: impl FnOnce() -> K) -> Option<&mut V> {
+        if self.map.len() >= cap && !self.map.contains_key(flat) {
+            return None;
+        }
+        Some(self.slot(flat, key))
+    }
+
     pub(super) fn entry(&mut self, key: &K) -> &mut V {
         let mut flat = String::new();
         key.flat(&mut flat);

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 #[derive(Clone, Debug, Default)]
 pub struct SessionTracker {
     live: HashMap<String, LiveSession>,
+    /// New sessions not tracked since the last [`SessionTracker::expire`] (the tracker was full).
+    untracked: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -29,8 +31,10 @@ struct LiveSession {
     weight: f64,
 }
 
-/// Sessions tracked at most; beyond, new sessions are not tracked (their windows still count).
-pub const MAX_LIVE_SESSIONS: usize = 200_000;
+/// Sessions tracked at most; beyond, new sessions are not tracked (their windows still count,
+/// and `rum_capped{what="session"}` counts them): at most a few tens of MB however many ids a
+/// page makes up.
+pub const MAX_LIVE_SESSIONS: usize = 50_000;
 
 impl SessionTracker {
     /// Notes a validated batch arriving at `now_ms`.
@@ -48,6 +52,7 @@ impl SessionTracker {
             return;
         }
         if self.live.len() >= MAX_LIVE_SESSIONS {
+            self.untracked += 1;
             return;
         }
         let weight = sample_weight(batch) as f64;
@@ -71,10 +76,13 @@ impl SessionTracker {
     pub fn expire(&mut self, now_ms: i64, idle_ms: i64, window: &mut RumWindow) -> usize {
         let ended: Vec<String> =
             self.live.iter().filter(|(_, s)| now_ms - s.last_seen >= idle_ms).map(|(id, _)| id.clone()).collect();
+        if self.untracked > 0 {
+            window.add_capped("session", std::mem::take(&mut self.untracked));
+        }
         let mut buf = String::new();
         for id in &ended {
             let Some(s) = self.live.remove(id) else { continue };
-            let scope = (s.service.as_str(), s.env.as_str());
+            let scope = (window.capped("service", &s.service), window.capped("env", &s.env));
             let seconds = ((s.last_event - s.started_at).max(0) as f64) / 1000.0;
             window.count(&mut buf, "rum_sessions_ended", scope, &[], s.weight, 0.0);
             window.count(&mut buf, "rum_session_seconds", scope, &[], s.weight, seconds);

@@ -13,6 +13,32 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Error groups kept per window; further new groups are counted under `rum_errors` only.
 pub const MAX_ERROR_GROUPS: usize = 1000;
+/// Distinct values a window keeps per label the page chooses; further values are counted under
+/// [`OTHER`], and each fold in `rum_capped{what}`. Routes have their own cap ([`MAX_ROUTES`]).
+pub const LABEL_CAPS: &[(&str, usize)] =
+    &[("service", 10), ("env", 10), ("name", 200), ("type", 50), ("journey", 50), ("step", 200), ("kind", 20)];
+/// The label value of what a cap folded.
+pub const OTHER: &str = "other";
+/// Vital series (service, env, vital, route, device) per window; beyond, a new series is not
+/// made and the value is counted in `rum_capped{what="series"}` only.
+pub const MAX_VITAL_SERIES: usize = 5_000;
+/// Counter series per window, likewise.
+pub const MAX_COUNTER_SERIES: usize = 5_000;
+/// Page views tracked per window for `rum_views`; beyond, `rum_capped{what="view"}`.
+pub const MAX_VIEWS: usize = 20_000;
+/// Repeats one error event may claim (the SDK folds repeats of a minute into `count`).
+pub const MAX_ERROR_REPEATS: u32 = 1_000;
+/// A business or conversion value of one event is clamped to this magnitude, and a window's
+/// sums saturate at [`MAX_SUM`]: a forged `1e308` cannot overflow a sum to infinity.
+pub const MAX_VALUE: f64 = 1e12;
+/// See [`MAX_VALUE`].
+pub const MAX_SUM: f64 = 1e15;
+/// An error group keeps at most this many characters of its message...
+pub const MAX_GROUP_MESSAGE: usize = 1_024;
+/// ... and of its sample stack ...
+pub const MAX_GROUP_STACK: usize = 4_096;
+/// ... and a window's groups keep at most this many bytes of sample stacks in all.
+pub const MAX_WINDOW_STACK_BYTES: usize = 1 << 20;
 /// The quantile the spec reports web vitals at.
 pub const VITALS_QUANTILE: f64 = 0.75;
 
@@ -25,17 +51,41 @@ fn business_value(props: &BTreeMap<String, PropValue>) -> Option<f64> {
     })
 }
 
-/// How many sessions a batch's session stands for: `100 / sampleRate`, rounded, at least 1 (1
-/// when the SDK sent no rate).
+/// How many sessions a batch's session stands for: `100 / sampleRate`, rounded, between 1 and
+/// 100 (1 when the SDK sent no rate): a rate below 1% counts as 1%, so one forged batch weighs
+/// at most what 100 honest ones do.
 pub fn sample_weight(batch: &Batch) -> u64 {
-    batch.session.sample_rate.filter(|r| *r > 0.0).map_or(1, |r| (100.0 / r).round().clamp(1.0, 1_000_000.0) as u64)
+    batch
+        .session
+        .sample_rate
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .map_or(1, |r| (100.0 / r.clamp(1.0, 100.0)).round() as u64)
+}
+
+/// `v` with its magnitude at most `max` (NaN as 0).
+fn clamp_abs(v: f64, max: f64) -> f64 {
+    if v.is_nan() { 0.0 } else { v.clamp(-max, max) }
+}
+
+/// The first `max` bytes of `s` (cut on a character boundary).
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Errors that share a fingerprint, within a window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorGroup {
-    /// 16 hex digits: core's `error_fingerprint` of type, message and top frames, or the
-    /// spec's `business_fingerprint` of `[process, step, code]`.
+    /// 16 hex digits: core's `error_fingerprint` of type, message and top frames; `sdk-` and
+    /// 16 hex digits for a fingerprint the page sent (the spec's `business_fingerprint` of
+    /// `[process, step, code]`, or the host app's parts), a space of its own so a page cannot
+    /// join a group the collector computed.
     pub fingerprint: String,
     /// The application.
     pub service: String,
@@ -43,9 +93,11 @@ pub struct ErrorGroup {
     pub env: String,
     /// The SDK's kind: `error`, `unhandledrejection`, `captured` or `business`.
     pub kind: String,
-    /// The message of the first one seen (`TypeError: x is undefined`).
+    /// The message of the first one seen (`TypeError: x is undefined`), at most
+    /// [`MAX_GROUP_MESSAGE`] bytes.
     pub message: String,
-    /// A stack of one of them.
+    /// A stack of one of them, at most [`MAX_GROUP_STACK`] bytes (none once the window holds
+    /// [`MAX_WINDOW_STACK_BYTES`]).
     pub sample_stack: Option<String>,
     /// The route it happened on.
     pub route: String,
@@ -53,9 +105,9 @@ pub struct ErrorGroup {
     pub tags: BTreeMap<String, String>,
     /// How many times (repeats folded by the SDK included).
     pub count: u64,
-    /// When it was first seen.
+    /// When it first reached a collector (by the collector's clock, not the page's).
     pub first_seen: Timestamp,
-    /// When it was last seen.
+    /// When it last reached a collector.
     pub last_seen: Timestamp,
 }
 
@@ -75,10 +127,10 @@ impl ErrorGroup {
 /// type, message and frames (parsed from the raw stack when the SDK sent no frames).
 pub fn fingerprint_event(message: &str, stack: Option<&str>, fingerprint: Option<&[String]>) -> String {
     if let Some([process, step, code]) = fingerprint {
-        return business_fingerprint(process, step, code);
+        return format!("sdk-{}", business_fingerprint(process, step, code));
     }
     if let Some(parts) = fingerprint {
-        return crate::domain::hash::fingerprint_hex(parts.iter().map(String::as_str));
+        return format!("sdk-{}", crate::domain::hash::fingerprint_hex(parts.iter().map(String::as_str)));
     }
     // "TypeError: x is undefined": the type is the part before ": " when it is one word.
     let (kind, text) = match message.split_once(": ") {
@@ -112,6 +164,15 @@ pub struct RumWindow {
     /// fingerprint: a repeated error is not parsed again.
     #[serde(skip)]
     fingerprints: HashMap<u64, String>,
+    /// Values seen per capped label ([`LABEL_CAPS`]).
+    #[serde(skip)]
+    label_values: HashMap<&'static str, HashSet<String>>,
+    /// Bytes of sample stacks kept by the error groups.
+    #[serde(skip)]
+    stack_bytes: usize,
+    /// What the caps folded or refused, by what (`name`, `series`, `view`...).
+    #[serde(default)]
+    pub capped: BTreeMap<String, u64>,
 }
 
 /// A page view seen in a window.
@@ -153,10 +214,39 @@ impl RumWindow {
             return r;
         }
         if self.routes.len() >= MAX_ROUTES {
+            self.note_capped("route");
             return OTHER_ROUTE.to_string();
         }
         self.routes.insert(r.clone());
         r
+    }
+
+    fn note_capped(&mut self, what: &str) {
+        self.add_capped(what, 1);
+    }
+
+    pub(super) fn add_capped(&mut self, what: &str, n: u64) {
+        match self.capped.get_mut(what) {
+            Some(c) => *c += n,
+            None => {
+                self.capped.insert(what.to_string(), n);
+            }
+        }
+    }
+
+    /// `value` of `label`, or [`OTHER`] once the window holds the label's cap of values.
+    pub(super) fn capped<'a>(&mut self, label: &'static str, value: &'a str) -> &'a str {
+        let cap = LABEL_CAPS.iter().find(|(l, _)| *l == label).map_or(usize::MAX, |(_, c)| *c);
+        let seen = self.label_values.entry(label).or_default();
+        if seen.contains(value) {
+            return value;
+        }
+        if seen.len() >= cap {
+            self.note_capped(label);
+            return OTHER;
+        }
+        seen.insert(value.to_string());
+        value
     }
 
     /// Adds to the counter `metric` of `service`, `env` and `extra` labels; allocates only for
@@ -179,14 +269,17 @@ impl RumWindow {
             buf.push('\u{1f}');
             buf.push_str(v);
         }
-        let c = self.counters.slot(buf, || {
+        let Some(c) = self.counters.capped_slot(buf, MAX_COUNTER_SERIES, || {
             let mut labels =
                 vec![("service".to_string(), scope.0.to_string()), ("env".to_string(), scope.1.to_string())];
             labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
             CounterKey { metric: metric.to_string(), labels }
-        });
-        c.count += n;
-        c.sum += value * n;
+        }) else {
+            self.note_capped("series");
+            return;
+        };
+        c.count = (c.count + n).min(MAX_SUM);
+        c.sum = clamp_abs(c.sum + clamp_abs(value, MAX_VALUE) * n, MAX_SUM);
     }
 
     fn fingerprint(&mut self, message: &str, stack: Option<&str>, sdk: Option<&[String]>) -> String {
@@ -205,12 +298,14 @@ impl RumWindow {
         fp
     }
 
-    /// Counts a validated batch from a browser of class `device`.
-    pub fn ingest(&mut self, batch: &Batch, device: Device) -> Ingested {
+    /// Counts a validated batch from a browser of class `device` that reached the collector at
+    /// `arrival` (error groups are seen then, by the collector's clock). Every label the page
+    /// chooses is capped ([`LABEL_CAPS`]), and so are series, views, repeats and values.
+    pub fn ingest(&mut self, batch: &Batch, device: Device, arrival: Timestamp) -> Ingested {
         let weight = sample_weight(batch);
         let w = weight as f64;
         let route = self.route(batch.view.route.as_deref().unwrap_or(&batch.view.url));
-        let scope = (batch.service.as_str(), batch.env.as_str());
+        let scope = (self.capped("service", &batch.service), self.capped("env", &batch.env));
         let mut buf = String::with_capacity(128);
         let mut done = Ingested::default();
         // Sampled sessions send every kind; unsampled ones errors only.
@@ -218,13 +313,17 @@ impl RumWindow {
         if sampled {
             self.count(&mut buf, "rum_batches", scope, &[], w, 0.0);
             if !self.views.contains_key(&batch.view.id) {
-                let seen = ViewSeen {
-                    service: batch.service.clone(),
-                    env: batch.env.clone(),
-                    route: route.clone(),
-                    weight: w,
-                };
-                self.views.insert(batch.view.id.clone(), seen);
+                if self.views.len() < MAX_VIEWS {
+                    let seen = ViewSeen {
+                        service: scope.0.to_string(),
+                        env: scope.1.to_string(),
+                        route: route.clone(),
+                        weight: w,
+                    };
+                    self.views.insert(batch.view.id.clone(), seen);
+                } else {
+                    self.note_capped("view");
+                }
             }
         }
         for e in &batch.events {
@@ -237,13 +336,16 @@ impl RumWindow {
                         buf.push_str(part);
                         buf.push('\u{1f}');
                     }
-                    let agg = self.vitals.slot(&buf, || VitalKey {
-                        service: batch.service.clone(),
-                        env: batch.env.clone(),
+                    let Some(agg) = self.vitals.capped_slot(&buf, MAX_VITAL_SERIES, || VitalKey {
+                        service: scope.0.to_string(),
+                        env: scope.1.to_string(),
                         vital,
                         route: route.clone(),
                         device,
-                    });
+                    }) else {
+                        self.note_capped("series");
+                        continue;
+                    };
                     agg.sketch.add_n(*value, weight);
                     // Rated here, not trusted from the page: the thresholds are core's.
                     let i = match vital.rate(*value) {
@@ -258,28 +360,31 @@ impl RumWindow {
                     self.count(&mut buf, "rum_long_tasks", scope, &[], w, *duration_ms);
                 }
                 Event::Resource { over_budget: Some(kind), .. } if sampled => {
+                    let kind = self.capped("kind", kind);
                     self.count(&mut buf, "rum_budget_violations", scope, &[("kind", kind)], w, 0.0);
                 }
                 Event::Business { name, props, .. } if sampled => {
                     let v = business_value(props);
+                    let name = self.capped("name", name);
                     self.count(&mut buf, "business_events", scope, &[("name", name)], w, v.unwrap_or(0.0));
                 }
                 Event::Journey { journey_type, step, .. } if sampled => {
-                    let labels = [("journey", journey_type.as_str()), ("step", step.as_str())];
+                    let labels =
+                        [("journey", self.capped("journey", journey_type)), ("step", self.capped("step", step))];
                     self.count(&mut buf, "journey_steps", scope, &labels, w, 0.0);
                 }
                 Event::Conversion { conversion_type, value, .. } if sampled => {
-                    self.count(&mut buf, "conversions", scope, &[("type", conversion_type)], w, *value);
+                    let kind = self.capped("type", conversion_type);
+                    self.count(&mut buf, "conversions", scope, &[("type", kind)], w, *value);
                 }
-                Event::Error { at, kind, message, stack, fingerprint, tags, count, .. } => {
+                Event::Error { kind, message, stack, fingerprint, tags, count, .. } => {
                     done.errors += 1;
-                    let n = u64::from((*count).max(1));
+                    let n = u64::from((*count).clamp(1, MAX_ERROR_REPEATS));
                     self.count(&mut buf, "rum_errors", scope, &[("kind", kind)], n as f64, 0.0);
                     let fp = self.fingerprint(message, stack.as_deref(), fingerprint.as_deref());
                     if let Some(g) = self.errors.get_mut(&fp) {
                         g.count += n;
-                        g.first_seen = g.first_seen.min(*at);
-                        g.last_seen = g.last_seen.max(*at);
+                        g.last_seen = g.last_seen.max(arrival);
                     } else if self.errors.len() < MAX_ERROR_GROUPS {
                         let tags = tags
                             .iter()
@@ -288,22 +393,29 @@ impl RumWindow {
                                 _ => None,
                             })
                             .collect();
+                        let sample_stack = stack.as_deref().map(|s| cut(s, MAX_GROUP_STACK)).filter(|s| {
+                            let fits = self.stack_bytes + s.len() <= MAX_WINDOW_STACK_BYTES;
+                            self.stack_bytes += if fits { s.len() } else { 0 };
+                            fits
+                        });
                         self.errors.insert(
                             fp.clone(),
                             ErrorGroup {
                                 fingerprint: fp,
-                                service: batch.service.clone(),
-                                env: batch.env.clone(),
+                                service: scope.0.to_string(),
+                                env: scope.1.to_string(),
                                 kind: kind.clone(),
-                                message: message.clone(),
-                                sample_stack: stack.clone(),
+                                message: cut(message, MAX_GROUP_MESSAGE).to_string(),
+                                sample_stack: sample_stack.map(str::to_string),
                                 route: route.clone(),
                                 tags,
                                 count: n,
-                                first_seen: *at,
-                                last_seen: *at,
+                                first_seen: arrival,
+                                last_seen: arrival,
                             },
                         );
+                    } else {
+                        self.note_capped("error_group");
                     }
                 }
                 _ => {}
@@ -319,8 +431,11 @@ impl RumWindow {
         }
         for (k, v) in other.counters.iter() {
             let c = self.counters.entry(k);
-            c.count += v.count;
-            c.sum += v.sum;
+            c.count = (c.count + v.count).min(MAX_SUM);
+            c.sum = clamp_abs(c.sum + v.sum, MAX_SUM);
+        }
+        for (what, n) in &other.capped {
+            *self.capped.entry(what.clone()).or_default() += n;
         }
         for (k, v) in &other.errors {
             match self.errors.get_mut(k) {
@@ -347,7 +462,8 @@ impl RumWindow {
     ///   `conversion_value` (by type), `journey_steps` (by journey and step): counts per
     ///   window, weighted by the sampling rate;
     /// - `rum_session_duration_seconds_avg` and `rum_bounce_rate` of the sessions that ended in
-    ///   the window (see [`SessionTracker`](super::SessionTracker)).
+    ///   the window (see [`SessionTracker`](super::SessionTracker));
+    /// - `rum_capped{what}`: what the window's caps folded into [`OTHER`] or refused.
     pub fn samples(&self, at: Timestamp) -> Vec<Sample> {
         let mut out = Vec::new();
         let mut overall: BTreeMap<(&str, &str, Vital), VitalAgg> = BTreeMap::new();
@@ -398,6 +514,9 @@ impl RumWindow {
             if let Some(m) = value_metric {
                 out.push(Sample::new(m, labels, c.sum, at));
             }
+        }
+        for (what, n) in &self.capped {
+            out.push(Sample::new("rum_capped", Labels::from_pairs([("what", what.as_str())]), *n as f64, at));
         }
         for ((service, env), n) in &views {
             let labels = Labels::from_pairs([("service", service.as_str()), ("env", env.as_str()), ("route", ALL)]);
@@ -458,10 +577,10 @@ mod tests {
     fn vitals_are_weighted_by_the_sample_rate_and_rated_by_core() {
         let mut w = RumWindow::new(Timestamp(T));
         // One session at 100%: LCP 1000; one at 10% standing for ten: LCP 4500.
-        w.ingest(&page(true, 100, "/a", &vital("LCP", 1000.0)), Device::Desktop);
-        w.ingest(&page(true, 10, "/a", &vital("LCP", 4500.0)), Device::Desktop);
+        w.ingest(&page(true, 100, "/a", &vital("LCP", 1000.0)), Device::Desktop, Timestamp(T));
+        w.ingest(&page(true, 10, "/a", &vital("LCP", 4500.0)), Device::Desktop, Timestamp(T));
         // Unsampled sessions send no vitals (and would not be counted).
-        w.ingest(&page(false, 10, "/a", &vital("LCP", 9000.0)), Device::Desktop);
+        w.ingest(&page(false, 10, "/a", &vital("LCP", 9000.0)), Device::Desktop, Timestamp(T));
         let s = w.samples(Timestamp(T + 60_000));
         let p75 = sample(&s, "web_vitals_lcp_p75", &[("route", "/a"), ("device", "desktop")]).expect("p75");
         assert!((p75.value - 4500.0).abs() <= 4500.0 * 0.01, "10 of 11 values are 4500: {}", p75.value);
@@ -489,15 +608,16 @@ mod tests {
         w.ingest(
             &page(false, 10, "/pay", &[err("TypeError: x is undefined", 10), business.clone()].join(",")),
             Device::Mobile,
+            Timestamp(T),
         );
         // The same error from another line groups with it (lines are not part of the fingerprint).
-        w.ingest(&page(true, 10, "/pay", &err("TypeError: x is undefined", 99)), Device::Mobile);
-        w.ingest(&page(true, 10, "/pay", &vital("TTFB", 100.0)), Device::Mobile);
+        w.ingest(&page(true, 10, "/pay", &err("TypeError: x is undefined", 99)), Device::Mobile, Timestamp(T));
+        w.ingest(&page(true, 10, "/pay", &vital("TTFB", 100.0)), Device::Mobile, Timestamp(T));
         assert_eq!(w.errors.len(), 2, "{:#?}", w.errors);
         let typed = w.errors.values().find(|g| g.kind == "error").expect("group");
         assert_eq!(typed.count, 4);
         assert_eq!(typed.route, "/pay");
-        let biz = &w.errors[&business_fingerprint("payments", "charge", "card_declined")];
+        let biz = &w.errors[&format!("sdk-{}", business_fingerprint("payments", "charge", "card_declined"))];
         assert_eq!(biz.tags.get("businessProcess").map(String::as_str), Some("payments"));
         let s = w.samples(Timestamp(T + 60_000));
         let errors: f64 = s.iter().filter(|x| x.name == "rum_errors").map(|x| x.value).sum();
@@ -520,11 +640,11 @@ mod tests {
         let mut b = RumWindow::new(Timestamp(T));
         for i in 0..10 {
             let p = page(true, 50, "/hs/invoices/42", &events.replace("120", &(100 + i * 10).to_string()));
-            one.ingest(&p, Device::Desktop);
+            one.ingest(&p, Device::Desktop, Timestamp(T));
             if i % 2 == 0 {
-                a.ingest(&p, Device::Desktop)
+                a.ingest(&p, Device::Desktop, Timestamp(T))
             } else {
-                b.ingest(&p, Device::Desktop)
+                b.ingest(&p, Device::Desktop, Timestamp(T))
             };
         }
         let text = serde_json::to_string(&b).expect("serialise");
@@ -545,10 +665,69 @@ mod tests {
     fn routes_are_capped() {
         let mut w = RumWindow::new(Timestamp(T));
         for i in 0..(MAX_ROUTES + 20) {
-            w.ingest(&page(true, 100, &format!("/r{i}x/page"), &vital("TTFB", 5.0)), Device::Desktop);
+            w.ingest(&page(true, 100, &format!("/r{i}x/page"), &vital("TTFB", 5.0)), Device::Desktop, Timestamp(T));
         }
         let routes: std::collections::BTreeSet<_> = w.vitals.iter().map(|(k, _)| k.route.clone()).collect();
         assert_eq!(routes.len(), MAX_ROUTES + 1);
         assert!(routes.contains(OTHER_ROUTE));
+    }
+
+    #[test]
+    fn a_forged_batch_weighs_no_more_than_a_hundred_honest_ones() {
+        let mut w = RumWindow::new(Timestamp(T));
+        let mut forged = page(true, 1, "/a", &vital("LCP", 3_000_000.0));
+        forged.session.sample_rate = Some(0.0001);
+        w.ingest(&forged, Device::Desktop, Timestamp(T));
+        let huge = format!(
+            r#"{{"type":"error","at":{T},"kind":"error","message":"x","count":4294967295}},{{"type":"conversion","at":{T},"conversionType":"paid","value":1e308}},{{"type":"conversion","at":{T},"conversionType":"paid","value":1e308}}"#
+        );
+        w.ingest(&page(true, 100, "/a", &huge), Device::Desktop, Timestamp(T));
+        let s = w.samples(Timestamp(T + 60_000));
+        assert_eq!(sample(&s, "web_vitals_lcp_count", &[("route", "all")]).map(|x| x.value), Some(100.0));
+        assert_eq!(sample(&s, "rum_views", &[("route", "all")]).map(|x| x.value), Some(100.0), "the view weighs 100");
+        let errors: f64 = s.iter().filter(|x| x.name == "rum_errors").map(|x| x.value).sum();
+        assert_eq!(errors, f64::from(MAX_ERROR_REPEATS));
+        let value = sample(&s, "conversion_value", &[("type", "paid")]).expect("value").value;
+        assert!(value.is_finite() && value <= MAX_SUM, "{value}");
+        // And the window still round-trips (an infinite sum would be written as null).
+        let back: RumWindow = serde_json::from_str(&serde_json::to_string(&w).expect("json")).expect("reads back");
+        assert_eq!(back.counters, w.counters);
+    }
+
+    #[test]
+    fn labels_the_page_chooses_are_capped_and_counted() {
+        let mut w = RumWindow::new(Timestamp(T));
+        for i in 0..500 {
+            let ev = format!(r#"{{"type":"business","at":{T},"name":"event-{i}","props":{{}}}}"#);
+            w.ingest(&page(true, 100, "/a", &ev), Device::Desktop, Timestamp(T));
+        }
+        let s = w.samples(Timestamp(T + 60_000));
+        let names = s.iter().filter(|x| x.name == "business_events").count();
+        let cap = LABEL_CAPS.iter().find(|(l, _)| *l == "name").map(|(_, c)| *c).expect("cap");
+        assert_eq!(names, cap + 1, "the cap plus `other`");
+        assert_eq!(sample(&s, "business_events", &[("name", OTHER)]).map(|x| x.value), Some((500 - cap) as f64));
+        assert_eq!(sample(&s, "rum_capped", &[("what", "name")]).map(|x| x.value), Some((500 - cap) as f64));
+    }
+
+    #[test]
+    fn a_page_cannot_join_or_rewrite_a_group_the_collector_computed() {
+        let mut w = RumWindow::new(Timestamp(T));
+        let real =
+            format!(r#"{{"type":"error","at":{T},"kind":"error","message":"TypeError: x is undefined","count":1}}"#);
+        w.ingest(&page(true, 100, "/pay", &real), Device::Desktop, Timestamp(T + 10));
+        let server_fp = w.errors.keys().next().expect("group").clone();
+        // A forged error claiming the server's fingerprint and an old time.
+        let spoof = format!(
+            r#"{{"type":"error","at":{T},"kind":"error","message":"SPOOFED: payments down","fingerprint":["{server_fp}"],"count":1}}"#
+        );
+        let mut forged = page(true, 100, "/pay", &spoof);
+        forged.sent_at = Timestamp(0);
+        forged.align_to(Timestamp(T + 20));
+        w.ingest(&forged, Device::Desktop, Timestamp(T + 20));
+        let g = &w.errors[&server_fp];
+        assert_eq!(g.message, "TypeError: x is undefined");
+        assert_eq!(g.count, 1);
+        assert_eq!(g.first_seen, Timestamp(T + 10), "seen by the collector's clock");
+        assert_eq!(w.errors.len(), 2, "the forged one is a group of its own");
     }
 }

@@ -33,6 +33,8 @@ pub struct AgentBuilder {
     shutdown_timeout: Duration,
     delivery: DeliveryPolicy,
     http: Option<(SocketAddr, Option<Secret>)>,
+    http_limits: super::HttpLimits,
+    max_sample_skew: Duration,
     maintenance: Vec<MaintenanceWindow>,
     monitors: Monitors,
     collector: Option<crate::collector::CollectorSection>,
@@ -57,6 +59,8 @@ impl AgentBuilder {
             shutdown_timeout: Duration::from_secs(10),
             delivery: DeliveryPolicy::default(),
             http: None,
+            http_limits: super::HttpLimits::default(),
+            max_sample_skew: Duration::from_secs(300),
             maintenance: Vec::new(),
             monitors: Default::default(),
             collector: None,
@@ -141,6 +145,19 @@ impl AgentBuilder {
     /// Serves the HTTP endpoints on `addr`; `api_token` guards the write endpoints.
     pub fn http(mut self, addr: SocketAddr, api_token: Option<Secret>) -> Self {
         self.http = Some((addr, api_token));
+        self
+    }
+
+    /// How the HTTP listener treats connections: header timeout, connection cap, `Host` names.
+    pub fn http_limits(mut self, limits: super::HttpLimits) -> Self {
+        self.http_limits = limits;
+        self
+    }
+
+    /// How far ahead of the agent's clock a pushed sample's timestamp may be (default 5 min):
+    /// a sample from the future would make every later one "out of order".
+    pub fn max_sample_skew(mut self, skew: Duration) -> Self {
+        self.max_sample_skew = skew;
         self
     }
 
@@ -241,8 +258,12 @@ impl AgentBuilder {
         #[cfg(feature = "collector")]
         let errors = {
             let collector = self.collector.map(|c| Arc::new(crate::collector::Collector::new(c, hub.clone())));
-            let feed =
-                collector.clone().map(|c| Arc::new(move |since| c.errors_since(since)) as crate::dashboards::ErrorFeed);
+            let feed = collector.clone().map(|c| {
+                Arc::new(move |since, n| {
+                    let total = c.merged_since(since).errors.values().map(|g| g.count).sum();
+                    (total, c.errors_since(since, n))
+                }) as crate::dashboards::ErrorFeed
+            });
             components.push(Arc::new(crate::collector::CollectorService::new(
                 collector,
                 checks.clone(),
@@ -274,6 +295,7 @@ impl AgentBuilder {
             leader: AtomicBool::new(false),
             running: AtomicBool::new(false),
             api_token,
+            max_sample_skew: self.max_sample_skew,
         });
         Ok(Agent {
             shared,
@@ -282,6 +304,7 @@ impl AgentBuilder {
             evaluation_interval: self.evaluation_interval,
             shutdown_timeout: self.shutdown_timeout,
             http,
+            http_limits: self.http_limits,
             monitors: self.monitors,
             components,
         })

@@ -73,7 +73,14 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
             .listen
             .parse()
             .map_err(|_| AgentError::Setup(format!("http.listen: {:?} is not an address", c.http.listen)))?;
-        b = b.http(addr, c.http.api_token.clone());
+        b = b
+            .http(addr, c.http.api_token.clone())
+            .http_limits(super::HttpLimits {
+                header_read_timeout: c.http.header_read_timeout.get(),
+                max_connections: c.http.max_connections,
+                hosts: c.http.hosts.clone(),
+            })
+            .max_sample_skew(c.http.max_sample_skew.get());
     }
     b.build()
 }

@@ -10,8 +10,9 @@
 //!   (bearer token). Write endpoints refuse with 403 while no `http.api_token` is configured.
 
 use super::AgentHandle;
-use crate::api::{authorize_bearer, error};
+use crate::api::{BODY_TIMEOUT, authorize_bearer, error, read_body};
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -66,10 +67,19 @@ struct SuppressionRequest {
     duration: Option<HumanDuration>,
 }
 
-async fn suppress(State(h): State<AgentHandle>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+/// Largest `POST /api/v1/suppressions` body.
+const MAX_SUPPRESSION_BYTES: usize = 4 * 1024;
+/// Largest `POST /api/v1/samples` body: a few thousand samples.
+const MAX_SAMPLES_BYTES: usize = 256 * 1024;
+
+async fn suppress(State(h): State<AgentHandle>, headers: HeaderMap, body: Body) -> Response {
     if let Err(r) = authorize_bearer(h.shared().api_token.as_ref(), &headers) {
         return *r;
     }
+    let body = match read_body(&headers, body, MAX_SUPPRESSION_BYTES, BODY_TIMEOUT).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let req: SuppressionRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
@@ -92,10 +102,14 @@ struct SampleIn {
     timestamp: Option<Timestamp>,
 }
 
-async fn samples(State(h): State<AgentHandle>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn samples(State(h): State<AgentHandle>, headers: HeaderMap, body: Body) -> Response {
     if let Err(r) = authorize_bearer(h.shared().api_token.as_ref(), &headers) {
         return *r;
     }
+    let body = match read_body(&headers, body, MAX_SAMPLES_BYTES, BODY_TIMEOUT).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let batch: Vec<SampleIn> = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
@@ -103,10 +117,23 @@ async fn samples(State(h): State<AgentHandle>, headers: HeaderMap, body: axum::b
     let now = h.shared().hub.now();
     let samples: Vec<Sample> =
         batch.into_iter().map(|s| Sample::new(s.name, s.labels, s.value, s.timestamp.unwrap_or(now))).collect();
-    // Validate all first: a bad batch stores nothing.
+    // Validate all first: a bad batch stores nothing. A sample from the future would make
+    // every later one of its series "out of order".
+    let latest = now.plus(h.shared().max_sample_skew);
     for (i, s) in samples.iter().enumerate() {
         if let Err(e) = s.validate() {
             return error(StatusCode::BAD_REQUEST, format!("[{i}]: {e}"));
+        }
+        if s.timestamp > latest {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "[{i}].timestamp: {} is more than {}s ahead of the agent's clock ({})",
+                    s.timestamp.0,
+                    h.shared().max_sample_skew.as_secs(),
+                    now.0
+                ),
+            );
         }
     }
     let mut accepted = 0;
@@ -175,6 +202,13 @@ impl Collector for AgentCollector {
         for (channel, secs) in &self.send_seconds {
             ConstCounter::new(*secs).encode(family.encode_family(&[("channel", channel.as_str())])?)?;
         }
+        let family = encoder.encode_descriptor(
+            "thorbis_http_connections_refused",
+            "connections closed at once because http.max_connections were open",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        ConstCounter::new(super::serve::REFUSED_CONNECTIONS.load(Ordering::Relaxed)).encode(family)?;
         Ok(())
     }
 }

@@ -35,10 +35,12 @@ mod from_config;
 pub mod http;
 pub mod outbox;
 pub mod scheduler;
+mod serve;
 
 pub use crate::clock::{Clock, TokioClock, system_now};
 pub use builder::AgentBuilder;
 pub use from_config::{agent_from_config, monitors_from_config, store_from_config};
+pub use serve::HttpLimits;
 
 use crate::checks::Monitors;
 use crate::hub::{Component, Hub};
@@ -89,6 +91,8 @@ pub(crate) struct Shared {
     pub(crate) leader: AtomicBool,
     pub(crate) running: AtomicBool,
     pub(crate) api_token: Option<Secret>,
+    /// How far ahead of now a pushed sample may be.
+    pub(crate) max_sample_skew: Duration,
 }
 
 /// A cheap, cloneable handle to a running (or about to run) agent.
@@ -158,6 +162,7 @@ pub struct Agent {
     evaluation_interval: Duration,
     shutdown_timeout: Duration,
     http: Option<SocketAddr>,
+    http_limits: HttpLimits,
     monitors: Monitors,
     components: Vec<Arc<dyn Component>>,
 }
@@ -231,16 +236,8 @@ impl Agent {
                 .components
                 .iter()
                 .fold(http::router(AgentHandle { shared: shared.clone() }), |r, c| r.merge(c.clone().routes()));
-            let mut stop = stop_rx.clone();
-            tasks.spawn(async move {
-                let app = router.into_make_service_with_connect_info::<SocketAddr>();
-                let serve = axum::serve(l, app).with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                });
-                if let Err(e) = serve.await {
-                    tracing::error!(error = %e, "HTTP server stopped");
-                }
-            });
+            serve::raise_open_files_limit();
+            tasks.spawn(serve::serve(l, router, self.http_limits.clone(), stop_rx.clone(), self.shutdown_timeout));
         }
         shared.running.store(true, Ordering::Relaxed);
         shutdown.await;

@@ -41,7 +41,7 @@ pub use decode::{Rejection, decode};
 #[cfg(feature = "collector")]
 pub use routes::CollectorService;
 #[cfg(feature = "collector")]
-pub use state::{Collector, OUTCOMES, Stats, run_windows};
+pub use state::{Collector, MERGED_CACHED, MERGED_FRESH_MS, OUTCOMES, Stats, run_windows};
 
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -70,9 +70,13 @@ pub struct CollectorSection {
     /// Push each closed window's figures (as OTLP gauges) and its browser errors (as OTLP logs)
     /// to an OpenTelemetry collector or a Datadog agent (feature `otlp`).
     pub otlp: Option<OtlpSection>,
-    /// Take the client IP from the first `X-Forwarded-For` address (behind a proxy such as the
-    /// Next.js rewrite). Default false: the peer address.
-    pub trust_forwarded_for: bool,
+    /// Proxies (CIDRs such as `127.0.0.1/32` or `10.0.0.0/8`) whose `X-Forwarded-For` is
+    /// believed: when the peer is one of them, the client is the rightmost address of the
+    /// header that is not (what the nearest untrusted hop said; anything left of it the client
+    /// wrote itself). Default none: the peer address.
+    pub trusted_proxies: Vec<String>,
+    /// Replaced by `trusted_proxies`; refused with a hint when set.
+    pub trust_forwarded_for: Option<bool>,
 }
 
 impl Default for CollectorSection {
@@ -86,7 +90,8 @@ impl Default for CollectorSection {
             per_token_per_minute: 60_000,
             session_idle: HumanDuration::from_secs(15 * 60),
             otlp: None,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
+            trust_forwarded_for: None,
         }
     }
 }
@@ -138,10 +143,73 @@ pub fn problems(c: &CollectorSection) -> Vec<(String, String)> {
             out.push(("collector.otlp.protocol".into(), format!("{:?}: http/protobuf or http/json", o.protocol)));
         }
     }
+    if c.trust_forwarded_for.is_some() {
+        out.push((
+            "collector.trust_forwarded_for".into(),
+            "replaced by trusted_proxies, the proxies whose X-Forwarded-For is believed, e.g. [\"127.0.0.1/32\"]"
+                .into(),
+        ));
+    }
+    for (i, p) in c.trusted_proxies.iter().enumerate() {
+        if let Err(e) = parse_cidr(p) {
+            out.push((format!("collector.trusted_proxies[{i}]"), e));
+        }
+    }
     for (i, t) in c.client_tokens.iter().enumerate() {
         if t.expose().trim().is_empty() {
             out.push((format!("collector.client_tokens[{i}]"), "must not be empty".into()));
         }
     }
     out
+}
+
+/// `10.0.0.0/8`, or one address (`127.0.0.1`, `::1`) as a network of one.
+pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address or a CIDR such as 10.0.0.0/8"))
+}
+
+/// The client of a request from `peer`: when `peer` is a trusted proxy, the rightmost address
+/// of `X-Forwarded-For` that is not one (the header's entries left of it are the client's own
+/// words); else `peer`.
+pub fn client_ip(peer: std::net::IpAddr, forwarded_for: Option<&str>, trusted: &[ipnet::IpNet]) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(header) = forwarded_for else { return peer };
+    let mut client = peer;
+    for entry in header.rsplit(',') {
+        match entry.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // Garbage where an address should be: stop at the last address we could believe.
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_the_rightmost_address_no_trusted_proxy_wrote() {
+        let trusted = vec![parse_cidr("127.0.0.1").expect("addr"), parse_cidr("10.0.0.0/8").expect("cidr")];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let proxy = ip("127.0.0.1");
+        // The client wrote "6.6.6.6" itself; the proxy appended the address it saw.
+        assert_eq!(client_ip(proxy, Some("6.6.6.6, 203.0.113.7"), &trusted), ip("203.0.113.7"));
+        // Through two trusted hops.
+        assert_eq!(client_ip(proxy, Some("6.6.6.6, 203.0.113.7, 10.1.2.3"), &trusted), ip("203.0.113.7"));
+        // An untrusted peer's header is not read at all.
+        assert_eq!(client_ip(ip("198.51.100.1"), Some("1.2.3.4"), &trusted), ip("198.51.100.1"));
+        // No header, or garbage: the nearest address we can believe.
+        assert_eq!(client_ip(proxy, None, &trusted), proxy);
+        assert_eq!(client_ip(proxy, Some("nonsense"), &trusted), proxy);
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+    }
 }

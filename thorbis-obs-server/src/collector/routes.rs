@@ -8,7 +8,8 @@ use crate::checks::CheckResults;
 use crate::hub::Component;
 use crate::store::CheckKind;
 use axum::Router;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -17,8 +18,8 @@ use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use thorbis_obs_core::time::HumanDuration;
+use thorbis_obs_core::wire::MAX_BATCH_BYTES;
 
 /// The collector as an agent component: its routes, the reload of stored windows at start
 /// and the loop that closes windows.
@@ -29,6 +30,8 @@ pub struct CollectorService {
     /// Metric names (or, ending in `_`, prefixes) of the PostgreSQL business queries, for the
     /// summary's business impact.
     business_metrics: Vec<String>,
+    /// The summary and the error list at once, at most.
+    gate: api::Gate,
 }
 
 impl std::fmt::Debug for CollectorService {
@@ -42,7 +45,7 @@ impl CollectorService {
     /// reliability; `business_metrics` are the metric names (or prefixes ending in `_`) the
     /// summary reports as business impact.
     pub fn new(collector: Option<Arc<Collector>>, checks: CheckResults, business_metrics: Vec<String>) -> Self {
-        CollectorService { collector, checks, business_metrics }
+        CollectorService { collector, checks, business_metrics, gate: api::Gate::default() }
     }
 }
 
@@ -73,12 +76,7 @@ impl Component for CollectorService {
 
 fn routes(api: Arc<CollectorService>) -> Router {
     Router::new()
-        .route(
-            "/v1/rum",
-            post(ingest)
-                .options(preflight)
-                .layer(axum::extract::DefaultBodyLimit::max(thorbis_obs_core::wire::MAX_BATCH_BYTES + 1)),
-        )
+        .route("/v1/rum", post(ingest).options(preflight))
         .route("/api/v1/rum/errors", get(rum_errors))
         .route("/api/v1/summary", get(summary))
         .with_state(api)
@@ -106,18 +104,19 @@ async fn ingest(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
-    body: Result<axum::body::Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let Some(c) = &api.collector else { return off() };
     let now = api.checks.hub.now();
-    let result = match body {
-        Ok(b) => c.take(&headers, &uri, peer, &b, now),
-        Err(e) => {
-            let r = Rejection::new(e.status(), e.body_text(), None);
-            c.stats.batches[r.outcome()].fetch_add(1, Ordering::Relaxed);
-            Err(r)
-        }
+    // The body is read only once the request is admitted, and only up to the batch limit.
+    let result = match c.admit(&headers, &uri, peer, now) {
+        Ok(()) => match api::read_body(&headers, body, MAX_BATCH_BYTES, api::BODY_TIMEOUT).await {
+            Ok(b) => c.count(&headers, &b, now),
+            Err(e) => Err(Rejection::new(e.status, e.message, None)),
+        },
+        Err(r) => Err(r),
     };
+    c.record(&result);
     let mut resp = match result {
         Ok(n) => (StatusCode::ACCEPTED, axum::Json(json!({ "accepted": n }))).into_response(),
         Err(r) => {
@@ -155,16 +154,41 @@ struct RangeQuery {
     range: Option<HumanDuration>,
 }
 
+/// `?range=1h&limit=50&offset=0`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ErrorsQuery {
+    range: Option<HumanDuration>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// Error groups a page of `/api/v1/rum/errors` holds at most.
+const MAX_ERRORS_PAGE: usize = 200;
+
 /// `GET /api/v1/summary?range=1h`: the spec's rollup (see [`super::summary`]).
 async fn summary(State(api): State<Arc<CollectorService>>, q: Result<Query<RangeQuery>, QueryRejection>) -> Response {
     let range = match q {
         Ok(Query(q)) => q.range.unwrap_or(HumanDuration::from_secs(3600)),
         Err(e) => return api::error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let hub = &api.checks.hub;
+    let _pass = match api.gate.enter() {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let hub = api.checks.hub.clone();
     let now = hub.now();
-    let window = api.collector.as_ref().map(|c| c.merged_since(now.minus(range.get()))).unwrap_or_default();
-    let mut s = super::summary::from_window(&window, range.to_string(), now);
+    let collector = api.collector.clone();
+    let since = now.minus(range.get());
+    let mut s = match api::blocking(move || {
+        let window = collector.map(|c| c.merged_since(since)).unwrap_or_default();
+        super::summary::from_window(&window, range.to_string(), now)
+    })
+    .await
+    {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     match api.checks.summary(CheckKind::Http, range, None).await {
         Ok((u, _)) if u.overall.checks > 0 => s.reliability.uptime = Some(u.overall),
         Ok(_) => {}
@@ -191,20 +215,34 @@ async fn summary(State(api): State<Arc<CollectorService>>, q: Result<Query<Range
     axum::Json(s).into_response()
 }
 
-/// `GET /api/v1/rum/errors?range=1h`: browser errors grouped by fingerprint (count, first and
-/// last seen, a sample stack, business context), most frequent first, from the collector's
-/// windows in memory (the last hour).
+/// `GET /api/v1/rum/errors?range=1h&limit=50&offset=0`: browser errors grouped by fingerprint
+/// (count, first and last seen, a sample stack, business context), most frequent first, a page
+/// of at most 200 at a time (`total` says how many there are, `next_offset` where the next page
+/// starts), from the collector's windows in memory (the last hour).
 async fn rum_errors(
     State(api): State<Arc<CollectorService>>,
-    q: Result<Query<RangeQuery>, QueryRejection>,
+    q: Result<Query<ErrorsQuery>, QueryRejection>,
 ) -> Response {
-    let range = match q {
-        Ok(Query(q)) => q.range.unwrap_or(HumanDuration::from_secs(3600)),
+    let q = match q {
+        Ok(Query(q)) => q,
         Err(e) => return api::error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let Some(c) = &api.collector else {
+    let range = q.range.unwrap_or(HumanDuration::from_secs(3600));
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_ERRORS_PAGE);
+    let offset = q.offset.unwrap_or(0);
+    let Some(c) = api.collector.clone() else {
         return api::error(StatusCode::NOT_FOUND, "the collector is off (collector.enabled)");
     };
+    let _pass = match api.gate.enter() {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
     let since = api.checks.hub.now().minus(range.get());
-    axum::Json(json!({ "errors": c.errors_since(since) })).into_response()
+    match api::blocking(move || c.errors_page(since, offset, limit)).await {
+        Ok((total, errors)) => {
+            let next = (offset + errors.len() < total).then_some(offset + errors.len());
+            axum::Json(json!({ "errors": errors, "total": total, "next_offset": next })).into_response()
+        }
+        Err(r) => r,
+    }
 }

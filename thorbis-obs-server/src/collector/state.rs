@@ -21,6 +21,10 @@ fn window_ms(cfg: &CollectorSection) -> i64 {
 
 /// Closed windows kept in memory for the API (an hour of one-minute windows).
 const KEEP_WINDOWS: usize = 60;
+/// How long readers share a merged window, ms.
+pub const MERGED_FRESH_MS: i64 = 1_000;
+/// Ranges whose merged windows are kept.
+pub const MERGED_CACHED: usize = 8;
 
 /// Counters of what the collector took and refused.
 #[derive(Debug, Default)]
@@ -71,6 +75,10 @@ pub struct Collector {
     agent_id: String,
     open: Mutex<Open>,
     recent: Mutex<VecDeque<RumWindow>>,
+    /// `trusted_proxies`, parsed.
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Merged windows by range (in windows since the epoch), with when they were merged.
+    merged: Mutex<std::collections::HashMap<i64, (Timestamp, Arc<RumWindow>)>>,
     /// What it took and refused.
     pub stats: Stats,
     /// The OTLP exporters, when `[collector.otlp]` is set.
@@ -100,6 +108,8 @@ impl Collector {
                 per_token: RateLimit::new(cfg.per_token_per_minute, burst(cfg.per_token_per_minute)),
             }),
             recent: Mutex::new(VecDeque::new()),
+            merged: Mutex::default(),
+            trusted_proxies: cfg.trusted_proxies.iter().filter_map(|p| super::parse_cidr(p).ok()).collect(),
             stats: Stats::default(),
             #[cfg(feature = "otlp")]
             otlp: cfg.otlp.as_ref().and_then(|o| match super::otlp::Otlp::new(o) {
@@ -146,6 +156,7 @@ impl Collector {
         while recent.len() > KEEP_WINDOWS {
             recent.pop_front();
         }
+        self.forget_merged();
         closed
     }
 
@@ -187,6 +198,8 @@ impl Collector {
         while recent.len() > KEEP_WINDOWS {
             recent.pop_front();
         }
+        drop(recent);
+        self.forget_merged();
         if reloaded > 0 {
             tracing::info!(windows = reloaded, "RUM windows of the last hour reloaded");
         }
@@ -215,26 +228,64 @@ impl Collector {
         if let Some(w) = recent.iter_mut().rev().find(|w| w.start == start) {
             *w = merged.clone();
         }
+        self.forget_merged();
         merged
     }
 
-    /// The windows since `since` merged, the open one included.
-    pub fn merged_since(&self, since: Timestamp) -> RumWindow {
-        let mut all = self.open().window.clone();
-        for w in self.recent.lock().unwrap_or_else(PoisonError::into_inner).iter().filter(|w| w.start >= since) {
-            all.merge(w);
+    /// The windows since `since` merged, the open one included. Readers share one merged
+    /// window per range for up to [`MERGED_FRESH_MS`] (a thousand readers a second merge once,
+    /// not a thousand times); at most [`MERGED_CACHED`] ranges are kept. The merge is CPU work:
+    /// call it off the runtime's threads (`spawn_blocking`) when the range is long.
+    pub fn merged_since(&self, since: Timestamp) -> Arc<RumWindow> {
+        let now = self.hub.now();
+        let w = window_ms(&self.cfg);
+        // Ranges are rounded to whole windows, so nearby `since`s share an entry.
+        let key = since.0.div_euclid(w);
+        {
+            let cache = self.merged.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((at, m)) = cache.get(&key) {
+                if (0..MERGED_FRESH_MS).contains(&(now.0 - at.0)) {
+                    return m.clone();
+                }
+            }
         }
+        let mut all = self.open().window.clone();
+        for win in self.recent.lock().unwrap_or_else(PoisonError::into_inner).iter().filter(|win| win.start >= since) {
+            all.merge(win);
+        }
+        let all = Arc::new(all);
+        let mut cache = self.merged.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MERGED_CACHED && !cache.contains_key(&key) {
+            if let Some(oldest) = cache.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| *k) {
+                cache.remove(&oldest);
+            }
+        }
+        cache.insert(key, (now, all.clone()));
         all
     }
 
-    /// Error groups of the windows since `since` (the open one included), most frequent first.
-    pub fn errors_since(&self, since: Timestamp) -> Vec<ErrorGroup> {
-        let mut groups: Vec<ErrorGroup> = self.merged_since(since).errors.into_values().collect();
-        groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.fingerprint.cmp(&b.fingerprint)));
-        groups
+    /// Drops the merged windows readers share (a window closed or merged).
+    fn forget_merged(&self) {
+        self.merged.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
-    fn admit(&self, headers: &HeaderMap, uri: &Uri, peer: SocketAddr, now: Timestamp) -> Result<(), Rejection> {
+    /// Error groups of the windows since `since` (the open one included), most frequent first:
+    /// `limit` of them from `offset`, with how many there are in all.
+    pub fn errors_page(&self, since: Timestamp, offset: usize, limit: usize) -> (usize, Vec<ErrorGroup>) {
+        let merged = self.merged_since(since);
+        let mut groups: Vec<&ErrorGroup> = merged.errors.values().collect();
+        groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.fingerprint.cmp(&b.fingerprint)));
+        (groups.len(), groups.into_iter().skip(offset).take(limit).cloned().collect())
+    }
+
+    /// The `limit` most frequent error groups since `since`.
+    pub fn errors_since(&self, since: Timestamp, limit: usize) -> Vec<ErrorGroup> {
+        self.errors_page(since, 0, limit).1
+    }
+
+    /// Admits a request before its body is read: origin, client token, rate limits, content
+    /// type. Nothing of a refused request's body is read.
+    pub fn admit(&self, headers: &HeaderMap, uri: &Uri, peer: SocketAddr, now: Timestamp) -> Result<(), Rejection> {
         if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
             if !self.origin_allowed(origin) {
                 return Err(Rejection::new(
@@ -253,26 +304,32 @@ impl Collector {
                 return Err(Rejection::new(StatusCode::UNAUTHORIZED, what, Some("token")));
             }
         }
-        let ip = self
-            .cfg
-            .trust_forwarded_for
-            .then(|| headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
-            .flatten()
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| peer.ip().to_string());
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let ip = super::client_ip(peer.ip(), forwarded, &self.trusted_proxies).to_string();
         let now_ms = now.0 as f64;
         let mut open = self.open();
-        // Requests without a token have no per-token limit, only the per-IP one.
+        // Only configured tokens have a limit of their own (made-up ones were refused above);
+        // without configured tokens, only the per-IP limit applies.
         let limited = match token.as_deref() {
-            Some(t) => open.per_token.check(t, now_ms).map_err(|w| (w, "client token")),
-            None => Ok(()),
+            Some(t) if !self.cfg.client_tokens.is_empty() => {
+                open.per_token.check(t, now_ms).map_err(|w| (w, "client token"))
+            }
+            _ => Ok(()),
         }
         .and_then(|()| open.per_ip.check(&ip, now_ms).map_err(|w| (w, "IP")));
         if let Err((wait_ms, what)) = limited {
             let mut r = Rejection::new(StatusCode::TOO_MANY_REQUESTS, format!("rate limit of this {what}"), None);
             r.retry_after = Some((wait_ms / 1000.0).ceil().max(1.0) as u64);
             return Err(r);
+        }
+        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("text/plain");
+        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if mime != "text/plain" && mime != "application/json" {
+            return Err(Rejection::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content type {mime:?}: send text/plain or application/json"),
+                Some("Content-Type"),
+            ));
         }
         Ok(())
     }
@@ -291,32 +348,30 @@ impl Collector {
         now: Timestamp,
     ) -> Result<usize, Rejection> {
         let r = self.admit(headers, uri, peer, now).and_then(|()| self.count(headers, body, now));
-        let outcome = match &r {
+        self.record(&r);
+        r
+    }
+
+    /// Counts a request's outcome in [`Collector::stats`].
+    pub fn record(&self, r: &Result<usize, Rejection>) {
+        let outcome = match r {
             Ok(_) => 0,
             Err(e) => e.outcome(),
         };
         self.stats.batches[outcome].fetch_add(1, Ordering::Relaxed);
-        r
     }
 
     /// Decodes an admitted body and counts it into the open window.
-    fn count(&self, headers: &HeaderMap, body: &[u8], now: Timestamp) -> Result<usize, Rejection> {
-        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("text/plain");
-        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if mime != "text/plain" && mime != "application/json" {
-            return Err(Rejection::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("content type {mime:?}: send text/plain or application/json"),
-                Some("Content-Type"),
-            ));
-        }
-        let batch = decode(body)?;
+    pub fn count(&self, headers: &HeaderMap, body: &[u8], now: Timestamp) -> Result<usize, Rejection> {
+        let mut batch = decode(body)?;
+        // The page's clock is the page's word: times move onto ours before anything counts.
+        batch.align_to(now);
         let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
         let device = Device::from_user_agent(ua);
         let done = {
             let mut open = self.open();
             open.sessions.observe(&batch, now.0);
-            open.window.ingest(&batch, device)
+            open.window.ingest(&batch, device, now)
         };
         self.stats.events.fetch_add(done.events as u64, Ordering::Relaxed);
         Ok(done.events)

@@ -142,6 +142,8 @@ pub fn from_window(w: &RumWindow, range: String, now: Timestamp) -> Summary {
     let mut ux = UserExperience::default();
     let mut business = BusinessImpact::default();
     let (mut seconds, mut bounces) = (0.0, 0.0);
+    // Steps are summed in a map and listed once: linear in the number of series.
+    let mut steps: BTreeMap<(String, String), f64> = BTreeMap::new();
     for (k, c) in w.counters.iter() {
         let label = |name: &str| k.labels.iter().find(|(l, _)| l == name).map(|(_, v)| v.clone()).unwrap_or_default();
         match k.metric.as_str() {
@@ -160,16 +162,12 @@ pub fn from_window(w: &RumWindow, range: String, now: Timestamp) -> Summary {
                 t.count += c.count;
                 t.value += c.sum;
             }
-            "journey_steps" => {
-                let steps = ux.funnels.entry(label("journey")).or_default();
-                let step = label("step");
-                match steps.iter_mut().find(|s| s.step == step) {
-                    Some(s) => s.count += c.count,
-                    None => steps.push(FunnelStep { step, count: c.count, share: 0.0 }),
-                }
-            }
+            "journey_steps" => *steps.entry((label("journey"), label("step"))).or_default() += c.count,
             _ => {}
         }
+    }
+    for ((journey, step), count) in steps {
+        ux.funnels.entry(journey).or_default().push(FunnelStep { step, count, share: 0.0 });
     }
     reliability.page_views = w.views.values().fold(0.0, |n, v| n + v.weight);
     if reliability.page_views > 0.0 {

@@ -113,11 +113,29 @@ pub struct HttpSection {
     pub listen: String,
     /// Bearer token for the write endpoints (suppressions, samples). Without one they refuse.
     pub api_token: Option<Secret>,
+    /// `Host` names (no port) requests may carry: the names the agent is reached by. Default
+    /// `localhost`, `127.0.0.1` and `::1`; `"*"` takes any (not behind a browser: a web page
+    /// could then reach the agent through DNS rebinding).
+    pub hosts: Vec<String>,
+    /// Connections open at once, at most (default 1,024); more are closed at once.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this; an idle keep-alive connection closes after
+    /// it (default 10 s).
+    pub header_read_timeout: HumanDuration,
+    /// How far ahead of the agent's clock a pushed sample may be (default 5 min).
+    pub max_sample_skew: HumanDuration,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
-        HttpSection { listen: "127.0.0.1:9464".into(), api_token: None }
+        HttpSection {
+            listen: "127.0.0.1:9464".into(),
+            api_token: None,
+            hosts: crate::api::LOOPBACK_HOSTS.map(String::from).to_vec(),
+            max_connections: 1024,
+            header_read_timeout: HumanDuration::from_secs(10),
+            max_sample_skew: HumanDuration::from_secs(300),
+        }
     }
 }
 
@@ -263,6 +281,15 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
     }
     if !c.http.listen.is_empty() && c.http.listen.parse::<std::net::SocketAddr>().is_err() {
         p("http.listen".into(), format!("{:?} is not an address such as 127.0.0.1:9464", c.http.listen));
+    }
+    if c.http.hosts.is_empty() {
+        p("http.hosts".into(), "at least one name the agent is reached by (or \"*\" for any)".into());
+    }
+    if c.http.max_connections == 0 {
+        p("http.max_connections".into(), "must be at least 1".into());
+    }
+    if c.http.header_read_timeout.get().is_zero() {
+        p("http.header_read_timeout".into(), "must be longer than 0s".into());
     }
     let sections = [
         crate::channels::problems(&c.channels),

@@ -175,8 +175,11 @@ pub fn problems(boards: &[DashboardConfig]) -> Vec<(String, String)> {
                     out.push((format!("{at}.source.name"), format!("{name:?} is not a metric name")));
                 }
             } else if let DataSource::Sql { query, timeout, .. } = &w.source {
-                if query.trim().trim_end_matches(';').contains(';') {
-                    out.push((format!("{at}.source.query"), "one statement only".into()));
+                if let Some(pos) = crate::sql::second_statement(query) {
+                    out.push((
+                        format!("{at}.source.query"),
+                        format!("one statement only: a second one starts at byte {pos}"),
+                    ));
                 }
                 if timeout.get().is_zero() || timeout.get() > std::time::Duration::from_secs(60) {
                     out.push((format!("{at}.source.timeout"), "between 1ms and 60s".into()));

@@ -104,9 +104,12 @@ fn label_text(labels: &thorbis_obs_core::Labels) -> String {
     if parts.is_empty() { "all".into() } else { parts.join(", ") }
 }
 
-/// Error groups seen since a time, most frequent first (the collector's, handed down by the
-/// agent so this component does not import that one).
-pub type ErrorFeed = Arc<dyn Fn(Timestamp) -> Vec<ErrorGroup> + Send + Sync>;
+/// The errors seen since a time: how many in all, and the `n` most frequent groups (the
+/// collector's, handed down by the agent so this component does not import that one).
+pub type ErrorFeed = Arc<dyn Fn(Timestamp, usize) -> (u64, Vec<ErrorGroup>) + Send + Sync>;
+
+/// Rows of an errors table.
+const ERROR_ROWS: usize = 20;
 
 /// The dashboards with what their widgets read.
 pub struct Dashboards {
@@ -114,6 +117,8 @@ pub struct Dashboards {
     hub: Arc<Hub>,
     checks: Arc<Board>,
     errors: Option<ErrorFeed>,
+    /// Boards and widgets computed at once, at most.
+    gate: api::Gate,
 }
 
 impl std::fmt::Debug for Dashboards {
@@ -136,7 +141,7 @@ impl Dashboards {
                 }
             }
         }
-        Dashboards { boards, hub, checks, errors }
+        Dashboards { boards, hub, checks, errors, gate: api::Gate::default() }
     }
 
     fn router(self: Arc<Self>) -> Router {
@@ -154,6 +159,10 @@ impl Dashboards {
     }
 
     async fn render_board(&self, id: Option<&str>) -> Response {
+        let _pass = match self.gate.enter() {
+            Ok(p) => p,
+            Err(r) => return *r,
+        };
         let Some(board) = (match id {
             Some(id) => self.boards.iter().find(|b| b.id == id),
             None => self.boards.first(),
@@ -192,6 +201,10 @@ impl Component for Dashboards {
 }
 
 async fn widget_json(State(d): State<Arc<Dashboards>>, Path(id): Path<String>) -> Response {
+    let _pass = match d.gate.enter() {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
     match d.widget(&id) {
         Some(w) => axum::Json(d.data(w).await).into_response(),
         None => api::error(StatusCode::NOT_FOUND, format!("no widget {id:?}")),
@@ -199,6 +212,10 @@ async fn widget_json(State(d): State<Arc<Dashboards>>, Path(id): Path<String>) -
 }
 
 async fn widget_fragment(State(d): State<Arc<Dashboards>>, Path(id): Path<String>) -> Response {
+    let _pass = match d.gate.enter() {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
     match d.widget(&id) {
         Some(w) => api::html(widget_html(w, &d.data(w).await)),
         None => api::error(StatusCode::NOT_FOUND, format!("no widget {id:?}")),
@@ -276,8 +293,8 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
         DataSource::Errors => {
             d.columns = ["error", "count", "route", "process", "last seen"].map(String::from).to_vec();
             if let Some(errors_since) = &src.errors {
-                let groups = errors_since(now.minus(w.range.get()));
-                for g in groups.iter().take(20) {
+                let (total, groups) = errors_since(now.minus(w.range.get()), ERROR_ROWS);
+                for g in &groups {
                     let ago = now.since(g.last_seen).as_secs() / 60;
                     d.rows.push(vec![
                         g.message.chars().take(120).collect(),
@@ -287,7 +304,7 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
                         format!("{ago} min ago"),
                     ]);
                 }
-                d.value = Some(groups.iter().fold(0.0, |n, g| n + g.count as f64));
+                d.value = Some(total as f64);
             }
         }
         DataSource::Sql { url, query, timeout } => {

@@ -1,10 +1,6 @@
-//! SQL widgets: one statement, read only, with a statement timeout, at most 50 rows.
-//!
-//! The query is prepared alone first (the extended protocol takes one statement, so `SELECT 1;
-//! DELETE ...` is refused by PostgreSQL itself), then run as `SELECT row_to_json(q)::text FROM
-//! (<query>) q LIMIT 50` inside a READ ONLY transaction: a data-modifying statement cannot be a
-//! subquery, and the transaction could not write anyway. Values come back as JSON text, so any
-//! column type shows. Connections are kept per URL and reopened when closed.
+//! SQL widgets: one statement, read only, with a statement timeout, at most 50 rows, run the
+//! way all configured SQL is ([`crate::sql::query_json`], the PostgreSQL probe's business
+//! queries too). Connections are kept per URL and reopened when closed.
 
 use super::{Line, WidgetConfig, WidgetData, WidgetKind};
 use std::collections::HashMap;
@@ -42,22 +38,17 @@ pub(crate) async fn run(url: &str, query: &str, timeout: Duration) -> Result<Sql
         clients.insert(url.to_string(), client);
     }
     let Some(client) = clients.get_mut(url) else { return Err("no connection".into()) };
-    let sql = query.trim().trim_end_matches(';').trim();
     let db = |e: tokio_postgres::Error| {
         hide(e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()))
     };
     let tx = client.build_transaction().read_only(true).start().await.map_err(db)?;
     tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", timeout.as_millis())).await.map_err(db)?;
-    let inner = tx.prepare(sql).await.map_err(db)?;
-    let columns: Vec<String> = inner.columns().iter().map(|c| c.name().to_string()).collect();
-    let rows =
-        tx.query(&format!("SELECT row_to_json(q)::text FROM ({sql}) q LIMIT {MAX_ROWS}"), &[]).await.map_err(db)?;
+    let result = crate::sql::query_json(&tx, query, MAX_ROWS).await.map_err(hide)?;
     tx.rollback().await.map_err(db)?;
+    let columns = result.columns;
+    let rows = result.rows;
     let mut out = SqlResult { columns, rows: Vec::new(), numbers: Vec::new() };
-    for r in rows {
-        let text: String = r.try_get(0).map_err(db)?;
-        let obj: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| format!("unreadable row: {e}"))?;
+    for obj in rows {
         let mut cells = Vec::with_capacity(out.columns.len());
         let mut nums = Vec::with_capacity(out.columns.len());
         for c in &out.columns {

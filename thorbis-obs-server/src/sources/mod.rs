@@ -101,6 +101,11 @@ pub fn problems(sources: &[SourceConfig]) -> Vec<(String, String)> {
                 for (j, q) in business.iter().enumerate() {
                     if q.sql.trim().is_empty() {
                         p(format!("sources[{i}].business[{j}].sql"), "must not be empty".into());
+                    } else if let Some(pos) = crate::sql::second_statement(&q.sql) {
+                        p(
+                            format!("sources[{i}].business[{j}].sql"),
+                            format!("one statement only: a second one starts at byte {pos}"),
+                        );
                     }
                     if !thorbis_obs_core::metrics::is_valid_name(&q.name, false) {
                         p(format!("sources[{i}].business[{j}].name"), "use [a-zA-Z_][a-zA-Z0-9_]*".into());

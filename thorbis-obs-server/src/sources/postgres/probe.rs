@@ -183,11 +183,11 @@ impl PostgresProbe {
                 // Each query in its own savepoint: one broken query does not hide the others.
                 let sp = format!("thorbis_{}", report.samples.len());
                 tx.batch_execute(&format!("SAVEPOINT {sp}")).await.map_err(err)?;
-                match tx.simple_query(&q.sql).await {
-                    Ok(msgs) => business_samples(q, &msgs, now, &mut report),
-                    Err(e) => {
+                // The same path as the dashboards' SQL: one statement, extended protocol.
+                match crate::sql::query_json(&tx, &q.sql, MAX_BUSINESS_ROWS).await {
+                    Ok(rows) => business_samples(q, &rows, now, &mut report),
+                    Err(reason) => {
                         tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {sp}")).await.map_err(err)?;
-                        let reason = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
                         report.unavailable.insert(format!("business.{}", q.name), reason);
                     }
                 }
@@ -198,38 +198,39 @@ impl PostgresProbe {
     }
 }
 
+/// Rows a business query may return (each numeric column of each row is a sample).
+const MAX_BUSINESS_ROWS: usize = 1_000;
+
 /// Turns a business query's rows into samples: numeric columns are metrics, `label_columns`
 /// label them; a value that is not a number is reported, not guessed.
-fn business_samples(
-    q: &BusinessQuery,
-    msgs: &[tokio_postgres::SimpleQueryMessage],
-    now: Timestamp,
-    report: &mut ProbeReport,
-) {
-    for m in msgs {
-        let tokio_postgres::SimpleQueryMessage::Row(row) = m else { continue };
+fn business_samples(q: &BusinessQuery, rows: &crate::sql::JsonRows, now: Timestamp, report: &mut ProbeReport) {
+    use serde_json::Value;
+    for row in &rows.rows {
         let mut labels = Labels::new();
         for lc in &q.label_columns {
-            if let Some(v) = row.try_get(lc.as_str()).ok().flatten() {
-                labels.insert(lc.clone(), v);
+            match row.get(lc.as_str()) {
+                Some(Value::String(v)) => labels.insert(lc.clone(), v.clone()),
+                Some(Value::Null) | None => {}
+                Some(other) => labels.insert(lc.clone(), other.to_string()),
             }
         }
-        for (i, col) in row.columns().iter().enumerate() {
-            if q.label_columns.iter().any(|c| c == col.name()) {
+        for col in &rows.columns {
+            if q.label_columns.iter().any(|c| c == col) {
                 continue;
             }
-            let metric =
-                q.metrics.get(col.name()).cloned().unwrap_or_else(|| format!("business_{}_{}", q.name, col.name()));
-            match row.try_get(i).ok().flatten() {
-                None => {}
-                Some(text) => match text.parse::<f64>() {
-                    Ok(v) if v.is_finite() => report.samples.push(Sample::new(metric, labels.clone(), v, now)),
-                    _ => {
-                        report
-                            .unavailable
-                            .insert(format!("business.{}.{}", q.name, col.name()), format!("not a number: {text:?}"));
-                    }
-                },
+            let metric = q.metrics.get(col).cloned().unwrap_or_else(|| format!("business_{}_{}", q.name, col));
+            let number = match row.get(col) {
+                None | Some(Value::Null) => continue,
+                Some(Value::Number(n)) => n.as_f64(),
+                Some(Value::String(s)) => s.parse::<f64>().ok(),
+                Some(_) => None,
+            };
+            match number {
+                Some(v) if v.is_finite() => report.samples.push(Sample::new(metric, labels.clone(), v, now)),
+                _ => {
+                    let text = row.get(col).map(Value::to_string).unwrap_or_default();
+                    report.unavailable.insert(format!("business.{}.{}", q.name, col), format!("not a number: {text}"));
+                }
             }
         }
     }
