@@ -212,6 +212,16 @@ pub enum SampleError {
         /// The newest stored timestamp (ms).
         newest: i64,
     },
+    /// The engine holds as many series as it may; a new one is refused until old ones expire.
+    #[error("series limit of {limit} reached: {metric}{labels} is a new series and was not stored")]
+    TooManySeries {
+        /// Metric name.
+        metric: String,
+        /// Series labels.
+        labels: Labels,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// One observation.

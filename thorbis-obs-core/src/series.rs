@@ -59,7 +59,11 @@ pub struct SeriesStore {
     series: Vec<Option<Series>>,
     free: Vec<u32>,
     default_retention: Duration,
+    max_series: usize,
 }
+
+/// Live series a store holds at most (a few tens of MB with an hour of points each).
+pub const MAX_SERIES: usize = 50_000;
 
 impl Default for SeriesStore {
     fn default() -> Self {
@@ -70,7 +74,18 @@ impl Default for SeriesStore {
 impl SeriesStore {
     /// A store that keeps samples for `default_retention` unless a metric asks for more.
     pub fn new(default_retention: Duration) -> Self {
-        SeriesStore { metrics: HashMap::new(), series: Vec::new(), free: Vec::new(), default_retention }
+        SeriesStore {
+            metrics: HashMap::new(),
+            series: Vec::new(),
+            free: Vec::new(),
+            default_retention,
+            max_series: MAX_SERIES,
+        }
+    }
+
+    /// Sets how many series may be live at once (default [`MAX_SERIES`]).
+    pub fn set_max_series(&mut self, max: usize) {
+        self.max_series = max;
     }
 
     /// Asks that `metric` keep at least `retention` of samples, with quantile sketches when
@@ -122,9 +137,18 @@ impl SeriesStore {
         self.metrics.get(name)?.by_labels.get(labels).copied()
     }
 
-    /// Validates and stores a sample. On error nothing is stored.
+    /// Validates and stores a sample. On error nothing is stored. A sample of a new series is
+    /// refused while the maximum of series ([`MAX_SERIES`] by default) are live (they expire with their samples), so no
+    /// sender can grow the store without bound.
     pub fn ingest(&mut self, sample: &Sample) -> Result<SeriesId, SampleError> {
         sample.validate()?;
+        if self.len() >= self.max_series && self.find(&sample.name, &sample.labels).is_none() {
+            return Err(SampleError::TooManySeries {
+                metric: sample.name.clone(),
+                labels: sample.labels.clone(),
+                limit: self.max_series,
+            });
+        }
         let id = self.series_id(&sample.name, &sample.labels);
         self.push(id, sample.timestamp, sample.value).map(|()| id)
     }
@@ -236,5 +260,22 @@ mod tests {
         assert_eq!(st.series_of("m"), &[b]);
         let c = st.series_id("m", &Labels::new().with("a", "3"));
         assert_eq!(c, a, "slot reused");
+    }
+
+    #[test]
+    fn new_series_are_refused_at_the_cap_and_admitted_again_after_expiry() {
+        let mut st = SeriesStore::new(Duration::from_secs(60));
+        st.set_max_series(100);
+        for i in 0..100 {
+            st.ingest(&Sample::new("m", Labels::new().with("i", i.to_string()), 1.0, Timestamp(0))).expect("room");
+        }
+        let new = Sample::new("m", Labels::new().with("i", "new"), 1.0, Timestamp(1));
+        let e = st.ingest(&new).expect_err("full");
+        assert!(e.to_string().contains("series limit"), "{e}");
+        // Existing series still take samples.
+        st.ingest(&Sample::new("m", Labels::new().with("i", "7"), 2.0, Timestamp(2))).expect("existing");
+        // Once the old samples expire and their series are collected, new ones come in.
+        st.collect_garbage(Timestamp(120_000), |_| false);
+        st.ingest(&Sample::new("m", Labels::new().with("i", "new"), 1.0, Timestamp(120_000))).expect("room again");
     }
 }

@@ -203,6 +203,14 @@ impl RumWindow {
         RumWindow { start, ..RumWindow::default() }
     }
 
+    /// Starts counting the caps where `previous` (the window just closed) left them: routes and
+    /// label values seen stay admitted and new ones stay capped, so a flood of new names every
+    /// window cannot make new series every window. The collector carries them for an hour.
+    pub fn inherit_caps(&mut self, previous: &RumWindow) {
+        self.routes.clone_from(&previous.routes);
+        self.label_values.clone_from(&previous.label_values);
+    }
+
     /// True when nothing was counted.
     pub fn is_empty(&self) -> bool {
         self.vitals.is_empty() && self.counters.is_empty() && self.errors.is_empty() && self.views.is_empty()
@@ -729,5 +737,26 @@ mod tests {
         assert_eq!(g.count, 1);
         assert_eq!(g.first_seen, Timestamp(T + 10), "seen by the collector's clock");
         assert_eq!(w.errors.len(), 2, "the forged one is a group of its own");
+    }
+
+    #[test]
+    fn caps_hold_across_windows_when_carried() {
+        let name = |w: &mut RumWindow, n: &str| {
+            let ev = format!(r#"{{"type":"business","at":{T},"name":"{n}","props":{{}}}}"#);
+            w.ingest(&page(true, 100, "/a", &ev), Device::Desktop, Timestamp(T));
+        };
+        let cap = LABEL_CAPS.iter().find(|(l, _)| *l == "name").map(|(_, c)| *c).expect("cap");
+        let mut first = RumWindow::new(Timestamp(T));
+        for i in 0..cap {
+            name(&mut first, &format!("n{i}"));
+        }
+        let mut next = RumWindow::new(Timestamp(T + 60_000));
+        next.inherit_caps(&first);
+        name(&mut next, "n3");
+        name(&mut next, "brand-new");
+        let s = next.samples(Timestamp(T + 120_000));
+        assert!(sample(&s, "business_events", &[("name", "n3")]).is_some(), "admitted names stay admitted");
+        assert!(sample(&s, "business_events", &[("name", "brand-new")]).is_none());
+        assert_eq!(sample(&s, "business_events", &[("name", OTHER)]).map(|x| x.value), Some(1.0));
     }
 }

@@ -66,7 +66,13 @@ struct Open {
     sessions: SessionTracker,
     per_ip: RateLimit,
     per_token: RateLimit,
+    /// Since when the caps' admitted values are carried from window to window.
+    caps_since: Timestamp,
 }
+
+/// How long label values a cap admitted stay admitted across windows before the caps start
+/// afresh (new routes and names can then come in).
+const CAPS_CARRIED_MS: i64 = 3_600_000;
 
 /// The collector's state: the open window, the limits, recent closed windows.
 pub struct Collector {
@@ -79,6 +85,8 @@ pub struct Collector {
     trusted_proxies: Vec<ipnet::IpNet>,
     /// Merged windows by range (in windows since the epoch), with when they were merged.
     merged: Mutex<std::collections::HashMap<i64, (Timestamp, Arc<RumWindow>)>>,
+    /// Held while merging.
+    merging: Mutex<()>,
     /// What it took and refused.
     pub stats: Stats,
     /// The OTLP exporters, when `[collector.otlp]` is set.
@@ -106,9 +114,11 @@ impl Collector {
                 sessions: SessionTracker::default(),
                 per_ip: RateLimit::new(cfg.per_ip_per_minute, burst(cfg.per_ip_per_minute)),
                 per_token: RateLimit::new(cfg.per_token_per_minute, burst(cfg.per_token_per_minute)),
+                caps_since: now,
             }),
             recent: Mutex::new(VecDeque::new()),
             merged: Mutex::default(),
+            merging: Mutex::default(),
             trusted_proxies: cfg.trusted_proxies.iter().filter_map(|p| super::parse_cidr(p).ok()).collect(),
             stats: Stats::default(),
             #[cfg(feature = "otlp")]
@@ -147,9 +157,15 @@ impl Collector {
         let idle = i64::try_from(self.cfg.session_idle.get().as_millis()).unwrap_or(i64::MAX);
         let closed = {
             let mut open = self.open();
-            let Open { window, sessions, .. } = &mut *open;
+            let Open { window, sessions, caps_since, .. } = &mut *open;
             sessions.expire(now.0, idle, window);
-            std::mem::replace(window, RumWindow::new(now))
+            let mut next = RumWindow::new(now);
+            if now.0 - caps_since.0 < CAPS_CARRIED_MS {
+                next.inherit_caps(window);
+            } else {
+                *caps_since = now;
+            }
+            std::mem::replace(window, next)
         };
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent.push_back(closed.clone());
@@ -247,6 +263,13 @@ impl Collector {
                 if (0..MERGED_FRESH_MS).contains(&(now.0 - at.0)) {
                     return m.clone();
                 }
+            }
+        }
+        // One merge at a time: readers that missed the cache together wait for it and share it.
+        let _merging = self.merging.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, m)) = self.merged.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            if (0..MERGED_FRESH_MS).contains(&(now.0 - at.0)) {
+                return m.clone();
             }
         }
         let mut all = self.open().window.clone();
@@ -439,11 +462,15 @@ pub async fn run_windows(collector: Arc<Collector>, mut stop: tokio::sync::watch
             o.export(&samples, &errors).await;
         }
         let mut refused = 0;
+        let mut first = None;
         for s in &samples {
             if let Err(e) = hub.ingest(s) {
                 refused += 1;
-                tracing::warn!(metric = %s.name, error = %e, "RUM sample refused by the engine");
+                first.get_or_insert(e);
             }
+        }
+        if let Some(e) = first {
+            tracing::warn!(refused, first = %e, "RUM samples refused by the engine");
         }
         tracing::debug!(samples = samples.len(), refused, errors = closed.errors.len(), "RUM window closed");
     }
