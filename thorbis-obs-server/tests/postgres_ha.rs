@@ -62,6 +62,10 @@ async fn store_contract() {
     assert_eq!((s.pending, s.delivered, s.failed), (0, 1, 1));
     assert_eq!(store.failed_deliveries(5).await.expect("failed")[0].error, "HTTP 400: bad");
     assert!(store.record_attempt("nope", "hook", &AttemptOutcome::Failed { at, error: String::new() }).await.is_err());
+    // Settled rows go by age; the one delivered before `later` is gone, the later failure stays.
+    assert_eq!(store.prune_outbox(later).await.expect("prune"), 1);
+    let s = store.outbox_stats().await.expect("stats");
+    assert_eq!((s.pending, s.delivered, s.failed), (0, 0, 1));
     // Shared RUM windows: one per agent and start, the newest body wins, pruned by start.
     store.record_rum_window(at, "a", "{\"v\":1}").await.expect("window");
     store.record_rum_window(at, "a", "{\"v\":2}").await.expect("rewritten");

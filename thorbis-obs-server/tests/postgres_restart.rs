@@ -6,9 +6,13 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use thorbis_obs_core::testing::InMemoryChannel;
 use thorbis_obs_core::time::Timestamp;
+use thorbis_obs_server::agent::Agent;
 use thorbis_obs_server::sources::postgres::{PostgresProbe, ProbeSettings, Section};
+use thorbis_obs_server::store::postgres::PostgresStore;
 
 fn pg_ctl(action: &str) {
     let ctl = std::env::var("THORBIS_TEST_PG_CTL").expect("THORBIS_TEST_PG_CTL is set by scripts/test.sh");
@@ -20,14 +24,49 @@ fn pg_ctl(action: &str) {
     assert!(status.success(), "pg_ctl {action}");
 }
 
-#[tokio::test]
-async fn the_probe_survives_a_server_restart() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_survives_a_server_restart_and_the_agent_says_its_store_is_down() {
     let url = support::pg::fresh_database("thorbis_restart").await;
     let settings = ProbeSettings { sections: vec![Section::Connections, Section::Health], ..ProbeSettings::default() };
     // A short interval keeps the reconnect backoff short.
     let probe = PostgresProbe::new("pg", &url, Duration::from_millis(200), settings);
     assert!(probe.collect_report(Timestamp(0)).await.is_ok());
+    // An agent on the same server, its store: while the store is down, /readyz fails and
+    // thorbis_store_up says 0; when it is back, both recover.
+    let store_url = support::pg::fresh_database("thorbis_restart_store").await;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
+    let agent = Agent::builder()
+        .rules(thorbis_obs_core::rules::packs::database_health_rules())
+        .channel(Arc::new(InMemoryChannel::new("mem")))
+        .alias("slack", "mem")
+        .alias("email", "mem")
+        .alias("pagerduty", "mem")
+        .alias("sms", "mem")
+        .store(Arc::new(PostgresStore::connect(&store_url).await.expect("store")))
+        .evaluation_interval(Duration::from_millis(200))
+        .http(addr, None)
+        .build()
+        .expect("valid");
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async move {
+        let _ = rx.await;
+    }));
+    let c = reqwest::Client::new();
+    let ready = |c: reqwest::Client| async move {
+        let status = c.get(format!("http://{addr}/readyz")).send().await.ok()?.status().as_u16();
+        let m = c.get(format!("http://{addr}/metrics")).send().await.ok()?.text().await.ok()?;
+        let up = m.lines().find_map(|l| l.strip_prefix("thorbis_store_up ")).map(|v| v.trim().to_string())?;
+        Some((status, up))
+    };
+    support::eventually("the agent ready", Duration::from_secs(30), async || {
+        ready(c.clone()).await == Some((200, "1".into()))
+    })
+    .await;
     pg_ctl("stop");
+    support::eventually("/readyz and thorbis_store_up to say the store is down", Duration::from_secs(30), async || {
+        ready(c.clone()).await == Some((503, "0".into()))
+    })
+    .await;
     let e = probe.collect_report(Timestamp(0)).await.expect_err("the server is down");
     assert!(e.to_string().contains("database unreachable") || e.to_string().contains("collection failed"), "{e}");
     let e = probe.collect_report(Timestamp(0)).await.expect_err("still down");
@@ -46,4 +85,10 @@ async fn the_probe_survives_a_server_restart() {
             }
         }
     }
+    support::eventually("the agent ready again", Duration::from_secs(30), async || {
+        ready(c.clone()).await == Some((200, "1".into()))
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.expect("join").expect("agent");
 }

@@ -294,6 +294,7 @@ impl AgentBuilder {
             aliases: self.aliases,
             leader: AtomicBool::new(false),
             running: AtomicBool::new(false),
+            store_ok: AtomicBool::new(true),
             api_token,
             max_sample_skew: self.max_sample_skew,
         });

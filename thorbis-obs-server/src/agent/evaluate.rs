@@ -9,12 +9,18 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Delivered and failed outbox rows are kept this long (the alerts API shows recent failures).
+const OUTBOX_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+/// How often the leader prunes the outbox.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// Evaluates on an interval while this agent leads; commits notifications and state together.
 pub(super) async fn evaluate_loop(shared: Arc<Shared>, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut carry: Vec<OutboxEntry> = Vec::new();
     let mut was_leader = false;
+    let mut last_prune: Option<thorbis_obs_core::time::Timestamp> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -23,6 +29,7 @@ pub(super) async fn evaluate_loop(shared: Arc<Shared>, interval: Duration, mut s
         let leader = match shared.hub.store().try_lead().await {
             Ok(l) => l,
             Err(e) => {
+                shared.store_ok.store(false, Ordering::Relaxed);
                 tracing::error!(error = %e, "cannot reach the store for the leader lock");
                 false
             }
@@ -53,6 +60,15 @@ pub(super) async fn evaluate_loop(shared: Arc<Shared>, interval: Duration, mut s
             continue;
         }
         commit_tick(&shared, &mut carry).await;
+        let now = shared.hub.now();
+        if last_prune.is_none_or(|t| now.since(t) >= PRUNE_EVERY) {
+            last_prune = Some(now);
+            match shared.hub.store().prune_outbox(now.minus(OUTBOX_RETENTION)).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "settled outbox rows pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
+            }
+        }
     }
     if was_leader {
         // Persist the latest state (and anything not yet committed) before exiting.
@@ -79,7 +95,10 @@ async fn commit_tick(shared: &Shared, carry: &mut Vec<OutboxEntry>) {
             }
         }
     }
-    match shared.hub.store().commit_evaluation(&snap, carry).await {
+    let committed = shared.hub.store().commit_evaluation(&snap, carry).await;
+    // `/readyz` and `thorbis_store_up` say whether the last commit went through.
+    shared.store_ok.store(committed.is_ok(), Ordering::Relaxed);
+    match committed {
         Ok(()) => {
             let channels: BTreeSet<&String> = carry.iter().map(|e| &e.channel).collect();
             for c in channels {

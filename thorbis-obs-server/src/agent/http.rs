@@ -45,13 +45,15 @@ pub(super) fn router(handle: AgentHandle) -> Router {
 async fn readyz(State(h): State<AgentHandle>) -> Response {
     let store = h.shared().hub.store().ping().await;
     let running = h.shared().running.load(Ordering::Relaxed);
+    let commits = h.shared().store_ok.load(Ordering::Relaxed);
     let body = json!({
         "store": store.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+        "store_commits": if commits { "ok" } else { "failing" },
         "running": running,
         "leader": h.is_leader(),
         "sources": h.sources(),
     });
-    let status = if store.is_ok() && running { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if store.is_ok() && commits && running { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }
 
@@ -157,6 +159,7 @@ struct AgentCollector {
     alerts: Vec<Point>,
     deliveries: Vec<(String, &'static str, u64)>,
     send_seconds: Vec<(String, f64)>,
+    store_up: bool,
 }
 
 impl Collector for AgentCollector {
@@ -202,6 +205,13 @@ impl Collector for AgentCollector {
         for (channel, secs) in &self.send_seconds {
             ConstCounter::new(*secs).encode(family.encode_family(&[("channel", channel.as_str())])?)?;
         }
+        let family = encoder.encode_descriptor(
+            "thorbis_store_up",
+            "1 while the evaluations commit to the store, 0 while they fail",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::from(self.store_up)).encode(family)?;
         let family = encoder.encode_descriptor(
             "thorbis_http_connections_refused",
             "connections closed at once because http.max_connections were open",
@@ -258,7 +268,8 @@ pub fn render_metrics(h: &AgentHandle) -> Result<String, std::fmt::Error> {
     let send_seconds =
         shared.counters.iter().map(|(ch, c)| (ch.clone(), c.latency_us.load(Ordering::Relaxed) as f64 / 1e6)).collect();
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(AgentCollector { series, alerts, deliveries, send_seconds }));
+    let store_up = shared.store_ok.load(Ordering::Relaxed);
+    registry.register_collector(Box::new(AgentCollector { series, alerts, deliveries, send_seconds, store_up }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

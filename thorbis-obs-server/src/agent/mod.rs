@@ -90,6 +90,8 @@ pub(crate) struct Shared {
     pub(crate) aliases: BTreeMap<String, String>,
     pub(crate) leader: AtomicBool,
     pub(crate) running: AtomicBool,
+    /// The last commit of an evaluation (or the leader lock) reached the store.
+    pub(crate) store_ok: AtomicBool,
     pub(crate) api_token: Option<Secret>,
     /// How far ahead of now a pushed sample may be.
     pub(crate) max_sample_skew: Duration,

@@ -228,6 +228,10 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes results with `at < before`; returns how many.
     async fn prune_checks(&self, before: Timestamp) -> Result<u64, StoreError>;
 
+    /// Deletes outbox rows settled (delivered, or failed for good) before `before`; rows still
+    /// to be delivered are never deleted. Returns how many.
+    async fn prune_outbox(&self, before: Timestamp) -> Result<u64, StoreError>;
+
     /// Keeps an agent's closed RUM window (core's `RumWindow` as JSON) starting at `start`, so the
     /// agents sharing the store can merge them.
     async fn record_rum_window(&self, start: Timestamp, agent: &str, body: &str) -> Result<(), StoreError>;

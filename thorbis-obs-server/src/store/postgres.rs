@@ -326,6 +326,16 @@ impl Store for PostgresStore {
         c.execute("DELETE FROM check_results WHERE at < $1", &[&before.as_millis()]).await.map_err(backend)
     }
 
+    async fn prune_outbox(&self, before: Timestamp) -> Result<u64, StoreError> {
+        client!(self, c);
+        c.execute(
+            "DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND finished_at < $1",
+            &[&before.as_millis()],
+        )
+        .await
+        .map_err(backend)
+    }
+
     async fn record_rum_window(&self, start: Timestamp, agent: &str, body: &str) -> Result<(), StoreError> {
         client!(self, c);
         c.execute(

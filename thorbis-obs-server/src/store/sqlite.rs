@@ -376,6 +376,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn prune_outbox(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND finished_at < ?1",
+                params![before.as_millis()],
+            )
+            .map(|n| n as u64)
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn record_rum_window(&self, start: Timestamp, agent: &str, body: &str) -> Result<(), StoreError> {
         let (agent, body) = (agent.to_string(), body.to_string());
         self.with(move |c| {
@@ -430,6 +442,32 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn settled_outbox_rows_are_pruned_by_age_and_pending_ones_never() {
+        use thorbis_obs_core::engine::{EngineSnapshot, SNAPSHOT_VERSION};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("t.db")).expect("opens");
+        let at = Timestamp::from_secs(1_795_000_000);
+        let snap = EngineSnapshot { version: SNAPSHOT_VERSION, taken_at: at, alerts: vec![], conditions: vec![] };
+        let note = |id: &str| {
+            let mut n = crate::cli::test_notification(thorbis_obs_core::rules::Severity::Info);
+            n.id = id.to_string();
+            n
+        };
+        let entries: Vec<OutboxEntry> =
+            ["a", "b", "c"].iter().map(|id| OutboxEntry { notification: note(id), channel: "hook".into() }).collect();
+        store.commit_evaluation(&snap, &entries).await.expect("commit");
+        store.record_attempt("a", "hook", &AttemptOutcome::Delivered { at, answer: None }).await.expect("record");
+        let later = Timestamp::from_secs(1_795_000_600);
+        store
+            .record_attempt("b", "hook", &AttemptOutcome::Failed { at: later, error: "400".into() })
+            .await
+            .expect("record");
+        assert_eq!(store.prune_outbox(Timestamp::from_secs(1_795_001_000)).await.expect("prune"), 2);
+        let s = store.outbox_stats().await.expect("stats");
+        assert_eq!((s.pending, s.delivered, s.failed), (1, 0, 0), "the pending row stays");
+    }
 
     #[tokio::test]
     async fn rum_windows_round_trip() {
