@@ -187,14 +187,7 @@ async fn a_host_component_serves_its_routes_and_runs_with_the_agent() {
     let addr = free_addr();
     let made: Arc<std::sync::Mutex<Option<Arc<Hello>>>> = Arc::default();
     let keep = made.clone();
-    let agent = Agent::builder()
-        .rules(packs::database_health_rules())
-        .channel(Arc::new(InMemoryChannel::new("mem")))
-        .alias("slack", "mem")
-        .alias("email", "mem")
-        .alias("pagerduty", "mem")
-        .alias("sms", "mem")
-        .store(Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("opens")))
+    let agent = support::quiet_agent(Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("opens")))
         .http(addr, None)
         .component(move |hub| {
             let c = Arc::new(Hello { hub: hub.clone(), ran: AtomicBool::new(false), stopped: AtomicBool::new(false) });

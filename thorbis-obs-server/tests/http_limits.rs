@@ -8,9 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use thorbis_obs_core::rules::packs;
-use thorbis_obs_core::testing::InMemoryChannel;
-use thorbis_obs_server::agent::{Agent, HttpLimits};
+use thorbis_obs_server::agent::HttpLimits;
 use thorbis_obs_server::config::Secret;
 use thorbis_obs_server::store::sqlite::SqliteStore;
 
@@ -28,14 +26,7 @@ struct Running {
 async fn start(limits: HttpLimits) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = free_addr();
-    let agent = Agent::builder()
-        .rules(packs::database_health_rules())
-        .channel(Arc::new(InMemoryChannel::new("mem")))
-        .alias("slack", "mem")
-        .alias("email", "mem")
-        .alias("pagerduty", "mem")
-        .alias("sms", "mem")
-        .store(Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("opens")))
+    let agent = support::quiet_agent(Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("opens")))
         .http(addr, Some(Secret::new("s3cret")))
         .http_limits(limits)
         .max_sample_skew(Duration::from_secs(60))

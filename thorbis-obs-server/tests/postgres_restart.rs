@@ -8,9 +8,7 @@ mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use thorbis_obs_core::testing::InMemoryChannel;
 use thorbis_obs_core::time::Timestamp;
-use thorbis_obs_server::agent::Agent;
 use thorbis_obs_server::sources::postgres::{PostgresProbe, ProbeSettings, Section};
 use thorbis_obs_server::store::postgres::PostgresStore;
 
@@ -35,14 +33,7 @@ async fn the_probe_survives_a_server_restart_and_the_agent_says_its_store_is_dow
     // thorbis_store_up says 0; when it is back, both recover.
     let store_url = support::pg::fresh_database("thorbis_restart_store").await;
     let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
-    let agent = Agent::builder()
-        .rules(thorbis_obs_core::rules::packs::database_health_rules())
-        .channel(Arc::new(InMemoryChannel::new("mem")))
-        .alias("slack", "mem")
-        .alias("email", "mem")
-        .alias("pagerduty", "mem")
-        .alias("sms", "mem")
-        .store(Arc::new(PostgresStore::connect(&store_url).await.expect("store")))
+    let agent = support::quiet_agent(Arc::new(PostgresStore::connect(&store_url).await.expect("store")))
         .evaluation_interval(Duration::from_millis(200))
         .http(addr, None)
         .build()

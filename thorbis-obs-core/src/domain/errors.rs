@@ -292,7 +292,8 @@ fn push_word(out: &mut String, word: &str) {
     }
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+/// The first `max` bytes of `s`, cut on a character boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

@@ -3,7 +3,7 @@
 
 use super::keys::{ALL, CounterKey, Device, MAX_ROUTES, OTHER_ROUTE, VitalKey, route_pattern};
 use super::series::{Counter, Series, VitalAgg};
-use crate::domain::errors::{StackFrame, business_fingerprint, error_fingerprint, parse_stack};
+use crate::domain::errors::{StackFrame, business_fingerprint, error_fingerprint, parse_stack, truncate};
 use crate::domain::vitals::{Rating, Vital};
 use crate::metrics::{Labels, Sample};
 use crate::time::Timestamp;
@@ -65,18 +65,6 @@ pub fn sample_weight(batch: &Batch) -> u64 {
 /// `v` with its magnitude at most `max` (NaN as 0).
 fn clamp_abs(v: f64, max: f64) -> f64 {
     if v.is_nan() { 0.0 } else { v.clamp(-max, max) }
-}
-
-/// The first `max` bytes of `s` (cut on a character boundary).
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Errors that share a fingerprint, within a window.
@@ -401,7 +389,7 @@ impl RumWindow {
                                 _ => None,
                             })
                             .collect();
-                        let sample_stack = stack.as_deref().map(|s| cut(s, MAX_GROUP_STACK)).filter(|s| {
+                        let sample_stack = stack.as_deref().map(|s| truncate(s, MAX_GROUP_STACK)).filter(|s| {
                             let fits = self.stack_bytes + s.len() <= MAX_WINDOW_STACK_BYTES;
                             self.stack_bytes += if fits { s.len() } else { 0 };
                             fits
@@ -413,7 +401,7 @@ impl RumWindow {
                                 service: scope.0.to_string(),
                                 env: scope.1.to_string(),
                                 kind: kind.clone(),
-                                message: cut(message, MAX_GROUP_MESSAGE).to_string(),
+                                message: truncate(message, MAX_GROUP_MESSAGE).to_string(),
                                 sample_stack: sample_stack.map(str::to_string),
                                 route: route.clone(),
                                 tags,

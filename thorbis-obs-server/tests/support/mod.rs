@@ -27,3 +27,18 @@ pub async fn eventually(what: &str, limit: Duration, mut cond: impl AsyncFnMut()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// An agent builder for tests that need an agent but no paging: the database rule pack, one
+/// in-memory channel that every rule channel name points at, and `store`.
+pub fn quiet_agent(
+    store: std::sync::Arc<dyn thorbis_obs_server::store::Store>,
+) -> thorbis_obs_server::agent::AgentBuilder {
+    thorbis_obs_server::agent::Agent::builder()
+        .rules(thorbis_obs_core::rules::packs::database_health_rules())
+        .channel(std::sync::Arc::new(thorbis_obs_core::testing::InMemoryChannel::new("mem")))
+        .alias("slack", "mem")
+        .alias("email", "mem")
+        .alias("pagerduty", "mem")
+        .alias("sms", "mem")
+        .store(store)
+}
