@@ -133,6 +133,10 @@ for f in webhook slack email sms pagerduty; do
   cargo test -q -p thorbis-obs-server --no-default-features --features "$f" --test notifiers
 done
 
+log "attack suite against the release binary (loopback, bounded; scripts/attack.py)"
+cargo build -q --release -p thorbis-obs-server --bin thorbis-obs
+python3 scripts/attack.py "$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/thorbis-obs"
+
 log "examples run"
 cargo run -q --example quickstart >/dev/null
 cargo run -q --example embed_in_host_app >/dev/null

@@ -16,9 +16,8 @@
 
 use crate::api;
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::ConnectInfo;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -74,18 +73,19 @@ fn host_name(host: &str) -> String {
     name.to_ascii_lowercase()
 }
 
-async fn check_host(State(hosts): State<Arc<Vec<String>>>, req: Request, next: Next) -> Response {
+/// The answer for a request whose `Host` is not one of `hosts` (None: serve it).
+fn refuse_host(hosts: &[String], headers: &axum::http::HeaderMap) -> Option<Response> {
     if hosts.iter().any(|h| h == "*") {
-        return next.run(req).await;
+        return None;
     }
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(host_name);
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(host_name);
     match host {
-        Some(h) if hosts.iter().any(|a| a.eq_ignore_ascii_case(&h)) => next.run(req).await,
-        Some(h) => api::error(
+        Some(h) if hosts.iter().any(|a| a.eq_ignore_ascii_case(&h)) => None,
+        Some(h) => Some(api::error(
             StatusCode::MISDIRECTED_REQUEST,
             format!("host {h:?} is not one this agent answers to (http.hosts)"),
-        ),
-        None => api::error(StatusCode::BAD_REQUEST, "a Host header is required"),
+        )),
+        None => Some(api::error(StatusCode::BAD_REQUEST, "a Host header is required")),
     }
 }
 
@@ -98,7 +98,7 @@ pub(super) async fn serve(
     mut stop: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let router = router.layer(axum::middleware::from_fn_with_state(Arc::new(limits.hosts.clone()), check_host));
+    let hosts: Arc<[String]> = limits.hosts.clone().into();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut last_warning: Option<tokio::time::Instant> = None;
@@ -130,10 +130,17 @@ pub(super) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
+        let (router, hosts) = (router.clone(), hosts.clone());
         let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            let refused = refuse_host(&hosts, req.headers());
             req.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(req.map(axum::body::Body::new))
+            let router = router.clone();
+            async move {
+                match refused {
+                    Some(r) => Ok(r),
+                    None => router.oneshot(req.map(axum::body::Body::new)).await,
+                }
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
