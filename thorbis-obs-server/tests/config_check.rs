@@ -119,6 +119,23 @@ fn every_kind_of_error_names_its_path() {
         ),
         ("collector typo", "[collector]\nallowed_origin = []\n", &["unknown field `allowed_origin`"]),
         (
+            "the old proxy switch",
+            "[collector]\ntrust_forwarded_for = true\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]\n",
+            &[
+                "collector.trust_forwarded_for: replaced by trusted_proxies",
+                "collector.trusted_proxies[1]: \"proxy.local\" is not an address or a CIDR",
+            ],
+        ),
+        (
+            "bad listener limits",
+            "[http]\nhosts = []\nmax_connections = 0\nheader_read_timeout = \"0s\"\n",
+            &[
+                "http.hosts: at least one name",
+                "http.max_connections: must be at least 1",
+                "http.header_read_timeout: must be longer than 0s",
+            ],
+        ),
+        (
             "bad otlp",
             "[collector.otlp]\nendpoint = \"ftp://x\"\nprotocol = \"grpc\"\nheaders = { k = \"secret-v\" }\n",
             &["collector.otlp.endpoint: an http:// or https:// URL", "collector.otlp.protocol: \"grpc\""],
