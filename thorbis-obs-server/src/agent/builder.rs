@@ -295,6 +295,7 @@ impl AgentBuilder {
             leader: AtomicBool::new(false),
             running: AtomicBool::new(false),
             store_ok: AtomicBool::new(true),
+            unstored: Default::default(),
             api_token,
             max_sample_skew: self.max_sample_skew,
         });

@@ -73,7 +73,8 @@ pub(super) async fn evaluate_loop(shared: Arc<Shared>, interval: Duration, mut s
     if was_leader {
         // Persist the latest state (and anything not yet committed) before exiting.
         let snap = shared.hub.engine().snapshot(shared.hub.now());
-        if let Err(e) = shared.hub.store().commit_evaluation(&snap, &carry).await {
+        let batch = shared.unstored.claim_for_commit(&mut carry);
+        if let Err(e) = shared.hub.store().commit_evaluation(&snap, &batch).await {
             tracing::error!(error = %e, "cannot persist the alert state at shutdown");
         }
     }
@@ -95,20 +96,21 @@ async fn commit_tick(shared: &Shared, carry: &mut Vec<OutboxEntry>) {
             }
         }
     }
-    let committed = shared.hub.store().commit_evaluation(&snap, carry).await;
+    // What a worker delivered from memory while the store was down is not committed again.
+    let batch = shared.unstored.claim_for_commit(carry);
+    let committed = shared.hub.store().commit_evaluation(&snap, &batch).await;
     // `/readyz` and `thorbis_store_up` say whether the last commit went through.
     shared.store_ok.store(committed.is_ok(), Ordering::Relaxed);
-    match committed {
-        Ok(()) => {
-            let channels: BTreeSet<&String> = carry.iter().map(|e| &e.channel).collect();
-            for c in channels {
-                if let Some(w) = shared.wakers.get(c) {
-                    w.notify_one();
-                }
-            }
-            carry.clear();
+    shared.unstored.after_commit(&batch, committed.is_ok(), carry, now);
+    if let Err(e) = &committed {
+        // The notifications stay in the carry, written with the next evaluation that commits;
+        // meanwhile the workers deliver them from memory.
+        tracing::error!(error = %e, pending = carry.len(), "cannot commit the evaluation; will retry");
+    }
+    let channels: BTreeSet<&String> = batch.iter().map(|e| &e.channel).collect();
+    for c in channels {
+        if let Some(w) = shared.wakers.get(c) {
+            w.notify_one();
         }
-        // The notifications stay in memory and are written with the next evaluation.
-        Err(e) => tracing::error!(error = %e, pending = carry.len(), "cannot commit the evaluation; will retry"),
     }
 }

@@ -160,6 +160,7 @@ struct AgentCollector {
     deliveries: Vec<(String, &'static str, u64)>,
     send_seconds: Vec<(String, f64)>,
     store_up: bool,
+    unstored_dropped: u64,
 }
 
 impl Collector for AgentCollector {
@@ -212,6 +213,13 @@ impl Collector for AgentCollector {
             prometheus_client::metrics::MetricType::Gauge,
         )?;
         ConstGauge::new(i64::from(self.store_up)).encode(family)?;
+        let family = encoder.encode_descriptor(
+            "thorbis_notifications_unstored_dropped",
+            "notifications the store could not take and memory had no room for (they wait for the store)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        ConstCounter::new(self.unstored_dropped).encode(family)?;
         let family = encoder.encode_descriptor(
             "thorbis_http_connections_refused",
             "connections closed at once because http.max_connections were open",
@@ -269,7 +277,15 @@ pub fn render_metrics(h: &AgentHandle) -> Result<String, std::fmt::Error> {
         shared.counters.iter().map(|(ch, c)| (ch.clone(), c.latency_us.load(Ordering::Relaxed) as f64 / 1e6)).collect();
     let mut registry = Registry::default();
     let store_up = shared.store_ok.load(Ordering::Relaxed);
-    registry.register_collector(Box::new(AgentCollector { series, alerts, deliveries, send_seconds, store_up }));
+    let unstored_dropped = shared.unstored.dropped.load(Ordering::Relaxed);
+    registry.register_collector(Box::new(AgentCollector {
+        series,
+        alerts,
+        deliveries,
+        send_seconds,
+        store_up,
+        unstored_dropped,
+    }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

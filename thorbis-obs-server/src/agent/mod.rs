@@ -36,6 +36,7 @@ pub mod http;
 pub mod outbox;
 pub mod scheduler;
 mod serve;
+mod unstored;
 
 pub use crate::clock::{Clock, TokioClock, system_now};
 pub use builder::AgentBuilder;
@@ -92,6 +93,8 @@ pub(crate) struct Shared {
     pub(crate) running: AtomicBool,
     /// The last commit of an evaluation (or the leader lock) reached the store.
     pub(crate) store_ok: AtomicBool,
+    /// Notifications the store could not take, for the workers to deliver from memory.
+    pub(crate) unstored: unstored::Unstored,
     pub(crate) api_token: Option<Secret>,
     /// How far ahead of now a pushed sample may be.
     pub(crate) max_sample_skew: Duration,

@@ -62,6 +62,7 @@ impl Worker {
                 }
                 continue;
             }
+            self.deliver_unstored(&shared, &mut last_send).await;
             let rows = match shared.hub.store().pending(&name, 32).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -110,20 +111,60 @@ impl Worker {
     async fn deliver(&self, shared: &Shared, row: OutboxRow) -> bool {
         let name = self.channel.name();
         let n = &row.notification;
+        let outcome = self.attempt(shared, n, row.attempts, row.first_attempt_at).await;
+        let settled = !matches!(outcome, AttemptOutcome::Retry { .. });
+        if let Err(e) = shared.hub.store().record_attempt(&n.id, name, &outcome).await {
+            // The row stays pending and is retried: at-least-once, never lost.
+            tracing::error!(channel = name, id = %n.id, error = %e, "cannot record the delivery attempt");
+            return false;
+        }
+        settled
+    }
+
+    /// Sends what the store could not take (see [`super::unstored`]), due ones first come.
+    async fn deliver_unstored(&self, shared: &Shared, last_send: &mut Option<tokio::time::Instant>) {
+        let name = self.channel.name();
+        while let Some(t) = shared.unstored.take(name, shared.hub.now()) {
+            if let (Some(gap), Some(last)) = (self.min_interval, *last_send) {
+                tokio::time::sleep_until(last + gap).await;
+            }
+            *last_send = Some(tokio::time::Instant::now());
+            tracing::warn!(channel = name, id = %t.notification.id, "the store is down: delivering from memory");
+            let outcome = self.attempt(shared, &t.notification, t.attempts, t.first_attempt_at).await;
+            let (at, next) = match outcome {
+                AttemptOutcome::Retry { at, next_at, .. } => (at, super::unstored::Outcome::RetryAt(next_at)),
+                AttemptOutcome::Delivered { at, .. } | AttemptOutcome::Failed { at, .. } => {
+                    (at, super::unstored::Outcome::Settled)
+                }
+            };
+            shared.unstored.sent(&t.notification.id, name, at, next);
+        }
+    }
+
+    /// One send of `n` (its `attempts` so far, the first at `first`), counted and logged; the
+    /// outcome says what the channel's policy makes of a failure.
+    async fn attempt(
+        &self,
+        shared: &Shared,
+        n: &thorbis_obs_core::engine::Notification,
+        attempts: u32,
+        first: Option<thorbis_obs_core::time::Timestamp>,
+    ) -> AttemptOutcome {
+        let name = self.channel.name();
         let started = tokio::time::Instant::now();
         let result = self.channel.send(n).await;
         let us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
         self.counters.latency_us.fetch_add(us, Ordering::Relaxed);
         let at = shared.hub.now();
-        let outcome = match result {
+        match result {
             Ok(d) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(channel = name, id = %n.id, rule = %n.rule_id, kind = n.kind.as_str(), "notification delivered");
                 AttemptOutcome::Delivered { at, answer: d.answer }
             }
             Err(e) => {
-                let first = row.first_attempt_at.unwrap_or(at);
-                match self.policy.decide(row.attempts + 1, first, at, &e, random_unit()) {
+                let first = first.unwrap_or(at);
+                match self.policy.decide(attempts + 1, first, at, &e, random_unit()) {
                     RetryDecision::RetryAt(next_at) => {
                         self.counters.retried.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(channel = name, id = %n.id, error = %e, retry_in_ms = next_at.as_millis() - at.as_millis(), "delivery failed; will retry");
@@ -136,13 +177,6 @@ impl Worker {
                     }
                 }
             }
-        };
-        let settled = !matches!(outcome, AttemptOutcome::Retry { .. });
-        if let Err(e) = shared.hub.store().record_attempt(&n.id, name, &outcome).await {
-            // The row stays pending and is retried: at-least-once, never lost.
-            tracing::error!(channel = name, id = %n.id, error = %e, "cannot record the delivery attempt");
-            return false;
         }
-        settled
     }
 }
