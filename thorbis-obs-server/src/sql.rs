@@ -63,37 +63,9 @@ pub fn second_statement(sql: &str) -> Option<usize> {
             b'\'' => {
                 // E'...' strings take backslash escapes; others double the quote.
                 let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !is_ident(b[i - 2]));
-                i += 1;
-                while i < b.len() {
-                    if escapes && b[i] == b'\\' {
-                        i += 2;
-                    } else if b[i] == b'\'' {
-                        if b.get(i + 1) == Some(&b'\'') {
-                            i += 2;
-                        } else {
-                            i += 1;
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
+                i = past_quoted(b, i, b'\'', escapes);
             }
-            b'"' => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == b'"' {
-                        if b.get(i + 1) == Some(&b'"') {
-                            i += 2;
-                        } else {
-                            i += 1;
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
+            b'"' => i = past_quoted(b, i, b'"', false),
             b'$' if i == 0 || !is_ident(b[i - 1]) => {
                 // `$tag$ ... $tag$` (a tag of identifier characters, maybe empty); `$1` is a
                 // parameter.
@@ -116,6 +88,26 @@ pub fn second_statement(sql: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// Where a string or quoted identifier opened by `quote` at `start` ends: a doubled quote is
+/// part of it, and with `escapes` a backslash takes the next byte.
+fn past_quoted(b: &[u8], start: usize, quote: u8, escapes: bool) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        if escapes && b[i] == b'\\' {
+            i += 2;
+        } else if b[i] == quote {
+            if b.get(i + 1) == Some(&quote) {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    i
 }
 
 fn is_ident(c: u8) -> bool {

@@ -361,20 +361,6 @@ impl Collector {
         self.cfg.allowed_origins.is_empty() || self.cfg.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
     }
 
-    /// Takes one request: checks, decodes, counts. Returns the number of events counted.
-    pub fn take(
-        &self,
-        headers: &HeaderMap,
-        uri: &Uri,
-        peer: SocketAddr,
-        body: &[u8],
-        now: Timestamp,
-    ) -> Result<usize, Rejection> {
-        let r = self.admit(headers, uri, peer, now).and_then(|()| self.count(headers, body, now));
-        self.record(&r);
-        r
-    }
-
     /// Counts a request's outcome in [`Collector::stats`].
     pub fn record(&self, r: &Result<usize, Rejection>) {
         let outcome = match r {
