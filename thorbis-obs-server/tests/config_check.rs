@@ -136,6 +136,11 @@ fn every_kind_of_error_names_its_path() {
             ],
         ),
         (
+            "a lease shorter than two evaluations",
+            "[store]\nleader_lease = \"20s\"\n",
+            &["store.leader_lease: must be at least two evaluation intervals (30s)"],
+        ),
+        (
             "bad otlp",
             "[collector.otlp]\nendpoint = \"ftp://x\"\nprotocol = \"grpc\"\nheaders = { k = \"secret-v\" }\n",
             &["collector.otlp.endpoint: an http:// or https:// URL", "collector.otlp.protocol: \"grpc\""],

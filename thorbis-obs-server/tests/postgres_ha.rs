@@ -76,16 +76,25 @@ async fn store_contract() {
     assert_eq!(store2.rum_windows_since(at).await.expect("since").len(), 3);
     assert_eq!(store.prune_rum_windows(later).await.expect("prune"), 2);
     assert_eq!(store.rum_windows(later).await.expect("read").len(), 1);
-    // One leader at a time.
-    assert!(store.try_lead().await.expect("lock"));
-    assert!(!store2.try_lead().await.expect("lock"));
-    assert!(store.try_lead().await.expect("still leading"));
-    drop(store);
+    // One leader at a time: a lease that a standby takes over only after watching it go
+    // unrenewed for the whole lease, or at once when released.
+    let lease = Duration::from_millis(600);
+    assert!(store.try_lead(lease).await.expect("lease"));
+    assert!(!store2.try_lead(lease).await.expect("lease"));
+    assert!(store.try_lead(lease).await.expect("still leading"));
+    tokio::time::sleep(lease).await;
+    assert!(!store2.try_lead(lease).await.expect("lease"), "renewed since store2 looked");
+    // The leader stops renewing (it died or hangs): store2 takes over once it has watched a lease.
     let start = Instant::now();
-    while !store2.try_lead().await.expect("lock") {
-        assert!(start.elapsed() < Duration::from_secs(10), "the lock is released when its holder goes away");
+    while !store2.try_lead(lease).await.expect("lease") {
+        assert!(start.elapsed() < Duration::from_secs(10), "a silent leader is replaced");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The old leader learns it lost the lease at its next renewal.
+    assert!(!store.try_lead(lease).await.expect("lease"));
+    // A released lease goes to the next agent that asks, without waiting.
+    store2.release_lead().await.expect("release");
+    assert!(store.try_lead(lease).await.expect("lease"));
 }
 
 /// Two agents on one database (the binary's webhook channel is the receiver's feed).
@@ -134,6 +143,7 @@ mod ha {
     evaluation_interval = "1s"
     [store]
     url = "{db}"
+    leader_lease = "2s"
     [http]
     listen = "127.0.0.1:{port}"
     api_token = "t"
@@ -208,8 +218,8 @@ mod ha {
         }
         assert_eq!(kinds(&receiver), ["firing"], "exactly one notification from two agents");
 
-        // The leader dies; b takes over within an evaluation interval or two, resuming the state:
-        // no second "firing", and the resolve comes from b.
+        // The leader dies; b takes over once it has watched the lease (2 s) go unrenewed,
+        // resuming the state: no second "firing", and the resolve comes from b.
         drop(a);
         let t = Instant::now();
         while is_leader(&client, &b).await != Some(true) {

@@ -1,14 +1,20 @@
 //! The PostgreSQL server stops and restarts while the probe runs: the collection fails with
 //! "database unreachable" (the agent records `thorbis_source_up 0`), never panics, and the
-//! probe recovers by itself once the server is back. Its own test binary, since it restarts
-//! the shared throwaway cluster (cargo runs test binaries one after another).
+//! probe recovers by itself once the server is back. An agent whose store is on that server
+//! keeps leading through the outage: an alert that fires meanwhile is paged from memory, once,
+//! and not again when the store is back. Its own test binary, since it restarts the shared
+//! throwaway cluster (cargo runs test binaries one after another).
 #![cfg(feature = "postgres")]
 
 mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use thorbis_obs_core::engine::NotificationKind;
+use thorbis_obs_core::metrics::{Labels, Sample};
+use thorbis_obs_core::testing::InMemoryChannel;
 use thorbis_obs_core::time::Timestamp;
+use thorbis_obs_server::agent::{Agent, system_now};
 use thorbis_obs_server::sources::postgres::{PostgresProbe, ProbeSettings, Section};
 use thorbis_obs_server::store::postgres::PostgresStore;
 
@@ -33,11 +39,18 @@ async fn the_probe_survives_a_server_restart_and_the_agent_says_its_store_is_dow
     // thorbis_store_up says 0; when it is back, both recover.
     let store_url = support::pg::fresh_database("thorbis_restart_store").await;
     let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
-    let agent = support::quiet_agent(Arc::new(PostgresStore::connect(&store_url).await.expect("store")))
+    let rules = support::orders_failing_to_mem();
+    let mem = InMemoryChannel::new("mem");
+    let firing = |mem: &InMemoryChannel| mem.sent().iter().filter(|n| n.kind == NotificationKind::Firing).count();
+    let agent = Agent::builder()
+        .rules(rules)
+        .channel(Arc::new(mem.clone()))
+        .store(Arc::new(PostgresStore::connect(&store_url).await.expect("store")))
         .evaluation_interval(Duration::from_millis(200))
         .http(addr, None)
         .build()
         .expect("valid");
+    let handle = agent.handle();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(agent.run(async move {
         let _ = rx.await;
@@ -58,6 +71,13 @@ async fn the_probe_survives_a_server_restart_and_the_agent_says_its_store_is_dow
         ready(c.clone()).await == Some((503, "0".into()))
     })
     .await;
+    // Orders start failing while the store is down: the leader pages from memory.
+    handle.push(&Sample::new("orders_failed", Labels::new(), 10.0, system_now())).expect("sample");
+    support::eventually("the page delivered while the store is down", Duration::from_secs(30), async || {
+        firing(&mem) == 1
+    })
+    .await;
+    assert!(handle.is_leader(), "still leading while the store is down");
     let e = probe.collect_report(Timestamp(0)).await.expect_err("the server is down");
     assert!(e.to_string().contains("database unreachable") || e.to_string().contains("collection failed"), "{e}");
     let e = probe.collect_report(Timestamp(0)).await.expect_err("still down");
@@ -76,10 +96,12 @@ async fn the_probe_survives_a_server_restart_and_the_agent_says_its_store_is_dow
             }
         }
     }
-    support::eventually("the agent ready again", Duration::from_secs(30), async || {
-        ready(c.clone()).await == Some((200, "1".into()))
+    support::eventually("the agent ready again, its outbox empty", Duration::from_secs(30), async || {
+        ready(c.clone()).await == Some((200, "1".into())) && handle.outbox_stats().await.is_ok_and(|s| s.pending == 0)
     })
     .await;
+    assert!(handle.is_leader(), "the lease renewed after the outage");
+    assert_eq!(firing(&mem), 1, "paged once: {:#?}", mem.sent());
     let _ = stop.send(());
     task.await.expect("join").expect("agent");
 }

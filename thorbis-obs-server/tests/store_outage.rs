@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use thorbis_obs_core::engine::{EngineSnapshot, Notification, NotificationKind};
 use thorbis_obs_core::metrics::{Labels, Sample};
-use thorbis_obs_core::rules::ValidateOptions;
 use thorbis_obs_core::testing::InMemoryChannel;
 use thorbis_obs_core::time::Timestamp;
 use thorbis_obs_server::agent::{Agent, system_now};
@@ -117,13 +116,7 @@ async fn an_alert_pages_once_through_a_store_outage() {
         down: AtomicBool::new(false),
         commits: AtomicU64::new(0),
     });
-    let yaml = "rules:\n  - id: orders-failing\n    name: Orders Failing\n    metric: orders_failed\n    condition: { operator: greater_than, threshold: 5, duration: 10m, aggregation: max }\n    severity: critical\n    channels: [mem]\n";
-    let rules = thorbis_obs_server::rules_file::parse_rule_text(
-        yaml,
-        std::path::Path::new("r.yaml"),
-        &ValidateOptions::default(),
-    )
-    .expect("rule");
+    let rules = support::orders_failing_to_mem();
     let mem = InMemoryChannel::new("mem");
     let agent = Agent::builder()
         .rules(rules)

@@ -30,6 +30,7 @@ pub struct AgentBuilder {
     store: Option<Arc<dyn Store>>,
     clock: Option<Arc<dyn Clock>>,
     evaluation_interval: Duration,
+    leader_lease: Option<Duration>,
     shutdown_timeout: Duration,
     delivery: DeliveryPolicy,
     http: Option<(SocketAddr, Option<Secret>)>,
@@ -56,6 +57,7 @@ impl AgentBuilder {
             store: None,
             clock: None,
             evaluation_interval: Duration::from_secs(15),
+            leader_lease: None,
             shutdown_timeout: Duration::from_secs(10),
             delivery: DeliveryPolicy::default(),
             http: None,
@@ -127,6 +129,13 @@ impl AgentBuilder {
     /// How often rules are evaluated (default 15 s).
     pub fn evaluation_interval(mut self, d: Duration) -> Self {
         self.evaluation_interval = d;
+        self
+    }
+
+    /// The leader lease on a store several agents share (default three evaluation intervals;
+    /// at least two): how long a standby waits for a silent leader before taking over.
+    pub fn leader_lease(mut self, d: Duration) -> Self {
+        self.leader_lease = Some(d);
         self
     }
 
@@ -206,6 +215,13 @@ impl AgentBuilder {
             self.store.ok_or_else(|| AgentError::Setup("the agent needs a store (e.g. SqliteStore::open)".into()))?;
         if self.evaluation_interval.is_zero() {
             return Err(AgentError::Setup("the evaluation interval must be longer than 0s".into()));
+        }
+        let leader_lease = self.leader_lease.unwrap_or(super::evaluate::default_lease(self.evaluation_interval));
+        if leader_lease < self.evaluation_interval.saturating_mul(2) {
+            return Err(AgentError::Setup(format!(
+                "the leader lease ({leader_lease:?}) must be at least two evaluation intervals ({:?})",
+                self.evaluation_interval.saturating_mul(2)
+            )));
         }
         let mut names = BTreeSet::new();
         for (c, _, _) in &self.channels {
@@ -304,6 +320,7 @@ impl AgentBuilder {
             sources: self.sources,
             workers,
             evaluation_interval: self.evaluation_interval,
+            leader_lease,
             shutdown_timeout: self.shutdown_timeout,
             http,
             http_limits: self.http_limits,

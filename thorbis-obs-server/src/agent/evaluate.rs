@@ -11,11 +11,27 @@ use tokio::sync::watch;
 
 /// Delivered and failed outbox rows are kept this long (the alerts API shows recent failures).
 const OUTBOX_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+/// The longest wait for the store's leadership answer (shorter when the interval is).
+const LEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the leader prunes the outbox.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// The default leader lease on a shared store: three evaluation intervals.
+pub(super) fn default_lease(interval: Duration) -> Duration {
+    interval.saturating_mul(3)
+}
+
 /// Evaluates on an interval while this agent leads; commits notifications and state together.
-pub(super) async fn evaluate_loop(shared: Arc<Shared>, interval: Duration, mut stop: watch::Receiver<bool>) {
+///
+/// Leadership is renewed every interval (a lease of `lease` on a shared store). A leader that
+/// cannot reach the store keeps leading: no other agent can take the lease over while the store
+/// is down, and the notifications go out from memory (see `unstored`).
+pub(super) async fn evaluate_loop(
+    shared: Arc<Shared>,
+    interval: Duration,
+    lease: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut carry: Vec<OutboxEntry> = Vec::new();
@@ -26,12 +42,21 @@ pub(super) async fn evaluate_loop(shared: Arc<Shared>, interval: Duration, mut s
             _ = ticker.tick() => {}
             _ = stop.changed() => break,
         }
-        let leader = match shared.hub.store().try_lead().await {
-            Ok(l) => l,
-            Err(e) => {
+        let asked = tokio::time::timeout(interval.min(LEAD_TIMEOUT), shared.hub.store().try_lead(lease)).await;
+        let leader = match asked {
+            Ok(Ok(l)) => l,
+            failed => {
                 shared.store_ok.store(false, Ordering::Relaxed);
-                tracing::error!(error = %e, "cannot reach the store for the leader lock");
-                false
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {:?}", interval.min(LEAD_TIMEOUT)),
+                };
+                if was_leader {
+                    tracing::error!(%error, "cannot reach the store to renew the leader lease; leading on from memory");
+                } else {
+                    tracing::error!(%error, "cannot reach the store for the leader lease");
+                }
+                was_leader
             }
         };
         if leader && !was_leader {
@@ -76,6 +101,9 @@ pub(super) async fn evaluate_loop(shared: Arc<Shared>, interval: Duration, mut s
         let batch = shared.unstored.claim_for_commit(&mut carry);
         if let Err(e) = shared.hub.store().commit_evaluation(&snap, &batch).await {
             tracing::error!(error = %e, "cannot persist the alert state at shutdown");
+        }
+        if let Err(e) = shared.hub.store().release_lead().await {
+            tracing::warn!(error = %e, "cannot release the leader lease; another agent takes over when it runs out");
         }
     }
 }

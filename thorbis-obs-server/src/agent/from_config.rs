@@ -56,6 +56,9 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
         .collector(c.collector.clone())
         .business_metrics(crate::sources::business_metrics(&c.sources))
         .dashboards(c.dashboards.clone());
+    if let Some(lease) = &c.store.leader_lease {
+        b = b.leader_lease(lease.get());
+    }
     for (name, ch) in &c.channels {
         let built = crate::channels::build(name, ch, &c.agent.delivery, c.agent.log_format)
             .map_err(|e| AgentError::Setup(e.to_string()))?;

@@ -165,6 +165,7 @@ pub struct Agent {
     sources: Vec<Arc<dyn MetricSource>>,
     workers: Vec<Worker>,
     evaluation_interval: Duration,
+    leader_lease: Duration,
     shutdown_timeout: Duration,
     http: Option<SocketAddr>,
     http_limits: HttpLimits,
@@ -235,7 +236,12 @@ impl Agent {
             c.prepare().await;
             tasks.spawn(c.clone().run(stop_rx.clone()));
         }
-        let eval = tokio::spawn(evaluate::evaluate_loop(shared.clone(), self.evaluation_interval, stop_rx.clone()));
+        let eval = tokio::spawn(evaluate::evaluate_loop(
+            shared.clone(),
+            self.evaluation_interval,
+            self.leader_lease,
+            stop_rx.clone(),
+        ));
         if let Some(l) = listener {
             let router = self
                 .components

@@ -103,6 +103,10 @@ impl Default for AgentSection {
 pub struct StoreSection {
     /// `sqlite:PATH` (default: `<data_dir>/thorbis.db`) or a `postgres://` URL.
     pub url: Option<Secret>,
+    /// On a store several agents share: how long the leader's lease runs, i.e. how long a
+    /// standby waits for a leader that stopped renewing before it takes over (default three
+    /// evaluation intervals; at least two).
+    pub leader_lease: Option<HumanDuration>,
 }
 
 /// `[http]`
@@ -265,6 +269,12 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
     let mut p = |path: String, message: String| problems.push(ConfigProblem { path, message });
     if c.agent.evaluation_interval.get().is_zero() {
         p("agent.evaluation_interval".into(), "must be longer than 0s".into());
+    }
+    if let Some(lease) = &c.store.leader_lease {
+        let least = c.agent.evaluation_interval.get().saturating_mul(2);
+        if lease.get() < least {
+            p("store.leader_lease".into(), format!("must be at least two evaluation intervals ({least:?})"));
+        }
     }
     if c.agent.data_dir.trim().is_empty() {
         p("agent.data_dir".into(), "must not be empty".into());

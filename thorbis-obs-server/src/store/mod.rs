@@ -252,8 +252,18 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Takes or keeps the leader role; only the leader evaluates and notifies. A store that
-    /// only one agent can use is always the leader.
-    async fn try_lead(&self) -> Result<bool, StoreError> {
+    /// only one agent can use is always the leader. On a shared store the role is a lease of
+    /// `lease`: `Ok(true)` means no other agent can take over within `lease` of the call (the
+    /// caller renews well within it), and the leader's errors do not hand it over by
+    /// themselves (see the PostgreSQL store).
+    async fn try_lead(&self, lease: std::time::Duration) -> Result<bool, StoreError> {
+        let _ = lease;
         Ok(true)
+    }
+
+    /// Gives the leader role up at shutdown, so the next agent takes over without waiting out
+    /// the lease.
+    async fn release_lead(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }

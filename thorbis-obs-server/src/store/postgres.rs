@@ -1,8 +1,18 @@
 //! The PostgreSQL store (feature `postgres`): the same schema as SQLite, and leader election
-//! for several agents on one database. The leader holds a session-level advisory lock on a
-//! connection of its own; when that agent dies, its connection closes, PostgreSQL releases the
-//! lock, and the next agent to ask (every evaluation interval) takes over, resuming from the
-//! stored snapshot.
+//! for several agents on one database.
+//!
+//! Leadership is a lease in the `leader_lease` row, in the way client-go's leader election
+//! works (the observed-record rule): the leader renews it at every evaluation (a counter goes
+//! up); another agent takes over only after it has itself watched the row stay unchanged for
+//! the whole lease, on its own clock, while it could reach the database. So:
+//! - a leader that exits cleanly releases the lease and the next agent leads at its next tick;
+//!   one that dies is replaced one lease later;
+//! - while the database is down nobody can take over, so the leader keeps evaluating and
+//!   notifying from memory (see the agent's unstored lane); a standby that lost the database
+//!   starts watching afresh once it is back, which gives the leader a full lease to renew;
+//! - only a partition in which the leader cannot reach the database but a standby can leads to
+//!   two leaders, until the old one reaches the database again and sees it lost the row: we
+//!   take a possible duplicate page there over a missed one (delivery is at-least-once).
 //!
 //! Connections are plain TCP (`NoTls`): use it on loopback or a private network; TLS is not
 //! wired in yet.
@@ -13,22 +23,31 @@ use super::{CHECK_COLUMNS, check_from_parts, check_row_values};
 use super::{CheckKind, CheckRecord};
 use crate::secret::redact_url;
 use async_trait::async_trait;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use thorbis_obs_core::engine::{EngineSnapshot, Notification};
 use thorbis_obs_core::time::Timestamp;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
-/// The advisory lock key of the leader role ("thorbis" in ASCII).
-pub const LEADER_LOCK_KEY: i64 = 0x0074_686f_7262_6973;
+/// The advisory lock key that serialises migrations across agents ("thorbis" in ASCII, + 1).
+const MIGRATION_LOCK_KEY: i64 = 0x0074_686f_7262_6973 + 1;
 
 /// The PostgreSQL-backed [`Store`].
 pub struct PostgresStore {
     url: String,
     display: String,
     client: Mutex<Option<Client>>,
-    lock_client: Mutex<Option<Client>>,
-    leading: AtomicBool,
+    /// This agent's name in the lease row.
+    holder: String,
+    lease: Mutex<LeaseView>,
+}
+
+/// What this agent knows of the lease.
+#[derive(Debug, Default)]
+struct LeaseView {
+    leading: bool,
+    /// The row as last seen by a standby (holder, renewals) and since when, on this clock.
+    observed: Option<(String, i64, tokio::time::Instant)>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -58,7 +77,7 @@ impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let mut client = connect(url).await?;
         let tx = client.transaction().await.map_err(backend)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(LEADER_LOCK_KEY + 1)]).await.map_err(backend)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY]).await.map_err(backend)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
@@ -80,8 +99,16 @@ impl PostgresStore {
             url: url.to_string(),
             display: redact_url(url),
             client: Mutex::new(Some(client)),
-            lock_client: Mutex::new(None),
-            leading: AtomicBool::new(false),
+            holder: format!(
+                "{}-{}-{:08x}",
+                hostname(),
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0)
+            ),
+            lease: Mutex::new(LeaseView::default()),
         })
     }
 
@@ -383,25 +410,112 @@ impl Store for PostgresStore {
         c.simple_query("SELECT 1").await.map(|_| ()).map_err(backend)
     }
 
-    async fn try_lead(&self) -> Result<bool, StoreError> {
-        let mut g = self.lock_client.lock().await;
-        if g.as_ref().is_none_or(|c| c.is_closed()) {
-            // A closed lock connection means the lock is gone with it.
-            self.leading.store(false, Ordering::Relaxed);
-            *g = Some(connect(&self.url).await?);
+    async fn try_lead(&self, lease: Duration) -> Result<bool, StoreError> {
+        let mut view = self.lease.lock().await;
+        let result = self.lead_step(&mut view, lease).await;
+        if result.is_err() {
+            // A standby starts watching afresh once the database is back.
+            view.observed = None;
         }
-        let Some(c) = g.as_ref() else { return Ok(false) };
-        if self.leading.load(Ordering::Relaxed) {
-            if c.simple_query("SELECT 1").await.is_ok() {
-                return Ok(true);
-            }
-            self.leading.store(false, Ordering::Relaxed);
-            *g = None;
-            return Ok(false);
-        }
-        let got: bool =
-            c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK_KEY]).await.map_err(backend)?.get(0);
-        self.leading.store(got, Ordering::Relaxed);
-        Ok(got)
+        result
     }
+
+    async fn release_lead(&self) -> Result<(), StoreError> {
+        let mut view = self.lease.lock().await;
+        if !std::mem::take(&mut view.leading) {
+            return Ok(());
+        }
+        client!(self, c);
+        c.execute(
+            "UPDATE leader_lease SET holder = '', renewals = renewals + 1 WHERE id = 1 AND holder = $1",
+            &[&self.holder],
+        )
+        .await
+        .map(|_| ())
+        .map_err(backend)
+    }
+}
+
+/// The database's clock in milliseconds, for the lease row's `renewed_ms` (shown, not compared).
+const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+
+impl PostgresStore {
+    /// One leadership step: renew as the leader, or watch (and maybe take) the lease.
+    async fn lead_step(&self, view: &mut LeaseView, lease: Duration) -> Result<bool, StoreError> {
+        client!(self, c);
+        if view.leading {
+            let renewed = c
+                .execute(
+                    &format!(
+                        "UPDATE leader_lease SET renewals = renewals + 1, renewed_ms = {DB_NOW_MS} \
+                         WHERE id = 1 AND holder = $1"
+                    ),
+                    &[&self.holder],
+                )
+                .await
+                .map_err(backend)?;
+            view.leading = renewed == 1;
+            if !view.leading {
+                tracing::warn!("another agent holds the leader lease now");
+            }
+            return Ok(view.leading);
+        }
+        let row = c.query_opt("SELECT holder, renewals FROM leader_lease WHERE id = 1", &[]).await.map_err(backend)?;
+        let now = tokio::time::Instant::now();
+        let take = match row {
+            None => {
+                let n = c
+                    .execute(
+                        &format!(
+                            "INSERT INTO leader_lease (id, holder, renewals, renewed_ms) VALUES (1, $1, 0, {DB_NOW_MS}) \
+                             ON CONFLICT (id) DO NOTHING"
+                        ),
+                        &[&self.holder],
+                    )
+                    .await
+                    .map_err(backend)?;
+                view.leading = n == 1;
+                return Ok(view.leading);
+            }
+            Some(r) => {
+                let (holder, renewals): (String, i64) = (r.get(0), r.get(1));
+                let unchanged_for = match &view.observed {
+                    Some((h, n, since)) if *h == holder && *n == renewals => now.duration_since(*since),
+                    _ => {
+                        view.observed = Some((holder.clone(), renewals, now));
+                        Duration::ZERO
+                    }
+                };
+                // Released (empty holder), or not renewed for a whole lease while we watched.
+                (holder.is_empty() || unchanged_for >= lease).then_some((holder, renewals))
+            }
+        };
+        let Some((holder, renewals)) = take else { return Ok(false) };
+        let n = c
+            .execute(
+                &format!(
+                    "UPDATE leader_lease SET holder = $1, renewals = renewals + 1, renewed_ms = {DB_NOW_MS} \
+                     WHERE id = 1 AND holder = $2 AND renewals = $3"
+                ),
+                &[&self.holder, &holder, &renewals],
+            )
+            .await
+            .map_err(backend)?;
+        view.leading = n == 1;
+        view.observed = None;
+        if view.leading && !holder.is_empty() {
+            tracing::warn!(previous = %holder, "took over the leader lease: its holder stopped renewing it");
+        }
+        Ok(view.leading)
+    }
+}
+
+/// This machine's name for the lease row (`HOSTNAME`, then /etc/hostname).
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().chars().filter(|c| c.is_ascii_graphic()).take(64).collect::<String>())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "agent".into())
 }

@@ -61,6 +61,13 @@ pub const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL,
         PRIMARY KEY (start_ms, agent)
     )",
+    // The leader's lease on a shared store (PostgreSQL): who holds it and how often it renewed.
+    "CREATE TABLE leader_lease (
+        id INTEGER PRIMARY KEY,
+        holder TEXT NOT NULL,
+        renewals BIGINT NOT NULL,
+        renewed_ms BIGINT NOT NULL
+    )",
 ];
 
 /// The SQLite-backed [`Store`].

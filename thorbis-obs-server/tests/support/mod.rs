@@ -42,3 +42,15 @@ pub fn quiet_agent(
         .alias("sms", "mem")
         .store(store)
 }
+
+/// The rule the paging tests use: `orders_failed` above 5 (max over 10 m) pages the channel
+/// called `mem`.
+pub fn orders_failing_to_mem() -> Vec<thorbis_obs_core::rules::AlertRule> {
+    let yaml = "rules:\n  - id: orders-failing\n    name: Orders Failing\n    metric: orders_failed\n    condition: { operator: greater_than, threshold: 5, duration: 10m, aggregation: max }\n    severity: critical\n    channels: [mem]\n";
+    thorbis_obs_server::rules_file::parse_rule_text(
+        yaml,
+        std::path::Path::new("r.yaml"),
+        &thorbis_obs_core::rules::ValidateOptions::default(),
+    )
+    .expect("rule")
+}
