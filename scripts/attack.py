@@ -25,7 +25,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import free_port  # noqa: E402
+from benchlib import free_port, rss_mb  # noqa: E402
 
 AGENT = sys.argv[1]
 SCALE = float(os.environ.get("SCALE", "1.0"))
@@ -77,15 +77,15 @@ class Watcher:
         return peak, lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
 
-def rss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+PG_URL = os.environ.get("THORBIS_TEST_PG_URL", "")
+PG_TABLE = "thorbis_attack_orders"
+
+
+def psql(sql):
+    """Runs SQL on the test cluster with psql; returns its output (stripped)."""
+    out = subprocess.run(["psql", PG_URL, "-v", "ON_ERROR_STOP=1", "-Atqc", sql], capture_output=True, text=True,
+                         timeout=30, check=True)
+    return out.stdout.strip()
 
 
 def read_first(path):
@@ -210,6 +210,23 @@ session_idle = "1s"
 client_tokens = ["{CLIENT_TOKEN}"]
 per_token_per_minute = 0
 trusted_proxies = ["127.0.0.1"]
+""")
+        if PG_URL:
+            # One statement that writes (a call of a function that deletes, as a database may
+            # well have), against a table of 3 rows: the READ ONLY transaction must refuse it
+            # at every collection.
+            psql(f"DROP TABLE IF EXISTS {PG_TABLE}; CREATE TABLE {PG_TABLE} (id int); "
+                 f"INSERT INTO {PG_TABLE} VALUES (1), (2), (3); "
+                 f"CREATE OR REPLACE FUNCTION {PG_TABLE}_purge() RETURNS bigint LANGUAGE plpgsql AS "
+                 f"$$ BEGIN DELETE FROM {PG_TABLE}; RETURN 0; END $$")
+            f.write(f"""[[sources]]
+type = "postgres"
+name = "pg"
+url = "{PG_URL}"
+interval = "1s"
+[[sources.business]]
+name = "sneaky"
+sql = "SELECT {PG_TABLE}_purge() AS n"
 """)
     agent = subprocess.Popen([AGENT, "run", "--config", cfg], stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "agent.log"), "w"))
     rows, failed = [], []
@@ -455,6 +472,89 @@ trusted_proxies = ["127.0.0.1"]
             return 2, problems
 
         attack("DNS rebinding, sample from the future", rebinding)
+
+        # 10. Summaries by the thousand: 5,000 requests, 900 in flight at a time (under the
+        # connection cap of 1,024, so /healthz still gets in), each socket's answer read after
+        # the whole wave was sent. The gate answers most with 503 at once.
+        def summary_waves():
+            import selectors
+            total, wave, codes = n(5000), n(900), {}
+            req = b"GET /api/v1/summary?range=1h HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            sent = 0
+            while sent < total:
+                k = min(wave, total - sent)
+                socks, start = [], time.monotonic()
+                for i in range(k):
+                    if i % 20 == 19:
+                        time.sleep(max(0.0, start + i / 2000 - time.monotonic()))
+                    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+                    s.sendall(req)
+                    socks.append(s)
+                sent += k
+                sel = selectors.DefaultSelector()
+                bufs = {}
+                for s in socks:
+                    s.setblocking(False)
+                    sel.register(s, selectors.EVENT_READ)
+                    bufs[s] = b""
+                deadline = time.monotonic() + 60
+                while bufs and time.monotonic() < deadline:
+                    for key, _ in sel.select(timeout=1):
+                        s = key.fileobj
+                        try:
+                            chunk = s.recv(65536)
+                        except OSError:
+                            chunk = b""
+                        if chunk:
+                            bufs[s] += chunk
+                            continue
+                        head = bufs.pop(s)[:12]
+                        code = head[9:12].decode("ascii", "replace") if head.startswith(b"HTTP/1.1 ") else "closed"
+                        codes[code] = codes.get(code, 0) + 1
+                        sel.unregister(s)
+                        s.close()
+                for s in bufs:
+                    codes["no answer in 60 s"] = codes.get("no answer in 60 s", 0) + 1
+                    s.close()
+                sel.close()
+            problems = [] if set(codes) <= {"200", "503"} else [f"answers {codes}"]
+            if "200" not in codes:
+                problems.append(f"not one summary served: {codes}")
+            return total, problems
+
+        attack("5,000 summaries, 900 in flight", summary_waves)
+
+        # 11. Business SQL that tries to write: two statements are refused by the config check;
+        # one statement that writes (a function that deletes) fails inside READ ONLY, and the
+        # table keeps its rows (needs the test cluster: THORBIS_TEST_PG_URL).
+        def sql_escape():
+            problems = []
+            bad = os.path.join(tmp, "escape.toml")
+            with open(bad, "w") as f:
+                f.write('[channels.console]\ntype = "console"\n[[sources]]\ntype = "postgres"\n'
+                        'url = "postgres://x@127.0.0.1/db"\n[[sources.business]]\nname = "n"\n'
+                        'sql = "SELECT 1 AS n; COMMIT; DELETE FROM invoices"\n')
+            check = subprocess.run([AGENT, "config", "check", bad], capture_output=True, text=True, timeout=30)
+            if check.returncode == 0 or "one statement only" not in check.stdout + check.stderr:
+                problems.append(f"two statements passed the config check: {check.stdout + check.stderr!r}")
+            if not PG_URL:
+                return 1, problems + ["THORBIS_TEST_PG_URL is not set: the write through one statement was not tried"]
+            log = os.path.join(tmp, "agent.log")
+            def sneaky_lines():
+                with open(log, errors="replace") as f:
+                    return [line for line in f if "business.sneaky" in line] or None
+
+            lines = wait_for(sneaky_lines)
+            if not lines:
+                problems.append("no collection of the sneaky business query was logged")
+            elif not any("read-only" in line for line in lines):
+                problems.append(f"the sneaky query did not fail read-only: {lines[0].strip()[-200:]}")
+            rows = psql(f"SELECT count(*) FROM {PG_TABLE}")
+            if rows != "3":
+                problems.append(f"{PG_TABLE} has {rows} rows, not 3")
+            return 2, problems
+
+        attack("business SQL that writes", sql_escape)
 
         # Memory after the floods: SETTLE seconds later (the 60 windows kept are 2 s each here,
         # so after 130 s none of the floods' windows is held any more). Reported, not checked:

@@ -10,9 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-from benchlib import cpu_of, free_port
+from benchlib import free_port, measure_both, wait_up
 
 agent_bin, bare_bin = sys.argv[1], sys.argv[2]
 SECONDS_EACH = int(os.environ.get("SECONDS_EACH", "10"))
@@ -52,71 +51,6 @@ def batch():
 
 
 
-def wait_up(url):
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except Exception as e:  # noqa: BLE001 - any failure means not up yet
-            if getattr(e, "code", None):
-                return
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not come up")
-
-
-def oha(url, body_path, extra):
-    cmd = ["oha", "--no-tui", "--output-format", "json", "-m", "POST", "-T", "text/plain;charset=UTF-8",
-           "-D", body_path] + extra + [url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
-
-
-def saturation(url, body_path):
-    r = oha(url, body_path, ["-z", f"{SECONDS_EACH}s", "-c", str(CONNECTIONS)])
-    return r["summary"]["requestsPerSec"], r.get("statusCodeDistribution", {})
-
-
-def fixed_rate(url, pid, body_path, idle_per_s):
-    rate = max(1, RATE_EVENTS // EVENTS)
-    c0, t0 = cpu_of(pid), time.monotonic()
-    r = oha(url, body_path, ["-z", f"{SECONDS_EACH}s", "-q", str(rate), "-c", "16"])
-    # What the process burns when idle (timers, the agent's evaluation loop) is not per batch.
-    cpu = cpu_of(pid) - c0 - idle_per_s * (time.monotonic() - t0)
-    codes = r.get("statusCodeDistribution", {})
-    done = sum(codes.values()) or 1
-    pct = r["latencyPercentiles"]
-    return pct["p50"] * 1000, pct["p99"] * 1000, cpu / done * 1e6, codes
-
-
-def median(xs):
-    s = sorted(xs)
-    return s[len(s) // 2]
-
-
-def measure_both(servers, body_path):
-    """Alternates the servers ROUNDS times (noisy machine: medians of alternating runs)."""
-    runs = {name: {"rps": [], "p50": [], "p99": [], "cpu": [], "codes": {}} for name, _, _ in servers}
-    idle = {}
-    for name, _, pid in servers:
-        c0 = cpu_of(pid)
-        time.sleep(SECONDS_EACH)
-        idle[name] = (cpu_of(pid) - c0) / SECONDS_EACH
-        print(f"{name}: idle CPU {idle[name] * 1000:.1f} ms/s, subtracted from the fixed-rate runs")
-    for _ in range(ROUNDS):
-        for name, url, pid in servers:
-            rps, codes = saturation(url, body_path)
-            p50, p99, cpu, fixed_codes = fixed_rate(url, pid, body_path, idle[name])
-            r = runs[name]
-            r["rps"].append(rps)
-            r["p50"].append(p50)
-            r["p99"].append(p99)
-            r["cpu"].append(cpu)
-            for c, n in list(codes.items()) + list(fixed_codes.items()):
-                r["codes"][c] = r["codes"].get(c, 0) + n
-    return {name: {k: (median(v) if isinstance(v, list) else v) for k, v in r.items()} | {"all": r}
-            for name, r in runs.items()}
-
-
 def main():
     tmp = tempfile.mkdtemp(prefix="thorbis-collector-bench.")
     body_path = os.path.join(tmp, "batch.json")
@@ -152,7 +86,9 @@ per_token_per_minute = 0
               f"({CONNECTIONS} connections) and {SECONDS_EACH} s at {RATE_EVENTS} events/s; medians; 2-core machine, "
               f"oha on the same cores")
         res = measure_both([("ours", f"http://127.0.0.1:{port}/v1/rum", agent.pid),
-                            ("bare", f"http://127.0.0.1:{bare_port}/v1/rum", bare.pid)], body_path)
+                            ("bare", f"http://127.0.0.1:{bare_port}/v1/rum", bare.pid)], body_path,
+                           content_type="text/plain;charset=UTF-8", seconds=SECONDS_EACH, connections=CONNECTIONS,
+                           rate=max(1, RATE_EVENTS // EVENTS), rounds=ROUNDS)
         ours, peer = res["ours"], res["bare"]
         for name, r in (("thorbis-obs collector", ours), ("bare axum + serde_json", peer)):
             print(f"{name:<24} saturation {r['rps']:>8.0f} batches/s = {r['rps'] * EVENTS:>9.0f} events/s; "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine of this kind (Debian, rustup, root).
 # Installs what is missing (wasm32 target, PostgreSQL server binaries, Debian's chromium and
-# chromium-driver for the synthetic workflow tests), starts what the tests need (a throwaway
+# chromium-driver for the synthetic workflow tests, the OpenTelemetry Python SDK from PyPI for the
+# OTLP intake tests), starts what the tests need (a throwaway
 # PostgreSQL cluster; the tests start their own HTTP, SMTP and TLS receivers on 127.0.0.1),
 # and stops it again.
 #   bash scripts/test.sh
@@ -82,6 +83,16 @@ if ! command -v wasm-opt >/dev/null; then
     exit 1
   fi
 fi
+
+# The OpenTelemetry Python SDK and its OTLP/HTTP exporter (PyPI), a client no one here wrote,
+# for the OTLP intake tests, in a virtualenv beside the build.
+otel_venv="$(realpath -m "${CARGO_TARGET_DIR:-target}")/tools/otel-venv"
+if ! "$otel_venv/bin/python" -c 'import opentelemetry.exporter.otlp.proto.http.trace_exporter' 2>/dev/null; then
+  log "installing the OpenTelemetry Python SDK (PyPI) into $otel_venv"
+  python3 -m venv "$otel_venv"
+  "$otel_venv/bin/pip" install -q opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2
+fi
+export THORBIS_TEST_OTEL_PYTHON="$otel_venv/bin/python"
 
 # A throwaway PostgreSQL cluster for the store and HA tests, stopped on exit.
 # shellcheck source=scripts/pg-cluster.sh

@@ -45,6 +45,8 @@ pub mod series;
 pub mod sketch;
 #[cfg(feature = "engine")]
 pub mod source;
+#[cfg(feature = "engine")]
+pub mod spans;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "engine")]

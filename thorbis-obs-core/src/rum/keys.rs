@@ -53,13 +53,21 @@ impl Device {
 /// replaced by `:id`, at most 200 bytes. `/hs/work-orders/1042?tab=notes` becomes
 /// `/hs/work-orders/:id`. A route pattern the app sent (`/hs/work-orders/[id]`) keeps its shape.
 pub fn route_pattern(route: &str) -> String {
+    let mut out = String::new();
+    route_pattern_into(route, &mut out);
+    out
+}
+
+/// [`route_pattern`] written into `out` (cleared first), so a caller on a hot path reuses one
+/// buffer.
+pub fn route_pattern_into(route: &str, out: &mut String) {
+    out.clear();
     let path = route.split(['?', '#']).next().unwrap_or("");
     // A full URL: keep the path only.
     let path = match path.split_once("://") {
         Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => path,
     };
-    let mut out = String::with_capacity(path.len().min(200));
     for (i, seg) in path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
@@ -74,7 +82,9 @@ pub fn route_pattern(route: &str) -> String {
             break;
         }
     }
-    if out.is_empty() { "/".to_string() } else { out }
+    if out.is_empty() {
+        out.push('/');
+    }
 }
 
 fn looks_like_id(seg: &str) -> bool {

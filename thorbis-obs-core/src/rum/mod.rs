@@ -25,7 +25,9 @@ mod series;
 mod sessions;
 mod window;
 
-pub use keys::{ALL, CounterKey, Device, FlatKey, MAX_ROUTES, OTHER_ROUTE, VitalKey, route_pattern};
+pub use keys::{
+    ALL, CounterKey, Device, FlatKey, MAX_ROUTES, OTHER_ROUTE, VitalKey, route_pattern, route_pattern_into,
+};
 pub use series::{Counter, Series, VitalAgg};
 pub use sessions::{MAX_LIVE_SESSIONS, SessionTracker};
 pub use window::{

@@ -56,6 +56,11 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
         .collector(c.collector.clone())
         .business_metrics(crate::sources::business_metrics(&c.sources))
         .dashboards(c.dashboards.clone());
+    #[cfg(feature = "otlp")]
+    if c.otlp.enabled {
+        let section = c.otlp.clone();
+        b = b.component(move |hub| Arc::new(crate::otlp::OtlpIntake::new(hub.clone(), section)));
+    }
     if let Some(lease) = &c.store.leader_lease {
         b = b.leader_lease(lease.get());
     }

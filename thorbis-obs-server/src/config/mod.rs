@@ -64,6 +64,9 @@ pub struct AgentConfig {
     /// The RUM collector, `POST /v1/rum` (feature `collector`).
     #[serde(default)]
     pub collector: crate::collector::CollectorSection,
+    /// The OTLP/HTTP intake, `POST /v1/traces` (feature `otlp`).
+    #[serde(default)]
+    pub otlp: crate::otlp::OtlpSection,
     /// Dashboards served at `/`; none: the built-in operational and executive boards.
     #[serde(default)]
     pub dashboards: Vec<crate::dashboards::DashboardConfig>,
@@ -307,6 +310,7 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
         crate::uptime::problems(&c.uptime),
         crate::synthetic::problems(&c.synthetic),
         crate::collector::problems(&c.collector),
+        crate::otlp::problems(&c.otlp),
         crate::dashboards::problems(&c.dashboards),
     ];
     for (path, message) in sections.into_iter().flatten() {

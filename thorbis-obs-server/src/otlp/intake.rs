@@ -1,0 +1,632 @@
+//! `POST /v1/traces`: checks, bounded inflating and decoding, span validation, the window of
+//! request metrics and the loop that closes it (see the module docs of [`super`]).
+
+use super::OtlpSection;
+use crate::api;
+use crate::hub::{Component, Hub};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use thorbis_obs_core::metrics::{Labels, Sample};
+use thorbis_obs_core::spans::{SpanFacts, SpanKind, SpanWindow};
+use thorbis_obs_core::time::Timestamp;
+
+/// Spans older than this (by their end) are rejected: an exporter retries for minutes, not
+/// hours, and an older span would land in a window long closed.
+const MAX_SPAN_AGE: Duration = Duration::from_secs(3600);
+/// Requests waiting for a decoding slot, at most (their bodies not read yet); beyond, 503 with
+/// `Retry-After`, which exporters retry. Requests decode at once on as many slots as cores.
+const INTAKE_QUEUE: usize = 64;
+
+/// The body encoding, from `Content-Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// `google.rpc.Status`: the body of an OTLP/HTTP error answer in protobuf (opentelemetry-proto
+/// does not carry it).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    /// The gRPC status code (3 invalid argument, 14 unavailable, 16 unauthenticated).
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// What was wrong.
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// Why a request was refused whole.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Refusal { status, message: message.into() }
+    }
+}
+
+/// Request outcomes, in `otlp_requests{outcome}`.
+const OUTCOMES: [&str; 7] = ["ok", "unauthorized", "unsupported", "too_large", "invalid", "busy", "partial"];
+
+/// The intake's counts since the last window closed.
+#[derive(Debug, Default)]
+struct Stats {
+    requests: [AtomicU64; 7],
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl Stats {
+    fn outcome(&self, status: StatusCode) {
+        let i = match status.as_u16() {
+            200 => 0,
+            401 | 403 => 1,
+            415 => 2,
+            413 => 3,
+            503 | 429 => 5,
+            _ => 4,
+        };
+        self.requests[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts as samples, reset: `otlp_requests{outcome}` and `otlp_spans{outcome}`.
+    fn take_samples(&self, at: Timestamp) -> Vec<Sample> {
+        let mut out: Vec<Sample> = OUTCOMES
+            .iter()
+            .zip(&self.requests)
+            .map(|(o, n)| {
+                Sample::new(
+                    "otlp_requests",
+                    Labels::from_pairs([("outcome", *o)]),
+                    n.swap(0, Ordering::Relaxed) as f64,
+                    at,
+                )
+            })
+            .collect();
+        for (o, n) in [("accepted", &self.accepted), ("rejected", &self.rejected)] {
+            out.push(Sample::new(
+                "otlp_spans",
+                Labels::from_pairs([("outcome", o)]),
+                n.swap(0, Ordering::Relaxed) as f64,
+                at,
+            ));
+        }
+        out
+    }
+}
+
+/// The OTLP intake as an agent component.
+pub struct OtlpIntake {
+    hub: Arc<Hub>,
+    cfg: OtlpSection,
+    window: Mutex<SpanWindow>,
+    queue: Queue,
+    stats: Stats,
+}
+
+/// Decoding slots and the requests waiting for one.
+#[derive(Debug)]
+struct Queue {
+    slots: Arc<tokio::sync::Semaphore>,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One waiting request; leaving the line (served or gone) decrements the count.
+struct InLine(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InLine {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Queue {
+    fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Queue { slots: Arc::new(tokio::sync::Semaphore::new(cores.max(2))), waiting: Arc::default() }
+    }
+
+    /// A decoding slot, after waiting in line when all are taken; refused when the line is full.
+    async fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Refusal> {
+        if let Ok(p) = self.slots.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        let busy = || Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the intake queue is full; retry");
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= INTAKE_QUEUE {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(busy());
+        }
+        let _line = InLine(self.waiting.clone());
+        self.slots.clone().acquire_owned().await.map_err(|_| busy())
+    }
+}
+
+impl std::fmt::Debug for OtlpIntake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpIntake").field("enabled", &self.cfg.enabled).finish_non_exhaustive()
+    }
+}
+
+/// What one request's spans came to.
+#[derive(Debug, Default, PartialEq)]
+struct Tally {
+    accepted: u64,
+    rejected: u64,
+    first_reason: Option<String>,
+}
+
+impl OtlpIntake {
+    /// The intake on `hub`'s engine and clock.
+    pub fn new(hub: Arc<Hub>, cfg: OtlpSection) -> Self {
+        OtlpIntake { hub, cfg, window: Mutex::new(SpanWindow::new()), queue: Queue::new(), stats: Stats::default() }
+    }
+
+    fn open(&self) -> MutexGuard<'_, SpanWindow> {
+        self.window.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Token, content type and encoding: everything that is checked before the body is read.
+    fn admit(&self, headers: &HeaderMap) -> Result<(Encoding, bool), Refusal> {
+        if !self.cfg.tokens.is_empty() {
+            let bearer = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let token = bearer.or_else(|| headers.get("x-thorbis-token").and_then(|v| v.to_str().ok()));
+            let known = token.is_some_and(|t| self.cfg.tokens.iter().any(|k| k.matches(t)));
+            if !known {
+                let what = if token.is_some() { "unknown token" } else { "missing token (Authorization: Bearer)" };
+                return Err(Refusal::new(StatusCode::UNAUTHORIZED, what));
+            }
+        }
+        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let encoding = match mime.as_str() {
+            "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
+            "application/json" => Encoding::Json,
+            _ => {
+                return Err(Refusal::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("Content-Type {ct:?}: application/x-protobuf or application/json"),
+                ));
+            }
+        };
+        let gzip = match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim) {
+            None | Some("") | Some("identity") => false,
+            Some(e) if e.eq_ignore_ascii_case("gzip") => true,
+            Some(e) => {
+                return Err(Refusal::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("Content-Encoding {e:?}: gzip or none"),
+                ));
+            }
+        };
+        Ok((encoding, gzip))
+    }
+
+    /// Inflates (bounded), decodes and counts one body. CPU work: runs off the runtime.
+    fn process(&self, raw: Bytes, gzip: bool, encoding: Encoding, now: Timestamp) -> Result<Tally, Refusal> {
+        let request = decode(raw, gzip, encoding, &self.cfg)?;
+        Ok(count(&request, &mut self.open(), now, &self.cfg))
+    }
+
+    /// The open window's request metrics so far, stamped `at` (the window stays open).
+    pub fn open_samples(&self, at: Timestamp) -> Vec<Sample> {
+        self.open().samples(at)
+    }
+
+    /// Closes the open window: its metrics and the intake's counts, stamped `end`.
+    fn close(&self, end: Timestamp) -> Vec<Sample> {
+        let closed = std::mem::take(&mut *self.open());
+        let mut samples = closed.samples(end);
+        samples.extend(self.stats.take_samples(end));
+        samples
+    }
+}
+
+/// Inflates (bounded) and decodes a body; refuses one with more spans than the config allows.
+fn decode(raw: Bytes, gzip: bool, encoding: Encoding, cfg: &OtlpSection) -> Result<ExportTraceServiceRequest, Refusal> {
+    let body = if gzip { Bytes::from(inflate(&raw, cfg.max_decoded_bytes)?) } else { raw };
+    let request = match encoding {
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(body.as_ref())
+            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("not an OTLP trace request: {e}")))?,
+        Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&body)
+            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("not an OTLP trace request: {e}")))?,
+    };
+    let spans: usize = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+    if spans > cfg.max_spans_per_request {
+        return Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{spans} spans in one request; at most {} (otlp.max_spans_per_request)", cfg.max_spans_per_request),
+        ));
+    }
+    Ok(request)
+}
+
+/// Checks each span against the clock and its ids, and counts the good ones into `window`.
+fn count(request: &ExportTraceServiceRequest, window: &mut SpanWindow, now: Timestamp, cfg: &OtlpSection) -> Tally {
+    let newest = now.plus(cfg.max_clock_skew.get());
+    let oldest = now.minus(MAX_SPAN_AGE);
+    let mut tally = Tally::default();
+    for rs in &request.resource_spans {
+        let attrs = rs.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
+        let service = str_attr(attrs, &["service.name"]).unwrap_or("unknown_service");
+        let env = str_attr(attrs, &["deployment.environment.name", "deployment.environment"]).unwrap_or("");
+        for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+            match check_span(span, oldest, newest) {
+                Ok(duration_ms) => {
+                    // A span past a cap is still accepted: span_metrics_capped counts it.
+                    window.record(&facts(span, service, env, duration_ms));
+                    tally.accepted += 1;
+                }
+                Err(why) => {
+                    tally.rejected += 1;
+                    tally.first_reason.get_or_insert(why);
+                }
+            }
+        }
+    }
+    tally
+}
+
+/// Inflates a gzip body up to `max` bytes; a body that inflates beyond is refused once the
+/// cap is passed, without inflating the rest.
+fn inflate(raw: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max));
+    let read = flate2::read::MultiGzDecoder::new(raw).take(max as u64 + 1).read_to_end(&mut out);
+    match read {
+        Err(e) => Err(Refusal::new(StatusCode::BAD_REQUEST, format!("the gzip body is corrupt: {e}"))),
+        Ok(_) if out.len() > max => Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body inflates beyond {max} bytes (otlp.max_decoded_bytes)"),
+        )),
+        Ok(_) => Ok(out),
+    }
+}
+
+/// A string attribute: the first of `keys` present with a string value.
+fn str_attr<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Option<&'a str> {
+    keys.iter().find_map(|k| {
+        attrs.iter().find(|a| a.key == *k).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        })
+    })
+}
+
+/// An integer attribute (an int, or a string of digits as some SDKs send status codes).
+fn int_attr(attrs: &[KeyValue], keys: &[&str]) -> Option<i64> {
+    keys.iter().find_map(|k| {
+        attrs.iter().find(|a| a.key == *k).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+            Value::IntValue(i) => Some(*i),
+            Value::StringValue(s) => s.trim().parse().ok(),
+            Value::DoubleValue(d) if d.is_finite() => Some(*d as i64),
+            _ => None,
+        })
+    })
+}
+
+/// The span's duration in ms when it is one to count; else why not.
+fn check_span(span: &Span, oldest: Timestamp, newest: Timestamp) -> Result<f64, String> {
+    let zero = |b: &[u8]| b.iter().all(|x| *x == 0);
+    if span.trace_id.len() != 16 || zero(&span.trace_id) {
+        return Err(format!("span {:?}: trace id must be 16 bytes, not all zero", cut(&span.name)));
+    }
+    if span.span_id.len() != 8 || zero(&span.span_id) {
+        return Err(format!("span {:?}: span id must be 8 bytes, not all zero", cut(&span.name)));
+    }
+    if span.end_time_unix_nano < span.start_time_unix_nano {
+        return Err(format!("span {:?}: ends before it starts", cut(&span.name)));
+    }
+    let end_ms = i64::try_from(span.end_time_unix_nano / 1_000_000).unwrap_or(i64::MAX);
+    if end_ms > newest.0 {
+        return Err(format!("span {:?}: ends ahead of the agent's clock (otlp.max_clock_skew)", cut(&span.name)));
+    }
+    if end_ms < oldest.0 {
+        return Err(format!("span {:?}: ended more than an hour ago", cut(&span.name)));
+    }
+    Ok((span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e6)
+}
+
+/// At most 64 characters of a name, for messages.
+fn cut(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// What the window reads off a span; OpenTelemetry's current attribute names first, then the
+/// older ones SDKs still send.
+fn facts<'a>(span: &'a Span, service: &'a str, env: &'a str, duration_ms: f64) -> SpanFacts<'a> {
+    let a = span.attributes.as_slice();
+    let kind = match span.kind {
+        2 => SpanKind::Server,
+        3 => SpanKind::Client,
+        _ => SpanKind::Other,
+    };
+    SpanFacts {
+        service,
+        env,
+        kind,
+        name: &span.name,
+        route: str_attr(a, &["http.route"]),
+        path: str_attr(a, &["url.path", "http.target"]),
+        method: str_attr(a, &["http.request.method", "http.method"]),
+        status_code: int_attr(a, &["http.response.status_code", "http.status_code"]),
+        error: span.status.as_ref().is_some_and(|s| s.code == 2),
+        duration_ms,
+        db_system: str_attr(a, &["db.system.name", "db.system"]),
+        db_operation: str_attr(a, &["db.operation.name", "db.operation"]),
+        db_collection: str_attr(a, &["db.collection.name", "db.sql.table"]),
+        peer: str_attr(a, &["server.address", "net.peer.name"]),
+    }
+}
+
+/// An answer in the request's encoding (protobuf when it could not be told).
+fn answer(encoding: Encoding, status: StatusCode, body: Vec<u8>) -> Response {
+    let ct = match encoding {
+        Encoding::Protobuf => "application/x-protobuf",
+        Encoding::Json => "application/json",
+    };
+    (status, [(header::CONTENT_TYPE, ct)], body).into_response()
+}
+
+fn refuse(encoding: Encoding, r: &Refusal) -> Response {
+    let code = match r.status.as_u16() {
+        400 | 413 | 415 => 3, // INVALID_ARGUMENT
+        401 => 16,            // UNAUTHENTICATED
+        503 | 429 => 14,      // UNAVAILABLE
+        _ => 2,               // UNKNOWN
+    };
+    let body = match encoding {
+        Encoding::Protobuf => RpcStatus { code, message: r.message.clone() }.encode_to_vec(),
+        Encoding::Json => {
+            serde_json::to_vec(&serde_json::json!({ "code": code, "message": r.message })).unwrap_or_default()
+        }
+    };
+    let mut resp = answer(encoding, r.status, body);
+    if matches!(r.status.as_u16(), 429 | 503) {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// `POST /v1/traces`.
+async fn traces(State(intake): State<Arc<OtlpIntake>>, headers: HeaderMap, body: Body) -> Response {
+    let guess = if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("json")) {
+        Encoding::Json
+    } else {
+        Encoding::Protobuf
+    };
+    match intake_request(&intake, &headers, body).await {
+        Ok((encoding, tally)) => {
+            intake.stats.accepted.fetch_add(tally.accepted, Ordering::Relaxed);
+            intake.stats.rejected.fetch_add(tally.rejected, Ordering::Relaxed);
+            let partial_success = (tally.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: i64::try_from(tally.rejected).unwrap_or(i64::MAX),
+                error_message: tally.first_reason.clone().unwrap_or_default(),
+            });
+            if tally.rejected > 0 {
+                intake.stats.requests[6].fetch_add(1, Ordering::Relaxed);
+            } else {
+                intake.stats.outcome(StatusCode::OK);
+            }
+            let msg = ExportTraceServiceResponse { partial_success };
+            let body = match encoding {
+                Encoding::Protobuf => msg.encode_to_vec(),
+                Encoding::Json => serde_json::to_vec(&msg).unwrap_or_default(),
+            };
+            answer(encoding, StatusCode::OK, body)
+        }
+        Err(r) => {
+            intake.stats.outcome(r.status);
+            tracing::debug!(status = r.status.as_u16(), error = %r.message, "OTLP request refused");
+            refuse(guess, &r)
+        }
+    }
+}
+
+async fn intake_request(
+    intake: &Arc<OtlpIntake>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Encoding, Tally), Refusal> {
+    let (encoding, gzip) = intake.admit(headers)?;
+    let _slot = intake.queue.enter().await?;
+    let raw = api::read_body(headers, body, intake.cfg.max_body_bytes, api::BODY_TIMEOUT)
+        .await
+        .map_err(|e| Refusal::new(e.status, e.message))?;
+    let now = intake.hub.now();
+    let this = intake.clone();
+    let tally = api::blocking(move || this.process(raw, gzip, encoding, now))
+        .await
+        .map_err(|_| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "the decoding failed"))??;
+    Ok((encoding, tally))
+}
+
+/// Closes a window every `window`, aligned to multiples of its length, pushing its samples
+/// into the engine, until `stop`.
+async fn run_windows(intake: Arc<OtlpIntake>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let w = i64::try_from(intake.cfg.window.get().as_millis()).unwrap_or(60_000).max(1000);
+    loop {
+        let t = intake.hub.now().0;
+        let end = (t.div_euclid(w) + 1) * w;
+        let wait = Duration::from_millis(u64::try_from(end - t).unwrap_or(0));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => break,
+        }
+        let samples = intake.close(Timestamp(end));
+        let mut refused = 0;
+        for s in &samples {
+            if let Err(e) = intake.hub.ingest(s) {
+                refused += 1;
+                tracing::debug!(error = %e, metric = %s.name, "span metric refused by the engine");
+            }
+        }
+        tracing::debug!(samples = samples.len(), refused, "span window closed");
+    }
+}
+
+#[async_trait::async_trait]
+impl Component for OtlpIntake {
+    fn name(&self) -> &'static str {
+        "otlp"
+    }
+
+    /// `POST /v1/traces`.
+    fn routes(self: Arc<Self>) -> Router {
+        if !self.cfg.enabled {
+            return Router::new();
+        }
+        Router::new().route("/v1/traces", post(traces)).with_state(self)
+    }
+
+    async fn run(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        if self.cfg.enabled {
+            run_windows(self, stop).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    fn valid_body() -> Vec<u8> {
+        let now_ns = 1_800_000_000_000_000_000u64;
+        let kv = |k: &str, v: Value| KeyValue {
+            key: k.into(),
+            value: Some(opentelemetry_proto::tonic::common::v1::AnyValue { value: Some(v) }),
+            ..KeyValue::default()
+        };
+        let span = |i: u8| Span {
+            trace_id: vec![i + 1; 16],
+            span_id: vec![i + 1; 8],
+            name: format!("GET /r/{i}"),
+            kind: 2,
+            start_time_unix_nano: now_ns - 5_000_000,
+            end_time_unix_nano: now_ns,
+            attributes: vec![kv("http.response.status_code", Value::IntValue(200))],
+            ..Span::default()
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![kv("service.name", Value::StringValue("svc".into()))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                    spans: (0..20).map(span).collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    /// Random bytes and mutated requests: decoding either refuses with a 4xx or counts what it
+    /// decoded, every span accepted or rejected exactly once; never a panic.
+    fn survives(body: Vec<u8>, encoding: Encoding) {
+        let cfg = OtlpSection::default();
+        let now = Timestamp(1_800_000_000_000);
+        match decode(Bytes::from(body), false, encoding, &cfg) {
+            Err(r) => assert!(r.status.is_client_error(), "{:?}", r),
+            Ok(req) => {
+                let spans: usize = req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+                let mut w = SpanWindow::new();
+                let t = count(&req, &mut w, now, &cfg);
+                assert_eq!((t.accepted + t.rejected) as usize, spans);
+                assert!(w.samples(now).iter().all(|s| s.value.is_finite()));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn random_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            survives(body.clone(), Encoding::Protobuf);
+            survives(body, Encoding::Json);
+        }
+
+        #[test]
+        fn mutated_requests_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+            let mut body = valid_body();
+            for (at, byte) in flips {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            let keep = cut.index(body.len() + 1);
+            body.truncate(keep.max(1));
+            survives(body, Encoding::Protobuf);
+        }
+    }
+
+    #[test]
+    fn the_valid_body_counts_all_its_spans() {
+        let cfg = OtlpSection::default();
+        let req = decode(Bytes::from(valid_body()), false, Encoding::Protobuf, &cfg).expect("valid");
+        let mut w = SpanWindow::new();
+        let t = count(&req, &mut w, Timestamp(1_800_000_000_000), &cfg);
+        assert_eq!((t.accepted, t.rejected), (20, 0));
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_cap() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; 50 << 20]).expect("write");
+        let bomb = gz.finish().expect("finish");
+        assert!(bomb.len() < 100_000, "{}", bomb.len());
+        let e = inflate(&bomb, 1 << 20).expect_err("over the cap");
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(inflate(b"not gzip", 1 << 20).is_err_and(|e| e.status == StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn spans_are_checked_against_the_clock_and_their_ids() {
+        let now = Timestamp::from_secs(1_800_000_000);
+        let ns = |t: Timestamp| t.0 as u64 * 1_000_000;
+        let good = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "GET /x".into(),
+            start_time_unix_nano: ns(now) - 250_000_000,
+            end_time_unix_nano: ns(now),
+            ..Span::default()
+        };
+        let (oldest, newest) = (now.minus(MAX_SPAN_AGE), now.plus(Duration::from_secs(300)));
+        assert_eq!(check_span(&good, oldest, newest), Ok(250.0));
+        let bad = [
+            Span { trace_id: vec![0; 16], ..good.clone() },
+            Span { span_id: vec![1; 4], ..good.clone() },
+            Span { start_time_unix_nano: ns(now) + 1, ..good.clone() },
+            Span { end_time_unix_nano: ns(now) + 3_600_000_000_000, ..good.clone() },
+            Span { start_time_unix_nano: 0, end_time_unix_nano: 1, ..good.clone() },
+        ];
+        for b in bad {
+            assert!(check_span(&b, oldest, newest).is_err(), "{b:?}");
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The OTLP/HTTP intake (feature `otlp`): `POST /v1/traces` takes the spans that Next.js
+//! (`@vercel/otel`) and Rust services (`opentelemetry-otlp`) export, in protobuf or in OTLP's
+//! JSON mapping, gzip or not, and turns them into request metrics per window (core's
+//! [`SpanWindow`](thorbis_obs_core::spans::SpanWindow): `http_request_duration`,
+//! `http_request_error_rate`, `http_requests`, `db_query_duration`,
+//! `external_request_duration`), which the spec's rules read.
+//!
+//! What a request goes through, in order:
+//! 1. token (`Authorization: Bearer` or `X-Thorbis-Token`) when `otlp.tokens` is set: 401;
+//! 2. `Content-Type` `application/x-protobuf` or `application/json`, `Content-Encoding`
+//!    `gzip` or none: 415;
+//! 3. the body: at most `max_body_bytes` as sent and `max_decoded_bytes` once inflated (a
+//!    gzip bomb stops at the cap, it is never inflated whole): 413;
+//! 4. decoding with opentelemetry-proto's prost messages (or serde for JSON): 400 with the
+//!    decoder's message; at most `max_spans_per_request` spans: 413;
+//! 5. (before 3, in fact: before the body is read) a decoding slot: as many as cores decode at
+//!    once and at most 64 requests wait in line; beyond, 503 with `Retry-After`, which
+//!    exporters retry;
+//! 6. each span: ids of the right length, an end after its start, within the last hour and
+//!    not ahead of the agent's clock by more than `max_clock_skew`; a span that is not is
+//!    rejected alone, counted in the answer's `partial_success` with the first reason.
+//!
+//! Answers follow OTLP/HTTP: 200 with `ExportTraceServiceResponse` in the request's encoding;
+//! errors as a `google.rpc.Status` (protobuf) or `{"code","message"}` (JSON).
+//!
+//! `[otlp]` is read whatever the features; without the `otlp` feature there is no intake.
+
+#[cfg(feature = "otlp")]
+mod intake;
+
+#[cfg(feature = "otlp")]
+pub use intake::{OtlpIntake, RpcStatus};
+
+use crate::secret::Secret;
+use serde::Deserialize;
+use thorbis_obs_core::time::HumanDuration;
+
+/// `[otlp]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpSection {
+    /// Serve `POST /v1/traces` on the agent's HTTP listener. Default true.
+    pub enabled: bool,
+    /// Tokens an exporter must send (`Authorization: Bearer <token>` or `X-Thorbis-Token`);
+    /// empty: none needed (fine on loopback; set them before the intake faces a network).
+    pub tokens: Vec<Secret>,
+    /// Request metrics are computed per window of this length. Default 60 s.
+    pub window: HumanDuration,
+    /// A request body as sent, at most. Default 4 MiB.
+    pub max_body_bytes: usize,
+    /// A request body once inflated, at most. Default 16 MiB.
+    pub max_decoded_bytes: usize,
+    /// Spans in one request, at most. Default 10,000 (SDKs send batches of 512).
+    pub max_spans_per_request: usize,
+    /// How far ahead of the agent's clock a span may end. Default 5 minutes.
+    pub max_clock_skew: HumanDuration,
+}
+
+impl Default for OtlpSection {
+    fn default() -> Self {
+        OtlpSection {
+            enabled: true,
+            tokens: Vec::new(),
+            window: HumanDuration::from_secs(60),
+            max_body_bytes: 4 << 20,
+            max_decoded_bytes: 16 << 20,
+            max_spans_per_request: 10_000,
+            max_clock_skew: HumanDuration::from_secs(300),
+        }
+    }
+}
+
+/// What is wrong with `[otlp]`, as (path, problem).
+pub fn problems(c: &OtlpSection) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let w = c.window.get().as_secs_f64();
+    if !(1.0..=3600.0).contains(&w) {
+        out.push(("otlp.window".into(), "between 1s and 1h".into()));
+    }
+    if !(1024..=(64 << 20)).contains(&c.max_body_bytes) {
+        out.push(("otlp.max_body_bytes".into(), "between 1 KiB and 64 MiB".into()));
+    }
+    if c.max_decoded_bytes < c.max_body_bytes || c.max_decoded_bytes > (256 << 20) {
+        out.push(("otlp.max_decoded_bytes".into(), "at least max_body_bytes and at most 256 MiB".into()));
+    }
+    if c.max_spans_per_request == 0 {
+        out.push(("otlp.max_spans_per_request".into(), "at least 1".into()));
+    }
+    for (i, t) in c.tokens.iter().enumerate() {
+        if t.expose().trim().is_empty() {
+            out.push((format!("otlp.tokens[{i}]"), "must not be empty".into()));
+        }
+    }
+    out
+}

@@ -1,0 +1,261 @@
+//! The OTLP/HTTP intake against real clients: the OpenTelemetry Python SDK's exporter
+//! (installed by scripts/test.sh; its interpreter in THORBIS_TEST_OTEL_PYTHON) sends a known
+//! set of spans, and the request metrics equal the figures computed by hand; OTLP JSON, gzip,
+//! partial success, and bad input answered as OTLP/HTTP says.
+#![cfg(feature = "otlp")]
+
+mod support;
+
+use prost::Message;
+use std::io::Write;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use thorbis_obs_core::metrics::Sample;
+use thorbis_obs_core::time::{HumanDuration, Timestamp};
+use thorbis_obs_server::agent::system_now;
+use thorbis_obs_server::clock::TokioClock;
+use thorbis_obs_server::otlp::{OtlpIntake, OtlpSection, RpcStatus};
+use thorbis_obs_server::secret::Secret;
+use thorbis_obs_server::store::sqlite::SqliteStore;
+
+const TOKEN: &str = "otlp-test-token";
+
+struct Running {
+    base: String,
+    intake: Arc<OtlpIntake>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), thorbis_obs_server::agent::AgentError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("join").expect("agent");
+        }
+    }
+
+    /// The open window's figures. The agent's clock starts a minute into an hour and the window
+    /// is an hour long, so no window closes while a test runs.
+    fn samples(&self) -> Vec<Sample> {
+        self.intake.open_samples(Timestamp(0))
+    }
+}
+
+/// An agent with the intake (hour-long windows, a token) on a loopback port.
+async fn start(section: OtlpSection) -> Running {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store"));
+    let hour = 3_600_000;
+    let clock = TokioClock::starting_at(Timestamp(system_now().0.div_euclid(hour) * hour + 60_000));
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
+    let slot: Arc<OnceLock<Arc<OtlpIntake>>> = Arc::default();
+    let keep = slot.clone();
+    let agent = support::quiet_agent(store)
+        .clock(Arc::new(clock))
+        .http(addr, None)
+        .component(move |hub| {
+            let intake = Arc::new(OtlpIntake::new(hub.clone(), section));
+            let _ = keep.set(intake.clone());
+            intake
+        })
+        .build()
+        .expect("valid");
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async move {
+        let _ = rx.await;
+    }));
+    let base = format!("http://{addr}");
+    let c = reqwest::Client::new();
+    support::eventually("the agent up", Duration::from_secs(30), async || {
+        c.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await;
+    let intake = slot.get().expect("the intake was built").clone();
+    Running { base, intake, stop: Some(stop), task: Some(task), _dir: dir }
+}
+
+fn section() -> OtlpSection {
+    OtlpSection {
+        tokens: vec![Secret::new(TOKEN)],
+        window: HumanDuration::from_secs(3600),
+        // The agent's clock runs up to an hour behind the real one (see `Running::samples`).
+        max_clock_skew: HumanDuration::from_secs(7200),
+        ..OtlpSection::default()
+    }
+}
+
+fn value(samples: &[Sample], name: &str, pairs: &[(&str, &str)]) -> Option<f64> {
+    samples.iter().find(|s| s.name == name && pairs.iter().all(|(k, v)| s.labels.get(k) == Some(*v))).map(|s| s.value)
+}
+
+fn python() -> String {
+    std::env::var("THORBIS_TEST_OTEL_PYTHON")
+        .expect("THORBIS_TEST_OTEL_PYTHON (a Python with opentelemetry-sdk) is set by scripts/test.sh")
+}
+
+fn send_with_the_python_sdk(base: &str, compression: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otel/send_spans.py");
+    let out =
+        std::process::Command::new(python()).args([script, base, TOKEN, compression]).output().expect("python runs");
+    assert!(
+        out.status.success(),
+        "the SDK's export failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_s_spans_become_the_figures_computed_by_hand() {
+    let agent = start(section()).await;
+    let base = agent.base.clone();
+    tokio::task::spawn_blocking(move || {
+        send_with_the_python_sdk(&base, "none");
+        send_with_the_python_sdk(&base, "gzip");
+    })
+    .await
+    .expect("join");
+    let s = agent.samples();
+    // Twice the script's spans (once plain, once gzip): the figures are the script's, counts doubled.
+    let wo = [("service", "checkout"), ("env", "test"), ("route", "/api/work-orders/{id}"), ("method", "GET")];
+    // 100..1000 ms: mean 550 ms; 2 of 10 answered 500.
+    assert_eq!(value(&s, "http_request_duration", &wo), Some(550.0));
+    assert_eq!(value(&s, "http_request_error_rate", &wo), Some(0.2));
+    let with = |class| [wo[0], wo[2], ("status_class", class)];
+    assert_eq!(value(&s, "http_requests", &with("2xx")), Some(16.0));
+    assert_eq!(value(&s, "http_requests", &with("5xx")), Some(4.0));
+    // p99 of 100..1000 ms (each twice): the largest, within the sketch's 1% bound.
+    let p99 = value(&s, "http_request_duration_p99", &wo).expect("p99");
+    assert!((p99 - 1000.0).abs() <= 10.0, "p99 {p99}");
+    let p50 = value(&s, "http_request_duration_p50", &wo).expect("p50");
+    assert!((p50 - 500.0).abs() <= 5.0, "p50 {p50}");
+    // The route from the span's name; ERROR status without a status code is a failure.
+    let inv = [("route", "/api/invoices"), ("method", "POST")];
+    assert_eq!(value(&s, "http_request_duration", &inv), Some(50.0));
+    assert_eq!(value(&s, "http_request_error_rate", &inv), Some(0.2));
+    // Over every route: 30 requests, 6 failed; mean (2 * 5500 + 2 * 250) / 30.
+    let all = [("service", "checkout"), ("env", "test")];
+    assert_eq!(value(&s, "http_service_request_error_rate", &all), Some(0.2));
+    let mean = value(&s, "http_service_request_duration", &all).expect("mean");
+    assert!((mean - 11_500.0 / 30.0).abs() < 1e-9, "{mean}");
+    let db = [("db_system", "postgresql"), ("operation", "SELECT"), ("collection", "invoices")];
+    assert_eq!(value(&s, "db_query_duration", &db), Some(25.0));
+    assert_eq!(value(&s, "db_queries", &db), Some(8.0));
+    let ext = [("peer", "api.stripe.com")];
+    assert_eq!(value(&s, "external_request_duration", &ext), Some(400.0));
+    assert_eq!(value(&s, "external_request_error_rate", &ext), Some(0.5));
+    assert!(s.iter().all(|x| !x.name.starts_with("http_") || x.labels.get("route") != Some("render invoice")));
+    agent.shutdown().await;
+}
+
+fn span(name: &str, kind: i32, trace: u8, start_ns: u64, ms: u64) -> serde_json::Value {
+    serde_json::json!({
+        "traceId": format!("{:032x}", trace),
+        "spanId": format!("{:016x}", trace as u64 + 1),
+        "name": name,
+        "kind": kind,
+        "startTimeUnixNano": start_ns.to_string(),
+        "endTimeUnixNano": (start_ns + ms * 1_000_000).to_string(),
+        "attributes": [
+            { "key": "http.route", "value": { "stringValue": "/api/jobs/:id" } },
+            { "key": "http.response.status_code", "value": { "intValue": "200" } }
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_json_partial_success_and_bad_input() {
+    let agent = start(section()).await;
+    let c = reqwest::Client::new();
+    let url = format!("{}/v1/traces", agent.base);
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    // OTLP JSON: two good SERVER spans, one ending before it starts, one from 1970.
+    let mut backwards = span("GET /api/jobs/1", 2, 3, now_ns, 10);
+    backwards["endTimeUnixNano"] = serde_json::json!((now_ns - 1).to_string());
+    let body = serde_json::json!({ "resourceSpans": [{
+        "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "jobs" } }] },
+        "scopeSpans": [{ "spans": [
+            span("GET /api/jobs/1", 2, 1, now_ns - 500_000_000, 120),
+            span("GET /api/jobs/2", 2, 2, now_ns - 500_000_000, 80),
+            backwards,
+            span("GET /api/jobs/3", 2, 4, 1_000_000, 5),
+        ] }]
+    }] });
+    let r = c.post(&url).bearer_auth(TOKEN).json(&body).send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()[reqwest::header::CONTENT_TYPE].to_str().expect("ct").starts_with("application/json"));
+    let answer: serde_json::Value = r.json().await.expect("json");
+    let partial = &answer["partialSuccess"];
+    let rejected = &partial["rejectedSpans"];
+    assert_eq!(rejected.as_i64().or_else(|| rejected.as_str()?.parse().ok()), Some(2), "{answer}");
+    assert!(partial["errorMessage"].as_str().is_some_and(|m| m.contains("ends before it starts")), "{answer}");
+    let s = agent.samples();
+    let jobs = [("service", "jobs"), ("route", "/api/jobs/:id")];
+    assert_eq!(value(&s, "http_request_duration", &jobs), Some(100.0));
+
+    // The token comes before the body: a body announced at 100 MB that never comes, without a
+    // token, is answered 401 at once (nothing of it is read); with the token, 413.
+    let announce = |auth: &str| {
+        format!(
+            "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/x-protobuf\r\nContent-Length: 100000000\r\n\r\n\n"
+        )
+    };
+    assert_eq!(&head_of(&agent.base, announce("")).await, b"HTTP/1.1 401");
+    assert_eq!(&head_of(&agent.base, announce(&format!("Authorization: Bearer {TOKEN}\r\n"))).await, b"HTTP/1.1 413");
+    // Other content types: 415, in OTLP's Status message.
+    let r = c.post(&url).bearer_auth(TOKEN).header("content-type", "text/xml").body("<x/>").send().await.expect("send");
+    assert_eq!(r.status(), 415);
+    let status = RpcStatus::decode(r.bytes().await.expect("body")).expect("a google.rpc.Status");
+    assert!(status.message.contains("application/x-protobuf"), "{}", status.message);
+    // A truncated protobuf: 400 with the decoder's message.
+    let good = ExportTraceServiceRequest { resource_spans: vec![] };
+    let mut bytes = good.encode_to_vec();
+    bytes.extend_from_slice(&[0x0a, 0xff, 0xff, 0x03, 0x01]);
+    let r = c
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-protobuf")
+        .body(bytes)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    // A gzip bomb (64 MiB of zeros in ~64 KB) stops at max_decoded_bytes: 413.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 64 << 20]).expect("write");
+    let bomb = gz.finish().expect("gzip");
+    let r = c
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 413);
+    agent.shutdown().await;
+}
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+/// Sends `head` (a request whose body never comes) on a raw connection; the answer's first 12
+/// bytes (`HTTP/1.1 401`).
+async fn head_of(base: &str, head: String) -> [u8; 12] {
+    let addr = base.trim_start_matches("http://").to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.write_all(head.as_bytes()).expect("write");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut got = [0u8; 12];
+        s.read_exact(&mut got).expect("answered without the body");
+        got
+    })
+    .await
+    .expect("join")
+}
