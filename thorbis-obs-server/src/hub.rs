@@ -73,6 +73,13 @@ pub trait Component: Send + Sync + 'static {
         axum::Router::new()
     }
 
+    /// An address of its own on which its routes are served too, besides the agent's listener
+    /// (default: none), such as OTLP's conventional port for exporters. That listener takes any
+    /// `Host` (it serves no page a browser could be steered to) and has the agent's other limits.
+    fn listen(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+
     /// Work done before the listener serves, such as reloading state (default: none).
     async fn prepare(&self) {}
 

@@ -136,6 +136,15 @@ fn every_kind_of_error_names_its_path() {
             ],
         ),
         (
+            "bad otlp intake",
+            "[otlp]\nlisten = \"nope\"\nmax_items_per_request = 0\nmax_body_bytes = 10\n",
+            &[
+                "otlp.listen: \"nope\" is not an address like 0.0.0.0:4318",
+                "otlp.max_items_per_request: at least 1",
+                "otlp.max_body_bytes: between 1 KiB and 64 MiB",
+            ],
+        ),
+        (
             "a lease shorter than two evaluations",
             "[store]\nleader_lease = \"20s\"\n",
             &["store.leader_lease: must be at least two evaluation intervals (30s)"],

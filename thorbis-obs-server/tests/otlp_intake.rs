@@ -97,10 +97,10 @@ fn python() -> String {
         .expect("THORBIS_TEST_OTEL_PYTHON (a Python with opentelemetry-sdk) is set by scripts/test.sh")
 }
 
-fn send_with_the_python_sdk(base: &str, compression: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otel/send_spans.py");
-    let out =
-        std::process::Command::new(python()).args([script, base, TOKEN, compression]).output().expect("python runs");
+/// Runs one of tests/otel/*.py with the SDK's Python; fails the test when it does.
+fn run_python(script: &str, args: &[&str]) {
+    let script = format!("{}/tests/otel/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(python()).arg(script).args(args).output().expect("python runs");
     assert!(
         out.status.success(),
         "the SDK's export failed: {}{}",
@@ -114,8 +114,8 @@ async fn the_python_sdk_s_spans_become_the_figures_computed_by_hand() {
     let agent = start(section()).await;
     let base = agent.base.clone();
     tokio::task::spawn_blocking(move || {
-        send_with_the_python_sdk(&base, "none");
-        send_with_the_python_sdk(&base, "gzip");
+        run_python("send_spans.py", &[&base, TOKEN, "none"]);
+        run_python("send_spans.py", &[&base, TOKEN, "gzip"]);
     })
     .await
     .expect("join");
@@ -149,6 +149,71 @@ async fn the_python_sdk_s_spans_become_the_figures_computed_by_hand() {
     assert_eq!(value(&s, "external_request_duration", &ext), Some(400.0));
     assert_eq!(value(&s, "external_request_error_rate", &ext), Some(0.5));
     assert!(s.iter().all(|x| !x.name.starts_with("http_") || x.labels.get("route") != Some("render invoice")));
+    agent.shutdown().await;
+}
+
+/// Posts OTLP JSON with the token (and `host` as the Host header when given).
+async fn export_json(url: &str, host: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new().post(url).bearer_auth(TOKEN).json(body);
+    if let Some(h) = host {
+        req = req.header("host", h);
+    }
+    req.send().await.expect("send")
+}
+
+/// The value of the series `name` whose labels include `pairs`, from the agent's /metrics.
+async fn scrape(base: &str, name: &str, pairs: &[(&str, &str)]) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics")).await.ok()?.text().await.ok()?;
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| pairs.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_s_metrics_become_samples_named_as_prometheus_names_them() {
+    let agent = start(section()).await;
+    let base = agent.base.clone();
+    tokio::task::spawn_blocking(move || run_python("send_metrics.py", &[&base, TOKEN])).await.expect("join");
+    let b = &agent.base;
+    let svc = ("service", "checkout");
+    assert_eq!(scrape(b, "orders_created_total", &[svc, ("env", "test"), ("channel", "web")]).await, Some(5.0));
+    assert_eq!(scrape(b, "queue_depth", &[svc, ("queue", "emails")]).await, Some(7.0));
+    assert_eq!(scrape(b, "checkout_duration_milliseconds_count", &[svc]).await, Some(4.0));
+    assert_eq!(scrape(b, "checkout_duration_milliseconds_sum", &[svc]).await, Some(100.0));
+    // 10 in (5, 10], 20 in (10, 25], 30 and 40 in (25, 50]: the median is the top of (10, 25],
+    // the p99 99% of the way through (25, 50] by rank: 25 + 25 * (3.96 - 2) / 2.
+    assert_eq!(scrape(b, "checkout_duration_milliseconds_p50", &[svc]).await, Some(25.0));
+    let p99 = scrape(b, "checkout_duration_milliseconds_p99", &[svc]).await.expect("p99");
+    assert!((p99 - 49.5).abs() < 1e-9, "{p99}");
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_points_are_checked_one_by_one() {
+    let agent = start(section()).await;
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let point = |t: u64, v: f64| serde_json::json!({ "timeUnixNano": t.to_string(), "asDouble": v });
+    let body = serde_json::json!({ "resourceMetrics": [{
+        "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "jobs" } }] },
+        "scopeMetrics": [{ "metrics": [
+            { "name": "jobs.waiting", "unit": "{job}", "gauge": { "dataPoints": [point(now_ns, 3.0), point(1_000_000, 4.0)] } },
+            { "name": "jobs.latency", "unit": "ms", "histogram": { "aggregationTemporality": 2, "dataPoints": [{
+                "timeUnixNano": now_ns.to_string(), "count": "3", "sum": 30.0,
+                "bucketCounts": ["1", "2"], "explicitBounds": [5.0, 10.0]
+            }] } }
+        ] }]
+    }] });
+    let r = export_json(&format!("{}/v1/metrics", agent.base), None, &body).await;
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = r.json().await.expect("json");
+    let partial = &answer["partialSuccess"];
+    let rejected = &partial["rejectedDataPoints"];
+    // The point from 1970, and the histogram whose 2 bucket counts do not fit its 2 bounds.
+    assert_eq!(rejected.as_i64().or_else(|| rejected.as_str()?.parse().ok()), Some(2), "{answer}");
+    assert!(partial["errorMessage"].as_str().is_some_and(|m| m.contains("jobs.waiting")), "{answer}");
+    assert_eq!(scrape(&agent.base, "jobs_waiting", &[("service", "jobs")]).await, Some(3.0));
+    assert_eq!(scrape(&agent.base, "jobs_latency_milliseconds_count", &[("service", "jobs")]).await, None);
     agent.shutdown().await;
 }
 
@@ -238,6 +303,29 @@ async fn otlp_json_partial_success_and_bad_input() {
         .await
         .expect("send");
     assert_eq!(r.status(), 413);
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_of_its_own_serves_only_the_intake_to_any_host() {
+    let port = support::agent::free_port();
+    let agent = start(OtlpSection { listen: format!("127.0.0.1:{port}"), ..section() }).await;
+    let c = reqwest::Client::new();
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let body = serde_json::json!({ "resourceSpans": [{
+        "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "edge" } }] },
+        "scopeSpans": [{ "spans": [span("GET /api/jobs/9", 2, 9, now_ns - 1_000_000_000, 40)] }]
+    }] });
+    // Exporters name the agent by whatever host they reach it as.
+    let host = format!("otel-agent.internal:{port}");
+    let r = export_json(&format!("http://127.0.0.1:{port}/v1/traces"), Some(&host), &body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(value(&agent.samples(), "http_requests", &[("service", "edge")]), Some(1.0));
+    // Nothing else is served there, and the token still holds.
+    let r = c.get(format!("http://127.0.0.1:{port}/metrics")).send().await.expect("send");
+    assert_eq!(r.status(), 404);
+    let r = c.post(format!("http://127.0.0.1:{port}/v1/traces")).json(&body).send().await.expect("send");
+    assert_eq!(r.status(), 401);
     agent.shutdown().await;
 }
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 use support::monitors::{start, wait_for, wait_stored};
 use support::tls::certificate;
 use support::web::{Reply, WebServer};
-use thorbis_obs_core::testing::InMemoryChannel;
 use thorbis_obs_server::store::Store;
 use thorbis_obs_server::store::sqlite::SqliteStore;
 use thorbis_obs_server::uptime::CheckKind;
@@ -439,6 +438,7 @@ async fn agents_sharing_a_postgres_store_form_the_quorum_together() {
         let own: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.expect("store"));
         agents.push(start(&config(loc), own, None));
     }
+    use thorbis_obs_core::testing::InMemoryChannel;
     let pagers: Vec<Arc<InMemoryChannel>> = agents.iter().map(|a| a.pager.clone()).collect();
     let pages = |p: &[Arc<InMemoryChannel>]| p.iter().map(|c| c.sent().len()).sum::<usize>();
     // One location failing: no page, though the results of both locations are stored (ten

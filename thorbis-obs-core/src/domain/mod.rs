@@ -8,6 +8,7 @@ pub mod budgets;
 pub mod context;
 pub mod errors;
 pub mod hash;
+pub mod otel;
 pub mod privacy;
 pub mod uptime;
 pub mod vitals;

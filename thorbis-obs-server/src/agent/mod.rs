@@ -201,6 +201,16 @@ impl Agent {
             }
             None => None,
         };
+        // Components with an address of their own (bound now, so a taken port fails the start).
+        let mut own = Vec::new();
+        for c in &self.components {
+            if let Some(addr) = c.listen() {
+                let l =
+                    tokio::net::TcpListener::bind(addr).await.map_err(|source| AgentError::Listen { addr, source })?;
+                tracing::info!(component = c.name(), %addr, "serving on its own listener too");
+                own.push((l, c.clone()));
+            }
+        }
         for w in &self.workers {
             if let Err(e) = w.channel.health_check().await {
                 tracing::warn!(channel = w.channel.name(), error = %e, "channel health check failed");
@@ -249,6 +259,13 @@ impl Agent {
                 .fold(http::router(AgentHandle { shared: shared.clone() }), |r, c| r.merge(c.clone().routes()));
             serve::raise_open_files_limit();
             tasks.spawn(serve::serve(l, router, self.http_limits.clone(), stop_rx.clone(), self.shutdown_timeout));
+        }
+        if !own.is_empty() {
+            serve::raise_open_files_limit();
+        }
+        for (l, c) in own {
+            let limits = HttpLimits { hosts: vec!["*".into()], ..self.http_limits.clone() };
+            tasks.spawn(serve::serve(l, c.routes(), limits, stop_rx.clone(), self.shutdown_timeout));
         }
         shared.running.store(true, Ordering::Relaxed);
         shutdown.await;

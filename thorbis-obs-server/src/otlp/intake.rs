@@ -10,6 +10,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -73,6 +76,8 @@ struct Stats {
     requests: [AtomicU64; 7],
     accepted: AtomicU64,
     rejected: AtomicU64,
+    points_accepted: AtomicU64,
+    points_rejected: AtomicU64,
 }
 
 impl Stats {
@@ -102,9 +107,14 @@ impl Stats {
                 )
             })
             .collect();
-        for (o, n) in [("accepted", &self.accepted), ("rejected", &self.rejected)] {
+        for (metric, o, n) in [
+            ("otlp_spans", "accepted", &self.accepted),
+            ("otlp_spans", "rejected", &self.rejected),
+            ("otlp_data_points", "accepted", &self.points_accepted),
+            ("otlp_data_points", "rejected", &self.points_rejected),
+        ] {
             out.push(Sample::new(
-                "otlp_spans",
+                metric,
                 Labels::from_pairs([("outcome", o)]),
                 n.swap(0, Ordering::Relaxed) as f64,
                 at,
@@ -168,10 +178,15 @@ impl std::fmt::Debug for OtlpIntake {
 
 /// What one request's spans came to.
 #[derive(Debug, Default, PartialEq)]
-struct Tally {
-    accepted: u64,
-    rejected: u64,
-    first_reason: Option<String>,
+pub(super) struct Tally {
+    /// Items taken (for metrics: points turned into samples).
+    pub(super) accepted: u64,
+    /// Items refused before the engine.
+    pub(super) rejected: u64,
+    /// Accepted points whose sample the engine refused.
+    pub(super) refused_by_engine: u64,
+    /// Why the first refused item was.
+    pub(super) first_reason: Option<String>,
 }
 
 impl OtlpIntake {
@@ -224,9 +239,38 @@ impl OtlpIntake {
     }
 
     /// Inflates (bounded), decodes and counts one body. CPU work: runs off the runtime.
-    fn process(&self, raw: Bytes, gzip: bool, encoding: Encoding, now: Timestamp) -> Result<Tally, Refusal> {
-        let request = decode(raw, gzip, encoding, &self.cfg)?;
-        Ok(count(&request, &mut self.open(), now, &self.cfg))
+    fn process(
+        &self,
+        raw: Bytes,
+        gzip: bool,
+        encoding: Encoding,
+        now: Timestamp,
+        signal: Signal,
+    ) -> Result<Tally, Refusal> {
+        let body = if gzip { Bytes::from(inflate(&raw, self.cfg.max_decoded_bytes)?) } else { raw };
+        match signal {
+            Signal::Traces => {
+                let request = decode(&body, encoding, &self.cfg)?;
+                Ok(count(&request, &mut self.open(), now, &self.cfg))
+            }
+            Signal::Metrics => {
+                let request: ExportMetricsServiceRequest = decode_as(&body, encoding, "metrics")?;
+                too_many(super::metrics::points(&request), "data points", &self.cfg)?;
+                let (samples, mut tally) = super::metrics::samples(&request, now, &self.cfg);
+                // The engine refuses what breaks its rules (its series cap, an out-of-order time).
+                for point in &samples {
+                    let mut refused = false;
+                    for s in point {
+                        if let Err(e) = self.hub.ingest(s) {
+                            refused = true;
+                            tally.first_reason.get_or_insert_with(|| format!("metric {:?}: {e}", s.name));
+                        }
+                    }
+                    tally.refused_by_engine += u64::from(refused);
+                }
+                Ok(tally)
+            }
+        }
     }
 
     /// The open window's request metrics so far, stamped `at` (the window stays open).
@@ -243,22 +287,42 @@ impl OtlpIntake {
     }
 }
 
-/// Inflates (bounded) and decodes a body; refuses one with more spans than the config allows.
-fn decode(raw: Bytes, gzip: bool, encoding: Encoding, cfg: &OtlpSection) -> Result<ExportTraceServiceRequest, Refusal> {
-    let body = if gzip { Bytes::from(inflate(&raw, cfg.max_decoded_bytes)?) } else { raw };
-    let request = match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body.as_ref())
-            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("not an OTLP trace request: {e}")))?,
-        Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&body)
-            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("not an OTLP trace request: {e}")))?,
-    };
-    let spans: usize = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
-    if spans > cfg.max_spans_per_request {
+/// The OTLP signals the intake takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    Traces,
+    Metrics,
+}
+
+/// Decodes an (inflated) body as `T` in its encoding.
+fn decode_as<T: Message + Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+    encoding: Encoding,
+    what: &str,
+) -> Result<T, Refusal> {
+    let bad = |e: String| Refusal::new(StatusCode::BAD_REQUEST, format!("not an OTLP {what} request: {e}"));
+    match encoding {
+        Encoding::Protobuf => T::decode(body).map_err(|e| bad(e.to_string())),
+        Encoding::Json => serde_json::from_slice::<T>(body).map_err(|e| bad(e.to_string())),
+    }
+}
+
+/// 413 when a request holds more items than `otlp.max_items_per_request`.
+fn too_many(n: usize, what: &str, cfg: &OtlpSection) -> Result<(), Refusal> {
+    if n > cfg.max_items_per_request {
         return Err(Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{spans} spans in one request; at most {} (otlp.max_spans_per_request)", cfg.max_spans_per_request),
+            format!("{n} {what} in one request; at most {} (otlp.max_items_per_request)", cfg.max_items_per_request),
         ));
     }
+    Ok(())
+}
+
+/// Decodes a trace request; refuses one with more spans than the config allows.
+fn decode(body: &[u8], encoding: Encoding, cfg: &OtlpSection) -> Result<ExportTraceServiceRequest, Refusal> {
+    let request: ExportTraceServiceRequest = decode_as(body, encoding, "trace")?;
+    let spans: usize = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+    too_many(spans, "spans", cfg)?;
     Ok(request)
 }
 
@@ -304,7 +368,7 @@ fn inflate(raw: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
 }
 
 /// A string attribute: the first of `keys` present with a string value.
-fn str_attr<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Option<&'a str> {
+pub(super) fn str_attr<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Option<&'a str> {
     keys.iter().find_map(|k| {
         attrs.iter().find(|a| a.key == *k).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
             Value::StringValue(s) => Some(s.as_str()),
@@ -410,28 +474,52 @@ fn refuse(encoding: Encoding, r: &Refusal) -> Response {
 
 /// `POST /v1/traces`.
 async fn traces(State(intake): State<Arc<OtlpIntake>>, headers: HeaderMap, body: Body) -> Response {
+    export(intake, headers, body, Signal::Traces).await
+}
+
+/// `POST /v1/metrics`.
+async fn metrics(State(intake): State<Arc<OtlpIntake>>, headers: HeaderMap, body: Body) -> Response {
+    export(intake, headers, body, Signal::Metrics).await
+}
+
+/// One export request of `signal`, answered as OTLP/HTTP says.
+async fn export(intake: Arc<OtlpIntake>, headers: HeaderMap, body: Body, signal: Signal) -> Response {
     let guess = if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("json")) {
         Encoding::Json
     } else {
         Encoding::Protobuf
     };
-    match intake_request(&intake, &headers, body).await {
+    match intake_request(&intake, &headers, body, signal).await {
         Ok((encoding, tally)) => {
-            intake.stats.accepted.fetch_add(tally.accepted, Ordering::Relaxed);
-            intake.stats.rejected.fetch_add(tally.rejected, Ordering::Relaxed);
-            let partial_success = (tally.rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: i64::try_from(tally.rejected).unwrap_or(i64::MAX),
-                error_message: tally.first_reason.clone().unwrap_or_default(),
-            });
-            if tally.rejected > 0 {
+            let rejected = tally.rejected + tally.refused_by_engine;
+            let (a, r) = match signal {
+                Signal::Traces => (&intake.stats.accepted, &intake.stats.rejected),
+                Signal::Metrics => (&intake.stats.points_accepted, &intake.stats.points_rejected),
+            };
+            a.fetch_add(tally.accepted.saturating_sub(tally.refused_by_engine), Ordering::Relaxed);
+            r.fetch_add(rejected, Ordering::Relaxed);
+            if rejected > 0 {
                 intake.stats.requests[6].fetch_add(1, Ordering::Relaxed);
             } else {
                 intake.stats.outcome(StatusCode::OK);
             }
-            let msg = ExportTraceServiceResponse { partial_success };
-            let body = match encoding {
-                Encoding::Protobuf => msg.encode_to_vec(),
-                Encoding::Json => serde_json::to_vec(&msg).unwrap_or_default(),
+            let n = i64::try_from(rejected).unwrap_or(i64::MAX);
+            let message = tally.first_reason.clone().unwrap_or_default();
+            let body = match signal {
+                Signal::Traces => encode(
+                    encoding,
+                    &ExportTraceServiceResponse {
+                        partial_success: (n > 0)
+                            .then_some(ExportTracePartialSuccess { rejected_spans: n, error_message: message }),
+                    },
+                ),
+                Signal::Metrics => encode(
+                    encoding,
+                    &ExportMetricsServiceResponse {
+                        partial_success: (n > 0)
+                            .then_some(ExportMetricsPartialSuccess { rejected_data_points: n, error_message: message }),
+                    },
+                ),
             };
             answer(encoding, StatusCode::OK, body)
         }
@@ -443,10 +531,19 @@ async fn traces(State(intake): State<Arc<OtlpIntake>>, headers: HeaderMap, body:
     }
 }
 
+/// A response message in the request's encoding.
+fn encode<T: Message + serde::Serialize>(encoding: Encoding, msg: &T) -> Vec<u8> {
+    match encoding {
+        Encoding::Protobuf => msg.encode_to_vec(),
+        Encoding::Json => serde_json::to_vec(msg).unwrap_or_default(),
+    }
+}
+
 async fn intake_request(
     intake: &Arc<OtlpIntake>,
     headers: &HeaderMap,
     body: Body,
+    signal: Signal,
 ) -> Result<(Encoding, Tally), Refusal> {
     let (encoding, gzip) = intake.admit(headers)?;
     let _slot = intake.queue.enter().await?;
@@ -455,7 +552,7 @@ async fn intake_request(
         .map_err(|e| Refusal::new(e.status, e.message))?;
     let now = intake.hub.now();
     let this = intake.clone();
-    let tally = api::blocking(move || this.process(raw, gzip, encoding, now))
+    let tally = api::blocking(move || this.process(raw, gzip, encoding, now, signal))
         .await
         .map_err(|_| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "the decoding failed"))??;
     Ok((encoding, tally))
@@ -491,12 +588,20 @@ impl Component for OtlpIntake {
         "otlp"
     }
 
-    /// `POST /v1/traces`.
+    /// `POST /v1/traces`, `POST /v1/metrics`.
     fn routes(self: Arc<Self>) -> Router {
         if !self.cfg.enabled {
             return Router::new();
         }
-        Router::new().route("/v1/traces", post(traces)).with_state(self)
+        Router::new().route("/v1/traces", post(traces)).route("/v1/metrics", post(metrics)).with_state(self)
+    }
+
+    /// `otlp.listen`, when set.
+    fn listen(&self) -> Option<std::net::SocketAddr> {
+        if !self.cfg.enabled {
+            return None;
+        }
+        self.cfg.listen.parse().ok()
     }
 
     async fn run(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
@@ -550,7 +655,7 @@ mod tests {
     fn survives(body: Vec<u8>, encoding: Encoding) {
         let cfg = OtlpSection::default();
         let now = Timestamp(1_800_000_000_000);
-        match decode(Bytes::from(body), false, encoding, &cfg) {
+        match decode(&body, encoding, &cfg) {
             Err(r) => assert!(r.status.is_client_error(), "{:?}", r),
             Ok(req) => {
                 let spans: usize = req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
@@ -587,7 +692,7 @@ mod tests {
     #[test]
     fn the_valid_body_counts_all_its_spans() {
         let cfg = OtlpSection::default();
-        let req = decode(Bytes::from(valid_body()), false, Encoding::Protobuf, &cfg).expect("valid");
+        let req = decode(&valid_body(), Encoding::Protobuf, &cfg).expect("valid");
         let mut w = SpanWindow::new();
         let t = count(&req, &mut w, Timestamp(1_800_000_000_000), &cfg);
         assert_eq!((t.accepted, t.rejected), (20, 0));

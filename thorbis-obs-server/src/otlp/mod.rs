@@ -12,7 +12,7 @@
 //! 3. the body: at most `max_body_bytes` as sent and `max_decoded_bytes` once inflated (a
 //!    gzip bomb stops at the cap, it is never inflated whole): 413;
 //! 4. decoding with opentelemetry-proto's prost messages (or serde for JSON): 400 with the
-//!    decoder's message; at most `max_spans_per_request` spans: 413;
+//!    decoder's message; at most `max_items_per_request` spans or data points: 413;
 //! 5. (before 3, in fact: before the body is read) a decoding slot: as many as cores decode at
 //!    once and at most 64 requests wait in line; beyond, 503 with `Retry-After`, which
 //!    exporters retry;
@@ -23,10 +23,16 @@
 //! Answers follow OTLP/HTTP: 200 with `ExportTraceServiceResponse` in the request's encoding;
 //! errors as a `google.rpc.Status` (protobuf) or `{"code","message"}` (JSON).
 //!
+//! `POST /v1/metrics` takes OTLP metrics: gauges, sums, histograms and summaries become engine
+//! samples named as the OpenTelemetry Collector's Prometheus exporter names them (see
+//! `metrics`); a point is rejected alone in the same way.
+//!
 //! `[otlp]` is read whatever the features; without the `otlp` feature there is no intake.
 
 #[cfg(feature = "otlp")]
 mod intake;
+#[cfg(feature = "otlp")]
+mod metrics;
 
 #[cfg(feature = "otlp")]
 pub use intake::{OtlpIntake, RpcStatus};
@@ -41,6 +47,10 @@ use thorbis_obs_core::time::HumanDuration;
 pub struct OtlpSection {
     /// Serve `POST /v1/traces` on the agent's HTTP listener. Default true.
     pub enabled: bool,
+    /// An address of its own for the intake too, such as `0.0.0.0:4318` (OTLP/HTTP's port, so
+    /// exporters work with their defaults); it serves only the intake and takes any `Host`.
+    /// Empty (default): the agent's listener only.
+    pub listen: String,
     /// Tokens an exporter must send (`Authorization: Bearer <token>` or `X-Thorbis-Token`);
     /// empty: none needed (fine on loopback; set them before the intake faces a network).
     pub tokens: Vec<Secret>,
@@ -50,8 +60,9 @@ pub struct OtlpSection {
     pub max_body_bytes: usize,
     /// A request body once inflated, at most. Default 16 MiB.
     pub max_decoded_bytes: usize,
-    /// Spans in one request, at most. Default 10,000 (SDKs send batches of 512).
-    pub max_spans_per_request: usize,
+    /// Spans, or metric data points, in one request, at most. Default 10,000 (SDKs send
+    /// batches of 512 spans).
+    pub max_items_per_request: usize,
     /// How far ahead of the agent's clock a span may end. Default 5 minutes.
     pub max_clock_skew: HumanDuration,
 }
@@ -60,11 +71,12 @@ impl Default for OtlpSection {
     fn default() -> Self {
         OtlpSection {
             enabled: true,
+            listen: String::new(),
             tokens: Vec::new(),
             window: HumanDuration::from_secs(60),
             max_body_bytes: 4 << 20,
             max_decoded_bytes: 16 << 20,
-            max_spans_per_request: 10_000,
+            max_items_per_request: 10_000,
             max_clock_skew: HumanDuration::from_secs(300),
         }
     }
@@ -83,8 +95,11 @@ pub fn problems(c: &OtlpSection) -> Vec<(String, String)> {
     if c.max_decoded_bytes < c.max_body_bytes || c.max_decoded_bytes > (256 << 20) {
         out.push(("otlp.max_decoded_bytes".into(), "at least max_body_bytes and at most 256 MiB".into()));
     }
-    if c.max_spans_per_request == 0 {
-        out.push(("otlp.max_spans_per_request".into(), "at least 1".into()));
+    if !c.listen.is_empty() && c.listen.parse::<std::net::SocketAddr>().is_err() {
+        out.push(("otlp.listen".into(), format!("{:?} is not an address like 0.0.0.0:4318", c.listen)));
+    }
+    if c.max_items_per_request == 0 {
+        out.push(("otlp.max_items_per_request".into(), "at least 1".into()));
     }
     for (i, t) in c.tokens.iter().enumerate() {
         if t.expose().trim().is_empty() {
