@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use thorbis_obs_core::metrics::Sample;
 use thorbis_obs_core::time::{HumanDuration, Timestamp};
-use thorbis_obs_server::agent::system_now;
+use thorbis_obs_server::agent::{AgentBuilder, system_now};
 use thorbis_obs_server::clock::TokioClock;
 use thorbis_obs_server::otlp::{OtlpIntake, OtlpSection, RpcStatus};
 use thorbis_obs_server::secret::Secret;
@@ -22,7 +22,7 @@ const TOKEN: &str = "otlp-test-token";
 
 struct Running {
     base: String,
-    intake: Arc<OtlpIntake>,
+    intake: Option<Arc<OtlpIntake>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), thorbis_obs_server::agent::AgentError>>>,
     _dir: tempfile::TempDir,
@@ -41,29 +41,35 @@ impl Running {
     /// The open window's figures. The agent's clock starts a minute into an hour and the window
     /// is an hour long, so no window closes while a test runs.
     fn samples(&self) -> Vec<Sample> {
-        self.intake.open_samples(Timestamp(0))
+        self.intake.as_ref().expect("an intake of the test's own").open_samples(Timestamp(0))
     }
 }
 
 /// An agent with the intake (hour-long windows, a token) on a loopback port.
 async fn start(section: OtlpSection) -> Running {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store"));
     let hour = 3_600_000;
     let clock = TokioClock::starting_at(Timestamp(system_now().0.div_euclid(hour) * hour + 60_000));
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
     let slot: Arc<OnceLock<Arc<OtlpIntake>>> = Arc::default();
     let keep = slot.clone();
-    let agent = support::quiet_agent(store)
-        .clock(Arc::new(clock))
-        .http(addr, None)
-        .component(move |hub| {
+    let mut running = launch(|b| {
+        b.clock(Arc::new(clock)).component(move |hub| {
             let intake = Arc::new(OtlpIntake::new(hub.clone(), section));
             let _ = keep.set(intake.clone());
             intake
         })
-        .build()
-        .expect("valid");
+    })
+    .await;
+    running.intake = Some(slot.get().expect("the intake was built").clone());
+    running
+}
+
+/// A quiet agent on a SQLite store in a temp dir and a loopback port, as `shape` finishes its
+/// builder, running until `shutdown`.
+async fn launch(shape: impl FnOnce(AgentBuilder) -> AgentBuilder) -> Running {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store"));
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
+    let agent = shape(support::quiet_agent(store).http(addr, None)).build().expect("valid");
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(agent.run(async move {
         let _ = rx.await;
@@ -74,8 +80,7 @@ async fn start(section: OtlpSection) -> Running {
         c.get(format!("{base}/healthz")).send().await.is_ok()
     })
     .await;
-    let intake = slot.get().expect("the intake was built").clone();
-    Running { base, intake, stop: Some(stop), task: Some(task), _dir: dir }
+    Running { base, intake: None, stop: Some(stop), task: Some(task), _dir: dir }
 }
 
 fn section() -> OtlpSection {
@@ -97,8 +102,8 @@ fn python() -> String {
         .expect("THORBIS_TEST_OTEL_PYTHON (a Python with opentelemetry-sdk) is set by scripts/test.sh")
 }
 
-/// Runs one of tests/otel/*.py with the SDK's Python; fails the test when it does.
-fn run_python(script: &str, args: &[&str]) {
+/// Runs one of tests/otel/*.py with the SDK's Python; fails the test when it does. Its output.
+fn run_python(script: &str, args: &[&str]) -> String {
     let script = format!("{}/tests/otel/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new(python()).arg(script).args(args).output().expect("python runs");
     assert!(
@@ -107,6 +112,41 @@ fn run_python(script: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_logs_from_the_python_sdk_join_the_error_groups_with_their_trace() {
+    // The agent as the config builds it: the collector's error groups and the intake together.
+    let agent =
+        launch(|b| b.collector(thorbis_obs_server::collector::CollectorSection::default()).otlp(section())).await;
+    let base = agent.base.clone();
+    let c = reqwest::Client::new();
+    let b = base.clone();
+    let out = tokio::task::spawn_blocking(move || run_python("send_logs.py", &[&b, TOKEN])).await.expect("join");
+    let trace_id = out.lines().last().unwrap_or_default().trim().to_string();
+    assert_eq!(trace_id.len(), 32, "{out}");
+    let mut group = serde_json::Value::Null;
+    support::eventually("the server error in the error groups", Duration::from_secs(30), async || {
+        let Ok(r) = c.get(format!("{base}/api/v1/rum/errors?range=1h")).send().await else { return false };
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        let groups = v["groups"].as_array().or(v["errors"].as_array()).cloned().unwrap_or_default();
+        match groups.into_iter().find(|g| g["kind"] == "server") {
+            Some(g) => {
+                group = g;
+                true
+            }
+            None => false,
+        }
+    })
+    .await;
+    // One group for the two occurrences, named by the exception, with the span's trace id.
+    assert_eq!(group["count"], 2, "{group}");
+    assert_eq!(group["service"], "checkout", "{group}");
+    assert_eq!(group["message"], "ValueError: card declined", "{group}");
+    assert_eq!(group["tags"]["trace_id"], trace_id.as_str(), "{group}");
+    assert!(group["sample_stack"].as_str().is_some_and(|s| s.contains("Traceback")), "{group}");
+    agent.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +155,7 @@ async fn the_python_sdk_s_spans_become_the_figures_computed_by_hand() {
     let base = agent.base.clone();
     tokio::task::spawn_blocking(move || {
         run_python("send_spans.py", &[&base, TOKEN, "none"]);
-        run_python("send_spans.py", &[&base, TOKEN, "gzip"]);
+        run_python("send_spans.py", &[&base, TOKEN, "gzip"])
     })
     .await
     .expect("join");

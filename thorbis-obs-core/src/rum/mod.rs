@@ -33,7 +33,7 @@ pub use sessions::{MAX_LIVE_SESSIONS, SessionTracker};
 pub use window::{
     ErrorGroup, Ingested, LABEL_CAPS, MAX_COUNTER_SERIES, MAX_ERROR_GROUPS, MAX_ERROR_REPEATS, MAX_GROUP_MESSAGE,
     MAX_GROUP_STACK, MAX_SUM, MAX_VALUE, MAX_VIEWS, MAX_VITAL_SERIES, MAX_WINDOW_STACK_BYTES, OTHER, RumWindow,
-    VITALS_QUANTILE, ViewSeen, fingerprint_event, sample_weight,
+    ServerError, VITALS_QUANTILE, ViewSeen, fingerprint_event, sample_weight,
 };
 
 /// Batches and lookups the window and session tests share.

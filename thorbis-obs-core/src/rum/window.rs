@@ -67,6 +67,25 @@ fn clamp_abs(v: f64, max: f64) -> f64 {
     if v.is_nan() { 0.0 } else { v.clamp(-max, max) }
 }
 
+/// An error a server reported, as the OTLP intake reads it off a log record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerError {
+    /// `service.name` of the record's resource.
+    pub service: String,
+    /// `deployment.environment(.name)`.
+    pub env: String,
+    /// `exception.type`, when the record has one.
+    pub exception_type: Option<String>,
+    /// `exception.message`, else the record's body.
+    pub message: String,
+    /// `exception.stacktrace`.
+    pub stack: Option<String>,
+    /// `http.route`, when the record has one.
+    pub route: String,
+    /// `trace_id`, `span_id` (hex) and `severity`, for finding the request it broke.
+    pub tags: BTreeMap<String, String>,
+}
+
 /// Errors that share a fingerprint, within a window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorGroup {
@@ -294,6 +313,70 @@ impl RumWindow {
         fp
     }
 
+    /// Adds `n` occurrences to the group `fp`, making it (with the other fields) when it is new
+    /// and there is room; `tags` is only built for a new group.
+    #[allow(clippy::too_many_arguments)]
+    fn add_error(
+        &mut self,
+        fp: String,
+        scope: (&str, &str),
+        kind: &str,
+        message: &str,
+        stack: Option<&str>,
+        route: &str,
+        tags: impl FnOnce() -> BTreeMap<String, String>,
+        n: u64,
+        arrival: Timestamp,
+    ) {
+        if let Some(g) = self.errors.get_mut(&fp) {
+            g.count += n;
+            g.last_seen = g.last_seen.max(arrival);
+            return;
+        }
+        if self.errors.len() >= MAX_ERROR_GROUPS {
+            self.note_capped("error_group");
+            return;
+        }
+        let sample_stack = stack.map(|s| truncate(s, MAX_GROUP_STACK)).filter(|s| {
+            let fits = self.stack_bytes + s.len() <= MAX_WINDOW_STACK_BYTES;
+            self.stack_bytes += if fits { s.len() } else { 0 };
+            fits
+        });
+        self.errors.insert(
+            fp.clone(),
+            ErrorGroup {
+                fingerprint: fp,
+                service: scope.0.to_string(),
+                env: scope.1.to_string(),
+                kind: kind.to_string(),
+                message: truncate(message, MAX_GROUP_MESSAGE).to_string(),
+                sample_stack: sample_stack.map(str::to_string),
+                route: route.to_string(),
+                tags: tags(),
+                count: n,
+                first_seen: arrival,
+                last_seen: arrival,
+            },
+        );
+    }
+
+    /// Counts an error a server reported (an OTLP log record at ERROR or above, or with
+    /// `exception.*` attributes) into the window's error groups, beside the browser's: kind
+    /// `server`, grouped by the same server-side fingerprint of type, message and frames, under
+    /// the same caps. It does not count in `rum_errors` (the intake counts log records).
+    pub fn record_server_error(&mut self, e: &ServerError, arrival: Timestamp) {
+        let service = self.capped("service", &e.service).to_string();
+        let env = self.capped("env", &e.env).to_string();
+        let message = match &e.exception_type {
+            Some(t) if !e.message.starts_with(t.as_str()) => format!("{t}: {}", e.message),
+            _ => e.message.clone(),
+        };
+        let fp = self.fingerprint(&message, e.stack.as_deref(), None);
+        let route = if e.route.is_empty() { String::new() } else { self.route(&e.route) };
+        let tags = || e.tags.clone();
+        self.add_error(fp, (&service, &env), "server", &message, e.stack.as_deref(), &route, tags, 1, arrival);
+    }
+
     /// Counts a validated batch from a browser of class `device` that reached the collector at
     /// `arrival` (error groups are seen then, by the collector's clock). Every label the page
     /// chooses is capped ([`LABEL_CAPS`]), and so are series, views, repeats and values.
@@ -378,41 +461,15 @@ impl RumWindow {
                     let n = u64::from((*count).clamp(1, MAX_ERROR_REPEATS));
                     self.count(&mut buf, "rum_errors", scope, &[("kind", kind)], n as f64, 0.0);
                     let fp = self.fingerprint(message, stack.as_deref(), fingerprint.as_deref());
-                    if let Some(g) = self.errors.get_mut(&fp) {
-                        g.count += n;
-                        g.last_seen = g.last_seen.max(arrival);
-                    } else if self.errors.len() < MAX_ERROR_GROUPS {
-                        let tags = tags
-                            .iter()
+                    let tags = || {
+                        tags.iter()
                             .filter_map(|(k, v)| match v {
                                 PropValue::Text(s) => Some((k.clone(), s.clone())),
                                 _ => None,
                             })
-                            .collect();
-                        let sample_stack = stack.as_deref().map(|s| truncate(s, MAX_GROUP_STACK)).filter(|s| {
-                            let fits = self.stack_bytes + s.len() <= MAX_WINDOW_STACK_BYTES;
-                            self.stack_bytes += if fits { s.len() } else { 0 };
-                            fits
-                        });
-                        self.errors.insert(
-                            fp.clone(),
-                            ErrorGroup {
-                                fingerprint: fp,
-                                service: scope.0.to_string(),
-                                env: scope.1.to_string(),
-                                kind: kind.clone(),
-                                message: truncate(message, MAX_GROUP_MESSAGE).to_string(),
-                                sample_stack: sample_stack.map(str::to_string),
-                                route: route.clone(),
-                                tags,
-                                count: n,
-                                first_seen: arrival,
-                                last_seen: arrival,
-                            },
-                        );
-                    } else {
-                        self.note_capped("error_group");
-                    }
+                            .collect()
+                    };
+                    self.add_error(fp, scope, kind, message, stack.as_deref(), &route, tags, n, arrival);
                 }
                 _ => {}
             }
@@ -568,6 +625,30 @@ fn push_vital(
 mod tests {
     use super::*;
     use crate::rum::test_support::{T, page, sample, vital};
+
+    #[test]
+    fn server_errors_group_beside_the_browser_s_without_counting_as_rum_errors() {
+        let mut w = RumWindow::default();
+        let e = ServerError {
+            service: "api".into(),
+            env: "prod".into(),
+            exception_type: Some("PaymentDeclined".into()),
+            message: "card 4242 declined".into(),
+            stack: Some("Traceback (most recent call last):\n  File \"pay.py\", line 3, in pay\n".into()),
+            route: "/api/invoices/1042/pay".into(),
+            tags: [("trace_id".to_string(), "ab".repeat(16))].into_iter().collect(),
+        };
+        let t = Timestamp::from_secs(1_800_000_000);
+        w.record_server_error(&e, t);
+        w.record_server_error(&e, t.plus(std::time::Duration::from_secs(5)));
+        assert_eq!(w.errors.len(), 1);
+        let g = w.errors.values().next().expect("a group");
+        assert_eq!((g.kind.as_str(), g.count, g.service.as_str()), ("server", 2, "api"));
+        assert_eq!(g.message, "PaymentDeclined: card 4242 declined");
+        assert_eq!(g.route, "/api/invoices/:id/pay");
+        assert_eq!(g.tags.get("trace_id").map(String::len), Some(32));
+        assert!(w.samples(t).iter().all(|s| s.name != "rum_errors"));
+    }
 
     #[test]
     fn vitals_are_weighted_by_the_sample_rate_and_rated_by_core() {

@@ -39,6 +39,7 @@ pub struct AgentBuilder {
     maintenance: Vec<MaintenanceWindow>,
     monitors: Monitors,
     collector: Option<crate::collector::CollectorSection>,
+    otlp: Option<crate::otlp::OtlpSection>,
     dashboards: Vec<crate::dashboards::DashboardConfig>,
     business_metrics: Vec<String>,
     components: Vec<ComponentFactory>,
@@ -66,6 +67,7 @@ impl AgentBuilder {
             maintenance: Vec::new(),
             monitors: Default::default(),
             collector: None,
+            otlp: None,
             dashboards: Vec::new(),
             business_metrics: Vec::new(),
             components: Vec::new(),
@@ -183,6 +185,14 @@ impl AgentBuilder {
         self
     }
 
+    /// Serves the OTLP intake (`POST /v1/traces`, `/v1/metrics`, `/v1/logs`; feature `otlp`,
+    /// without it the section is ignored); server errors go into the collector's error groups
+    /// when there is a collector.
+    pub fn otlp(mut self, o: crate::otlp::OtlpSection) -> Self {
+        self.otlp = o.enabled.then_some(o);
+        self
+    }
+
     /// Metric names (or prefixes ending in `_`) the summary reports as business impact: what the
     /// PostgreSQL business queries produce.
     pub fn business_metrics(mut self, names: Vec<String>) -> Self {
@@ -272,8 +282,23 @@ impl AgentBuilder {
             Arc::new(crate::synthetic::SyntheticReports(checks.clone())),
         ];
         #[cfg(feature = "collector")]
+        let collector = self.collector.map(|c| Arc::new(crate::collector::Collector::new(c, hub.clone())));
+        #[cfg(feature = "otlp")]
+        if let Some(o) = self.otlp {
+            // Server errors join the browser's error groups (a value handed down: the intake
+            // does not know the collector).
+            let sink = collector.clone().map(|c| {
+                Arc::new(move |errors: &[thorbis_obs_core::rum::ServerError], at| c.record_server_errors(errors, at))
+                    as crate::otlp::ErrorSink
+            });
+            components.push(Arc::new(crate::otlp::OtlpIntake::new(hub.clone(), o).with_error_sink(sink)));
+        }
+        #[cfg(not(feature = "otlp"))]
+        if self.otlp.is_some() {
+            tracing::info!("otlp: this build has no `otlp` feature; /v1/traces is not served");
+        }
+        #[cfg(feature = "collector")]
         let errors = {
-            let collector = self.collector.map(|c| Arc::new(crate::collector::Collector::new(c, hub.clone())));
             let feed = collector.clone().map(|c| {
                 Arc::new(move |since, n| {
                     let total = c.merged_since(since).errors.values().map(|g| g.count).sum();

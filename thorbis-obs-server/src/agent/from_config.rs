@@ -54,13 +54,9 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
         .maintenance_windows(windows)
         .monitors(monitors)
         .collector(c.collector.clone())
+        .otlp(c.otlp.clone())
         .business_metrics(crate::sources::business_metrics(&c.sources))
         .dashboards(c.dashboards.clone());
-    #[cfg(feature = "otlp")]
-    if c.otlp.enabled {
-        let section = c.otlp.clone();
-        b = b.component(move |hub| Arc::new(crate::otlp::OtlpIntake::new(hub.clone(), section)));
-    }
     if let Some(lease) = &c.store.leader_lease {
         b = b.leader_lease(lease.get());
     }

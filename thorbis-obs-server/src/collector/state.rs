@@ -292,6 +292,15 @@ impl Collector {
         self.merged.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
+    /// Counts errors that servers reported (the OTLP intake's error log records) into the open
+    /// window's error groups, beside the browser's.
+    pub fn record_server_errors(&self, errors: &[thorbis_obs_core::rum::ServerError], arrival: Timestamp) {
+        let mut open = self.open();
+        for e in errors {
+            open.window.record_server_error(e, arrival);
+        }
+    }
+
     /// Error groups of the windows since `since` (the open one included), most frequent first:
     /// `limit` of them from `offset`, with how many there are in all.
     pub fn errors_page(&self, since: Timestamp, offset: usize, limit: usize) -> (usize, Vec<ErrorGroup>) {

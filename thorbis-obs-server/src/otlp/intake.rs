@@ -10,6 +10,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -20,11 +23,13 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use thorbis_obs_core::metrics::{Labels, Sample};
+use thorbis_obs_core::rum::ServerError;
 use thorbis_obs_core::spans::{SpanFacts, SpanKind, SpanWindow};
 use thorbis_obs_core::time::Timestamp;
 
@@ -78,6 +83,8 @@ struct Stats {
     rejected: AtomicU64,
     points_accepted: AtomicU64,
     points_rejected: AtomicU64,
+    records_accepted: AtomicU64,
+    records_rejected: AtomicU64,
 }
 
 impl Stats {
@@ -112,6 +119,8 @@ impl Stats {
             ("otlp_spans", "rejected", &self.rejected),
             ("otlp_data_points", "accepted", &self.points_accepted),
             ("otlp_data_points", "rejected", &self.points_rejected),
+            ("otlp_log_records", "accepted", &self.records_accepted),
+            ("otlp_log_records", "rejected", &self.records_rejected),
         ] {
             out.push(Sample::new(
                 metric,
@@ -131,7 +140,18 @@ pub struct OtlpIntake {
     window: Mutex<SpanWindow>,
     queue: Queue,
     stats: Stats,
+    /// Log records of the open window per (service, severity).
+    logs: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Where error log records go (the collector's error groups), when anywhere.
+    errors: Option<ErrorSink>,
 }
+
+/// Where the intake hands the errors servers report: the agent passes the collector's error
+/// groups down as this (the intake does not know the collector).
+pub type ErrorSink = Arc<dyn Fn(&[ServerError], Timestamp) + Send + Sync>;
+
+/// Services the window's `log_records` keep; further ones count under `other`.
+const MAX_LOG_SERVICES: usize = 50;
 
 /// Decoding slots and the requests waiting for one.
 #[derive(Debug)]
@@ -192,7 +212,31 @@ pub(super) struct Tally {
 impl OtlpIntake {
     /// The intake on `hub`'s engine and clock.
     pub fn new(hub: Arc<Hub>, cfg: OtlpSection) -> Self {
-        OtlpIntake { hub, cfg, window: Mutex::new(SpanWindow::new()), queue: Queue::new(), stats: Stats::default() }
+        OtlpIntake {
+            hub,
+            cfg,
+            window: Mutex::new(SpanWindow::new()),
+            queue: Queue::new(),
+            stats: Stats::default(),
+            logs: Mutex::new(BTreeMap::new()),
+            errors: None,
+        }
+    }
+
+    /// Hands the errors of error log records to `sink` (None: they are only counted).
+    pub fn with_error_sink(mut self, sink: Option<ErrorSink>) -> Self {
+        self.errors = sink;
+        self
+    }
+
+    fn count_logs(&self, counts: BTreeMap<(String, &'static str), u64>) {
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        for ((service, severity), n) in counts {
+            let known = logs.keys().any(|(s, _)| *s == service);
+            let services = logs.keys().map(|(s, _)| s).collect::<std::collections::BTreeSet<_>>().len();
+            let service = if known || services < MAX_LOG_SERVICES { service } else { "other".to_string() };
+            *logs.entry((service, severity)).or_default() += n;
+        }
     }
 
     fn open(&self) -> MutexGuard<'_, SpanWindow> {
@@ -253,6 +297,16 @@ impl OtlpIntake {
                 let request = decode(&body, encoding, &self.cfg)?;
                 Ok(count(&request, &mut self.open(), now, &self.cfg))
             }
+            Signal::Logs => {
+                let request: ExportLogsServiceRequest = decode_as(&body, encoding, "logs")?;
+                too_many(super::logs::records(&request), "log records", &self.cfg)?;
+                let read = super::logs::read(&request, now, &self.cfg);
+                self.count_logs(read.counts);
+                if let (Some(sink), false) = (&self.errors, read.errors.is_empty()) {
+                    sink(&read.errors, now);
+                }
+                Ok(read.tally)
+            }
             Signal::Metrics => {
                 let request: ExportMetricsServiceRequest = decode_as(&body, encoding, "metrics")?;
                 too_many(super::metrics::points(&request), "data points", &self.cfg)?;
@@ -282,6 +336,11 @@ impl OtlpIntake {
     fn close(&self, end: Timestamp) -> Vec<Sample> {
         let closed = std::mem::take(&mut *self.open());
         let mut samples = closed.samples(end);
+        let logs = std::mem::take(&mut *self.logs.lock().unwrap_or_else(|p| p.into_inner()));
+        for ((service, severity), n) in logs {
+            let labels = Labels::from_pairs([("service", service.as_str()), ("severity", severity)]);
+            samples.push(Sample::new("log_records", labels, n as f64, end));
+        }
         samples.extend(self.stats.take_samples(end));
         samples
     }
@@ -292,6 +351,7 @@ impl OtlpIntake {
 enum Signal {
     Traces,
     Metrics,
+    Logs,
 }
 
 /// Decodes an (inflated) body as `T` in its encoding.
@@ -477,6 +537,11 @@ async fn traces(State(intake): State<Arc<OtlpIntake>>, headers: HeaderMap, body:
     export(intake, headers, body, Signal::Traces).await
 }
 
+/// `POST /v1/logs`.
+async fn logs(State(intake): State<Arc<OtlpIntake>>, headers: HeaderMap, body: Body) -> Response {
+    export(intake, headers, body, Signal::Logs).await
+}
+
 /// `POST /v1/metrics`.
 async fn metrics(State(intake): State<Arc<OtlpIntake>>, headers: HeaderMap, body: Body) -> Response {
     export(intake, headers, body, Signal::Metrics).await
@@ -495,6 +560,7 @@ async fn export(intake: Arc<OtlpIntake>, headers: HeaderMap, body: Body, signal:
             let (a, r) = match signal {
                 Signal::Traces => (&intake.stats.accepted, &intake.stats.rejected),
                 Signal::Metrics => (&intake.stats.points_accepted, &intake.stats.points_rejected),
+                Signal::Logs => (&intake.stats.records_accepted, &intake.stats.records_rejected),
             };
             a.fetch_add(tally.accepted.saturating_sub(tally.refused_by_engine), Ordering::Relaxed);
             r.fetch_add(rejected, Ordering::Relaxed);
@@ -511,6 +577,15 @@ async fn export(intake: Arc<OtlpIntake>, headers: HeaderMap, body: Body, signal:
                     &ExportTraceServiceResponse {
                         partial_success: (n > 0)
                             .then_some(ExportTracePartialSuccess { rejected_spans: n, error_message: message }),
+                    },
+                ),
+                Signal::Logs => encode(
+                    encoding,
+                    &ExportLogsServiceResponse {
+                        partial_success: (n > 0).then_some(ExportLogsPartialSuccess {
+                            rejected_log_records: n,
+                            error_message: message.clone(),
+                        }),
                     },
                 ),
                 Signal::Metrics => encode(
@@ -588,12 +663,16 @@ impl Component for OtlpIntake {
         "otlp"
     }
 
-    /// `POST /v1/traces`, `POST /v1/metrics`.
+    /// `POST /v1/traces`, `POST /v1/metrics`, `POST /v1/logs`.
     fn routes(self: Arc<Self>) -> Router {
         if !self.cfg.enabled {
             return Router::new();
         }
-        Router::new().route("/v1/traces", post(traces)).route("/v1/metrics", post(metrics)).with_state(self)
+        Router::new()
+            .route("/v1/traces", post(traces))
+            .route("/v1/metrics", post(metrics))
+            .route("/v1/logs", post(logs))
+            .with_state(self)
     }
 
     /// `otlp.listen`, when set.

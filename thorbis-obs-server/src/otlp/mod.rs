@@ -27,15 +27,22 @@
 //! samples named as the OpenTelemetry Collector's Prometheus exporter names them (see
 //! `metrics`); a point is rejected alone in the same way.
 //!
+//! `POST /v1/logs` takes OTLP log records: counted per service and severity (`log_records`),
+//! and those at ERROR or above or with `exception.*` attributes handed to the error groups
+//! (the collector's, beside the browser's; the agent passes them down as an [`ErrorSink`])
+//! with their trace id (see `logs`).
+//!
 //! `[otlp]` is read whatever the features; without the `otlp` feature there is no intake.
 
 #[cfg(feature = "otlp")]
 mod intake;
 #[cfg(feature = "otlp")]
+mod logs;
+#[cfg(feature = "otlp")]
 mod metrics;
 
 #[cfg(feature = "otlp")]
-pub use intake::{OtlpIntake, RpcStatus};
+pub use intake::{ErrorSink, OtlpIntake, RpcStatus};
 
 use crate::secret::Secret;
 use serde::Deserialize;

@@ -1,0 +1,188 @@
+//! `POST /v1/logs`: log records counted per service and severity (`log_records`), and the
+//! ones that report an error (severity ERROR or above, or `exception.*` attributes) handed to
+//! the error groups (the collector's, beside the browser's) with their trace id.
+//!
+//! A record is rejected alone when its time (or, without one, the time it was observed) is more
+//! than an hour old or ahead of the agent's clock by more than `otlp.max_clock_skew`.
+
+use super::OtlpSection;
+use super::intake::{Tally, str_attr};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use thorbis_obs_core::rum::ServerError;
+use thorbis_obs_core::time::Timestamp;
+
+/// Records older than this are rejected.
+const MAX_RECORD_AGE: Duration = Duration::from_secs(3600);
+/// OpenTelemetry's first ERROR severity number.
+const SEVERITY_ERROR: i32 = 17;
+/// A message or type is cut to this many bytes (the error groups cut messages further).
+const MAX_TEXT: usize = 4096;
+/// A stack is cut to this many bytes (the error groups keep 4 KiB of a sample stack).
+const MAX_STACK: usize = 16 * 1024;
+
+/// The number of log records in a request.
+pub(super) fn records(req: &ExportLogsServiceRequest) -> usize {
+    req.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum()
+}
+
+/// The severity family of a severity number, as OpenTelemetry's ranges name them.
+pub(super) fn severity(n: i32) -> &'static str {
+    match n {
+        1..=4 => "TRACE",
+        5..=8 => "DEBUG",
+        9..=12 => "INFO",
+        13..=16 => "WARN",
+        17..=20 => "ERROR",
+        21..=24 => "FATAL",
+        _ => "UNSPECIFIED",
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+fn hex(bytes: &[u8]) -> Option<String> {
+    (!bytes.is_empty() && bytes.iter().any(|b| *b != 0)).then(|| bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What a request's records come to: the errors to group, what was rejected, and the counts
+/// per (service, severity).
+pub(super) struct Read {
+    pub(super) errors: Vec<ServerError>,
+    pub(super) tally: Tally,
+    pub(super) counts: BTreeMap<(String, &'static str), u64>,
+}
+
+/// Reads a request's records (see the module docs).
+pub(super) fn read(req: &ExportLogsServiceRequest, now: Timestamp, cfg: &OtlpSection) -> Read {
+    let newest = now.plus(cfg.max_clock_skew.get());
+    let oldest = now.minus(MAX_RECORD_AGE);
+    let mut out = Read { errors: Vec::new(), tally: Tally::default(), counts: BTreeMap::new() };
+    for rl in &req.resource_logs {
+        let attrs = rl.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
+        let service = str_attr(attrs, &["service.name"]).unwrap_or("unknown_service");
+        let env = str_attr(attrs, &["deployment.environment.name", "deployment.environment"]).unwrap_or("");
+        for r in rl.scope_logs.iter().flat_map(|s| &s.log_records) {
+            let t = if r.time_unix_nano > 0 { r.time_unix_nano } else { r.observed_time_unix_nano };
+            let ms = i64::try_from(t / 1_000_000).unwrap_or(i64::MAX);
+            if ms > newest.0 || ms < oldest.0 {
+                out.tally.rejected += 1;
+                out.tally.first_reason.get_or_insert_with(|| {
+                    let when = if ms > newest.0 {
+                        "ahead of the agent's clock (otlp.max_clock_skew)"
+                    } else {
+                        "more than an hour old"
+                    };
+                    format!("a log record of {:?} {when}", cut(service, 64))
+                });
+                continue;
+            }
+            out.tally.accepted += 1;
+            *out.counts.entry((cut(service, 128), severity(r.severity_number))).or_default() += 1;
+            if let Some(e) = server_error(r, service, env) {
+                out.errors.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// The error a record reports, if it reports one.
+fn server_error(r: &LogRecord, service: &str, env: &str) -> Option<ServerError> {
+    let a = r.attributes.as_slice();
+    let exception_type = str_attr(a, &["exception.type"]);
+    let exception_message = str_attr(a, &["exception.message"]);
+    let stack = str_attr(a, &["exception.stacktrace"]);
+    if r.severity_number < SEVERITY_ERROR && exception_type.is_none() && exception_message.is_none() {
+        return None;
+    }
+    let body = match r.body.as_ref().and_then(|b| b.value.as_ref()) {
+        Some(Value::StringValue(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let message = exception_message.or(body).unwrap_or("(no message)");
+    let mut tags = BTreeMap::new();
+    tags.insert("severity".to_string(), severity(r.severity_number).to_string());
+    if let Some(t) = hex(&r.trace_id) {
+        tags.insert("trace_id".to_string(), t);
+    }
+    if let Some(s) = hex(&r.span_id) {
+        tags.insert("span_id".to_string(), s);
+    }
+    Some(ServerError {
+        service: cut(service, 128),
+        env: cut(env, 128),
+        exception_type: exception_type.map(|t| cut(t, 256)),
+        message: cut(message, MAX_TEXT),
+        stack: stack.map(|s| cut(s, MAX_STACK)),
+        route: str_attr(a, &["http.route"]).map(|r| cut(r, 256)).unwrap_or_default(),
+        tags,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
+            ..KeyValue::default()
+        }
+    }
+
+    #[test]
+    fn errors_and_exceptions_are_picked_and_every_record_counted() {
+        let now = Timestamp::from_secs(1_800_000_000);
+        let ns = now.0 as u64 * 1_000_000;
+        let record = |sev: i32, body: &str, attrs: Vec<KeyValue>, t: u64| LogRecord {
+            time_unix_nano: t,
+            severity_number: sev,
+            body: Some(AnyValue { value: Some(Value::StringValue(body.into())) }),
+            attributes: attrs,
+            trace_id: vec![0xab; 16],
+            ..LogRecord::default()
+        };
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource { attributes: vec![kv("service.name", "api")], ..Resource::default() }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![
+                        record(9, "started", vec![], ns),
+                        record(17, "invoice 42 failed", vec![], ns),
+                        record(
+                            13,
+                            "retrying",
+                            vec![kv("exception.type", "Timeout"), kv("exception.message", "db")],
+                            ns,
+                        ),
+                        record(17, "too old", vec![], 1_000_000),
+                    ],
+                    ..ScopeLogs::default()
+                }],
+                ..ResourceLogs::default()
+            }],
+        };
+        let r = read(&req, now, &OtlpSection::default());
+        assert_eq!((r.tally.accepted, r.tally.rejected), (3, 1));
+        assert_eq!(r.errors.len(), 2);
+        assert_eq!(r.errors[0].message, "invoice 42 failed");
+        assert_eq!(r.errors[0].tags.get("trace_id").map(String::as_str), Some("ab".repeat(16).as_str()));
+        assert_eq!(r.errors[1].exception_type.as_deref(), Some("Timeout"));
+        assert_eq!(r.counts.get(&("api".to_string(), "ERROR")), Some(&1));
+        assert_eq!(r.counts.get(&("api".to_string(), "INFO")), Some(&1));
+    }
+}
