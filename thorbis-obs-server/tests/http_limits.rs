@@ -179,6 +179,8 @@ async fn credentials_come_before_the_body_and_bodies_are_bounded() {
     let big = format!("[{}]", vec![r#"{"name":"m","value":1}"#; 20_000].join(","));
     let r = c.post(&url).bearer_auth("s3cret").body(big).send().await.expect("post");
     assert_eq!(r.status(), 413);
+    // The body was not read, so the connection is not reused: the answer says so.
+    assert_eq!(r.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
     // A sample from the future would poison its series: refused, naming the field.
     let future = thorbis_obs_server::agent::system_now().0 + 3_600_000;
     let body = serde_json::json!([

@@ -89,6 +89,12 @@ fn refuse_host(hosts: &[String], headers: &axum::http::HeaderMap) -> Option<Resp
     }
 }
 
+/// True when a request announces a body (a length above 0, or chunks).
+fn has_body(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0")
+}
+
 /// Serves `router` on `listener` until `stop` flips, then lets open requests finish within
 /// `drain`.
 pub(super) async fn serve(
@@ -133,13 +139,21 @@ pub(super) async fn serve(
         let (router, hosts) = (router.clone(), hosts.clone());
         let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             let refused = refuse_host(&hosts, req.headers());
+            let has_body = has_body(req.headers());
             req.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
             async move {
-                match refused {
-                    Some(r) => Ok(r),
-                    None => router.oneshot(req.map(axum::body::Body::new)).await,
+                let mut resp = match refused {
+                    Some(r) => r,
+                    None => router.oneshot(req.map(axum::body::Body::new)).await?,
+                };
+                // A refusal may come before the body was read (credentials, size): the
+                // connection then cannot carry another request, and saying so keeps a client
+                // from reusing it while its body is still on the way.
+                if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+                    resp.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
                 }
+                Ok::<_, std::convert::Infallible>(resp)
             }
         });
         let conn = hyper::server::conn::http1::Builder::new()
