@@ -75,6 +75,56 @@ fn parse_line(line: &str) -> Option<StackFrame> {
     None
 }
 
+/// Parses a server's stack, innermost frame first, keeping only the application's frames: a
+/// Python traceback (`  File "app/pay.py", line 12, in pay`; library frames under
+/// `site-packages` or the interpreter's `lib/python` dropped), a Rust backtrace (`  3: app::pay`
+/// with its `at src/pay.rs:12:5` line; the `::h0123...` hash and the frames of `std`, `core`,
+/// `alloc`, `tokio` and the panic machinery dropped), else a Node.js stack as [`parse_stack`]
+/// reads it. At most [`MAX_FRAMES`] frames.
+pub fn parse_server_stack(stack: &str) -> Vec<StackFrame> {
+    let lines = || stack.lines().map(str::trim);
+    if lines().any(|l| l.starts_with("File \"")) {
+        // Python writes the outermost call first.
+        let mut frames: Vec<StackFrame> = lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("File \"")?;
+                let (file, rest) = rest.split_once("\", line ")?;
+                let (line, function) = rest.split_once(", in ").unwrap_or((rest, ""));
+                let library = file.contains("site-packages") || file.contains("/lib/python");
+                (!library).then(|| frame(function, file, line.trim().parse().ok(), None))
+            })
+            .collect();
+        frames.reverse();
+        frames.truncate(MAX_FRAMES);
+        return frames;
+    }
+    fn numbered(l: &str) -> Option<(&str, &str)> {
+        l.split_once(": ").filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+    if lines().any(|l| numbered(l).is_some()) {
+        let mut frames: Vec<(bool, StackFrame)> = Vec::new();
+        for l in lines() {
+            if let Some((_, name)) = numbered(l) {
+                let name = match name.rsplit_once("::h") {
+                    Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => head,
+                    _ => name,
+                };
+                let runtime = ["std::", "core::", "alloc::", "tokio::", "__rust", "rust_begin_unwind", "<unknown>"]
+                    .iter()
+                    .any(|p| name.starts_with(p));
+                frames.push((!runtime, frame(name, "", None, None)));
+            } else if let (Some(location), Some((_, last))) = (l.strip_prefix("at "), frames.last_mut()) {
+                let (file, line, column) = split_location(location);
+                last.file = Some(file.to_string()).filter(|f| !f.is_empty());
+                last.line = line;
+                last.column = column;
+            }
+        }
+        return frames.into_iter().filter(|(app, _)| *app).map(|(_, f)| f).take(MAX_FRAMES).collect();
+    }
+    parse_stack(stack)
+}
+
 fn parse_v8(rest: &str) -> StackFrame {
     let Some((function, location)) = rest.strip_suffix(')').and_then(|r| r.split_once(" (")) else {
         let (file, line, column) = split_location(rest);
@@ -335,6 +385,29 @@ pub fn business_fingerprint(process: &str, step: &str, code: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_stacks_keep_the_application_s_frames() {
+        let py = "Traceback (most recent call last):\n  File \"/app/api.py\", line 40, in handle\n    pay(x)\n  File \"/usr/lib/python3.11/site-packages/lib.py\", line 9, in call\n  File \"/app/pay.py\", line 12, in pay\n    raise ValueError(\"card declined\")\nValueError: card declined\n";
+        let f = parse_server_stack(py);
+        assert_eq!(f.iter().map(|f| f.function.as_deref().unwrap_or("")).collect::<Vec<_>>(), ["pay", "handle"]);
+        assert_eq!((f[0].file.as_deref(), f[0].line), (Some("/app/pay.py"), Some(12)));
+        let rust = "   0: std::backtrace::Backtrace::create\n             at /rustc/x/library/std/src/backtrace.rs:331:13\n   1: shop::pay::charge::h0123456789abcdef\n             at ./src/pay.rs:42:9\n   2: shop::main\n             at ./src/main.rs:7:5\n   3: core::ops::function::FnOnce::call_once\n";
+        let f = parse_server_stack(rust);
+        assert_eq!(
+            f.iter().map(|f| f.function.as_deref().unwrap_or("")).collect::<Vec<_>>(),
+            ["shop::pay::charge", "shop::main"]
+        );
+        assert_eq!((f[0].file.as_deref(), f[0].line, f[0].column), (Some("./src/pay.rs"), Some(42), Some(9)));
+        // The same error at another build (hash and line moved) groups together.
+        let moved = rust.replace("h0123456789abcdef", "hfedcba9876543210").replace("pay.rs:42:9", "pay.rs:44:9");
+        assert_eq!(
+            error_fingerprint("panic", "declined", &f),
+            error_fingerprint("panic", "declined", &parse_server_stack(&moved))
+        );
+        // Node.js stacks read as the browser's.
+        assert_eq!(parse_server_stack("Error: x\n    at pay (/app/pay.js:3:9)")[0].function.as_deref(), Some("pay"));
+    }
 
     fn f(function: Option<&str>, file: &str, line: u32, column: u32) -> StackFrame {
         StackFrame {

@@ -362,8 +362,8 @@ impl RumWindow {
 
     /// Counts an error a server reported (an OTLP log record at ERROR or above, or with
     /// `exception.*` attributes) into the window's error groups, beside the browser's: kind
-    /// `server`, grouped by the same server-side fingerprint of type, message and frames, under
-    /// the same caps. It does not count in `rum_errors` (the intake counts log records).
+    /// `server`, grouped by a fingerprint of its type, message and application frames
+    /// ([`parse_server_stack`](crate::domain::errors::parse_server_stack)), under the same caps. It does not count in `rum_errors` (the intake counts log records).
     pub fn record_server_error(&mut self, e: &ServerError, arrival: Timestamp) {
         let service = self.capped("service", &e.service).to_string();
         let env = self.capped("env", &e.env).to_string();
@@ -371,7 +371,10 @@ impl RumWindow {
             Some(t) if !e.message.starts_with(t.as_str()) => format!("{t}: {}", e.message),
             _ => e.message.clone(),
         };
-        let fp = self.fingerprint(&message, e.stack.as_deref(), None);
+        // Python, Rust and Node.js stacks, with the runtime's frames left out.
+        let frames = e.stack.as_deref().map(crate::domain::errors::parse_server_stack).unwrap_or_default();
+        let kind = e.exception_type.as_deref().unwrap_or("Error");
+        let fp = crate::domain::errors::error_fingerprint(kind, &e.message, &frames);
         let route = if e.route.is_empty() { String::new() } else { self.route(&e.route) };
         let tags = || e.tags.clone();
         self.add_error(fp, (&service, &env), "server", &message, e.stack.as_deref(), &route, tags, 1, arrival);
