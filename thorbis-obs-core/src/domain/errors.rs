@@ -343,7 +343,7 @@ fn push_word(out: &mut String, word: &str) {
 }
 
 /// The first `max` bytes of `s`, cut on a character boundary.
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
+pub fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

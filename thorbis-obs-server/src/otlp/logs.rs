@@ -43,11 +43,7 @@ pub(super) fn severity(n: i32) -> &'static str {
 }
 
 fn cut(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    thorbis_obs_core::domain::errors::truncate(s, max).to_string()
 }
 
 fn hex(bytes: &[u8]) -> Option<String> {

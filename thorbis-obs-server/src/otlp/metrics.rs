@@ -67,11 +67,7 @@ fn label_value(v: &Value) -> Option<String> {
         Value::BoolValue(b) => b.to_string(),
         _ => return None,
     };
-    let mut end = s.len().min(MAX_VALUE_BYTES);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(s[..end].to_string())
+    Some(thorbis_obs_core::domain::errors::truncate(&s, MAX_VALUE_BYTES).to_string())
 }
 
 /// The labels of one point: `service`, `env`, then its attributes.
