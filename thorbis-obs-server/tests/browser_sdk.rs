@@ -22,6 +22,10 @@ use thorbis_obs_core::wire::Batch;
 use thorbis_obs_server::synthetic::webdriver::SyntheticRunner;
 use thorbis_obs_server::synthetic::{SyntheticSection, WorkflowFile};
 
+/// One Chromium at a time: three browsers on two cores stretch frames and callbacks enough to
+/// blur the timings compared with web-vitals.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>SDK end to end</title></head>
 <body>
@@ -201,6 +205,7 @@ fn parse_batches(raw: &[Captured]) -> (Vec<serde_json::Value>, Vec<serde_json::V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium() {
+    let _one = ONE_BROWSER.lock().await;
     let rx = Receiver::new();
     let served = rx.clone();
     let web = WebServer::start(move |r| {
@@ -284,9 +289,14 @@ async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium
             .unwrap_or_else(|| panic!("web-vitals reported no restored {name}: {reference:?}"));
         let ours = ours["value"].as_f64().unwrap_or(f64::NAN);
         eprintln!("bfcache {name}: ours {ours}, web-vitals {theirs}");
+        // Both read the clock in a callback two frames after the restore; callbacks of one frame
+        // run one after another (web-vitals' own FCP and LCP of one restore came 10 ms apart on
+        // a loaded CI machine), so two readings of the same frame can differ by more than one
+        // frame's 16.7 ms. Three frames still catch a wrong origin (the first load, seconds
+        // before the restore).
         assert!(
-            (ours - theirs).abs() <= 20.0,
-            "restored {name}: ours {ours}, web-vitals {theirs} (one frame apart at most)"
+            (ours - theirs).abs() <= 50.0,
+            "restored {name}: ours {ours}, web-vitals {theirs} (three frames apart at most)"
         );
     }
     assert_eq!(restored.iter().find(|e| e["name"] == "TTFB").map(|e| e["value"].clone()), Some(serde_json::json!(0)));
@@ -371,6 +381,7 @@ document.querySelector("main").insertAdjacentHTML("beforeend", "<p id='done'>don
 /// after the wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_api_waits_for_consent_filters_counts_repeats_and_honours_retry_after() {
+    let _one = ONE_BROWSER.lock().await;
     let sdk_dir = sdk_dir();
     // (arrival, path, body) of every request but the SDK's files.
     type Log = Vec<(std::time::Instant, String, Vec<u8>)>;
@@ -486,6 +497,7 @@ if (document.prerendering) document.addEventListener("prerenderingchange", shown
 /// web-vitals' on the same page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prerendered_page_is_measured_from_its_activation() {
+    let _one = ONE_BROWSER.lock().await;
     let rx = Receiver::new();
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let (served, got_seen) = (rx.clone(), seen.clone());
