@@ -11,6 +11,17 @@ pub fn system_now() -> Timestamp {
     Timestamp(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
 }
 
+/// A pseudo-random fraction in [0, 1) from the clock's nanoseconds (for retry jitter: spread,
+/// not secrecy).
+pub fn random_unit() -> f64 {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let mut x = u64::from(nanos) ^ 0x9e37_79b9_7f4a_7c15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// A source of "now" for the engine.
 pub trait Clock: Send + Sync + 'static {
     /// The current time.

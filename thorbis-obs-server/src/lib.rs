@@ -37,6 +37,8 @@
 
 pub mod api;
 pub mod clock;
+#[cfg(any(feature = "webhook", feature = "slack", feature = "sms", feature = "pagerduty", feature = "otlp"))]
+pub mod http_client;
 pub mod promtest;
 pub mod rules_file;
 pub mod secret;

@@ -105,6 +105,13 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// True for an `http://` or `https://` URL with something after the scheme and no whitespace
+/// (what every configured endpoint must be; the client parses it fully when used).
+pub fn is_http_url(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
+}
+
 /// A plain config string (a path, a URL without credentials) with `${ENV_VAR}` expansion.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]

@@ -145,6 +145,15 @@ fn every_kind_of_error_names_its_path() {
             ],
         ),
         (
+            "bad otlp relay",
+            "[otlp.forward]\nendpoint = \"tcp://user:hunter2@collector:4318\"\nconcurrency = 0\nheaders = { \"bad name\" = \"secret-v\" }\n",
+            &[
+                "otlp.forward.endpoint: \"tcp://collector:4318\" is not an http:// or https:// URL",
+                "otlp.forward.concurrency: between 1 and 64",
+                "otlp.forward.headers.bad name: not a valid header name",
+            ],
+        ),
+        (
             "a lease shorter than two evaluations",
             "[store]\nleader_lease = \"20s\"\n",
             &["store.leader_lease: must be at least two evaluation intervals (30s)"],

@@ -53,7 +53,7 @@ async fn start(section: OtlpSection) -> Running {
     let keep = slot.clone();
     let mut running = launch(|b| {
         b.clock(Arc::new(clock)).component(move |hub| {
-            let intake = Arc::new(OtlpIntake::new(hub.clone(), section));
+            let intake = Arc::new(OtlpIntake::new(hub.clone(), section).expect("the intake"));
             let _ = keep.set(intake.clone());
             intake
         })
@@ -386,4 +386,121 @@ async fn head_of(base: &str, head: String) -> [u8; 12] {
     })
     .await
     .expect("join")
+}
+
+/// What the relay's receiver took: (path, content type, content encoding, API key, body).
+type Taken = Vec<(String, Option<String>, Option<String>, Option<String>, Vec<u8>)>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_requests_are_relayed_byte_for_byte_and_a_down_receiver_costs_only_the_oldest() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use support::web::{Reply, WebServer};
+    let taken: Arc<Mutex<Taken>> = Arc::default();
+    let down = Arc::new(AtomicBool::new(false));
+    let (t, d) = (taken.clone(), down.clone());
+    let receiver = WebServer::start(move |r| {
+        if d.load(Ordering::SeqCst) {
+            return Reply::new(503, "down for maintenance");
+        }
+        let h = |n: &str| r.header(n).map(str::to_string);
+        let row = (r.path.clone(), h("content-type"), h("content-encoding"), h("x-api-key"), r.body.clone());
+        t.lock().expect("lock").push(row);
+        Reply::bytes("application/x-protobuf", Vec::new())
+    })
+    .await;
+    let mut cfg = section();
+    cfg.forward.endpoint = receiver.url("/");
+    cfg.forward.headers.insert("x-api-key".into(), Secret::new("relay-key"));
+    cfg.forward.concurrency = 1;
+    cfg.forward.max_queue_requests = 5;
+    cfg.forward.retry.initial_backoff = HumanDuration(Duration::from_millis(20));
+    cfg.forward.retry.max_backoff = HumanDuration(Duration::from_millis(100));
+    let agent = start(cfg).await;
+    let c = reqwest::Client::new();
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let traces = |n: u8| {
+        serde_json::json!({ "resourceSpans": [{
+            "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "relay" } }] },
+            "scopeSpans": [{ "spans": [span(&format!("GET /api/jobs/{n}"), 2, n, now_ns - 1_000_000_000, 40)] }]
+        }] })
+    };
+    let post = |path: &str, ct: &'static str, gzip: bool, body: Vec<u8>| {
+        let mut req = c.post(format!("{}{path}", agent.base)).bearer_auth(TOKEN).header("content-type", ct);
+        if gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        req.body(body).send()
+    };
+
+    // The three signals, in both encodings, one gzipped: each arrives as it was sent.
+    let json = serde_json::to_vec(&traces(1)).expect("json");
+    let proto = {
+        let parsed: ExportTraceServiceRequest = serde_json::from_slice(&json).expect("OTLP JSON");
+        parsed.encode_to_vec()
+    };
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&proto).expect("write");
+    let gzipped = gz.finish().expect("gzip");
+    let logs = serde_json::to_vec(&serde_json::json!({ "resourceLogs": [{ "scopeLogs": [{ "logRecords": [{
+        "timeUnixNano": now_ns.to_string(), "severityNumber": 9, "body": { "stringValue": "relayed" }
+    }] }] }] }))
+    .expect("json");
+    let metrics = serde_json::to_vec(&serde_json::json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
+        { "name": "relay.depth", "gauge": { "dataPoints": [{ "timeUnixNano": now_ns.to_string(), "asDouble": 2.0 }] } }
+    ] }] }] }))
+    .expect("json");
+    let sent = [
+        ("/v1/traces", "application/json", false, json.clone()),
+        ("/v1/traces", "application/x-protobuf", true, gzipped.clone()),
+        ("/v1/logs", "application/json", false, logs.clone()),
+        ("/v1/metrics", "application/json", false, metrics.clone()),
+    ];
+    for (path, ct, gzip, body) in &sent {
+        assert_eq!(post(path, ct, *gzip, body.clone()).await.expect("send").status(), 200);
+    }
+    // A refused request is not relayed.
+    assert_eq!(post("/v1/traces", "application/json", false, b"{".to_vec()).await.expect("send").status(), 400);
+    let intake = agent.intake.clone().expect("intake");
+    support::eventually("four requests relayed", Duration::from_secs(30), async || {
+        intake.forward_totals().is_some_and(|t| t.sent >= 4)
+    })
+    .await;
+    let got = taken.lock().expect("lock").clone();
+    assert_eq!(got.len(), 4, "the refused request was not relayed");
+    for (path, ct, gzip, body) in &sent {
+        let same = |g: &&(String, Option<String>, Option<String>, Option<String>, Vec<u8>)| {
+            g.0 == *path && g.1.as_deref() == Some(*ct) && g.2.is_some() == *gzip && g.4 == *body
+        };
+        assert!(got.iter().any(|g| same(&g)), "{path} {ct} gzip={gzip} not relayed as sent");
+    }
+    assert!(got.iter().all(|g| g.3.as_deref() == Some("relay-key")), "the configured header on each");
+
+    // The receiver goes down: the agent answers its exporters all the same. The one worker
+    // holds the first request, retrying; five wait; the fourteen oldest of the rest are dropped.
+    down.store(true, Ordering::SeqCst);
+    let bodies: Vec<Vec<u8>> = (1..=20).map(|n| serde_json::to_vec(&traces(100 + n)).expect("json")).collect();
+    assert_eq!(post("/v1/traces", "application/json", false, bodies[0].clone()).await.expect("send").status(), 200);
+    support::eventually("the relay retrying", Duration::from_secs(30), async || {
+        intake.forward_totals().is_some_and(|t| t.retried >= 1)
+    })
+    .await;
+    for body in &bodies[1..] {
+        assert_eq!(post("/v1/traces", "application/json", false, body.clone()).await.expect("send").status(), 200);
+    }
+    let totals = intake.forward_totals().expect("totals");
+    assert_eq!((totals.dropped, totals.queued), (14, 5), "{totals:?}");
+    // Back up: the held request and the five newest arrive, nothing else.
+    down.store(false, Ordering::SeqCst);
+    support::eventually("the queue relayed", Duration::from_secs(30), async || {
+        intake.forward_totals().is_some_and(|t| t.sent >= 10)
+    })
+    .await;
+    let after: Vec<Vec<u8>> = taken.lock().expect("lock")[4..].iter().map(|g| g.4.clone()).collect();
+    let mut expected = vec![bodies[0].clone()];
+    expected.extend(bodies[15..].iter().cloned());
+    assert_eq!(after, expected, "the first (held) request, then the five newest, in order");
+    let totals = intake.forward_totals().expect("totals");
+    assert_eq!((totals.sent, totals.dropped, totals.failed, totals.queued), (10, 14, 0, 0), "{totals:?}");
+    agent.shutdown().await;
 }

@@ -291,7 +291,8 @@ impl AgentBuilder {
                 Arc::new(move |errors: &[thorbis_obs_core::rum::ServerError], at| c.record_server_errors(errors, at))
                     as crate::otlp::ErrorSink
             });
-            components.push(Arc::new(crate::otlp::OtlpIntake::new(hub.clone(), o).with_error_sink(sink)));
+            let intake = crate::otlp::OtlpIntake::new(hub.clone(), o).map_err(AgentError::Setup)?;
+            components.push(Arc::new(intake.with_error_sink(sink)));
         }
         #[cfg(not(feature = "otlp"))]
         if self.otlp.is_some() {

@@ -35,16 +35,6 @@ pub(crate) struct Worker {
     pub(crate) min_interval: Option<Duration>,
 }
 
-fn random_unit() -> f64 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let mut x = u64::from(nanos) ^ 0x9e37_79b9_7f4a_7c15;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    (x >> 11) as f64 / (1u64 << 53) as f64
-}
-
 impl Worker {
     pub(crate) async fn run(self, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let name = self.channel.name().to_string();
@@ -164,7 +154,7 @@ impl Worker {
             }
             Err(e) => {
                 let first = first.unwrap_or(at);
-                match self.policy.decide(attempts + 1, first, at, &e, random_unit()) {
+                match self.policy.decide(attempts + 1, first, at, &e, crate::clock::random_unit()) {
                     RetryDecision::RetryAt(next_at) => {
                         self.counters.retried.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(channel = name, id = %n.id, error = %e, retry_in_ms = next_at.as_millis() - at.as_millis(), "delivery failed; will retry");

@@ -313,7 +313,7 @@ fn missing_field(message: &str) -> Option<&str> {
 pub fn problems(channels: &BTreeMap<String, ChannelConfig>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut p = |path: String, message: String| out.push((path, message));
-    let url_ok = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+    let url_ok = crate::secret::is_http_url;
     for (name, ch) in channels {
         let path = format!("channels.{name}");
         if !thorbis_obs_core::metrics::is_valid_name(&name.replace('-', "_"), false) {

@@ -6,8 +6,6 @@ pub mod config;
 pub mod console;
 #[cfg(feature = "email")]
 pub mod email;
-#[cfg(any(feature = "webhook", feature = "slack", feature = "sms", feature = "pagerduty"))]
-pub mod http_client;
 #[cfg(feature = "pagerduty")]
 pub mod pagerduty;
 #[cfg(feature = "slack")]

@@ -2,7 +2,7 @@
 //! with `dedup_key` = the alert's fingerprint so the incident resolves. PagerDuty answers 202;
 //! 400 is not retried, 429 and 5xx are.
 
-use super::http_client;
+use crate::http_client;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 
 pub use super::config::SlackStyle;
 
-use super::http_client;
+use crate::http_client;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use serde_json::{Value, json};

@@ -5,8 +5,8 @@
 //! id, so a retry after a partial failure texts only those still missing (within the process's
 //! life; after a restart a retry may text a recipient twice).
 
-use super::http_client;
 use super::truncate;
+use crate::http_client;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use std::collections::HashSet;

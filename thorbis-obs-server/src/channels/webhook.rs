@@ -3,7 +3,7 @@
 //! `X-Thorbis-Signature: sha256=<hex>`. Every request carries `X-Thorbis-Notification-Id`,
 //! the id receivers dedup on (delivery is at-least-once).
 
-use super::http_client;
+use crate::http_client;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};

@@ -136,7 +136,7 @@ pub fn problems(c: &CollectorSection) -> Vec<(String, String)> {
         }
     }
     if let Some(o) = &c.otlp {
-        if !(o.endpoint.starts_with("http://") || o.endpoint.starts_with("https://")) {
+        if !crate::secret::is_http_url(&o.endpoint) {
             out.push(("collector.otlp.endpoint".into(), "an http:// or https:// URL".into()));
         }
         if o.protocol != "http/protobuf" && o.protocol != "http/json" {

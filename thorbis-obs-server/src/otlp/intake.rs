@@ -2,6 +2,7 @@
 //! request metrics and the loop that closes it (see the module docs of [`super`]).
 
 use super::OtlpSection;
+use super::forward::{ForwardTotals, Forwarder, Relay};
 use crate::api;
 use crate::hub::{Component, Hub};
 use axum::Router;
@@ -144,6 +145,8 @@ pub struct OtlpIntake {
     logs: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Where error log records go (the collector's error groups), when anywhere.
     errors: Option<ErrorSink>,
+    /// The relay of accepted requests, when `[otlp.forward]` has an endpoint.
+    forward: Option<Arc<Forwarder>>,
 }
 
 /// Where the intake hands the errors servers report: the agent passes the collector's error
@@ -210,9 +213,11 @@ pub(super) struct Tally {
 }
 
 impl OtlpIntake {
-    /// The intake on `hub`'s engine and clock.
-    pub fn new(hub: Arc<Hub>, cfg: OtlpSection) -> Self {
-        OtlpIntake {
+    /// The intake on `hub`'s engine and clock; an error names what in `[otlp.forward]` cannot
+    /// be used.
+    pub fn new(hub: Arc<Hub>, cfg: OtlpSection) -> Result<Self, String> {
+        let forward = Forwarder::new(&cfg.forward, hub.clock().clone())?.map(Arc::new);
+        Ok(OtlpIntake {
             hub,
             cfg,
             window: Mutex::new(SpanWindow::new()),
@@ -220,7 +225,8 @@ impl OtlpIntake {
             stats: Stats::default(),
             logs: Mutex::new(BTreeMap::new()),
             errors: None,
-        }
+            forward,
+        })
     }
 
     /// Hands the errors of error log records to `sink` (None: they are only counted).
@@ -327,6 +333,11 @@ impl OtlpIntake {
         }
     }
 
+    /// What `[otlp.forward]` has relayed since the start; None without an endpoint.
+    pub fn forward_totals(&self) -> Option<ForwardTotals> {
+        self.forward.as_ref().map(|f| f.totals())
+    }
+
     /// The open window's request metrics so far, stamped `at` (the window stays open).
     pub fn open_samples(&self, at: Timestamp) -> Vec<Sample> {
         self.open().samples(at)
@@ -342,6 +353,9 @@ impl OtlpIntake {
             samples.push(Sample::new("log_records", labels, n as f64, end));
         }
         samples.extend(self.stats.take_samples(end));
+        if let Some(f) = &self.forward {
+            samples.extend(f.take_samples(end));
+        }
         samples
     }
 }
@@ -352,6 +366,17 @@ enum Signal {
     Traces,
     Metrics,
     Logs,
+}
+
+impl Signal {
+    /// The OTLP/HTTP path.
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+            Signal::Logs => "/v1/logs",
+        }
+    }
 }
 
 /// Decodes an (inflated) body as `T` in its encoding.
@@ -627,9 +652,13 @@ async fn intake_request(
         .map_err(|e| Refusal::new(e.status, e.message))?;
     let now = intake.hub.now();
     let this = intake.clone();
+    let relay = intake.forward.as_ref().map(|_| Relay::new(signal.path(), headers, raw.clone()));
     let tally = api::blocking(move || this.process(raw, gzip, encoding, now, signal))
         .await
         .map_err(|_| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "the decoding failed"))??;
+    if let (Some(f), Some(r)) = (&intake.forward, relay) {
+        f.push(r);
+    }
     Ok((encoding, tally))
 }
 
@@ -685,6 +714,9 @@ impl Component for OtlpIntake {
 
     async fn run(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
         if self.cfg.enabled {
+            if let Some(f) = &self.forward {
+                f.start(&stop);
+            }
             run_windows(self, stop).await;
         }
     }

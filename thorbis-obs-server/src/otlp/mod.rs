@@ -32,8 +32,14 @@
 //! (the collector's, beside the browser's; the agent passes them down as an [`ErrorSink`])
 //! with their trace id (see `logs`).
 //!
+//! `[otlp.forward]` relays every accepted request, unchanged, to another OTLP/HTTP receiver
+//! (an OpenTelemetry Collector, Tempo, Jaeger, a Datadog Agent) through a bounded queue with
+//! retries; the intake never waits for it (see `forward`).
+//!
 //! `[otlp]` is read whatever the features; without the `otlp` feature there is no intake.
 
+#[cfg(feature = "otlp")]
+mod forward;
 #[cfg(feature = "otlp")]
 mod intake;
 #[cfg(feature = "otlp")]
@@ -42,10 +48,14 @@ mod logs;
 mod metrics;
 
 #[cfg(feature = "otlp")]
+pub use forward::ForwardTotals;
+#[cfg(feature = "otlp")]
 pub use intake::{ErrorSink, OtlpIntake, RpcStatus};
 
 use crate::secret::Secret;
 use serde::Deserialize;
+use std::collections::BTreeMap;
+use thorbis_obs_core::delivery::DeliveryPolicy;
 use thorbis_obs_core::time::HumanDuration;
 
 /// `[otlp]`
@@ -72,6 +82,54 @@ pub struct OtlpSection {
     pub max_items_per_request: usize,
     /// How far ahead of the agent's clock a span may end. Default 5 minutes.
     pub max_clock_skew: HumanDuration,
+    /// `[otlp.forward]`: relay accepted requests to another receiver.
+    pub forward: ForwardSection,
+}
+
+/// `[otlp.forward]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardSection {
+    /// The receiver's OTLP/HTTP base URL, such as `http://otel-collector:4318`; each request goes
+    /// to `<endpoint>/v1/traces`, `/v1/metrics` or `/v1/logs` as it came. Empty (default): off.
+    pub endpoint: String,
+    /// Headers sent with every relayed request (an API key, `Authorization`), as secrets.
+    pub headers: BTreeMap<String, Secret>,
+    /// One attempt, at most. Default 10 s.
+    pub timeout: HumanDuration,
+    /// Requests relayed at once. Default 4.
+    pub concurrency: usize,
+    /// Requests waiting to be relayed, at most; a request arriving at a full queue drops the
+    /// oldest waiting one (counted). Default 1,000.
+    pub max_queue_requests: usize,
+    /// Bytes waiting, at most (same rule). Default 64 MiB.
+    pub max_queue_bytes: usize,
+    /// Retries of a failed attempt (timeouts, connection errors, 408, 429, 5xx; Retry-After
+    /// honoured). Default: from 1 s doubling to 30 s, given up after 5 minutes, as the
+    /// OpenTelemetry Collector's exporters do. A partial `[otlp.forward.retry]` takes the
+    /// channels' defaults for the fields it leaves out.
+    pub retry: DeliveryPolicy,
+}
+
+impl Default for ForwardSection {
+    fn default() -> Self {
+        ForwardSection {
+            endpoint: String::new(),
+            headers: BTreeMap::new(),
+            timeout: HumanDuration::from_secs(10),
+            concurrency: 4,
+            max_queue_requests: 1000,
+            max_queue_bytes: 64 << 20,
+            retry: DeliveryPolicy {
+                initial_backoff: HumanDuration::from_secs(1),
+                max_backoff: HumanDuration::from_secs(30),
+                multiplier: 2.0,
+                jitter: 0.2,
+                max_attempts: 100,
+                max_age: HumanDuration::from_secs(300),
+            },
+        }
+    }
 }
 
 impl Default for OtlpSection {
@@ -85,6 +143,7 @@ impl Default for OtlpSection {
             max_decoded_bytes: 16 << 20,
             max_items_per_request: 10_000,
             max_clock_skew: HumanDuration::from_secs(300),
+            forward: ForwardSection::default(),
         }
     }
 }
@@ -112,6 +171,34 @@ pub fn problems(c: &OtlpSection) -> Vec<(String, String)> {
         if t.expose().trim().is_empty() {
             out.push((format!("otlp.tokens[{i}]"), "must not be empty".into()));
         }
+    }
+    let f = &c.forward;
+    if !f.endpoint.is_empty() && !crate::secret::is_http_url(&f.endpoint) {
+        let shown = crate::secret::redact_url(&f.endpoint);
+        out.push(("otlp.forward.endpoint".into(), format!("{shown:?} is not an http:// or https:// URL")));
+    }
+    for (name, value) in &f.headers {
+        let token =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            out.push((format!("otlp.forward.headers.{name}"), "not a valid header name".into()));
+        }
+        if value.expose().bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            out.push((format!("otlp.forward.headers.{name}"), "the value holds a line break or NUL".into()));
+        }
+    }
+    let t = f.timeout.get().as_secs_f64();
+    if !(0.1..=300.0).contains(&t) {
+        out.push(("otlp.forward.timeout".into(), "between 100ms and 5m".into()));
+    }
+    if !(1..=64).contains(&f.concurrency) {
+        out.push(("otlp.forward.concurrency".into(), "between 1 and 64".into()));
+    }
+    if !(1..=100_000).contains(&f.max_queue_requests) {
+        out.push(("otlp.forward.max_queue_requests".into(), "between 1 and 100,000".into()));
+    }
+    if !((1 << 20)..=(4 << 30)).contains(&f.max_queue_bytes) {
+        out.push(("otlp.forward.max_queue_bytes".into(), "between 1 MiB and 4 GiB".into()));
     }
     out
 }

@@ -278,8 +278,7 @@ pub fn problems(u: &UptimeSection) -> Vec<(String, String)> {
         } else if !ids.insert(c.id.as_str()) {
             p(format!("{path}.id"), format!("{:?} is used by another check", c.id));
         }
-        let url = c.url.expose();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !crate::secret::is_http_url(c.url.expose()) {
             p(format!("{path}.url"), "must be an http:// or https:// URL".into());
         }
         if c.method.is_empty() || !c.method.chars().all(|ch| ch.is_ascii_alphabetic()) {
