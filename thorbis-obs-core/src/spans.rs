@@ -13,11 +13,15 @@
 //!   and `db_query_error_rate` per system, operation and collection.
 //! - Other CLIENT spans: `external_request_duration` (mean, `_p95`, `_p99`),
 //!   `external_requests` and `external_request_error_rate` per peer (`server.address`).
+//! - Payments and logins the intake recognised ([`crate::domain::outcomes`]):
+//!   `payments{outcome}` and `payment_failure_rate`, `logins{outcome}` and `failed_login_rate`
+//!   per service and environment (the spec's payment and login rules read the rates).
 //!
 //! Routes are folded as the RUM collector folds them ([`route_pattern`]: ids become `:id`);
 //! every label the sender chooses has a cap, beyond which values fold into [`OTHER`], and
 //! each fold is counted in `span_metrics_capped{what}`.
 
+use crate::domain::outcomes::Outcome;
 use crate::metrics::{Labels, Sample};
 use crate::rum::route_pattern_into;
 use crate::sketch::QuantileSketch;
@@ -185,6 +189,8 @@ pub struct SpanWindow {
     targets: HashMap<String, HashSet<String>>,
     capped: BTreeMap<&'static str, u64>,
     spans: u64,
+    /// Payments and logins (see [`crate::domain::outcomes`]) by kind, service, env and outcome.
+    outcomes: BTreeMap<(Outcome, String, String, &'static str), u64>,
     /// Scratch buffers for the route and the flat keys.
     route: String,
     flat: String,
@@ -282,6 +288,16 @@ impl SpanWindow {
         }
         set.insert(value.to_string());
         value
+    }
+
+    /// Counts one payment or login of `service` in `env`; `outcome` is
+    /// [`classify`](crate::domain::outcomes::classify)'s label. Services and environments share
+    /// the spans' caps.
+    pub fn record_outcome(&mut self, kind: Outcome, service: &str, env: &str, outcome: &'static str) {
+        let service = if service.is_empty() { "unknown_service" } else { cut(service) };
+        let service = Self::admit(&mut self.services, MAX_SERVICES, service, "service", &mut self.capped);
+        let env = Self::admit(&mut self.envs, MAX_ENVS, cut(env), "env", &mut self.capped);
+        *self.outcomes.entry((kind, service.to_string(), env.to_string(), outcome)).or_default() += 1;
     }
 
     /// Counts one span.
@@ -384,6 +400,9 @@ impl SpanWindow {
         for (what, n) in &other.capped {
             *self.capped.entry(what).or_default() += n;
         }
+        for (k, n) in &other.outcomes {
+            *self.outcomes.entry(k.clone()).or_default() += n;
+        }
         self.spans += other.spans;
     }
 
@@ -411,6 +430,24 @@ impl SpanWindow {
         }
         for (what, n) in &self.capped {
             out.push(Sample::new("span_metrics_capped", Labels::from_pairs([("what", *what)]), *n as f64, at));
+        }
+        let mut rates: BTreeMap<(Outcome, &str, &str), [f64; 2]> = BTreeMap::new();
+        for ((kind, service, env, outcome), n) in &self.outcomes {
+            let labels =
+                Labels::from_pairs([("service", service.as_str()), ("env", env.as_str()), ("outcome", outcome)]);
+            out.push(Sample::new(kind.count_metric(), labels, *n as f64, at));
+            let slot = rates.entry((*kind, service, env)).or_default();
+            match *outcome {
+                "succeeded" => slot[0] += *n as f64,
+                "failed" => slot[1] += *n as f64,
+                _ => {}
+            }
+        }
+        for ((kind, service, env), [ok, failed]) in rates {
+            if let Some(v) = kind.rule_value(ok, failed) {
+                let labels = Labels::from_pairs([("service", service), ("env", env)]);
+                out.push(Sample::new(kind.rule_metric(), labels, v, at));
+            }
         }
         out
     }
@@ -490,6 +527,29 @@ mod tests {
         let p99 = value(&s, "http_request_duration_p99", &route).expect("p99");
         let exact = crate::sketch::exact_quantile(&[100.0, 300.0, 500.0, 3100.0], 0.99).expect("exact");
         assert!((p99 - exact).abs() <= exact * 0.02, "{p99} vs {exact}");
+    }
+
+    #[test]
+    fn payments_and_logins_give_the_spec_s_rule_metrics() {
+        let mut w = SpanWindow::new();
+        for outcome in ["succeeded", "succeeded", "succeeded", "failed", "unknown"] {
+            w.record_outcome(Outcome::Payment, "billing", "prod", outcome);
+        }
+        for _ in 0..12 {
+            w.record_outcome(Outcome::Login, "auth", "prod", "failed");
+        }
+        w.record_outcome(Outcome::Login, "auth", "prod", "succeeded");
+        let s = w.samples(Timestamp::from_secs(60));
+        assert_eq!(value(&s, "payment_failure_rate", &[("service", "billing")]), Some(0.25));
+        assert_eq!(value(&s, "payments", &[("service", "billing"), ("outcome", "unknown")]), Some(1.0));
+        assert_eq!(value(&s, "failed_login_rate", &[("service", "auth"), ("env", "prod")]), Some(12.0));
+        assert_eq!(value(&s, "logins", &[("outcome", "succeeded")]), Some(1.0));
+        let mut merged = SpanWindow::new();
+        merged.merge(&w);
+        merged.merge(&w);
+        let s = merged.samples(Timestamp::from_secs(60));
+        assert_eq!(value(&s, "failed_login_rate", &[("service", "auth")]), Some(24.0));
+        assert_eq!(value(&s, "payment_failure_rate", &[("service", "billing")]), Some(0.25));
     }
 
     #[test]

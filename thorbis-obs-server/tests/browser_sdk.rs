@@ -48,8 +48,12 @@ for (const on of [onLCP, onFCP, onTTFB, onCLS, onINP]) on(reference);
 obs.init({ endpoint: "/v1/rum", clientToken: "ct-1", service: "e2e", env: "test", version: "1.2.3", flushIntervalMs: 400 });
 const on = (id, f) => document.getElementById(id).addEventListener("click", f);
 on("block", () => { const t = performance.now(); while (performance.now() - t < 150) {} });
-on("business", () => document.dispatchEvent(new CustomEvent("work-order-created",
-  { detail: { id: "wo_1", industry: "home-services", priority: "high", estimatedValue: 450 } })));
+on("business", () => {
+  document.dispatchEvent(new CustomEvent("work-order-created",
+    { detail: { id: "wo_1", industry: "home-services", priority: "high", estimatedValue: 450 } }));
+  document.dispatchEvent(new CustomEvent("payment-processed",
+    { detail: { id: "pay_7", amount: 450, method: "card", status: "declined", cardNumber: "4242424242424242" } }));
+});
 on("throw", () => setTimeout(() => { throw new TypeError("boom from e2e"); }));
 on("reject", () => { Promise.reject(new Error("rejected in e2e")); });
 on("route", () => history.pushState({}, "", "/hs/invoices/42?token=abc123&q=open&contact=jo@x.io"));
@@ -314,6 +318,13 @@ async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium
     assert_eq!(created[0]["props"]["workOrderId"], "wo_1");
     assert_eq!(created[0]["props"]["estimatedValue"], 450);
     assert_eq!(find("business", "name", "e2e_done").len(), 1);
+    // The payment's status goes along (the payment rule reads it); fields outside the spec's
+    // list, such as a card number, do not.
+    let paid = find("business", "name", "payment_processed");
+    assert_eq!(paid.len(), 1, "{events:#?}");
+    assert_eq!(paid[0]["props"]["status"], "declined");
+    assert_eq!(paid[0]["props"]["paymentId"], "pay_7");
+    assert!(paid[0]["props"].get("cardNumber").is_none(), "{}", paid[0]);
 
     let errors: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "error").collect();
     let thrown = errors.iter().find(|e| e["message"].as_str().is_some_and(|m| m.contains("TypeError: boom from e2e")));

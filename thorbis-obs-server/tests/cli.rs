@@ -113,3 +113,46 @@ fn rules_test_exit_codes_follow_the_verdicts() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("FAILED") && out.contains("exp:[") && out.contains("got:[]"), "{out}");
 }
+
+#[test]
+fn coverage_names_what_feeds_each_rule_and_warns_for_blind_ones() {
+    // The embedded config: no PostgreSQL source, so the database rules are blind; the OTLP
+    // intake feeds the API rules and the payment and login conventions.
+    let o = bin().args(["rules", "check", "--coverage"]).output().expect("runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = |rule: &str| text.lines().find(|l| l.trim_start().starts_with(rule)).unwrap_or("").to_string();
+    assert!(line("high-response-time").contains("<- otlp intake (spans"), "{text}");
+    assert!(line("suspicious-login-activity").contains("otlp intake (payment and login"), "{text}");
+    assert!(line("payment-processing-failure").contains("collector (browser SDK"), "{text}");
+    assert!(line("database-connections-high").ends_with("<- NOTHING"), "{text}");
+    assert!(
+        text.contains("WARNING: rule \"database-connections-high\" reads \"database_active_connections\""),
+        "{text}"
+    );
+
+    // A config with a PostgreSQL source (business query `open_invoices`) and no intake, and a
+    // rule file of its own.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(
+        dir.path(),
+        "agent.toml",
+        "[otlp]\nenabled = false\n[[sources]]\ntype = \"postgres\"\nname = \"main\"\nurl = \"postgres://probe@db/app\"\n\
+         [[sources.business]]\nname = \"open_invoices\"\nsql = \"SELECT count(*) AS total FROM invoices\"\n",
+    );
+    let rules = write(
+        dir.path(),
+        "rules.yaml",
+        &format!(
+            "{GOOD}  - id: invoices\n    name: Invoices\n    metric: business_open_invoices_total\n    \
+             condition: {{ operator: greater_than, threshold: 100, duration: 5m }}\n    severity: info\n"
+        ),
+    );
+    let o = bin().args(["rules", "check", "--coverage", "--config"]).arg(&config).arg(&rules).output().expect("runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("1 of 2 rules fed"), "{text}");
+    let invoices = text.lines().find(|l| l.trim_start().starts_with("invoices")).unwrap_or("");
+    assert!(invoices.ends_with("<- source main (postgres)"), "{text}");
+    assert!(text.contains("WARNING: rule \"slow\" reads \"http_request_duration\""), "{text}");
+}

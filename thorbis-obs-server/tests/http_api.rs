@@ -4,6 +4,7 @@ mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
+use thorbis_obs_core::rules::coverage::Producer;
 use thorbis_obs_core::rules::packs;
 use thorbis_obs_core::testing::InMemoryChannel;
 use thorbis_obs_server::agent::Agent;
@@ -32,6 +33,7 @@ async fn endpoints_answer_and_guard_writes() {
         .store(Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("opens")))
         .evaluation_interval(Duration::from_millis(200))
         .http(addr, Some(Secret::new("s3cret")))
+        .producers([Producer::new("payments service", ["payment_failure_rate"])])
         .build()
         .expect("valid");
     let handle = agent.handle();
@@ -47,6 +49,15 @@ async fn endpoints_answer_and_guard_writes() {
     .await;
     let ready = c.get(format!("{base}/readyz")).send().await.expect("readyz");
     assert_eq!(ready.status(), 200);
+    // Each rule with what feeds it: the declared producer feeds the payment rule only.
+    let listed: serde_json::Value =
+        c.get(format!("{base}/api/v1/rules")).send().await.expect("get").json().await.expect("json");
+    let rule = |id: &str| listed["rules"].as_array().and_then(|r| r.iter().find(|x| x["id"] == id)).cloned();
+    let payment = rule("payment-processing-failure").expect("listed");
+    assert_eq!(payment["producers"], serde_json::json!(["payments service"]));
+    assert_eq!((payment["fed"].clone(), payment["metric"].clone()), (true.into(), "payment_failure_rate".into()));
+    assert_eq!(rule("high-response-time").map(|r| r["fed"].clone()), Some(false.into()));
+    assert_eq!(listed["rules"].as_array().map(Vec::len), Some(5));
 
     // Writes need the token.
     let body =

@@ -504,3 +504,46 @@ async fn accepted_requests_are_relayed_byte_for_byte_and_a_down_receiver_costs_o
     assert_eq!((totals.sent, totals.dropped, totals.failed, totals.queued), (10, 14, 0, 0), "{totals:?}");
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_spans_and_login_records_feed_the_spec_s_payment_and_login_rules() {
+    let agent = start(section()).await;
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let attr = |k: &str, v: &str| serde_json::json!({ "key": k, "value": { "stringValue": v } });
+    // Ten payments: seven succeeded, one declined, one with status ERROR and no status
+    // attribute (a failure), one pending (counted, not in the rate).
+    let mut spans = Vec::new();
+    for (i, status) in ["succeeded"; 7].into_iter().chain(["declined", "", "pending"]).enumerate() {
+        let mut s = span("payment.processed", 1, 10 + i as u8, now_ns - 1_000_000_000, 30);
+        s["attributes"] =
+            if status.is_empty() { serde_json::json!([]) } else { serde_json::json!([attr("payment.status", status)]) };
+        if status.is_empty() {
+            s["status"] = serde_json::json!({ "code": 2, "message": "card network timeout" });
+        }
+        spans.push(s);
+    }
+    let body = serde_json::json!({ "resourceSpans": [{
+        "resource": { "attributes": [attr("service.name", "billing"), attr("deployment.environment.name", "prod")] },
+        "scopeSpans": [{ "spans": spans }]
+    }] });
+    assert_eq!(export_json(&format!("{}/v1/traces", agent.base), None, &body).await.status(), 200);
+    // Twelve failed logins and three good ones, as log records with an event name.
+    let record = |outcome: &str| {
+        serde_json::json!({ "timeUnixNano": now_ns.to_string(), "severityNumber": 9, "eventName": "auth.login",
+            "attributes": [attr("auth.outcome", outcome)] })
+    };
+    let records: Vec<_> =
+        std::iter::repeat_n("failure", 12).chain(std::iter::repeat_n("success", 3)).map(record).collect();
+    let body = serde_json::json!({ "resourceLogs": [{
+        "resource": { "attributes": [attr("service.name", "auth")] },
+        "scopeLogs": [{ "logRecords": records }]
+    }] });
+    assert_eq!(export_json(&format!("{}/v1/logs", agent.base), None, &body).await.status(), 200);
+    let s = agent.samples();
+    assert_eq!(value(&s, "payment_failure_rate", &[("service", "billing"), ("env", "prod")]), Some(2.0 / 9.0));
+    assert_eq!(value(&s, "payments", &[("service", "billing"), ("outcome", "unknown")]), Some(1.0));
+    // Above the spec's 0.1 (payments) and 10 a minute (logins).
+    assert_eq!(value(&s, "failed_login_rate", &[("service", "auth")]), Some(12.0));
+    assert_eq!(value(&s, "logins", &[("service", "auth"), ("outcome", "succeeded")]), Some(3.0));
+    agent.shutdown().await;
+}

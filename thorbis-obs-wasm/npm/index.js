@@ -246,7 +246,7 @@ const BUSINESS = {
   "work-order-completed":
     "work_order_completed id workOrderId duration duration actualValue actualValue satisfaction customerSatisfaction",
   "invoice-generated": "invoice_generated id invoiceId amount amount industry industry paymentTerms paymentTerms",
-  "payment-processed": "payment_processed id paymentId amount amount method method processingTime processingTime",
+  "payment-processed": "payment_processed id paymentId amount amount method method processingTime processingTime status status",
 };
 
 function business(e) {

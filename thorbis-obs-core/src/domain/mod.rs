@@ -9,6 +9,7 @@ pub mod context;
 pub mod errors;
 pub mod hash;
 pub mod otel;
+pub mod outcomes;
 pub mod privacy;
 pub mod uptime;
 pub mod vitals;

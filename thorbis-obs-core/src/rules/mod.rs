@@ -21,6 +21,7 @@
 //!       - { condition: deployment_in_progress, duration: 30m }
 //! ```
 
+pub mod coverage;
 mod matcher;
 mod model;
 pub mod packs;

@@ -4,6 +4,7 @@
 use super::keys::{ALL, CounterKey, Device, MAX_ROUTES, OTHER_ROUTE, VitalKey, route_pattern};
 use super::series::{Counter, Series, VitalAgg};
 use crate::domain::errors::{StackFrame, business_fingerprint, error_fingerprint, parse_stack, truncate};
+use crate::domain::outcomes::{self, Outcome};
 use crate::domain::vitals::{Rating, Vital};
 use crate::metrics::{Labels, Sample};
 use crate::time::Timestamp;
@@ -447,6 +448,14 @@ impl RumWindow {
                 }
                 Event::Business { name, props, .. } if sampled => {
                     let v = business_value(props);
+                    if name == outcomes::BROWSER_PAYMENT_EVENT {
+                        let status = match props.get("status") {
+                            Some(PropValue::Text(s)) => Some(s.as_str()),
+                            _ => None,
+                        };
+                        let labels = [("outcome", outcomes::classify(status))];
+                        self.count(&mut buf, Outcome::Payment.count_metric(), scope, &labels, w, 0.0);
+                    }
                     let name = self.capped("name", name);
                     self.count(&mut buf, "business_events", scope, &[("name", name)], w, v.unwrap_or(0.0));
                 }
@@ -517,6 +526,8 @@ impl RumWindow {
     ///   `business_events` and `business_value` (by name), `conversions` and
     ///   `conversion_value` (by type), `journey_steps` (by journey and step): counts per
     ///   window, weighted by the sampling rate;
+    /// - `payments{outcome}` and `payment_failure_rate` from `payment_processed` business
+    ///   events by their `status` prop (see [`crate::domain::outcomes`]);
     /// - `rum_session_duration_seconds_avg` and `rum_bounce_rate` of the sessions that ended in
     ///   the window (see [`SessionTracker`](super::SessionTracker));
     /// - `rum_capped{what}`: what the window's caps folded into [`OTHER`] or refused.
@@ -545,6 +556,7 @@ impl RumWindow {
             out.push(Sample::new("rum_views", labels, n, at));
         }
         let mut errors: BTreeMap<(String, String), f64> = BTreeMap::new();
+        let mut payments: BTreeMap<(String, String), [f64; 2]> = BTreeMap::new();
         let mut sessions: BTreeMap<(String, String), [f64; 3]> = BTreeMap::new();
         for (k, &c) in counters {
             let labels = Labels::from_pairs(k.labels.iter().cloned());
@@ -555,6 +567,14 @@ impl RumWindow {
                 "rum_session_seconds" => sessions.entry(scope()).or_default()[1] += c.sum,
                 "rum_bounces" => sessions.entry(scope()).or_default()[2] += c.count,
                 _ => {}
+            }
+            if k.metric == Outcome::Payment.count_metric() {
+                let slot = payments.entry(scope()).or_default();
+                match labels.get("outcome") {
+                    Some("succeeded") => slot[0] += c.count,
+                    Some("failed") => slot[1] += c.count,
+                    _ => {}
+                }
             }
             if k.metric == "rum_errors" {
                 let scope =
@@ -569,6 +589,12 @@ impl RumWindow {
             };
             if let Some(m) = value_metric {
                 out.push(Sample::new(m, labels, c.sum, at));
+            }
+        }
+        for ((service, env), [ok, failed]) in &payments {
+            if let Some(v) = Outcome::Payment.rule_value(*ok, *failed) {
+                let labels = Labels::from_pairs([("service", service.as_str()), ("env", env.as_str())]);
+                out.push(Sample::new(Outcome::Payment.rule_metric(), labels, v, at));
             }
         }
         for (what, n) in &self.capped {
@@ -704,6 +730,26 @@ mod tests {
         assert_eq!(errors, 5.0);
         // One view standing for ten: five errors per ten views.
         assert_eq!(sample(&s, "rum_error_rate", &[]).map(|x| x.value), Some(0.5));
+    }
+
+    #[test]
+    fn payment_events_give_the_spec_s_failure_rate() {
+        let pay = |status: &str| {
+            format!(
+                r#"{{"type":"business","at":{T},"name":"payment_processed","props":{{"amount":90,"status":"{status}"}}}}"#
+            )
+        };
+        let events = ["succeeded", "succeeded", "paid", "declined", "pending"].map(pay).join(",");
+        let mut w = RumWindow::new(Timestamp(T));
+        // A 50% sample: each event stands for two.
+        w.ingest(&page(true, 50, "/pay", &events), Device::Desktop, Timestamp(T));
+        let s = w.samples(Timestamp(T + 60_000));
+        let count = |o| sample(&s, "payments", &[("outcome", o)]).map(|x| x.value);
+        assert_eq!((count("succeeded"), count("failed"), count("unknown")), (Some(6.0), Some(2.0), Some(2.0)));
+        // One failure in four known outcomes; the pending one is not counted either way.
+        let rate = sample(&s, "payment_failure_rate", &[("service", "shop"), ("env", "prod")]).map(|x| x.value);
+        assert_eq!(rate, Some(0.25));
+        assert_eq!(sample(&s, "business_events", &[("name", "payment_processed")]).map(|x| x.value), Some(10.0));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thorbis_obs_core::delivery::DeliveryPolicy;
 use thorbis_obs_core::engine::{EngineOptions, MaintenanceWindow, RuleEngine};
+use thorbis_obs_core::rules::coverage::{Producer, RuleCoverage, coverage};
 use thorbis_obs_core::rules::{AlertRule, ValidateOptions};
 use thorbis_obs_core::{AlertChannel, MetricSource};
 use tokio::sync::Notify;
@@ -36,6 +37,7 @@ pub struct AgentBuilder {
     http: Option<(SocketAddr, Option<Secret>)>,
     http_limits: super::HttpLimits,
     max_sample_skew: Duration,
+    producers: Option<Vec<Producer>>,
     maintenance: Vec<MaintenanceWindow>,
     monitors: Monitors,
     collector: Option<crate::collector::CollectorSection>,
@@ -64,6 +66,7 @@ impl AgentBuilder {
             http: None,
             http_limits: super::HttpLimits::default(),
             max_sample_skew: Duration::from_secs(300),
+            producers: None,
             maintenance: Vec::new(),
             monitors: Default::default(),
             collector: None,
@@ -165,6 +168,15 @@ impl AgentBuilder {
         self
     }
 
+    /// Declares what writes samples into the engine and which metrics (the config's
+    /// components declare themselves; a host app adds its own sources'). Once any is declared,
+    /// each rule whose metric none of them writes is logged as a warning at build, and
+    /// `GET /api/v1/rules` shows every rule's producers.
+    pub fn producers(mut self, producers: impl IntoIterator<Item = Producer>) -> Self {
+        self.producers.get_or_insert_with(Vec::new).extend(producers);
+        self
+    }
+
     /// How far ahead of the agent's clock a pushed sample's timestamp may be (default 5 min):
     /// a sample from the future would make every later one "out of order".
     pub fn max_sample_skew(mut self, skew: Duration) -> Self {
@@ -245,6 +257,10 @@ impl AgentBuilder {
             }
         }
         let known: BTreeSet<String> = names.iter().chain(self.aliases.keys()).cloned().collect();
+        let coverage = self.producers.as_ref().map(|p| coverage(&self.rules, p));
+        for warning in coverage.iter().flatten().filter_map(RuleCoverage::warning) {
+            tracing::warn!("{warning}");
+        }
         let mut engine = RuleEngine::with_options(
             self.rules,
             EngineOptions::default(),
@@ -340,6 +356,7 @@ impl AgentBuilder {
             unstored: Default::default(),
             api_token,
             max_sample_skew: self.max_sample_skew,
+            coverage,
         });
         Ok(Agent {
             shared,

@@ -4,6 +4,8 @@
 //! - `GET /metrics`: Prometheus text exposition (prometheus-client): the newest value of every
 //!   series, `ALERTS`-style series for alert instances, and delivery counters per channel;
 //! - `GET /api/v1/alerts`: alert instances and recent failed deliveries as JSON;
+//! - `GET /api/v1/rules`: the loaded rules, each with what feeds its metric (`producers`,
+//!   `fed`; both null when no producers were declared);
 //! - `POST /api/v1/suppressions`: `{"condition": "deployment_in_progress", "duration": "30m"}`
 //!   switches a named suppression condition on (bearer token);
 //! - `POST /api/v1/samples`: `[{"name", "labels", "value", "timestamp"?}]` pushes samples
@@ -37,6 +39,7 @@ pub(super) fn router(handle: AgentHandle) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/rules", get(rules))
         .route("/api/v1/suppressions", post(suppress))
         .route("/api/v1/samples", post(samples))
         .with_state(handle)
@@ -60,6 +63,30 @@ async fn readyz(State(h): State<AgentHandle>) -> Response {
 async fn alerts(State(h): State<AgentHandle>) -> Response {
     let failed = h.shared().hub.store().failed_deliveries(50).await.unwrap_or_default();
     axum::Json(json!({ "alerts": h.alerts(), "failed_deliveries": failed })).into_response()
+}
+
+async fn rules(State(h): State<AgentHandle>) -> Response {
+    let coverage = h.shared().coverage.as_deref().unwrap_or_default();
+    let rules: Vec<serde_json::Value> = h
+        .shared()
+        .hub
+        .engine()
+        .rules()
+        .map(|r| {
+            let fed = coverage.iter().find(|c| c.rule == r.id);
+            json!({
+                "id": r.id,
+                "name": r.name,
+                "metric": r.metric,
+                "severity": r.severity,
+                "condition": r.condition,
+                "channels": r.channels,
+                "producers": fed.map(|c| &c.producers),
+                "fed": fed.map(|c| c.fed()),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "rules": rules })).into_response()
 }
 
 #[derive(Deserialize)]

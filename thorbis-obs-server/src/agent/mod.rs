@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) api_token: Option<Secret>,
     /// How far ahead of now a pushed sample may be.
     pub(crate) max_sample_skew: Duration,
+    /// What feeds each rule, when producers were declared.
+    pub(crate) coverage: Option<Vec<thorbis_obs_core::rules::coverage::RuleCoverage>>,
 }
 
 /// A cheap, cloneable handle to a running (or about to run) agent.

@@ -1,7 +1,6 @@
 //! `thorbis-obs probe http`, `thorbis-obs uptime report`, `thorbis-obs synthetic run`.
 
 use super::runtime;
-use crate::config::LoadedConfig;
 use crate::uptime::CheckKind;
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -194,17 +193,7 @@ pub(super) fn probe_http(_: HttpProbeArgs, _: &mut dyn Write, err: &mut dyn Writ
 
 pub(super) fn uptime(c: UptimeCommand, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
     let UptimeCommand::Report { config, range, endpoint, json } = c;
-    let loaded = match &config {
-        Some(f) => LoadedConfig::from_file(f),
-        None => LoadedConfig::default_config(),
-    };
-    let loaded = match loaded {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = writeln!(err, "invalid config:\n{e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(loaded) = super::load_config(config.as_deref(), err) else { return ExitCode::FAILURE };
     let Some(rt) = runtime(err) else { return ExitCode::FAILURE };
     let u = &loaded.config.uptime;
     let result = rt.block_on(async {

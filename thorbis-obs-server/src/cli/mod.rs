@@ -8,9 +8,9 @@ use crate::promtest::run_test_file;
 use crate::rules_file::load_rule_file;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use thorbis_obs_core::rules::{RuleFile, ValidateOptions, packs};
+use thorbis_obs_core::rules::{AlertRule, RuleFile, ValidateOptions, packs};
 
 /// thorbis-obs: metrics, alert rules, probes and notifications for Thorbis Business OS.
 #[derive(Debug, Parser)]
@@ -140,8 +140,15 @@ pub enum RulesCommand {
         /// Channel names rules may use (comma separated); unknown channels are errors.
         #[arg(long, value_delimiter = ',')]
         channels: Option<Vec<String>>,
+        /// Also list, for each rule, what in the config produces its metric, and warn for a
+        /// rule nothing feeds (the rules of the files, else the config's own).
+        #[arg(long)]
+        coverage: bool,
+        /// The agent config the coverage is checked against (default: the embedded one).
+        #[arg(long, requires = "coverage")]
+        config: Option<PathBuf>,
         /// Rule files.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "coverage")]
         files: Vec<PathBuf>,
     },
     /// Run promtool-style unit tests (`promtool test rules` format) against our rule files.
@@ -207,19 +214,24 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
             let _ = write!(out, "{DEFAULT_CONFIG}");
             ExitCode::SUCCESS
         }
-        Command::Rules(RulesCommand::Check { channels, files }) => {
+        Command::Rules(RulesCommand::Check { channels, coverage, config, files }) => {
             let opts = ValidateOptions { known_channels: channels.map(|c| c.into_iter().collect()) };
             let mut failed = false;
+            let mut loaded = Vec::new();
             for f in &files {
                 match load_rule_file(f, &opts) {
                     Ok(rules) => {
                         let _ = writeln!(out, "Checking {}\n  SUCCESS: {} rules found", f.display(), rules.len());
+                        loaded.extend(rules);
                     }
                     Err(e) => {
                         failed = true;
                         let _ = writeln!(err, "Checking {}\n  FAILED:\n{e}", f.display());
                     }
                 }
+            }
+            if coverage && !failed && !print_coverage(config.as_deref(), loaded, out, err) {
+                failed = true;
             }
             if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
@@ -274,19 +286,41 @@ pub(crate) fn runtime(err: &mut dyn Write) -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn run_agent(config: Option<PathBuf>, log_format: Option<LogFormatArg>, err: &mut dyn Write) -> ExitCode {
-    let loaded = match &config {
+/// Prints what feeds each rule (`rules`, else the config's), against `config` (else the
+/// embedded default). False when the config cannot be read; a rule nothing feeds is a
+/// warning, not a failure.
+fn print_coverage(config: Option<&Path>, rules: Vec<AlertRule>, out: &mut dyn Write, err: &mut dyn Write) -> bool {
+    let Some(loaded) = load_config(config, err) else { return false };
+    let rules = if rules.is_empty() { loaded.rules.clone() } else { rules };
+    let producers = loaded.config.producers();
+    let shown = config.map_or_else(|| "the embedded default config".to_string(), |p| p.display().to_string());
+    let _ = writeln!(out, "Coverage against {shown}:");
+    let report = thorbis_obs_core::rules::coverage::coverage(&rules, &producers);
+    let width = report.iter().map(|c| c.rule.len()).max().unwrap_or(0);
+    for c in &report {
+        let by = if c.fed() { c.producers.join(", ") } else { "NOTHING".to_string() };
+        let _ = writeln!(out, "  {:width$}  {} <- {by}", c.rule, c.metric);
+    }
+    let blind: Vec<_> = report.iter().filter_map(|c| c.warning()).collect();
+    let _ = writeln!(out, "  {} of {} rules fed", report.len() - blind.len(), report.len());
+    for w in blind {
+        let _ = writeln!(out, "  WARNING: {w}");
+    }
+    true
+}
+
+/// The config at `path`, else the embedded default; None (the problem written to `err`) when
+/// it is invalid.
+pub(super) fn load_config(path: Option<&Path>, err: &mut dyn Write) -> Option<LoadedConfig> {
+    let loaded = match path {
         Some(f) => LoadedConfig::from_file(f),
         None => LoadedConfig::default_config(),
     };
-    let loaded = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(err, "invalid config:\n{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut loaded = loaded;
+    loaded.map_err(|e| writeln!(err, "invalid config:\n{e}")).ok()
+}
+
+fn run_agent(config: Option<PathBuf>, log_format: Option<LogFormatArg>, err: &mut dyn Write) -> ExitCode {
+    let Some(mut loaded) = load_config(config.as_deref(), err) else { return ExitCode::FAILURE };
     if let Some(f) = log_format {
         loaded.config.agent.log_format = match f {
             LogFormatArg::Text => LogFormat::Text,

@@ -115,6 +115,27 @@ fn default_otlp_protocol() -> String {
     "http/protobuf".into()
 }
 
+/// What the collector writes into the engine (see [`thorbis_obs_core::rules::coverage`]).
+pub fn producers(c: &CollectorSection) -> Vec<thorbis_obs_core::rules::coverage::Producer> {
+    if !c.enabled || !cfg!(feature = "collector") {
+        return Vec::new();
+    }
+    vec![thorbis_obs_core::rules::coverage::Producer::new(
+        "collector (browser SDK, /v1/rum)",
+        [
+            "web_vitals_*",
+            "rum_*",
+            "business_events",
+            "business_value",
+            "conversions",
+            "conversion_value",
+            "journey_steps",
+            "payments",
+            "payment_failure_rate",
+        ],
+    )]
+}
+
 /// Problems in `[collector]`, as (path, message).
 pub fn problems(c: &CollectorSection) -> Vec<(String, String)> {
     let mut out = Vec::new();

@@ -262,6 +262,20 @@ fn locate_channel_error(mut e: LocatedError, text: &str, format: Format) -> Loca
     e
 }
 
+impl AgentConfig {
+    /// Everything this config makes that writes samples into the engine, with the metric names
+    /// each writes: what `rules check --coverage`, `GET /api/v1/rules` and the start-up
+    /// warning read.
+    pub fn producers(&self) -> Vec<thorbis_obs_core::rules::coverage::Producer> {
+        let mut out = crate::sources::producers(&self.sources);
+        out.extend(crate::uptime::producers(&self.uptime));
+        out.extend(crate::synthetic::producers(&self.synthetic));
+        out.extend(crate::collector::producers(&self.collector));
+        out.extend(crate::otlp::producers(&self.otlp));
+        out
+    }
+}
+
 fn channel_names(c: &AgentConfig) -> BTreeSet<String> {
     c.channels.keys().chain(c.channel_aliases.keys()).cloned().collect()
 }

@@ -29,6 +29,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use thorbis_obs_core::domain::outcomes;
 use thorbis_obs_core::metrics::{Labels, Sample};
 use thorbis_obs_core::rum::ServerError;
 use thorbis_obs_core::spans::{SpanFacts, SpanKind, SpanWindow};
@@ -308,6 +309,12 @@ impl OtlpIntake {
                 too_many(super::logs::records(&request), "log records", &self.cfg)?;
                 let read = super::logs::read(&request, now, &self.cfg);
                 self.count_logs(read.counts);
+                if !read.outcomes.is_empty() {
+                    let mut window = self.open();
+                    for (kind, service, env, outcome) in &read.outcomes {
+                        window.record_outcome(*kind, service, env, outcome);
+                    }
+                }
                 if let (Some(sink), false) = (&self.errors, read.errors.is_empty()) {
                     sink(&read.errors, now);
                 }
@@ -425,6 +432,10 @@ fn count(request: &ExportTraceServiceRequest, window: &mut SpanWindow, now: Time
                 Ok(duration_ms) => {
                     // A span past a cap is still accepted: span_metrics_capped counts it.
                     window.record(&facts(span, service, env, duration_ms));
+                    if let Some(kind) = outcomes::server_event(&span.name) {
+                        let error = span.status.as_ref().is_some_and(|s| s.code == 2);
+                        window.record_outcome(kind, service, env, outcome(kind, &span.attributes, error));
+                    }
                     tally.accepted += 1;
                 }
                 Err(why) => {
@@ -435,6 +446,15 @@ fn count(request: &ExportTraceServiceRequest, window: &mut SpanWindow, now: Time
         }
     }
     tally
+}
+
+/// The outcome label of a payment or login span or record: its status attribute, else
+/// `failed` when the span's status is ERROR.
+pub(super) fn outcome(kind: outcomes::Outcome, attrs: &[KeyValue], error: bool) -> &'static str {
+    match (outcomes::classify(str_attr(attrs, kind.status_keys())), error) {
+        ("unknown", true) => "failed",
+        (label, _) => label,
+    }
 }
 
 /// Inflates a gzip body up to `max` bytes; a body that inflates beyond is refused once the

@@ -6,12 +6,13 @@
 //! than an hour old or ahead of the agent's clock by more than `otlp.max_clock_skew`.
 
 use super::OtlpSection;
-use super::intake::{Tally, str_attr};
+use super::intake::{Tally, outcome, str_attr};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use thorbis_obs_core::domain::outcomes::{self, Outcome};
 use thorbis_obs_core::rum::ServerError;
 use thorbis_obs_core::time::Timestamp;
 
@@ -56,13 +57,15 @@ pub(super) struct Read {
     pub(super) errors: Vec<ServerError>,
     pub(super) tally: Tally,
     pub(super) counts: BTreeMap<(String, &'static str), u64>,
+    /// Payments and logins the records reported: (kind, service, env, outcome).
+    pub(super) outcomes: Vec<(Outcome, String, String, &'static str)>,
 }
 
 /// Reads a request's records (see the module docs).
 pub(super) fn read(req: &ExportLogsServiceRequest, now: Timestamp, cfg: &OtlpSection) -> Read {
     let newest = now.plus(cfg.max_clock_skew.get());
     let oldest = now.minus(MAX_RECORD_AGE);
-    let mut out = Read { errors: Vec::new(), tally: Tally::default(), counts: BTreeMap::new() };
+    let mut out = Read { errors: Vec::new(), tally: Tally::default(), counts: BTreeMap::new(), outcomes: Vec::new() };
     for rl in &req.resource_logs {
         let attrs = rl.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
         let service = str_attr(attrs, &["service.name"]).unwrap_or("unknown_service");
@@ -86,6 +89,12 @@ pub(super) fn read(req: &ExportLogsServiceRequest, now: Timestamp, cfg: &OtlpSec
             *out.counts.entry((cut(service, 128), severity(r.severity_number))).or_default() += 1;
             if let Some(e) = server_error(r, service, env) {
                 out.errors.push(e);
+            }
+            let name =
+                if r.event_name.is_empty() { str_attr(&r.attributes, &["event.name"]) } else { Some(&*r.event_name) };
+            if let Some(kind) = name.and_then(outcomes::server_event) {
+                let label = outcome(kind, &r.attributes, false);
+                out.outcomes.push((kind, service.to_string(), env.to_string(), label));
             }
         }
     }

@@ -148,6 +148,37 @@ impl Default for OtlpSection {
     }
 }
 
+/// What the intake writes into the engine (see [`thorbis_obs_core::rules::coverage`]); the
+/// names of the OTLP metrics exporters send are not known ahead.
+pub fn producers(c: &OtlpSection) -> Vec<thorbis_obs_core::rules::coverage::Producer> {
+    use thorbis_obs_core::rules::coverage::Producer;
+    if !c.enabled || !cfg!(feature = "otlp") {
+        return Vec::new();
+    }
+    vec![
+        Producer::new(
+            "otlp intake (spans, /v1/traces)",
+            [
+                "http_request_duration*",
+                "http_request_error_rate",
+                "http_requests",
+                "http_service_*",
+                "db_query_*",
+                "db_queries",
+                "external_request_*",
+                "external_requests",
+                "span_metrics_capped",
+                "otlp_*",
+            ],
+        ),
+        Producer::new(
+            "otlp intake (payment and login spans and log records)",
+            ["payments", "payment_failure_rate", "logins", "failed_login_rate"],
+        ),
+        Producer::new("otlp intake (logs, /v1/logs)", ["log_records"]),
+    ]
+}
+
 /// What is wrong with `[otlp]`, as (path, problem).
 pub fn problems(c: &OtlpSection) -> Vec<(String, String)> {
     let mut out = Vec::new();

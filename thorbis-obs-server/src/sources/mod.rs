@@ -117,6 +117,31 @@ pub fn problems(sources: &[SourceConfig]) -> Vec<(String, String)> {
     out
 }
 
+/// What the configured sources write into the engine (see
+/// [`thorbis_obs_core::rules::coverage`]), and the scheduler's health series of each.
+pub fn producers(sources: &[SourceConfig]) -> Vec<thorbis_obs_core::rules::coverage::Producer> {
+    use thorbis_obs_core::rules::coverage::Producer;
+    let mut out = Vec::new();
+    for s in sources {
+        match s {
+            SourceConfig::SelfCheck { .. } => out.push(Producer::new("source self", ["thorbis_agent_*"])),
+            SourceConfig::Postgres { name, .. } => {
+                let mut names = vec!["pg_*".to_string(), "database_active_connections".to_string()];
+                names.extend(
+                    business_metrics(std::slice::from_ref(s))
+                        .into_iter()
+                        .map(|n| if n.ends_with('_') { format!("{n}*") } else { n }),
+                );
+                out.push(Producer::new(format!("source {name} (postgres)"), names));
+            }
+        }
+    }
+    if !sources.is_empty() {
+        out.push(Producer::new("scheduler (every source)", ["thorbis_source_up", "thorbis_source_duration_seconds"]));
+    }
+    out
+}
+
 /// Metric names (or prefixes ending in `_`) the PostgreSQL business queries of `sources`
 /// produce: what the summary reports as business impact.
 pub fn business_metrics(sources: &[SourceConfig]) -> Vec<String> {

@@ -38,6 +38,15 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thorbis_obs_core::engine::MaintenanceWindow;
 
+/// What the synthetic workflows write into the engine (see
+/// [`thorbis_obs_core::rules::coverage`]).
+pub fn producers(s: &SyntheticSection) -> Vec<thorbis_obs_core::rules::coverage::Producer> {
+    if s.workflows.is_empty() {
+        return Vec::new();
+    }
+    vec![thorbis_obs_core::rules::coverage::Producer::new("synthetic workflows", ["thorbis_synthetic_*"])]
+}
+
 /// Adds the workflows of `s` to `m` (run from `defaults.location`, with the `[uptime]`
 /// thresholds and SLA target unless a workflow sets its own; screenshots under `data_dir`) and
 /// returns their maintenance windows (engine windows matching their `workflow` label).

@@ -41,6 +41,14 @@ impl UptimeSection {
     }
 }
 
+/// What the uptime checks write into the engine (see [`thorbis_obs_core::rules::coverage`]).
+pub fn producers(u: &UptimeSection) -> Vec<thorbis_obs_core::rules::coverage::Producer> {
+    if u.checks.is_empty() {
+        return Vec::new();
+    }
+    vec![thorbis_obs_core::rules::coverage::Producer::new("uptime checks", ["thorbis_uptime_*"])]
+}
+
 /// Adds the HTTP checks of `u` to `m` (a producer per check and location) and returns their
 /// maintenance windows (engine windows matching their `endpoint` label).
 pub fn build(u: &UptimeSection, m: &mut Monitors) -> Result<Vec<MaintenanceWindow>, String> {
