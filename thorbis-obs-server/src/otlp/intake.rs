@@ -3,6 +3,7 @@
 
 use super::OtlpSection;
 use super::forward::{ForwardTotals, Forwarder, Relay};
+use super::logs::{Origin, exception_error};
 use crate::api;
 use crate::hub::{Component, Hub};
 use axum::Router;
@@ -38,6 +39,9 @@ use thorbis_obs_core::time::Timestamp;
 /// Spans older than this (by their end) are rejected: an exporter retries for minutes, not
 /// hours, and an older span would land in a window long closed.
 const MAX_SPAN_AGE: Duration = Duration::from_secs(3600);
+/// Exceptions (span `exception` events) taken from one request, at most; more are counted in
+/// the spans' metrics but not grouped.
+const MAX_ERRORS_PER_REQUEST: usize = 1000;
 /// Requests waiting for a decoding slot, at most (their bodies not read yet); beyond, 503 with
 /// `Retry-After`, which exporters retry. Requests decode at once on as many slots as cores.
 const INTAKE_QUEUE: usize = 64;
@@ -302,7 +306,12 @@ impl OtlpIntake {
         match signal {
             Signal::Traces => {
                 let request = decode(&body, encoding, &self.cfg)?;
-                Ok(count(&request, &mut self.open(), now, &self.cfg))
+                let mut errors = Vec::new();
+                let tally = count(&request, &mut self.open(), now, &self.cfg, &mut errors);
+                if let (Some(sink), false) = (&self.errors, errors.is_empty()) {
+                    sink(&errors, now);
+                }
+                Ok(tally)
             }
             Signal::Logs => {
                 let request: ExportLogsServiceRequest = decode_as(&body, encoding, "logs")?;
@@ -418,8 +427,16 @@ fn decode(body: &[u8], encoding: Encoding, cfg: &OtlpSection) -> Result<ExportTr
     Ok(request)
 }
 
-/// Checks each span against the clock and its ids, and counts the good ones into `window`.
-fn count(request: &ExportTraceServiceRequest, window: &mut SpanWindow, now: Timestamp, cfg: &OtlpSection) -> Tally {
+/// Checks each span against the clock and its ids, and counts the good ones into `window`;
+/// the exceptions they recorded (`exception` events) go to `errors`, at most
+/// [`MAX_ERRORS_PER_REQUEST`].
+fn count(
+    request: &ExportTraceServiceRequest,
+    window: &mut SpanWindow,
+    now: Timestamp,
+    cfg: &OtlpSection,
+    errors: &mut Vec<ServerError>,
+) -> Tally {
     let newest = now.plus(cfg.max_clock_skew.get());
     let oldest = now.minus(MAX_SPAN_AGE);
     let mut tally = Tally::default();
@@ -432,9 +449,23 @@ fn count(request: &ExportTraceServiceRequest, window: &mut SpanWindow, now: Time
                 Ok(duration_ms) => {
                     // A span past a cap is still accepted: span_metrics_capped counts it.
                     window.record(&facts(span, service, env, duration_ms));
+                    let error = span.status.as_ref().is_some_and(|s| s.code == 2);
                     if let Some(kind) = outcomes::server_event(&span.name) {
-                        let error = span.status.as_ref().is_some_and(|s| s.code == 2);
                         window.record_outcome(kind, service, env, outcome(kind, &span.attributes, error));
+                    }
+                    for e in span.events.iter().filter(|e| e.name == "exception") {
+                        if errors.len() >= MAX_ERRORS_PER_REQUEST {
+                            break;
+                        }
+                        let at = Origin {
+                            service,
+                            env,
+                            route: str_attr(&span.attributes, &["http.route"]),
+                            trace_id: &span.trace_id,
+                            span_id: &span.span_id,
+                        };
+                        let fallback = span.status.as_ref().map(|s| s.message.as_str()).filter(|m| !m.is_empty());
+                        errors.push(exception_error(&e.attributes, fallback, "ERROR", &at));
                     }
                     tally.accepted += 1;
                 }
@@ -791,7 +822,7 @@ mod tests {
             Ok(req) => {
                 let spans: usize = req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
                 let mut w = SpanWindow::new();
-                let t = count(&req, &mut w, now, &cfg);
+                let t = count(&req, &mut w, now, &cfg, &mut Vec::new());
                 assert_eq!((t.accepted + t.rejected) as usize, spans);
                 assert!(w.samples(now).iter().all(|s| s.value.is_finite()));
             }
@@ -825,8 +856,42 @@ mod tests {
         let cfg = OtlpSection::default();
         let req = decode(&valid_body(), Encoding::Protobuf, &cfg).expect("valid");
         let mut w = SpanWindow::new();
-        let t = count(&req, &mut w, Timestamp(1_800_000_000_000), &cfg);
+        let t = count(&req, &mut w, Timestamp(1_800_000_000_000), &cfg, &mut Vec::new());
         assert_eq!((t.accepted, t.rejected), (20, 0));
+    }
+
+    #[test]
+    fn exception_events_become_errors_with_their_trace_and_route() {
+        use opentelemetry_proto::tonic::common::v1::AnyValue;
+        use opentelemetry_proto::tonic::trace::v1::span::Event;
+        let cfg = OtlpSection::default();
+        let mut req = decode(&valid_body(), Encoding::Protobuf, &cfg).expect("valid");
+        let text = |k: &str, v: &str| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
+            ..KeyValue::default()
+        };
+        let span = &mut req.resource_spans[0].scope_spans[0].spans[3];
+        span.attributes.push(text("http.route", "/api/invoices/[id]"));
+        span.events.push(Event { name: "log".into(), ..Event::default() });
+        span.events.push(Event {
+            name: "exception".into(),
+            attributes: vec![
+                text("exception.type", "TypeError"),
+                text("exception.message", "Cannot read properties of undefined (reading 'total')"),
+                text("exception.stacktrace", "TypeError: Cannot read properties\n    at GET (/app/.next/server/app/api/invoices/[id]/route.js:1:99)"),
+            ],
+            ..Event::default()
+        });
+        let mut errors = Vec::new();
+        let mut w = SpanWindow::new();
+        count(&req, &mut w, Timestamp(1_800_000_000_000), &cfg, &mut errors);
+        assert_eq!(errors.len(), 1, "only the exception event: {errors:?}");
+        let e = &errors[0];
+        assert_eq!(e.exception_type.as_deref(), Some("TypeError"));
+        assert_eq!(e.route, "/api/invoices/[id]");
+        assert_eq!(e.tags.get("trace_id").map(String::as_str), Some("04".repeat(16).as_str()));
+        assert!(e.stack.as_deref().is_some_and(|s| s.contains("route.js")));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use super::OtlpSection;
 use super::intake::{Tally, outcome, str_attr};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use std::collections::BTreeMap;
@@ -104,34 +105,49 @@ pub(super) fn read(req: &ExportLogsServiceRequest, now: Timestamp, cfg: &OtlpSec
 /// The error a record reports, if it reports one.
 fn server_error(r: &LogRecord, service: &str, env: &str) -> Option<ServerError> {
     let a = r.attributes.as_slice();
-    let exception_type = str_attr(a, &["exception.type"]);
-    let exception_message = str_attr(a, &["exception.message"]);
-    let stack = str_attr(a, &["exception.stacktrace"]);
-    if r.severity_number < SEVERITY_ERROR && exception_type.is_none() && exception_message.is_none() {
+    let exception = str_attr(a, &["exception.type"]).or(str_attr(a, &["exception.message"]));
+    if r.severity_number < SEVERITY_ERROR && exception.is_none() {
         return None;
     }
     let body = match r.body.as_ref().and_then(|b| b.value.as_ref()) {
         Some(Value::StringValue(s)) => Some(s.as_str()),
         _ => None,
     };
-    let message = exception_message.or(body).unwrap_or("(no message)");
+    let at = Origin { service, env, route: str_attr(a, &["http.route"]), trace_id: &r.trace_id, span_id: &r.span_id };
+    Some(exception_error(a, body, severity(r.severity_number), &at))
+}
+
+/// Where an error was reported: the resource's service and env, the route, the trace.
+pub(super) struct Origin<'a> {
+    pub(super) service: &'a str,
+    pub(super) env: &'a str,
+    pub(super) route: Option<&'a str>,
+    pub(super) trace_id: &'a [u8],
+    pub(super) span_id: &'a [u8],
+}
+
+/// The error group entry of OpenTelemetry's `exception.*` attributes `a` (a log record's, or a
+/// span's `exception` event's), with `fallback` as the message when there is no
+/// `exception.message`.
+pub(super) fn exception_error(a: &[KeyValue], fallback: Option<&str>, severity: &str, at: &Origin<'_>) -> ServerError {
+    let message = str_attr(a, &["exception.message"]).or(fallback).unwrap_or("(no message)");
     let mut tags = BTreeMap::new();
-    tags.insert("severity".to_string(), severity(r.severity_number).to_string());
-    if let Some(t) = hex(&r.trace_id) {
+    tags.insert("severity".to_string(), severity.to_string());
+    if let Some(t) = hex(at.trace_id) {
         tags.insert("trace_id".to_string(), t);
     }
-    if let Some(s) = hex(&r.span_id) {
+    if let Some(s) = hex(at.span_id) {
         tags.insert("span_id".to_string(), s);
     }
-    Some(ServerError {
-        service: cut(service, 128),
-        env: cut(env, 128),
-        exception_type: exception_type.map(|t| cut(t, 256)),
+    ServerError {
+        service: cut(at.service, 128),
+        env: cut(at.env, 128),
+        exception_type: str_attr(a, &["exception.type"]).map(|t| cut(t, 256)),
         message: cut(message, MAX_TEXT),
-        stack: stack.map(|s| cut(s, MAX_STACK)),
-        route: str_attr(a, &["http.route"]).map(|r| cut(r, 256)).unwrap_or_default(),
+        stack: str_attr(a, &["exception.stacktrace"]).map(|s| cut(s, MAX_STACK)),
+        route: at.route.map(|r| cut(r, 256)).unwrap_or_default(),
         tags,
-    })
+    }
 }
 
 #[cfg(test)]
