@@ -32,6 +32,7 @@ SCALE = float(os.environ.get("SCALE", "1.0"))
 RSS_LIMIT_MB = 150.0
 HEALTHZ_P99_LIMIT_MS = 100.0
 TOKEN = "attack-suite-api-token"
+OTLP_TOKEN = "attack-suite-otlp-token"
 CLIENT_TOKEN = "pk-app"
 
 
@@ -210,6 +211,9 @@ session_idle = "1s"
 client_tokens = ["{CLIENT_TOKEN}"]
 per_token_per_minute = 0
 trusted_proxies = ["127.0.0.1"]
+[otlp]
+window = "2s"
+tokens = ["{OTLP_TOKEN}"]
 """)
         if PG_URL:
             # One statement that writes (a call of a function that deletes, as a database may
@@ -555,6 +559,91 @@ sql = "SELECT {PG_TABLE}_purge() AS n"
             return 2, problems
 
         attack("business SQL that writes", sql_escape)
+
+        # 12. OTLP: 100,000 distinct routes from one service (100 requests of 1,000 SERVER
+        # spans), then 20 gzip requests each holding a 10 MB attribute value (10 KB on the
+        # wire, under the 16 MiB inflated cap) and one 10 MB value sent plain (over the 4 MiB
+        # body cap: 413). Every route span is accepted (a capped route folds into `other`, it
+        # is not refused; the caps carry from window to window); each 10 MB value's span is
+        # refused alone (rejectedSpans 1, naming otlp.max_attribute_value_bytes); no service
+        # keeps more than 200 routes and `other`; no label is longer than 128 bytes.
+        def otlp_floods():
+            import gzip
+            ns = time.time_ns()
+            auth = {"Authorization": f"Bearer {OTLP_TOKEN}", "Content-Type": "application/json"}
+
+            def spans(first, count, route_of, extra=None):
+                out = []
+                for i in range(first, first + count):
+                    attrs = [{"key": "http.route", "value": {"stringValue": route_of(i)}},
+                             {"key": "http.response.status_code", "value": {"intValue": "200"}}]
+                    out.append({"traceId": f"{i + 1:032x}", "spanId": f"{i + 1:016x}", "name": "GET", "kind": 2,
+                                "startTimeUnixNano": str(ns - 2_000_000), "endTimeUnixNano": str(ns),
+                                "attributes": attrs + (extra or [])})
+                return json.dumps({"resourceSpans": [{"resource": {"attributes": [
+                    {"key": "service.name", "value": {"stringValue": "flood"}}]},
+                    "scopeSpans": [{"spans": out}]}]}).encode()
+
+            problems, bad = [], []
+
+            def word(i):
+                # Letters only, so the route folding (ids, hashes) keeps them apart.
+                out = ""
+                while True:
+                    out += string.ascii_lowercase[i % 26]
+                    i //= 26
+                    if not i:
+                        return out
+
+            def routes(k):
+                code, body = request(port, "POST", "/v1/traces", spans(k * 1000, 1000, lambda i: "/r/" + word(i)), auth)
+                if code != 200 or b"rejected" in body:
+                    bad.append((code, body[:200]))
+                return code
+
+            parallel(n(100), 4, routes)
+            huge = "a" * (10 << 20)
+            big = spans(0, 1, lambda i: "/big/" + huge)
+            packed = gzip.compress(big, 6)
+
+            def huge_value(_):
+                # Inflated, decoded, and the span refused alone for its 10 MB value.
+                code, body = request(port, "POST", "/v1/traces", packed, dict(auth, **{"Content-Encoding": "gzip"}), timeout=60)
+                try:
+                    partial = json.loads(body).get("partialSuccess", {})
+                except ValueError:
+                    partial = {}
+                if code != 200 or str(partial.get("rejectedSpans")) != "1" or "max_attribute_value_bytes" not in partial.get("errorMessage", ""):
+                    bad.append((code, body[:200]))
+                return code
+
+            parallel(n(20), 4, huge_value)
+            # Announced, never sent: the answer comes from Content-Length alone.
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(f"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {OTLP_TOKEN}\r\n"
+                             f"Content-Type: application/json\r\nContent-Length: {len(big)}\r\n\r\n".encode())
+                head = sock.recv(12)
+            if head != b"HTTP/1.1 413":
+                problems.append(f"a 10 MB body answered {head!r}, not 413")
+            if bad:
+                problems.append(f"{len(bad)} answers not a full 200: {bad[:2]}")
+
+            def flood_routes():
+                text = metrics(port)
+                lines = [l for l in text.splitlines() if l.startswith("http_requests{") and 'service="flood"' in l]
+                return lines or None
+
+            lines = wait_for(flood_routes, limit=15) or []
+            found = {l.split('route="', 1)[1].split('"', 1)[0] for l in lines if 'route="' in l}
+            if len(found) > 201:
+                problems.append(f"{len(found)} routes kept for one service")
+            if any(len(r) > 128 for r in found):
+                problems.append("a route label longer than 128 bytes")
+            if not lines:
+                problems.append("no request metrics for the flooding service")
+            return n(100) + n(20) + 1, problems
+
+        attack("OTLP: 100,000 routes, 10 MB attributes", otlp_floods)
 
         # Memory after the floods: SETTLE seconds later (the 60 windows kept are 2 s each here,
         # so after 130 s none of the floods' windows is held any more). Reported, not checked:

@@ -256,6 +256,16 @@ impl SpanWindow {
         SpanWindow::default()
     }
 
+    /// Starts counting the caps where `previous` (the window just closed) left them: services,
+    /// environments and each service's routes, queries and peers seen stay admitted and new
+    /// ones stay capped, so 200 new routes every window cannot make new series every window.
+    /// The intake carries them for [`CAPS_CARRIED_MS`](crate::rum::CAPS_CARRIED_MS).
+    pub fn inherit_caps(&mut self, previous: &SpanWindow) {
+        self.services.clone_from(&previous.services);
+        self.envs.clone_from(&previous.envs);
+        self.targets.clone_from(&previous.targets);
+    }
+
     /// Spans recorded (counted or capped) in this window.
     pub fn spans(&self) -> u64 {
         self.spans
@@ -527,6 +537,28 @@ mod tests {
         let p99 = value(&s, "http_request_duration_p99", &route).expect("p99");
         let exact = crate::sketch::exact_quantile(&[100.0, 300.0, 500.0, 3100.0], 0.99).expect("exact");
         assert!((p99 - exact).abs() <= exact * 0.02, "{p99} vs {exact}");
+    }
+
+    #[test]
+    fn route_caps_hold_across_windows_when_carried() {
+        // Letters only, so the route folding keeps them apart: /r/ba, /r/ca, ...
+        let word = |i: usize| format!("/r/{}{}", char::from(b'a' + (i % 26) as u8), char::from(b'a' + (i / 26) as u8));
+        let mut first = SpanWindow::new();
+        for i in 0..MAX_ROUTES_PER_SERVICE {
+            first.record(&server(&word(i), 1.0, 200));
+        }
+        assert_eq!(
+            first.samples(Timestamp::from_secs(60)).iter().filter(|s| s.name == "http_request_duration").count(),
+            200
+        );
+        let mut next = SpanWindow::new();
+        next.inherit_caps(&first);
+        next.record(&server(&word(3), 1.0, 200));
+        next.record(&server("/r/brand-new", 1.0, 200));
+        let s = next.samples(Timestamp::from_secs(120));
+        assert!(value(&s, "http_requests", &[("route", "/r/da")]).is_some(), "admitted routes stay admitted");
+        assert!(value(&s, "http_requests", &[("route", "/r/brand-new")]).is_none());
+        assert_eq!(value(&s, "http_requests", &[("route", OTHER)]), Some(1.0));
     }
 
     #[test]

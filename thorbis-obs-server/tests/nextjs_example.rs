@@ -2,9 +2,16 @@
 //! local SDK package, served with `next start`, visited in headless Chromium; its beacons
 //! reach a local receiver through the app's `/v1/rum` rewrite and pass the wire validation.
 //!
+//! Its server side too: `instrumentation.js` registers `@vercel/otel`, which exports Next.js's
+//! spans to a real agent (built from a config file, OTLP intake with 1 s windows, the spec's
+//! high-response-time rule with its window shortened to 4 s, a webhook channel to a local
+//! receiver): the route handlers' request metrics appear per route, the route that takes
+//! 2.2 s fires high-response-time once (then resolves), and the handler that throws becomes
+//! an error group with the service, its route and a trace id.
+//!
 //! Needs the example's node_modules: scripts/test.sh copies the SDK package into
 //! `examples/nextjs/vendor`, runs `npm install` there and exports THORBIS_NEXTJS_DIR.
-#![cfg(feature = "synthetic")]
+#![cfg(all(feature = "synthetic", feature = "otlp", feature = "webhook"))]
 
 mod support;
 
@@ -59,11 +66,14 @@ async fn the_nextjs_example_builds_serves_and_its_beacons_arrive() {
         String::from_utf8_lossy(&build.stderr)
     );
 
+    let (agent, agent_base, notes) = start_agent().await;
     let port = support::agent::free_port();
     let mut cmd = tokio::process::Command::new(&next);
     cmd.args(["start", "-p", &port.to_string(), "-H", "127.0.0.1"])
         .current_dir(&dir)
         .env("NEXT_TELEMETRY_DISABLED", "1")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &agent_base)
+        .env("OTEL_EXPORTER_OTLP_HEADERS", format!("Authorization=Bearer%20{OTLP_TOKEN}"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -128,4 +138,132 @@ steps = [
     assert_eq!(created["props"]["workOrderId"], "wo_42");
     assert!(events.iter().any(|e| e["type"] == "vital" && e["name"] == "FCP"), "{events:#?}");
     assert!(events.iter().any(|e| e["type"] == "action" && e["name"] == "Create work order"), "{events:#?}");
+
+    // The server side: route handlers, one slow, one throwing.
+    let c = reqwest::Client::new();
+    for id in [7, 8, 9] {
+        let r = c.get(format!("{base}/api/work-orders/{id}")).send().await.expect("get");
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(c.get(format!("{base}/api/invoices/0")).send().await.expect("get").status(), 500);
+    assert_eq!(c.get(format!("{base}/api/slow")).send().await.expect("get").status(), 200);
+    let service = ("service", "thorbis-nextjs-example");
+    support::eventually("the route handlers' metrics", Duration::from_secs(60), async || {
+        let text = c.get(format!("{agent_base}/metrics")).send().await.ok();
+        let Some(text) = (match text {
+            Some(r) => r.text().await.ok(),
+            None => None,
+        }) else {
+            return false;
+        };
+        let has = |name: &str, route: &str| {
+            text.lines().any(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && l.contains(&format!("{}=\"{}\"", service.0, service.1))
+                    && l.contains(&format!("route=\"{route}\""))
+            })
+        };
+        has("http_request_duration", "/api/work-orders/[id]")
+            && has("http_request_duration", "/api/slow")
+            && text.lines().any(|l| {
+                l.starts_with("http_request_error_rate{")
+                    && l.contains("route=\"/api/invoices/[id]\"")
+                    && l.ends_with(" 1.0")
+            })
+    })
+    .await;
+    // The throw: an error group of the service, with its route and trace.
+    let mut group = serde_json::Value::Null;
+    support::eventually("the route handler's exception in the error groups", Duration::from_secs(60), async || {
+        let Ok(r) = c.get(format!("{agent_base}/api/v1/rum/errors?range=1h")).send().await else { return false };
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        let found = v["errors"].as_array().and_then(|g| g.iter().find(|g| g["kind"] == "server").cloned());
+        found.map(|g| group = g).is_some()
+    })
+    .await;
+    assert_eq!(group["service"], service.1, "{group}");
+    assert_eq!(group["route"], "/api/invoices/[id]", "{group}");
+    assert!(group["message"].as_str().is_some_and(|m| m.starts_with("TypeError:")), "{group}");
+    let trace = group["tags"]["trace_id"].as_str().unwrap_or("");
+    assert!(trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()), "{group}");
+    // The slow route: high-response-time fires for it, then resolves; once.
+    support::eventually("high-response-time fired and resolved", Duration::from_secs(60), async || {
+        let n = notes.lock().expect("lock");
+        n.iter().any(|v| v["status"] == "firing") && n.iter().any(|v| v["status"] == "resolved")
+    })
+    .await;
+    let n = notes.lock().expect("lock").clone();
+    let firing: Vec<_> = n.iter().filter(|v| v["status"] == "firing").collect();
+    assert_eq!(firing.len(), 1, "{n:#?}");
+    assert_eq!(firing[0]["thorbis"]["ruleId"], "high-response-time");
+    assert_eq!(firing[0]["commonLabels"]["route"], "/api/slow");
+    assert!(firing[0]["thorbis"]["value"].as_f64().is_some_and(|v| v > 2000.0), "{}", firing[0]);
+    agent.stop().await;
+}
+
+const OTLP_TOKEN: &str = "nextjs-otlp-token";
+
+/// A running agent and how to stop it.
+struct RunningAgent {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), thorbis_obs_server::agent::AgentError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl RunningAgent {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("agent");
+    }
+}
+
+/// The agent a config file describes (OTLP intake, collector, the shortened rule, a webhook
+/// channel to a local receiver), on a loopback port: the agent, its base URL and the webhook
+/// bodies received.
+async fn start_agent() -> (RunningAgent, String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let notes: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let got = notes.clone();
+    let hook = WebServer::start(move |r| {
+        if let Ok(v) = serde_json::from_slice(&r.body) {
+            got.lock().expect("lock").push(v);
+        }
+        Reply::json(200, "{}")
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = support::agent::free_port();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "rules:\n  - id: high-response-time\n    name: High Response Time\n    \
+         description: the spec's rule, its window shortened from 5m for the test\n    \
+         metric: http_request_duration\n    \
+         condition: { operator: greater_than, threshold: 2000, duration: 4s, aggregation: avg }\n    \
+         severity: warning\n    channels: [hook]\n",
+    )
+    .expect("rules");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\ndata_dir = \"{}\"\nevaluation_interval = \"500ms\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+             [otlp]\nwindow = \"1s\"\ntokens = [\"{OTLP_TOKEN}\"]\n[collector]\nwindow = \"60s\"\n\
+             [rules]\nfiles = [\"rules.yaml\"]\n[channels.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
+            dir.path().join("data").display(),
+            hook.url("/hook")
+        ),
+    )
+    .expect("config");
+    let loaded = thorbis_obs_server::config::LoadedConfig::from_file(&config).expect("a valid config");
+    let agent = thorbis_obs_server::agent::agent_from_config(&loaded).await.expect("the agent");
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async move {
+        let _ = rx.await;
+    }));
+    let base = format!("http://127.0.0.1:{port}");
+    let c = reqwest::Client::new();
+    support::eventually("the agent up", Duration::from_secs(30), async || {
+        c.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await;
+    (RunningAgent { stop, task, _dir: dir }, base, notes)
 }

@@ -36,6 +36,13 @@ pub use window::{
     ServerError, VITALS_QUANTILE, ViewSeen, fingerprint_event, sample_weight,
 };
 
+/// How long label values a window's caps admitted stay admitted in the windows after it
+/// before the caps start afresh (so new routes and names can come in): an hour. RUM windows
+/// ([`RumWindow::inherit_caps`]) and span windows
+/// ([`SpanWindow::inherit_caps`](crate::spans::SpanWindow::inherit_caps)) carry them; without
+/// it a flood of new names every window would make new series every window.
+pub const CAPS_CARRIED_MS: i64 = 3_600_000;
+
 /// Batches and lookups the window and session tests share.
 #[cfg(test)]
 mod test_support {

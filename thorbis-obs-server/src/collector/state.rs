@@ -70,10 +70,6 @@ struct Open {
     caps_since: Timestamp,
 }
 
-/// How long label values a cap admitted stay admitted across windows before the caps start
-/// afresh (new routes and names can then come in).
-const CAPS_CARRIED_MS: i64 = 3_600_000;
-
 /// The collector's state: the open window, the limits, recent closed windows.
 pub struct Collector {
     cfg: CollectorSection,
@@ -160,7 +156,7 @@ impl Collector {
             let Open { window, sessions, caps_since, .. } = &mut *open;
             sessions.expire(now.0, idle, window);
             let mut next = RumWindow::new(now);
-            if now.0 - caps_since.0 < CAPS_CARRIED_MS {
+            if now.0 - caps_since.0 < thorbis_obs_core::rum::CAPS_CARRIED_MS {
                 next.inherit_caps(window);
             } else {
                 *caps_since = now;

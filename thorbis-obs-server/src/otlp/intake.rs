@@ -21,8 +21,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use std::collections::BTreeMap;
@@ -152,6 +152,8 @@ pub struct OtlpIntake {
     errors: Option<ErrorSink>,
     /// The relay of accepted requests, when `[otlp.forward]` has an endpoint.
     forward: Option<Arc<Forwarder>>,
+    /// When the caps carried from window to window last started afresh.
+    caps_since: Mutex<Option<Timestamp>>,
 }
 
 /// Where the intake hands the errors servers report: the agent passes the collector's error
@@ -231,6 +233,7 @@ impl OtlpIntake {
             logs: Mutex::new(BTreeMap::new()),
             errors: None,
             forward,
+            caps_since: Mutex::new(None),
         })
     }
 
@@ -306,6 +309,7 @@ impl OtlpIntake {
         match signal {
             Signal::Traces => {
                 let request = decode(&body, encoding, &self.cfg)?;
+                drop(body);
                 let mut errors = Vec::new();
                 let tally = count(&request, &mut self.open(), now, &self.cfg, &mut errors);
                 if let (Some(sink), false) = (&self.errors, errors.is_empty()) {
@@ -315,6 +319,7 @@ impl OtlpIntake {
             }
             Signal::Logs => {
                 let request: ExportLogsServiceRequest = decode_as(&body, encoding, "logs")?;
+                drop(body);
                 too_many(super::logs::records(&request), "log records", &self.cfg)?;
                 let read = super::logs::read(&request, now, &self.cfg);
                 self.count_logs(read.counts);
@@ -331,6 +336,7 @@ impl OtlpIntake {
             }
             Signal::Metrics => {
                 let request: ExportMetricsServiceRequest = decode_as(&body, encoding, "metrics")?;
+                drop(body);
                 too_many(super::metrics::points(&request), "data points", &self.cfg)?;
                 let (samples, mut tally) = super::metrics::samples(&request, now, &self.cfg);
                 // The engine refuses what breaks its rules (its series cap, an out-of-order time).
@@ -359,9 +365,21 @@ impl OtlpIntake {
         self.open().samples(at)
     }
 
-    /// Closes the open window: its metrics and the intake's counts, stamped `end`.
+    /// Closes the open window: its metrics and the intake's counts, stamped `end`. The next
+    /// window inherits the caps (admitted services and routes) for an hour at a time.
     fn close(&self, end: Timestamp) -> Vec<Sample> {
-        let closed = std::mem::take(&mut *self.open());
+        let closed = {
+            let mut since = self.caps_since.lock().unwrap_or_else(|p| p.into_inner());
+            let started = *since.get_or_insert(end);
+            let mut next = SpanWindow::new();
+            let mut open = self.open();
+            if end.0 - started.0 < thorbis_obs_core::rum::CAPS_CARRIED_MS {
+                next.inherit_caps(&open);
+            } else {
+                *since = Some(end);
+            }
+            std::mem::replace(&mut *open, next)
+        };
         let mut samples = closed.samples(end);
         let logs = std::mem::take(&mut *self.logs.lock().unwrap_or_else(|p| p.into_inner()));
         for ((service, severity), n) in logs {
@@ -445,7 +463,7 @@ fn count(
         let service = str_attr(attrs, &["service.name"]).unwrap_or("unknown_service");
         let env = str_attr(attrs, &["deployment.environment.name", "deployment.environment"]).unwrap_or("");
         for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
-            match check_span(span, oldest, newest) {
+            match check_span(span, oldest, newest, cfg) {
                 Ok(duration_ms) => {
                     // A span past a cap is still accepted: span_metrics_capped counts it.
                     window.record(&facts(span, service, env, duration_ms));
@@ -460,7 +478,7 @@ fn count(
                         let at = Origin {
                             service,
                             env,
-                            route: str_attr(&span.attributes, &["http.route"]),
+                            route: str_attr(&span.attributes, &["http.route", "next.route"]),
                             trace_id: &span.trace_id,
                             span_id: &span.span_id,
                         };
@@ -491,7 +509,12 @@ pub(super) fn outcome(kind: outcomes::Outcome, attrs: &[KeyValue], error: bool) 
 /// Inflates a gzip body up to `max` bytes; a body that inflates beyond is refused once the
 /// cap is passed, without inflating the rest.
 fn inflate(raw: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max));
+    // gzip's trailer says how long the (last member's) data is: a hint, within the cap, that
+    // spares the buffer its doublings (a 10 MB body would otherwise pass through 8 and 16 MB
+    // buffers at once).
+    let hint = raw.len().checked_sub(4).and_then(|i| raw.get(i..)).and_then(|t| <[u8; 4]>::try_from(t).ok());
+    let hint = hint.map_or(0, |t| u32::from_le_bytes(t) as usize);
+    let mut out = Vec::with_capacity(hint.max(raw.len()).min(max).saturating_add(1));
     let read = flate2::read::MultiGzDecoder::new(raw).take(max as u64 + 1).read_to_end(&mut out);
     match read {
         Err(e) => Err(Refusal::new(StatusCode::BAD_REQUEST, format!("the gzip body is corrupt: {e}"))),
@@ -525,8 +548,49 @@ fn int_attr(attrs: &[KeyValue], keys: &[&str]) -> Option<i64> {
     })
 }
 
+/// The bytes of an attribute value: a string's or bytes' length, an array's or map's values
+/// summed (with their keys).
+pub(super) fn value_bytes(v: Option<&AnyValue>) -> usize {
+    match v.and_then(|v| v.value.as_ref()) {
+        None
+        | Some(Value::BoolValue(_) | Value::IntValue(_) | Value::DoubleValue(_) | Value::StringValueStrindex(_)) => 8,
+        Some(Value::StringValue(s)) => s.len(),
+        Some(Value::BytesValue(b)) => b.len(),
+        Some(Value::ArrayValue(a)) => a.values.iter().map(|v| value_bytes(Some(v))).sum(),
+        Some(Value::KvlistValue(m)) => m.values.iter().map(|kv| kv.key.len() + value_bytes(kv.value.as_ref())).sum(),
+    }
+}
+
+/// Whether `attrs` are within `otlp.max_attributes_per_item` and
+/// `otlp.max_attribute_value_bytes`; else why not, naming `what` and the attribute.
+pub(super) fn check_attributes(attrs: &[KeyValue], what: &dyn Fn() -> String, cfg: &OtlpSection) -> Result<(), String> {
+    if attrs.len() > cfg.max_attributes_per_item {
+        return Err(format!(
+            "{}: {} attributes; at most {} (otlp.max_attributes_per_item)",
+            what(),
+            attrs.len(),
+            cfg.max_attributes_per_item
+        ));
+    }
+    match attrs.iter().map(|kv| (kv, value_bytes(kv.value.as_ref()))).find(|(_, n)| *n > cfg.max_attribute_value_bytes)
+    {
+        Some((kv, n)) => Err(format!(
+            "{}: attribute {:?} of {n} bytes; at most {} (otlp.max_attribute_value_bytes)",
+            what(),
+            cut(&kv.key),
+            cfg.max_attribute_value_bytes
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The span's duration in ms when it is one to count; else why not.
-fn check_span(span: &Span, oldest: Timestamp, newest: Timestamp) -> Result<f64, String> {
+fn check_span(span: &Span, oldest: Timestamp, newest: Timestamp, cfg: &OtlpSection) -> Result<f64, String> {
+    let what = || format!("span {:?}", cut(&span.name));
+    check_attributes(&span.attributes, &what, cfg)?;
+    for e in &span.events {
+        check_attributes(&e.attributes, &|| format!("span {:?}, event {:?}", cut(&span.name), cut(&e.name)), cfg)?;
+    }
     let zero = |b: &[u8]| b.iter().all(|x| *x == 0);
     if span.trace_id.len() != 16 || zero(&span.trace_id) {
         return Err(format!("span {:?}: trace id must be 16 bytes, not all zero", cut(&span.name)));
@@ -918,7 +982,32 @@ mod tests {
             ..Span::default()
         };
         let (oldest, newest) = (now.minus(MAX_SPAN_AGE), now.plus(Duration::from_secs(300)));
-        assert_eq!(check_span(&good, oldest, newest), Ok(250.0));
+        let cfg = OtlpSection::default();
+        assert_eq!(check_span(&good, oldest, newest, &cfg), Ok(250.0));
+        let text = |k: &str, n: usize| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(Value::StringValue("x".repeat(n))) }),
+            ..KeyValue::default()
+        };
+        let long = Span { attributes: vec![text("db.query.text", (64 << 10) + 1)], ..good.clone() };
+        let why = check_span(&long, oldest, newest, &cfg).expect_err("too long");
+        assert!(why.contains("\"db.query.text\" of 65537 bytes") && why.contains("max_attribute_value_bytes"), "{why}");
+        let many = Span { attributes: (0..129).map(|i| text(&format!("k{i}"), 1)).collect(), ..good.clone() };
+        assert!(check_span(&many, oldest, newest, &cfg).is_err_and(|w| w.contains("129 attributes")));
+        let nested = AnyValue {
+            value: Some(Value::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
+                values: vec![AnyValue { value: Some(Value::StringValue("y".repeat(40 << 10))) }; 2],
+            })),
+        };
+        let arrays = Span {
+            attributes: vec![KeyValue { key: "a".into(), value: Some(nested), ..KeyValue::default() }],
+            ..good.clone()
+        };
+        assert!(check_span(&arrays, oldest, newest, &cfg).is_err(), "an array counts all its values");
+        assert_eq!(
+            check_span(&Span { attributes: vec![text("ok", 64 << 10)], ..good.clone() }, oldest, newest, &cfg),
+            Ok(250.0)
+        );
         let bad = [
             Span { trace_id: vec![0; 16], ..good.clone() },
             Span { span_id: vec![1; 4], ..good.clone() },
@@ -927,7 +1016,7 @@ mod tests {
             Span { start_time_unix_nano: 0, end_time_unix_nano: 1, ..good.clone() },
         ];
         for b in bad {
-            assert!(check_span(&b, oldest, newest).is_err(), "{b:?}");
+            assert!(check_span(&b, oldest, newest, &cfg).is_err(), "{b:?}");
         }
     }
 }

@@ -6,7 +6,7 @@
 //! than an hour old or ahead of the agent's clock by more than `otlp.max_clock_skew`.
 
 use super::OtlpSection;
-use super::intake::{Tally, outcome, str_attr};
+use super::intake::{Tally, check_attributes, outcome, str_attr, value_bytes};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -84,6 +84,23 @@ pub(super) fn read(req: &ExportLogsServiceRequest, now: Timestamp, cfg: &OtlpSec
                     };
                     format!("a log record of {:?} {when}", cut(service, 64))
                 });
+                continue;
+            }
+            let what = || format!("a log record of {:?}", cut(service, 64));
+            let body_bytes = r.body.as_ref().map_or(0, |b| value_bytes(Some(b)));
+            let checked = check_attributes(&r.attributes, &what, cfg).and_then(|()| {
+                if body_bytes > cfg.max_attribute_value_bytes {
+                    return Err(format!(
+                        "{}: a body of {body_bytes} bytes; at most {} (otlp.max_attribute_value_bytes)",
+                        what(),
+                        cfg.max_attribute_value_bytes
+                    ));
+                }
+                Ok(())
+            });
+            if let Err(why) = checked {
+                out.tally.rejected += 1;
+                out.tally.first_reason.get_or_insert(why);
                 continue;
             }
             out.tally.accepted += 1;

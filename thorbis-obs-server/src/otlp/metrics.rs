@@ -18,7 +18,7 @@
 //! time). The engine's own series cap (50,000) bounds what a sender can create.
 
 use super::OtlpSection;
-use super::intake::{Tally, str_attr};
+use super::intake::{Tally, check_attributes, str_attr};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -103,7 +103,8 @@ pub(super) fn samples(
         tally.rejected += 1;
         tally.first_reason.get_or_insert(why);
     };
-    let at_of = |name: &str, t: u64| -> Result<Timestamp, String> {
+    let at_of = |name: &str, t: u64, attrs: &[KeyValue]| -> Result<Timestamp, String> {
+        check_attributes(attrs, &|| format!("metric {name:?}"), cfg)?;
         let ms = i64::try_from(t / 1_000_000).unwrap_or(i64::MAX);
         if ms > newest.0 {
             Err(format!("metric {name:?}: a point ahead of the agent's clock (otlp.max_clock_skew)"))
@@ -120,7 +121,10 @@ pub(super) fn samples(
         for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
             let short: String = m.name.chars().take(64).collect();
             let name_of = |monotonic| prometheus_name(&m.name, &m.unit, monotonic);
-            let point = |p: &NumberDataPoint| match (at_of(&short, p.time_unix_nano), number(p.value.as_ref())) {
+            let point = |p: &NumberDataPoint| match (
+                at_of(&short, p.time_unix_nano, &p.attributes),
+                number(p.value.as_ref()),
+            ) {
                 (Ok(at), Some(v)) => Ok((labels_of(service, env, &p.attributes), v, at)),
                 (Err(why), _) => Err(why),
                 (_, None) => Err(format!("metric {short:?}: a value that is not a finite number")),
@@ -134,7 +138,9 @@ pub(super) fn samples(
                 Some(Data::Histogram(h)) => {
                     let name = prometheus_name(&m.name, &m.unit, false);
                     for p in &h.data_points {
-                        let Some(at) = kept(&mut tally, at_of(&short, p.time_unix_nano)) else { continue };
+                        let Some(at) = kept(&mut tally, at_of(&short, p.time_unix_nano, &p.attributes)) else {
+                            continue;
+                        };
                         let labels = labels_of(service, env, &p.attributes);
                         let quantiles = |q| bucket_quantile(&p.explicit_bounds, &p.bucket_counts, q);
                         if p.count > 0 && !p.bucket_counts.is_empty() && quantiles(0.5).is_none() {
@@ -148,7 +154,9 @@ pub(super) fn samples(
                 Some(Data::ExponentialHistogram(h)) => {
                     let name = prometheus_name(&m.name, &m.unit, false);
                     for p in &h.data_points {
-                        let Some(at) = kept(&mut tally, at_of(&short, p.time_unix_nano)) else { continue };
+                        let Some(at) = kept(&mut tally, at_of(&short, p.time_unix_nano, &p.attributes)) else {
+                            continue;
+                        };
                         let (offset, counts) =
                             p.positive.as_ref().map_or((0, &[][..]), |b| (b.offset, b.bucket_counts.as_slice()));
                         let Some((bounds, counts)) =
@@ -167,7 +175,9 @@ pub(super) fn samples(
                 Some(Data::Summary(s)) => {
                     let name = prometheus_name(&m.name, &m.unit, false);
                     for p in &s.data_points {
-                        let Some(at) = kept(&mut tally, at_of(&short, p.time_unix_nano)) else { continue };
+                        let Some(at) = kept(&mut tally, at_of(&short, p.time_unix_nano, &p.attributes)) else {
+                            continue;
+                        };
                         let labels = labels_of(service, env, &p.attributes);
                         let own =
                             |q: f64| p.quantile_values.iter().find(|v| (v.quantile - q).abs() < 1e-9).map(|v| v.value);

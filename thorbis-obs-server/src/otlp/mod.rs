@@ -82,6 +82,12 @@ pub struct OtlpSection {
     pub max_items_per_request: usize,
     /// How far ahead of the agent's clock a span may end. Default 5 minutes.
     pub max_clock_skew: HumanDuration,
+    /// Attributes on one span, span event, log record or data point, at most; an item with
+    /// more is rejected alone. Default 128 (the OpenTelemetry SDKs' own default limit).
+    pub max_attributes_per_item: usize,
+    /// One attribute value (a string, bytes, or an array or map in all), at most; an item with
+    /// a longer one is rejected alone. Default 64 KiB.
+    pub max_attribute_value_bytes: usize,
     /// `[otlp.forward]`: relay accepted requests to another receiver.
     pub forward: ForwardSection,
 }
@@ -143,6 +149,8 @@ impl Default for OtlpSection {
             max_decoded_bytes: 16 << 20,
             max_items_per_request: 10_000,
             max_clock_skew: HumanDuration::from_secs(300),
+            max_attributes_per_item: 128,
+            max_attribute_value_bytes: 64 << 10,
             forward: ForwardSection::default(),
         }
     }
@@ -197,6 +205,12 @@ pub fn problems(c: &OtlpSection) -> Vec<(String, String)> {
     }
     if c.max_items_per_request == 0 {
         out.push(("otlp.max_items_per_request".into(), "at least 1".into()));
+    }
+    if !(1..=10_000).contains(&c.max_attributes_per_item) {
+        out.push(("otlp.max_attributes_per_item".into(), "between 1 and 10,000".into()));
+    }
+    if !(256..=c.max_decoded_bytes).contains(&c.max_attribute_value_bytes) {
+        out.push(("otlp.max_attribute_value_bytes".into(), "between 256 and max_decoded_bytes".into()));
     }
     for (i, t) in c.tokens.iter().enumerate() {
         if t.expose().trim().is_empty() {
