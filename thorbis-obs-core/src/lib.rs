@@ -50,6 +50,8 @@ pub mod spans;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "engine")]
+pub mod traces;
+#[cfg(feature = "engine")]
 pub mod window;
 
 #[cfg(feature = "engine")]

@@ -28,7 +28,7 @@
 //!    then [`checks`], the check pipeline uptime checks and workflows share.
 //! 4. Components, each a folder that owns its config type (always compiled), its checks
 //!    (`problems()`), its implementation (behind its feature) and its routes: [`channels`],
-//!    [`sources`], [`uptime`], [`synthetic`], [`collector`], [`dashboards`], [`otlp`]. A component never
+//!    [`sources`], [`uptime`], [`synthetic`], [`collector`], [`dashboards`], [`otlp`], [`traces`]. A component never
 //!    imports another component, the config or the agent.
 //! 5. [`config`]: aggregates the sections and checks what crosses them.
 //! 6. [`agent`]: the composition root that builds components from config, merges their
@@ -56,6 +56,7 @@ pub mod dashboards;
 pub mod otlp;
 pub mod sources;
 pub mod synthetic;
+pub mod traces;
 pub mod uptime;
 
 pub mod config;

@@ -70,16 +70,8 @@ async fn launch(shape: impl FnOnce(AgentBuilder) -> AgentBuilder) -> Running {
     let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store"));
     let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
     let agent = shape(support::quiet_agent(store).http(addr, None)).build().expect("valid");
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agent.run(async move {
-        let _ = rx.await;
-    }));
     let base = format!("http://{addr}");
-    let c = reqwest::Client::new();
-    support::eventually("the agent up", Duration::from_secs(30), async || {
-        c.get(format!("{base}/healthz")).send().await.is_ok()
-    })
-    .await;
+    let (stop, task) = support::serve(agent, &base).await;
     Running { base, intake: None, stop: Some(stop), task: Some(task), _dir: dir }
 }
 

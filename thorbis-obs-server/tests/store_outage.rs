@@ -15,6 +15,7 @@ use thorbis_obs_server::agent::{Agent, system_now};
 use thorbis_obs_server::store::sqlite::SqliteStore;
 use thorbis_obs_server::store::{
     AttemptOutcome, CheckKind, CheckRecord, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError,
+    TraceQuery, TraceRow, TraceSummary,
 };
 
 mod support;
@@ -101,6 +102,19 @@ impl Store for Outage {
     }
     async fn prune_rum_windows(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.inner.prune_rum_windows(before).await
+    }
+    async fn record_traces(&self, rows: &[TraceRow]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record_traces(rows).await
+    }
+    async fn traces(&self, q: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+        self.inner.traces(q).await
+    }
+    async fn trace(&self, trace_id: &str) -> Result<Option<TraceRow>, StoreError> {
+        self.inner.trace(trace_id).await
+    }
+    async fn prune_traces(&self, before: Timestamp, max_bytes: u64) -> Result<u64, StoreError> {
+        self.inner.prune_traces(before, max_bytes).await
     }
 }
 

@@ -42,6 +42,7 @@ pub struct AgentBuilder {
     monitors: Monitors,
     collector: Option<crate::collector::CollectorSection>,
     otlp: Option<crate::otlp::OtlpSection>,
+    traces: Option<crate::traces::TracesSection>,
     dashboards: Vec<crate::dashboards::DashboardConfig>,
     business_metrics: Vec<String>,
     components: Vec<ComponentFactory>,
@@ -71,6 +72,7 @@ impl AgentBuilder {
             monitors: Default::default(),
             collector: None,
             otlp: None,
+            traces: None,
             dashboards: Vec::new(),
             business_metrics: Vec::new(),
             components: Vec::new(),
@@ -205,6 +207,13 @@ impl AgentBuilder {
         self
     }
 
+    /// Keeps tail-sampled traces of the spans the OTLP intake takes (`GET /api/v1/traces`;
+    /// feature `otlp`, and only with the intake).
+    pub fn traces(mut self, t: crate::traces::TracesSection) -> Self {
+        self.traces = t.enabled.then_some(t);
+        self
+    }
+
     /// Metric names (or prefixes ending in `_`) the summary reports as business impact: what the
     /// PostgreSQL business queries produce.
     pub fn business_metrics(mut self, names: Vec<String>) -> Self {
@@ -307,8 +316,17 @@ impl AgentBuilder {
                 Arc::new(move |errors: &[thorbis_obs_core::rum::ServerError], at| c.record_server_errors(errors, at))
                     as crate::otlp::ErrorSink
             });
+            // Spans go to the trace store the same way.
+            let traces = self.traces.map(|t| Arc::new(crate::traces::TraceService::new(hub.clone(), t)));
+            let trace_sink = traces.clone().map(|t| {
+                Arc::new(move |spans: Vec<thorbis_obs_core::traces::TraceSpan>, at| t.add(spans, at))
+                    as crate::otlp::TraceSink
+            });
             let intake = crate::otlp::OtlpIntake::new(hub.clone(), o).map_err(AgentError::Setup)?;
-            components.push(Arc::new(intake.with_error_sink(sink)));
+            components.push(Arc::new(intake.with_error_sink(sink).with_trace_sink(trace_sink)));
+            if let Some(t) = traces {
+                components.push(t);
+            }
         }
         #[cfg(not(feature = "otlp"))]
         if self.otlp.is_some() {

@@ -55,6 +55,7 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
         .monitors(monitors)
         .collector(c.collector.clone())
         .otlp(c.otlp.clone())
+        .traces(c.traces.clone())
         .producers(c.producers())
         .business_metrics(crate::sources::business_metrics(&c.sources))
         .dashboards(c.dashboards.clone());

@@ -67,6 +67,9 @@ pub struct AgentConfig {
     /// The OTLP/HTTP intake, `POST /v1/traces` (feature `otlp`).
     #[serde(default)]
     pub otlp: crate::otlp::OtlpSection,
+    /// The trace store: tail-sampled traces from the OTLP intake (feature `otlp`).
+    #[serde(default)]
+    pub traces: crate::traces::TracesSection,
     /// Dashboards served at `/`; none: the built-in operational and executive boards.
     #[serde(default)]
     pub dashboards: Vec<crate::dashboards::DashboardConfig>,
@@ -272,6 +275,7 @@ impl AgentConfig {
         out.extend(crate::synthetic::producers(&self.synthetic));
         out.extend(crate::collector::producers(&self.collector));
         out.extend(crate::otlp::producers(&self.otlp));
+        out.extend(crate::traces::producers(&self.traces));
         out
     }
 }
@@ -325,6 +329,7 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
         crate::synthetic::problems(&c.synthetic),
         crate::collector::problems(&c.collector),
         crate::otlp::problems(&c.otlp),
+        crate::traces::problems(&c.traces),
         crate::dashboards::problems(&c.dashboards),
     ];
     for (path, message) in sections.into_iter().flatten() {

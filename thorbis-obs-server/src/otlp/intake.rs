@@ -35,6 +35,7 @@ use thorbis_obs_core::metrics::{Labels, Sample};
 use thorbis_obs_core::rum::ServerError;
 use thorbis_obs_core::spans::{SpanFacts, SpanKind, SpanWindow};
 use thorbis_obs_core::time::Timestamp;
+use thorbis_obs_core::traces::{SpanEvent, TraceSpan};
 
 /// Spans older than this (by their end) are rejected: an exporter retries for minutes, not
 /// hours, and an older span would land in a window long closed.
@@ -150,6 +151,8 @@ pub struct OtlpIntake {
     logs: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Where error log records go (the collector's error groups), when anywhere.
     errors: Option<ErrorSink>,
+    /// Where accepted spans go (the trace store), when anywhere.
+    traces: Option<TraceSink>,
     /// The relay of accepted requests, when `[otlp.forward]` has an endpoint.
     forward: Option<Arc<Forwarder>>,
     /// When the caps carried from window to window last started afresh.
@@ -159,6 +162,10 @@ pub struct OtlpIntake {
 /// Where the intake hands the errors servers report: the agent passes the collector's error
 /// groups down as this (the intake does not know the collector).
 pub type ErrorSink = Arc<dyn Fn(&[ServerError], Timestamp) + Send + Sync>;
+
+/// Where the intake hands the spans it accepted, for assembly into traces: the agent passes
+/// the trace store down as this.
+pub type TraceSink = Arc<dyn Fn(Vec<TraceSpan>, Timestamp) + Send + Sync>;
 
 /// Services the window's `log_records` keep; further ones count under `other`.
 const MAX_LOG_SERVICES: usize = 50;
@@ -232,6 +239,7 @@ impl OtlpIntake {
             stats: Stats::default(),
             logs: Mutex::new(BTreeMap::new()),
             errors: None,
+            traces: None,
             forward,
             caps_since: Mutex::new(None),
         })
@@ -240,6 +248,12 @@ impl OtlpIntake {
     /// Hands the errors of error log records to `sink` (None: they are only counted).
     pub fn with_error_sink(mut self, sink: Option<ErrorSink>) -> Self {
         self.errors = sink;
+        self
+    }
+
+    /// Hands every accepted span to `sink` (None: spans only make metrics).
+    pub fn with_trace_sink(mut self, sink: Option<TraceSink>) -> Self {
+        self.traces = sink;
         self
     }
 
@@ -311,9 +325,13 @@ impl OtlpIntake {
                 let request = decode(&body, encoding, &self.cfg)?;
                 drop(body);
                 let mut errors = Vec::new();
-                let tally = count(&request, &mut self.open(), now, &self.cfg, &mut errors);
+                let mut spans = self.traces.as_ref().map(|_| Vec::new());
+                let tally = count(&request, &mut self.open(), now, &self.cfg, &mut errors, spans.as_mut());
                 if let (Some(sink), false) = (&self.errors, errors.is_empty()) {
                     sink(&errors, now);
+                }
+                if let (Some(sink), Some(spans)) = (&self.traces, spans) {
+                    sink(spans, now);
                 }
                 Ok(tally)
             }
@@ -447,13 +465,14 @@ fn decode(body: &[u8], encoding: Encoding, cfg: &OtlpSection) -> Result<ExportTr
 
 /// Checks each span against the clock and its ids, and counts the good ones into `window`;
 /// the exceptions they recorded (`exception` events) go to `errors`, at most
-/// [`MAX_ERRORS_PER_REQUEST`].
+/// [`MAX_ERRORS_PER_REQUEST`]; with `traces`, every accepted span goes there too.
 fn count(
     request: &ExportTraceServiceRequest,
     window: &mut SpanWindow,
     now: Timestamp,
     cfg: &OtlpSection,
     errors: &mut Vec<ServerError>,
+    mut traces: Option<&mut Vec<TraceSpan>>,
 ) -> Tally {
     let newest = now.plus(cfg.max_clock_skew.get());
     let oldest = now.minus(MAX_SPAN_AGE);
@@ -470,6 +489,9 @@ fn count(
                     let error = span.status.as_ref().is_some_and(|s| s.code == 2);
                     if let Some(kind) = outcomes::server_event(&span.name) {
                         window.record_outcome(kind, service, env, outcome(kind, &span.attributes, error));
+                    }
+                    if let Some(out) = traces.as_deref_mut() {
+                        out.push(trace_span(span, service, error));
                     }
                     for e in span.events.iter().filter(|e| e.name == "exception") {
                         if errors.len() >= MAX_ERRORS_PER_REQUEST {
@@ -495,6 +517,56 @@ fn count(
         }
     }
     tally
+}
+
+/// An attribute value as text: strings as they are, numbers and booleans formatted, arrays
+/// and maps as JSON-ish lists.
+fn value_text(v: Option<&AnyValue>) -> String {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => d.to_string(),
+        Some(Value::BytesValue(b)) => thorbis_obs_core::traces::hex(b),
+        Some(Value::StringValueStrindex(i)) => format!("#{i}"),
+        Some(Value::ArrayValue(a)) => {
+            format!("[{}]", a.values.iter().map(|v| value_text(Some(v))).collect::<Vec<_>>().join(", "))
+        }
+        Some(Value::KvlistValue(m)) => format!(
+            "{{{}}}",
+            m.values
+                .iter()
+                .map(|kv| format!("{}: {}", kv.key, value_text(kv.value.as_ref())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The trace store's copy of an accepted span of `service`.
+fn trace_span(span: &Span, service: &str, error: bool) -> TraceSpan {
+    let attrs = |a: &[KeyValue]| a.iter().map(|kv| (kv.key.clone(), value_text(kv.value.as_ref()))).collect();
+    let code = int_attr(&span.attributes, &["http.response.status_code", "http.status_code"]);
+    TraceSpan {
+        trace_id: <[u8; 16]>::try_from(span.trace_id.as_slice()).unwrap_or_default(),
+        span_id: <[u8; 8]>::try_from(span.span_id.as_slice()).unwrap_or_default(),
+        parent: <[u8; 8]>::try_from(span.parent_span_id.as_slice()).ok().filter(|p| p.iter().any(|b| *b != 0)),
+        service: service.to_string(),
+        name: span.name.clone(),
+        kind: u8::try_from(span.kind).unwrap_or(0),
+        start_ns: span.start_time_unix_nano,
+        end_ns: span.end_time_unix_nano,
+        error: error || code.is_some_and(|c| (500..600).contains(&c)),
+        status_message: span.status.as_ref().map(|s| s.message.clone()).unwrap_or_default(),
+        route: str_attr(&span.attributes, &["http.route", "next.route"]).map(str::to_string),
+        attributes: attrs(&span.attributes),
+        events: span
+            .events
+            .iter()
+            .map(|e| SpanEvent { name: e.name.clone(), time_ns: e.time_unix_nano, attributes: attrs(&e.attributes) })
+            .collect(),
+    }
 }
 
 /// The outcome label of a payment or login span or record: its status attribute, else
@@ -886,7 +958,7 @@ mod tests {
             Ok(req) => {
                 let spans: usize = req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
                 let mut w = SpanWindow::new();
-                let t = count(&req, &mut w, now, &cfg, &mut Vec::new());
+                let t = count(&req, &mut w, now, &cfg, &mut Vec::new(), None);
                 assert_eq!((t.accepted + t.rejected) as usize, spans);
                 assert!(w.samples(now).iter().all(|s| s.value.is_finite()));
             }
@@ -920,7 +992,7 @@ mod tests {
         let cfg = OtlpSection::default();
         let req = decode(&valid_body(), Encoding::Protobuf, &cfg).expect("valid");
         let mut w = SpanWindow::new();
-        let t = count(&req, &mut w, Timestamp(1_800_000_000_000), &cfg, &mut Vec::new());
+        let t = count(&req, &mut w, Timestamp(1_800_000_000_000), &cfg, &mut Vec::new(), None);
         assert_eq!((t.accepted, t.rejected), (20, 0));
     }
 
@@ -949,7 +1021,7 @@ mod tests {
         });
         let mut errors = Vec::new();
         let mut w = SpanWindow::new();
-        count(&req, &mut w, Timestamp(1_800_000_000_000), &cfg, &mut errors);
+        count(&req, &mut w, Timestamp(1_800_000_000_000), &cfg, &mut errors, None);
         assert_eq!(errors.len(), 1, "only the exception event: {errors:?}");
         let e = &errors[0];
         assert_eq!(e.exception_type.as_deref(), Some("TypeError"));

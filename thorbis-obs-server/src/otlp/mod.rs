@@ -50,7 +50,7 @@ mod metrics;
 #[cfg(feature = "otlp")]
 pub use forward::ForwardTotals;
 #[cfg(feature = "otlp")]
-pub use intake::{ErrorSink, OtlpIntake, RpcStatus};
+pub use intake::{ErrorSink, OtlpIntake, RpcStatus, TraceSink};
 
 use crate::secret::Secret;
 use serde::Deserialize;

@@ -14,11 +14,13 @@ pub mod postgres;
 pub mod sqlite;
 
 mod checks;
+mod traces;
 
 use async_trait::async_trait;
 pub use checks::{CheckKind, CheckRecord, latest_per_location};
 use thorbis_obs_core::engine::{EngineSnapshot, Notification};
 use thorbis_obs_core::time::Timestamp;
+pub use traces::{TraceQuery, TraceRow, TraceSummary};
 
 /// One notification for one channel.
 #[derive(Clone, Debug, PartialEq)]
@@ -245,6 +247,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes windows starting before `before`; returns how many.
     async fn prune_rum_windows(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Keeps kept traces; a trace stored again replaces its row (its late spans joined it).
+    async fn record_traces(&self, rows: &[TraceRow]) -> Result<(), StoreError>;
+
+    /// The summaries of the traces `q` selects, newest first.
+    async fn traces(&self, q: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError>;
+
+    /// One trace, whole, by its 32-hex-digit id.
+    async fn trace(&self, trace_id: &str) -> Result<Option<TraceRow>, StoreError>;
+
+    /// Deletes the traces that started before `before`, then the oldest ones beyond
+    /// `max_bytes` of stored spans in all; returns how many.
+    async fn prune_traces(&self, before: Timestamp, max_bytes: u64) -> Result<u64, StoreError>;
 
     /// True when several agents share this store, so their check locations count together.
     fn is_shared(&self) -> bool {

@@ -18,9 +18,10 @@
 //! wired in yet.
 
 use super::sqlite::MIGRATIONS;
+use super::traces::{Param, TRACE_COLUMNS, evict_sql, list_sql, upsert_sql};
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
 use super::{CHECK_COLUMNS, check_from_parts, check_row_values};
-use super::{CheckKind, CheckRecord};
+use super::{CheckKind, CheckRecord, TraceQuery, TraceRow, TraceSummary};
 use crate::secret::redact_url;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -401,6 +402,73 @@ impl Store for PostgresStore {
         c.execute("DELETE FROM rum_windows WHERE start_ms < $1", &[&before.as_millis()]).await.map_err(backend)
     }
 
+    async fn record_traces(&self, rows: &[TraceRow]) -> Result<(), StoreError> {
+        client!(self, c);
+        let tx = c.transaction().await.map_err(backend)?;
+        let st = tx.prepare(&upsert_sql(|n| format!("${n}"))).await.map_err(backend)?;
+        for r in rows {
+            let s = &r.summary;
+            let error = i32::from(s.error);
+            tx.execute(
+                &st,
+                &[
+                    &s.trace_id,
+                    &s.start.as_millis(),
+                    &s.duration_ms,
+                    &s.service,
+                    &s.route,
+                    &s.name,
+                    &s.services,
+                    &s.span_count,
+                    &error,
+                    &s.policy,
+                    &s.bytes,
+                    &r.data,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn traces(&self, q: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+        let (sql, params) = list_sql(q, |n| format!("${n}"));
+        let values: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = params
+            .into_iter()
+            .map(|p| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                match p {
+                    Param::Text(t) => Box::new(t),
+                    Param::Int(i) => Box::new(i),
+                    Param::Int32(i) => Box::new(i),
+                    Param::Float(f) => Box::new(f),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            values.iter().map(|v| v.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+        client!(self, c);
+        let rows = c.query(&sql, &refs).await.map_err(backend)?;
+        Ok(rows.iter().map(trace_summary).collect())
+    }
+
+    async fn trace(&self, trace_id: &str) -> Result<Option<TraceRow>, StoreError> {
+        client!(self, c);
+        let row = c
+            .query_opt(&format!("SELECT {TRACE_COLUMNS}, data FROM traces WHERE trace_id = $1"), &[&trace_id])
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| TraceRow { summary: trace_summary(&r), data: r.get(11) }))
+    }
+
+    async fn prune_traces(&self, before: Timestamp, max_bytes: u64) -> Result<u64, StoreError> {
+        let max = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        client!(self, c);
+        let old = c.execute("DELETE FROM traces WHERE start_ms < $1", &[&before.as_millis()]).await.map_err(backend)?;
+        let over = c.execute(&evict_sql(|n| format!("${n}")), &[&max]).await.map_err(backend)?;
+        Ok(old + over)
+    }
+
     fn is_shared(&self) -> bool {
         true
     }
@@ -518,4 +586,21 @@ fn hostname() -> String {
         .map(|h| h.trim().chars().filter(|c| c.is_ascii_graphic()).take(64).collect::<String>())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "agent".into())
+}
+
+/// A trace summary from the first eleven columns ([`TRACE_COLUMNS`]).
+fn trace_summary(r: &tokio_postgres::Row) -> TraceSummary {
+    TraceSummary {
+        trace_id: r.get(0),
+        start: Timestamp(r.get(1)),
+        duration_ms: r.get(2),
+        service: r.get(3),
+        route: r.get(4),
+        name: r.get(5),
+        services: r.get(6),
+        span_count: r.get(7),
+        error: r.get::<_, i32>(8) != 0,
+        policy: r.get(9),
+        bytes: r.get(10),
+    }
 }

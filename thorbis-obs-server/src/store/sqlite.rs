@@ -1,9 +1,10 @@
 //! The SQLite store: one file, WAL mode, `synchronous = FULL` so a committed evaluation
 //! survives a crash of the process or the machine.
 
+use super::traces::{Param, TRACE_COLUMNS, evict_sql, list_sql, upsert_sql};
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
 use super::{CHECK_COLUMNS, CheckRow, check_from_parts, check_row_values};
-use super::{CheckKind, CheckRecord};
+use super::{CheckKind, CheckRecord, TraceQuery, TraceRow, TraceSummary};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -68,6 +69,25 @@ pub const MIGRATIONS: &[&str] = &[
         renewals BIGINT NOT NULL,
         renewed_ms BIGINT NOT NULL
     )",
+    // Kept traces: summary columns for the lists, the spans as one compressed blob (BYTEA: a
+    // blob in SQLite's NUMERIC affinity is kept as it is).
+    "CREATE TABLE traces (
+        trace_id TEXT PRIMARY KEY,
+        start_ms BIGINT NOT NULL,
+        duration_ms DOUBLE PRECISION NOT NULL,
+        service TEXT NOT NULL,
+        route TEXT NOT NULL,
+        name TEXT NOT NULL,
+        services TEXT NOT NULL,
+        span_count BIGINT NOT NULL,
+        error INTEGER NOT NULL,
+        policy TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        data BYTEA NOT NULL
+    );
+    CREATE INDEX traces_start ON traces (start_ms);
+    CREATE INDEX traces_route ON traces (service, route, start_ms);
+    CREATE INDEX traces_error ON traces (error, start_ms)",
 ];
 
 /// The SQLite-backed [`Store`].
@@ -395,6 +415,78 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn record_traces(&self, rows: &[TraceRow]) -> Result<(), StoreError> {
+        let rows = rows.to_vec();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            for r in &rows {
+                let s = &r.summary;
+                tx.execute(
+                    &upsert_sql(|n| format!("?{n}")),
+                    params![
+                        s.trace_id,
+                        s.start.as_millis(),
+                        s.duration_ms,
+                        s.service,
+                        s.route,
+                        s.name,
+                        s.services,
+                        s.span_count,
+                        i64::from(s.error),
+                        s.policy,
+                        s.bytes,
+                        r.data
+                    ],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn traces(&self, q: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+        let (sql, params) = list_sql(q, |n| format!("?{n}"));
+        self.with(move |c| {
+            let mut st = c.prepare(&sql).map_err(backend)?;
+            let values: Vec<rusqlite::types::Value> = params
+                .into_iter()
+                .map(|p| match p {
+                    Param::Text(t) => rusqlite::types::Value::Text(t),
+                    Param::Int(i) => rusqlite::types::Value::Integer(i),
+                    Param::Int32(i) => rusqlite::types::Value::Integer(i64::from(i)),
+                    Param::Float(f) => rusqlite::types::Value::Real(f),
+                })
+                .collect();
+            let rows = st.query_map(rusqlite::params_from_iter(values), trace_summary).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn trace(&self, trace_id: &str) -> Result<Option<TraceRow>, StoreError> {
+        let id = trace_id.to_string();
+        self.with(move |c| {
+            c.query_row(&format!("SELECT {TRACE_COLUMNS}, data FROM traces WHERE trace_id = ?1"), params![id], |r| {
+                Ok(TraceRow { summary: trace_summary(r)?, data: r.get(11)? })
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn prune_traces(&self, before: Timestamp, max_bytes: u64) -> Result<u64, StoreError> {
+        let max = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            let old =
+                c.execute("DELETE FROM traces WHERE start_ms < ?1", params![before.as_millis()]).map_err(backend)?;
+            let over = c.execute(&evict_sql(|n| format!("?{n}")), params![max]).map_err(backend)?;
+            Ok((old + over) as u64)
+        })
+        .await
+    }
+
     async fn record_rum_window(&self, start: Timestamp, agent: &str, body: &str) -> Result<(), StoreError> {
         let (agent, body) = (agent.to_string(), body.to_string());
         self.with(move |c| {
@@ -444,6 +536,23 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
     }
+}
+
+/// A trace summary from the first eleven columns ([`TRACE_COLUMNS`]).
+fn trace_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceSummary> {
+    Ok(TraceSummary {
+        trace_id: r.get(0)?,
+        start: Timestamp(r.get(1)?),
+        duration_ms: r.get(2)?,
+        service: r.get(3)?,
+        route: r.get(4)?,
+        name: r.get(5)?,
+        services: r.get(6)?,
+        span_count: r.get(7)?,
+        error: r.get::<_, i64>(8)? != 0,
+        policy: r.get(9)?,
+        bytes: r.get(10)?,
+    })
 }
 
 #[cfg(test)]

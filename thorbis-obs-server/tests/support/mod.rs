@@ -54,3 +54,21 @@ pub fn orders_failing_to_mem() -> Vec<thorbis_obs_core::rules::AlertRule> {
     )
     .expect("rule")
 }
+
+/// A running agent: stop it with the sender, then await the task.
+pub type Serving = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), thorbis_obs_server::agent::AgentError>>,
+);
+
+/// Runs `agent` until the returned sender fires, once `base`'s `/healthz` answers.
+pub async fn serve(agent: thorbis_obs_server::agent::Agent, base: &str) -> Serving {
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async move {
+        let _ = rx.await;
+    }));
+    let c = reqwest::Client::new();
+    eventually("the agent up", Duration::from_secs(30), async || c.get(format!("{base}/healthz")).send().await.is_ok())
+        .await;
+    (stop, task)
+}
