@@ -6,6 +6,7 @@
 # latency at a fixed 20,000 spans/s, the CPU cost ratio per span, and the agent's RSS after a
 # sustained run at that rate.
 #   bash scripts/bench-otlp.sh        SECONDS_EACH=10 CONNECTIONS=16 RATE_SPANS=20000 ROUNDS=3 SUSTAIN=600
+#                                     TRACES=false (the intake alone, without the trace store)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v oha >/dev/null; then

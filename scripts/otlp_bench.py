@@ -19,6 +19,8 @@ CONNECTIONS = int(os.environ.get("CONNECTIONS", "16"))
 RATE_SPANS = int(os.environ.get("RATE_SPANS", "20000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SUSTAIN = int(os.environ.get("SUSTAIN", "600"))
+# TRACES=false measures the intake alone (the trace store off); default: the agent as shipped.
+TRACES = os.environ.get("TRACES", "true")
 SPANS = 512
 CT = "application/x-protobuf"
 
@@ -44,6 +46,8 @@ slack = "console"
 email = "console"
 sms = "console"
 pagerduty = "console"
+[traces]
+enabled = {TRACES}
 """)
     agent = subprocess.Popen([agent_bin, "run", "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bare = subprocess.Popen([bare_bin, f"127.0.0.1:{bare_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -54,7 +58,7 @@ pagerduty = "console"
         rate = max(1, RATE_SPANS // SPANS)
         print(f"request: {SPANS} spans, {os.path.getsize(body)} bytes of protobuf; {ROUNDS} alternating rounds of "
               f"{SECONDS_EACH} s at saturation ({CONNECTIONS} connections) and {SECONDS_EACH} s at {rate * SPANS} "
-              f"spans/s; medians; 2-core machine, oha on the same cores")
+              f"spans/s; medians; 2-core machine, oha on the same cores; trace store {'on' if TRACES == 'true' else 'off'}")
         res = measure_both([("ours", f"http://127.0.0.1:{port}/v1/traces", agent.pid),
                             ("bare", f"http://127.0.0.1:{bare_port}/v1/traces", bare.pid)], body,
                            content_type=CT, seconds=SECONDS_EACH, connections=CONNECTIONS, rate=rate, rounds=ROUNDS)

@@ -4,8 +4,10 @@
 //! [`TraceBuffer`] holds each trace's spans until the trace has been quiet for the decision
 //! wait (default 10 s), then hands it over whole. It is bounded in spans, in bytes and in spans
 //! per trace: a full buffer decides its oldest traces early, a trace past its span cap drops
-//! further spans (counted), so it never grows without bound. Traces decided are remembered
-//! (a bounded list), so spans arriving late join the decision their trace got.
+//! further spans (counted), so it never grows without bound. A span id seen twice in a trace
+//! (an exporter's retry) counts once. Traces decided are remembered (a bounded list), so spans
+//! arriving late, within twice the decision wait, join the decision their trace got; later
+//! ones are dropped (a sender repeating old trace ids cannot make a kept trace grow forever).
 //!
 //! [`TailSampler`] decides, per assembled trace, in this order:
 //! 1. `error`: a trace with an error span is kept;
@@ -187,6 +189,7 @@ impl Default for BufferLimits {
 #[derive(Debug)]
 struct Pending {
     spans: Vec<TraceSpan>,
+    ids: HashSet<SpanId>,
     bytes: usize,
     first: Timestamp,
     last: Timestamp,
@@ -198,10 +201,15 @@ struct Pending {
 pub enum Added {
     /// Held until its trace is decided.
     Buffered,
-    /// Its trace was decided already: the decision it got, for the caller to apply.
-    Late(Option<Policy>),
+    /// Its trace was decided already: the decision it got, for the caller to apply, and the
+    /// span back.
+    Late(Option<Policy>, Box<TraceSpan>),
     /// Its trace is at its span cap: dropped.
     TraceFull,
+    /// A span of its trace with its id was taken already (an exporter's retry): dropped.
+    Duplicate,
+    /// Its trace was decided more than twice the decision wait ago: dropped.
+    TooLate,
 }
 
 /// Spans by trace, until each trace is decided; see the module docs.
@@ -211,9 +219,9 @@ pub struct TraceBuffer {
     pending: HashMap<TraceId, Pending>,
     spans: usize,
     bytes: usize,
-    /// Decided traces, oldest first, and what they got.
+    /// Decided traces, oldest first, and what they got when.
     decided: VecDeque<TraceId>,
-    decisions: HashMap<TraceId, Option<Policy>>,
+    decisions: HashMap<TraceId, (Option<Policy>, Timestamp)>,
     /// Decided before their wait because the buffer was full.
     pub forced: u64,
 }
@@ -241,12 +249,14 @@ impl TraceBuffer {
 
     /// Takes one span, arrived at `now`.
     pub fn add(&mut self, span: TraceSpan, now: Timestamp) -> Added {
-        if let Some(d) = self.decisions.get(&span.trace_id) {
-            return Added::Late(*d);
+        if let Some((d, at)) = self.decisions.get(&span.trace_id) {
+            let grace = self.limits.decision_wait.saturating_mul(2);
+            return if now.since(*at) > grace { Added::TooLate } else { Added::Late(*d, Box::new(span)) };
         }
         let bytes = span.approx_bytes();
         let p = self.pending.entry(span.trace_id).or_insert_with(|| Pending {
             spans: Vec::new(),
+            ids: HashSet::new(),
             bytes: 0,
             first: now,
             last: now,
@@ -255,6 +265,9 @@ impl TraceBuffer {
         if p.spans.len() >= self.limits.max_spans_per_trace {
             p.dropped += 1;
             return Added::TraceFull;
+        }
+        if !p.ids.insert(span.span_id) {
+            return Added::Duplicate;
         }
         p.last = now;
         p.bytes += bytes;
@@ -301,9 +314,9 @@ impl TraceBuffer {
         ids.iter().filter_map(|id| self.take(id)).collect()
     }
 
-    /// Remembers what `trace` got, so its late spans follow it.
-    pub fn remember(&mut self, trace: TraceId, decision: Option<Policy>) {
-        if self.decisions.insert(trace, decision).is_none() {
+    /// Remembers what `trace` got at `now`, so its late spans follow it.
+    pub fn remember(&mut self, trace: TraceId, decision: Option<Policy>, now: Timestamp) {
+        if self.decisions.insert(trace, (decision, now)).is_none() {
             self.decided.push_back(trace);
         }
         while self.decided.len() > self.limits.remembered {
@@ -588,9 +601,16 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].spans.len(), 2);
         assert_eq!(due[0].root().map(|r| r.span_id), Some([1; 8]));
-        b.remember([1; 16], Some(Policy::Slowest));
-        assert_eq!(b.add(span(1, 3, Some(1), "/a", 5, false), Timestamp(15_000)), Added::Late(Some(Policy::Slowest)));
+        b.remember([1; 16], Some(Policy::Slowest), Timestamp(14_000));
+        let late = span(1, 3, Some(1), "/a", 5, false);
+        assert_eq!(b.add(late.clone(), Timestamp(15_000)), Added::Late(Some(Policy::Slowest), Box::new(late)));
         assert_eq!((b.spans(), b.traces()), (0, 0));
+        // Twice the wait after the decision, the trace takes no more.
+        assert_eq!(b.add(span(1, 4, Some(1), "/a", 5, false), Timestamp(34_001)), Added::TooLate);
+        // A retried span counts once.
+        assert_eq!(b.add(span(2, 1, None, "/a", 5, false), Timestamp(0)), Added::Buffered);
+        assert_eq!(b.add(span(2, 1, None, "/a", 5, false), Timestamp(1)), Added::Duplicate);
+        assert_eq!(b.spans(), 1);
     }
 
     #[test]

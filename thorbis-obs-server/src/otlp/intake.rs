@@ -325,13 +325,14 @@ impl OtlpIntake {
                 let request = decode(&body, encoding, &self.cfg)?;
                 drop(body);
                 let mut errors = Vec::new();
-                let mut spans = self.traces.as_ref().map(|_| Vec::new());
-                let tally = count(&request, &mut self.open(), now, &self.cfg, &mut errors, spans.as_mut());
+                let mut accepted = self.traces.as_ref().map(|_| Vec::new());
+                let tally = count(&request, &mut self.open(), now, &self.cfg, &mut errors, accepted.as_mut());
                 if let (Some(sink), false) = (&self.errors, errors.is_empty()) {
                     sink(&errors, now);
                 }
-                if let (Some(sink), Some(spans)) = (&self.traces, spans) {
-                    sink(spans, now);
+                // The accepted spans move out of the request (no copies), off the window's lock.
+                if let (Some(sink), Some(accepted)) = (&self.traces, accepted) {
+                    sink(trace_spans(request, &accepted), now);
                 }
                 Ok(tally)
             }
@@ -465,14 +466,14 @@ fn decode(body: &[u8], encoding: Encoding, cfg: &OtlpSection) -> Result<ExportTr
 
 /// Checks each span against the clock and its ids, and counts the good ones into `window`;
 /// the exceptions they recorded (`exception` events) go to `errors`, at most
-/// [`MAX_ERRORS_PER_REQUEST`]; with `traces`, every accepted span goes there too.
+/// [`MAX_ERRORS_PER_REQUEST`]; with `accepted`, whether each span (in order) was accepted.
 fn count(
     request: &ExportTraceServiceRequest,
     window: &mut SpanWindow,
     now: Timestamp,
     cfg: &OtlpSection,
     errors: &mut Vec<ServerError>,
-    mut traces: Option<&mut Vec<TraceSpan>>,
+    mut accepted: Option<&mut Vec<bool>>,
 ) -> Tally {
     let newest = now.plus(cfg.max_clock_skew.get());
     let oldest = now.minus(MAX_SPAN_AGE);
@@ -482,16 +483,17 @@ fn count(
         let service = str_attr(attrs, &["service.name"]).unwrap_or("unknown_service");
         let env = str_attr(attrs, &["deployment.environment.name", "deployment.environment"]).unwrap_or("");
         for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
-            match check_span(span, oldest, newest, cfg) {
+            let checked = check_span(span, oldest, newest, cfg);
+            if let Some(a) = accepted.as_deref_mut() {
+                a.push(checked.is_ok());
+            }
+            match checked {
                 Ok(duration_ms) => {
                     // A span past a cap is still accepted: span_metrics_capped counts it.
                     window.record(&facts(span, service, env, duration_ms));
                     let error = span.status.as_ref().is_some_and(|s| s.code == 2);
                     if let Some(kind) = outcomes::server_event(&span.name) {
                         window.record_outcome(kind, service, env, outcome(kind, &span.attributes, error));
-                    }
-                    if let Some(out) = traces.as_deref_mut() {
-                        out.push(trace_span(span, service, error));
                     }
                     for e in span.events.iter().filter(|e| e.name == "exception") {
                         if errors.len() >= MAX_ERRORS_PER_REQUEST {
@@ -544,27 +546,61 @@ fn value_text(v: Option<&AnyValue>) -> String {
     }
 }
 
+/// The trace store's copies of the spans `accepted` marks (in the request's order), moved out
+/// of the request.
+fn trace_spans(request: ExportTraceServiceRequest, accepted: &[bool]) -> Vec<TraceSpan> {
+    let mut out = Vec::with_capacity(accepted.iter().filter(|a| **a).count());
+    let mut marks = accepted.iter();
+    for rs in request.resource_spans {
+        let attrs = rs.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
+        let service = str_attr(attrs, &["service.name"]).unwrap_or("unknown_service").to_string();
+        for span in rs.scope_spans.into_iter().flat_map(|s| s.spans) {
+            if marks.next().copied().unwrap_or(false) {
+                out.push(trace_span(span, &service));
+            }
+        }
+    }
+    out
+}
+
+/// Attributes as text pairs, the keys moved.
+fn text_pairs(a: Vec<KeyValue>) -> Vec<(String, String)> {
+    a.into_iter()
+        .map(|kv| {
+            let v = match kv.value.and_then(|v| v.value) {
+                Some(Value::StringValue(s)) => s,
+                other => value_text(other.map(|v| AnyValue { value: Some(v) }).as_ref()),
+            };
+            (kv.key, v)
+        })
+        .collect()
+}
+
 /// The trace store's copy of an accepted span of `service`.
-fn trace_span(span: &Span, service: &str, error: bool) -> TraceSpan {
-    let attrs = |a: &[KeyValue]| a.iter().map(|kv| (kv.key.clone(), value_text(kv.value.as_ref()))).collect();
+fn trace_span(span: Span, service: &str) -> TraceSpan {
     let code = int_attr(&span.attributes, &["http.response.status_code", "http.status_code"]);
+    let route = str_attr(&span.attributes, &["http.route", "next.route"]).map(str::to_string);
+    let (error, status_message) = match span.status {
+        Some(s) => (s.code == 2, s.message),
+        None => (false, String::new()),
+    };
     TraceSpan {
         trace_id: <[u8; 16]>::try_from(span.trace_id.as_slice()).unwrap_or_default(),
         span_id: <[u8; 8]>::try_from(span.span_id.as_slice()).unwrap_or_default(),
         parent: <[u8; 8]>::try_from(span.parent_span_id.as_slice()).ok().filter(|p| p.iter().any(|b| *b != 0)),
         service: service.to_string(),
-        name: span.name.clone(),
+        name: span.name,
         kind: u8::try_from(span.kind).unwrap_or(0),
         start_ns: span.start_time_unix_nano,
         end_ns: span.end_time_unix_nano,
         error: error || code.is_some_and(|c| (500..600).contains(&c)),
-        status_message: span.status.as_ref().map(|s| s.message.clone()).unwrap_or_default(),
-        route: str_attr(&span.attributes, &["http.route", "next.route"]).map(str::to_string),
-        attributes: attrs(&span.attributes),
+        status_message,
+        route,
+        attributes: text_pairs(span.attributes),
         events: span
             .events
-            .iter()
-            .map(|e| SpanEvent { name: e.name.clone(), time_ns: e.time_unix_nano, attributes: attrs(&e.attributes) })
+            .into_iter()
+            .map(|e| SpanEvent { name: e.name, time_ns: e.time_unix_nano, attributes: text_pairs(e.attributes) })
             .collect(),
     }
 }

@@ -36,6 +36,8 @@ struct Held {
     late: BTreeMap<[u8; 16], Vec<TraceSpan>>,
     /// The probabilistic policy's coin.
     rng: SplitMix64,
+    /// Spans in `late`.
+    late_spans: usize,
 }
 
 /// The trace store as an agent component; see the module docs of [`super`].
@@ -77,6 +79,7 @@ impl TraceService {
             window_end: None,
             late: BTreeMap::new(),
             rng: SplitMix64::new(seed()),
+            late_spans: 0,
         };
         TraceService {
             hub,
@@ -95,10 +98,16 @@ impl TraceService {
     pub fn add(&self, spans: Vec<TraceSpan>, now: Timestamp) {
         let mut st = self.lock();
         for s in spans {
-            match st.buffer.add(s.clone(), now) {
+            let id = s.trace_id;
+            // Late spans of kept traces wait for the next round, within the buffer's bound.
+            let late_room = st.late_spans < self.cfg.max_buffer_spans;
+            match st.buffer.add(s, now) {
                 Added::Buffered => {}
-                Added::Late(Some(_)) => st.late.entry(s.trace_id).or_default().push(s),
-                Added::Late(None) | Added::TraceFull => {
+                Added::Late(Some(_), s) if late_room => {
+                    st.late_spans += 1;
+                    st.late.entry(id).or_default().push(*s);
+                }
+                Added::Late(..) | Added::TraceFull | Added::Duplicate | Added::TooLate => {
                     self.dropped_spans.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -135,11 +144,12 @@ impl TraceService {
         }
         let mut kept = Vec::new();
         for (t, p) in decided {
-            st.buffer.remember(t.trace_id, p);
+            st.buffer.remember(t.trace_id, p, now);
             if let Some(p) = p {
                 kept.push((t, p));
             }
         }
+        st.late_spans = 0;
         let late = std::mem::take(&mut st.late)
             .into_iter()
             .map(|(trace_id, spans)| AssembledTrace { trace_id, spans, dropped_spans: 0 })
@@ -191,8 +201,16 @@ impl TraceService {
             let mut policy = policy.map(|p| p.as_str().to_string());
             if let Ok(Some(old)) = self.hub.store().trace(&id).await {
                 if let Ok(mut before) = inflate(&old.data) {
-                    before.spans.append(&mut t.spans);
-                    before.dropped_spans += t.dropped_spans;
+                    // Spans it has already (a retry) and spans past the cap are left out; a
+                    // part that adds nothing is not written again.
+                    let known: std::collections::HashSet<[u8; 8]> = before.spans.iter().map(|s| s.span_id).collect();
+                    let room = self.cfg.max_spans_per_trace.saturating_sub(before.spans.len());
+                    let fresh: Vec<TraceSpan> = t.spans.into_iter().filter(|s| !known.contains(&s.span_id)).collect();
+                    before.dropped_spans += t.dropped_spans + fresh.len().saturating_sub(room) as u64;
+                    if fresh.is_empty() {
+                        continue;
+                    }
+                    before.spans.extend(fresh.into_iter().take(room));
                     t = before;
                 }
                 policy.get_or_insert(old.summary.policy);

@@ -56,10 +56,8 @@ pub fn orders_failing_to_mem() -> Vec<thorbis_obs_core::rules::AlertRule> {
 }
 
 /// A running agent: stop it with the sender, then await the task.
-pub type Serving = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), thorbis_obs_server::agent::AgentError>>,
-);
+pub type Serving =
+    (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), thorbis_obs_server::agent::AgentError>>);
 
 /// Runs `agent` until the returned sender fires, once `base`'s `/healthz` answers.
 pub async fn serve(agent: thorbis_obs_server::agent::Agent, base: &str) -> Serving {
