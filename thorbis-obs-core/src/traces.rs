@@ -80,16 +80,33 @@ pub struct TraceSpan {
     pub events: Vec<SpanEvent>,
 }
 
+/// What one heap allocation costs beyond its bytes, roughly (the allocator's size classes and
+/// headers): counted so the buffer's byte bound is close to the memory it takes.
+const ALLOCATION: usize = 32;
+
+/// The bytes of a string as held: nothing when empty, else its length and an allocation.
+fn held(s: &str) -> usize {
+    if s.is_empty() { 0 } else { s.len() + ALLOCATION }
+}
+
 impl TraceSpan {
-    /// Roughly the bytes it holds (for the buffer's byte bound).
+    /// Roughly the memory it holds, allocations included (for the buffer's byte bound).
     pub fn approx_bytes(&self) -> usize {
-        let pairs = |a: &[(String, String)]| a.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>();
-        160 + self.service.len()
-            + self.name.len()
-            + self.status_message.len()
-            + self.route.as_ref().map_or(0, String::len)
+        let pairs = |a: &[(String, String)]| {
+            if a.is_empty() { 0 } else { ALLOCATION + a.iter().map(|(k, v)| 48 + held(k) + held(v)).sum::<usize>() }
+        };
+        core::mem::size_of::<TraceSpan>()
+            + held(&self.service)
+            + held(&self.name)
+            + held(&self.status_message)
+            + self.route.as_deref().map_or(0, held)
             + pairs(&self.attributes)
-            + self.events.iter().map(|e| 64 + e.name.len() + pairs(&e.attributes)).sum::<usize>()
+            + if self.events.is_empty() { 0 } else { ALLOCATION }
+            + self
+                .events
+                .iter()
+                .map(|e| core::mem::size_of::<SpanEvent>() + held(&e.name) + pairs(&e.attributes))
+                .sum::<usize>()
     }
 
     /// Its duration in milliseconds (0 when it ends before it starts).
@@ -178,18 +195,25 @@ impl Default for BufferLimits {
         BufferLimits {
             decision_wait: Duration::from_secs(10),
             max_spans: 200_000,
-            max_bytes: 128 << 20,
+            max_bytes: 64 << 20,
             max_spans_per_trace: 10_000,
             remembered: 100_000,
         }
     }
 }
 
+/// What a trace waiting for its decision costs beyond its spans (its map entry, its list).
+const PENDING_BYTES: usize = 160;
+
+/// Spans a trace holds before its span ids get a set (below, a scan finds a repeat).
+const SCAN_IDS: usize = 16;
+
 /// A trace waiting for its decision.
 #[derive(Debug)]
 struct Pending {
     spans: Vec<TraceSpan>,
-    ids: HashSet<SpanId>,
+    /// The span ids, once the trace has more than [`SCAN_IDS`] spans.
+    ids: Option<HashSet<SpanId>>,
     bytes: usize,
     first: Timestamp,
     last: Timestamp,
@@ -253,21 +277,29 @@ impl TraceBuffer {
             let grace = self.limits.decision_wait.saturating_mul(2);
             return if now.since(*at) > grace { Added::TooLate } else { Added::Late(*d, Box::new(span)) };
         }
-        let bytes = span.approx_bytes();
-        let p = self.pending.entry(span.trace_id).or_insert_with(|| Pending {
-            spans: Vec::new(),
-            ids: HashSet::new(),
-            bytes: 0,
-            first: now,
-            last: now,
-            dropped: 0,
+        let mut bytes = span.approx_bytes();
+        let p = self.pending.entry(span.trace_id).or_insert_with(|| {
+            bytes += PENDING_BYTES;
+            // Most traces a buffer holds at once have one span so far: room for one.
+            Pending { spans: Vec::with_capacity(1), ids: None, bytes: 0, first: now, last: now, dropped: 0 }
         });
         if p.spans.len() >= self.limits.max_spans_per_trace {
             p.dropped += 1;
             return Added::TraceFull;
         }
-        if !p.ids.insert(span.span_id) {
+        let repeat = match &mut p.ids {
+            Some(ids) => !ids.insert(span.span_id),
+            None => p.spans.iter().any(|s| s.span_id == span.span_id),
+        };
+        if repeat {
             return Added::Duplicate;
+        }
+        if p.ids.is_none() && p.spans.len() >= SCAN_IDS {
+            let ids: HashSet<SpanId> = p.spans.iter().map(|s| s.span_id).chain([span.span_id]).collect();
+            bytes += ids.capacity() * 16 + ALLOCATION;
+            p.ids = Some(ids);
+        } else if let Some(ids) = &p.ids {
+            bytes += if ids.len() == ids.capacity() { 0 } else { 16 };
         }
         p.last = now;
         p.bytes += bytes;
@@ -292,17 +324,32 @@ impl TraceBuffer {
             self.pending.iter().filter(|(_, p)| p.last <= quiet).map(|(id, p)| (p.first, *id)).collect();
         ids.sort();
         let mut out: Vec<AssembledTrace> = ids.iter().filter_map(|(_, id)| self.take(id)).collect();
-        if self.spans > self.limits.max_spans || self.bytes > self.limits.max_bytes {
-            let mut rest: Vec<(Timestamp, TraceId)> = self.pending.iter().map(|(id, p)| (p.first, *id)).collect();
-            rest.sort();
-            for (_, id) in rest {
-                if self.spans <= self.limits.max_spans && self.bytes <= self.limits.max_bytes {
-                    break;
-                }
-                if let Some(t) = self.take(&id) {
-                    self.forced += 1;
-                    out.push(t);
-                }
+        out.extend(self.shed());
+        out
+    }
+
+    /// True when the buffer holds more than its bounds allow.
+    pub fn over_limits(&self) -> bool {
+        self.spans > self.limits.max_spans || self.bytes > self.limits.max_bytes
+    }
+
+    /// When over its bounds: the traces that arrived first, removed until the buffer is back
+    /// under nine tenths of them (so a flood sorts the buffer once in a while, not per span).
+    pub fn shed(&mut self) -> Vec<AssembledTrace> {
+        if !self.over_limits() {
+            return Vec::new();
+        }
+        let (spans, bytes) = (self.limits.max_spans / 10 * 9, self.limits.max_bytes / 10 * 9);
+        let mut rest: Vec<(Timestamp, TraceId)> = self.pending.iter().map(|(id, p)| (p.first, *id)).collect();
+        rest.sort();
+        let mut out = Vec::new();
+        for (_, id) in rest {
+            if self.spans <= spans && self.bytes <= bytes {
+                break;
+            }
+            if let Some(t) = self.take(&id) {
+                self.forced += 1;
+                out.push(t);
             }
         }
         out

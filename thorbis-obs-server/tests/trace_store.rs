@@ -91,11 +91,25 @@ async fn errors_the_slowest_five_per_route_and_about_one_percent_of_the_rest_are
         .await
         .expect("json");
     assert_eq!(otlp["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().map(Vec::len), Some(2), "{otlp}");
+    // Its pages: the list links it, the waterfall draws both spans, the failed one red, and
+    // outlines the critical path.
+    let list = c.get(format!("{base}/traces?status=error&min_duration=")).send().await.expect("get");
+    assert_eq!(list.status(), 200);
+    assert!(list.text().await.expect("html").contains(&format!("href=\"/traces/{split}\"")));
+    let page = c.get(format!("{base}/traces/{split}")).send().await.expect("get").text().await.expect("html");
+    for needle in
+        ["<svg", "POST /api/payments", "card network timeout", "#b3261e", "critical path", "data-critical=\"true\""]
+    {
+        assert!(page.contains(needle), "{needle} missing from the waterfall");
+    }
     // Bad ids and filters are refused with what is wrong.
     let r = c.get(format!("{base}/api/v1/traces/not-a-trace")).send().await.expect("get");
     assert_eq!(r.status(), 400);
     let r = c.get(format!("{base}/api/v1/traces?status=slow")).send().await.expect("get");
     assert_eq!(r.status(), 400);
+    let r = c.get(format!("{base}/api/v1/traces?min_duration=-5")).send().await.expect("get");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("body").contains("min_duration"));
     assert_eq!(c.get(format!("{base}/api/v1/traces/{}", "0".repeat(32))).send().await.expect("get").status(), 404);
 
     // Every trace decided (3 s quiet), then stop: the heaps of the slowest are kept at the end.

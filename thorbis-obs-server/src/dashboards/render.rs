@@ -4,21 +4,7 @@
 use super::{DashboardConfig, Status, WidgetConfig, WidgetData, WidgetKind};
 use std::fmt::Write;
 
-/// HTML-escapes text (for element content and double-quoted attributes).
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use crate::api::escape_html as esc;
 
 /// A number for people: thousands separated, at most two decimals (three below 1), the unit
 /// after it.
@@ -206,8 +192,14 @@ fn table(w: &WidgetConfig, d: &WidgetData) -> String {
     s.push_str("</tr></thead><tbody>");
     for r in &d.rows {
         s.push_str("<tr>");
-        for c in r {
-            let _ = write!(s, "<td>{}</td>", esc(c));
+        for (name, c) in d.columns.iter().zip(r) {
+            // A trace id (the errors table's `trace` column) opens the trace's waterfall.
+            let is_trace = name == "trace" && c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_trace {
+                let _ = write!(s, "<td><a href=\"/traces/{0}\">{1}&hellip;</a></td>", esc(c), esc(&c[..8]));
+            } else {
+                let _ = write!(s, "<td>{}</td>", esc(c));
+            }
         }
         s.push_str("</tr>");
     }

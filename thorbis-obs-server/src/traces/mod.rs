@@ -3,13 +3,16 @@
 //! few per route and window, a share of the rest) and the kept traces stored whole in the
 //! agent's store (SQLite, or PostgreSQL when shared), compressed, with retention by age and a
 //! total size cap. `GET /api/v1/traces` lists them, `GET /api/v1/traces/{trace_id}` returns one
-//! (also as OTLP JSON, `?format=otlp`).
+//! (also as OTLP JSON, `?format=otlp`); `/traces` and `/traces/{trace_id}` are their pages (the
+//! list with a duration histogram, the waterfall; see `pages`).
 //!
 //! The intake does not know this component: the agent hands it a sink that feeds the buffer
 //! (`otlp::TraceSink`), as it hands the collector's error groups down.
 //!
 //! `[traces]` is read whatever the features; without `otlp` nothing arrives.
 
+#[cfg(feature = "otlp")]
+mod pages;
 #[cfg(feature = "otlp")]
 mod service;
 
@@ -30,7 +33,8 @@ pub struct TracesSection {
     /// Spans waiting for their trace's decision, at most; beyond, the oldest traces are
     /// decided early. Default 200,000.
     pub max_buffer_spans: usize,
-    /// Bytes of spans waiting, at most (same rule). Default 128 MiB.
+    /// Bytes of spans waiting (allocations counted), at most (same rule). Default 32 MiB: about
+    /// 55,000 spans; size it as spans per second x decision wait x 600 bytes.
     pub max_buffer_bytes: usize,
     /// Spans of one trace, at most; further ones are dropped and counted. Default 10,000.
     pub max_spans_per_trace: usize,
@@ -54,7 +58,7 @@ impl Default for TracesSection {
             enabled: true,
             decision_wait: HumanDuration::from_secs(10),
             max_buffer_spans: 200_000,
-            max_buffer_bytes: 128 << 20,
+            max_buffer_bytes: 32 << 20,
             max_spans_per_trace: 10_000,
             keep_errors: true,
             slowest_per_route: 5,

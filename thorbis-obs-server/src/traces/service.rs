@@ -38,6 +38,8 @@ struct Held {
     rng: SplitMix64,
     /// Spans in `late`.
     late_spans: usize,
+    /// Traces kept between rounds (decided early when the buffer was full), to store.
+    ready: Vec<(AssembledTrace, Policy)>,
 }
 
 /// The trace store as an agent component; see the module docs of [`super`].
@@ -80,6 +82,7 @@ impl TraceService {
             late: BTreeMap::new(),
             rng: SplitMix64::new(seed()),
             late_spans: 0,
+            ready: Vec::new(),
         };
         TraceService {
             hub,
@@ -109,6 +112,20 @@ impl TraceService {
                 }
                 Added::Late(..) | Added::TraceFull | Added::Duplicate | Added::TooLate => {
                     self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        // A flood does not wait for the next round: the oldest traces are decided now, and
+        // the kept ones wait (few) for the round to store them.
+        if st.buffer.over_limits() {
+            let st = &mut *st;
+            for t in st.buffer.shed() {
+                let rng = &mut st.rng;
+                for (t, p) in st.sampler.decide(t, &mut || rng.next_unit()) {
+                    st.buffer.remember(t.trace_id, p, now);
+                    if let Some(p) = p {
+                        st.ready.push((t, p));
+                    }
                 }
             }
         }
@@ -142,7 +159,7 @@ impl TraceService {
             st.window_end = Some(Timestamp((now.0.div_euclid(w) + 1) * w));
             samples = self.window_samples(st, end);
         }
-        let mut kept = Vec::new();
+        let mut kept = std::mem::take(&mut st.ready);
         for (t, p) in decided {
             st.buffer.remember(t.trace_id, p, now);
             if let Some(p) = p {
@@ -249,7 +266,8 @@ impl TraceService {
                 decided.extend(st.sampler.decide(t, &mut || rng.next_unit()));
             }
             decided.extend(st.sampler.close_window());
-            let kept: Vec<_> = decided.into_iter().filter_map(|(t, p)| p.map(|p| (t, p))).collect();
+            let mut kept = std::mem::take(&mut st.ready);
+            kept.extend(decided.into_iter().filter_map(|(t, p)| p.map(|p| (t, p))));
             let late = std::mem::take(&mut st.late)
                 .into_iter()
                 .map(|(trace_id, spans)| AssembledTrace { trace_id, spans, dropped_spans: 0 })
@@ -299,7 +317,8 @@ fn inflate(data: &[u8]) -> Result<AssembledTrace, String> {
     serde_json::from_slice(&json).map_err(|e| e.to_string())
 }
 
-/// `GET /api/v1/traces` query parameters.
+/// `GET /api/v1/traces` and `GET /traces` query parameters (text, so an empty form field is
+/// no filter).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
@@ -308,42 +327,115 @@ struct ListParams {
     /// `error` or `ok`.
     status: Option<String>,
     /// Milliseconds.
-    min_duration: Option<f64>,
+    min_duration: Option<String>,
     /// Milliseconds since the epoch.
-    from: Option<i64>,
-    to: Option<i64>,
-    limit: Option<usize>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+}
+
+/// The store query `p` asks for, or what is wrong with it.
+fn query_of(p: &ListParams) -> Result<TraceQuery, String> {
+    let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let error = match text(&p.status).as_deref() {
+        None => None,
+        Some("error") => Some(true),
+        Some("ok") => Some(false),
+        Some(other) => return Err(format!("status {other:?}: error or ok")),
+    };
+    let min_duration_ms = match text(&p.min_duration) {
+        None => None,
+        Some(t) => match t.parse::<f64>() {
+            Ok(d) if d.is_finite() && d >= 0.0 => Some(d),
+            _ => return Err(format!("min_duration {t:?}: a number of milliseconds, 0 or more")),
+        },
+    };
+    let time = |name: &str, v: &Option<String>| match text(v) {
+        None => Ok(None),
+        Some(t) => {
+            t.parse::<i64>().map(|ms| Some(Timestamp(ms))).map_err(|_| format!("{name} {t:?}: milliseconds since 1970"))
+        }
+    };
+    let limit = match text(&p.limit) {
+        None => 100,
+        Some(t) => t.parse::<usize>().map_err(|_| format!("limit {t:?}: a whole number"))?.clamp(1, 1000),
+    };
+    Ok(TraceQuery {
+        service: text(&p.service),
+        route: text(&p.route),
+        error,
+        min_duration_ms,
+        from: time("from", &p.from)?,
+        to: time("to", &p.to)?,
+        limit,
+    })
 }
 
 async fn list(
     State(svc): State<Arc<TraceService>>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Query(p) = match params {
-        Ok(p) => p,
-        Err(e) => return api::error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    let error = match p.status.as_deref() {
-        None | Some("") => None,
-        Some("error") => Some(true),
-        Some("ok") => Some(false),
-        Some(other) => return api::error(StatusCode::BAD_REQUEST, format!("status {other:?}: error or ok")),
-    };
-    if p.min_duration.is_some_and(|d| !d.is_finite() || d < 0.0) {
-        return api::error(StatusCode::BAD_REQUEST, "min_duration: a number of milliseconds, 0 or more");
-    }
-    let q = TraceQuery {
-        service: p.service.filter(|s| !s.is_empty()),
-        route: p.route.filter(|s| !s.is_empty()),
-        error,
-        min_duration_ms: p.min_duration,
-        from: p.from.map(Timestamp),
-        to: p.to.map(Timestamp),
-        limit: p.limit.unwrap_or(100).clamp(1, 1000),
+    let q = match params.map_err(|e| e.body_text()).and_then(|Query(p)| query_of(&p)) {
+        Ok(q) => q,
+        Err(e) => return api::error(StatusCode::BAD_REQUEST, e),
     };
     match svc.hub.store().traces(&q).await {
         Ok(traces) => axum::Json(serde_json::json!({ "traces": traces })).into_response(),
         Err(e) => api::error(StatusCode::SERVICE_UNAVAILABLE, format!("the store: {e}")),
+    }
+}
+
+/// `GET /traces`: the list page.
+async fn list_page(
+    State(svc): State<Arc<TraceService>>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let p = match params {
+        Ok(Query(p)) => p,
+        Err(e) => return api::error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let q = match query_of(&p) {
+        Ok(q) => q,
+        Err(e) => return api::error(StatusCode::BAD_REQUEST, e),
+    };
+    let shown = super::pages::Filter {
+        service: p.service.unwrap_or_default(),
+        route: p.route.unwrap_or_default(),
+        status: p.status.unwrap_or_default(),
+        min_duration: p.min_duration.unwrap_or_default(),
+    };
+    match svc.hub.store().traces(&q).await {
+        Ok(traces) => api::html(super::pages::list_page(&traces, &shown)),
+        Err(e) => api::error(StatusCode::SERVICE_UNAVAILABLE, format!("the store: {e}")),
+    }
+}
+
+/// The stored trace `id` names, with a pass of the gate held while the caller inflates it; or
+/// the answer to give (a malformed id, none kept, the store failing, too many at once).
+async fn fetch(svc: &TraceService, id: &str) -> Result<(TraceRow, tokio::sync::OwnedSemaphorePermit), Box<Response>> {
+    let id = id.to_ascii_lowercase();
+    if parse_hex::<16>(&id).is_none() {
+        return Err(Box::new(api::error(StatusCode::BAD_REQUEST, "a trace id is 32 hex digits")));
+    }
+    let pass = svc.gate.enter()?;
+    match svc.hub.store().trace(&id).await {
+        Ok(Some(r)) => Ok((r, pass)),
+        Ok(None) => Err(Box::new(api::error(StatusCode::NOT_FOUND, format!("no trace {id} is kept")))),
+        Err(e) => Err(Box::new(api::error(StatusCode::SERVICE_UNAVAILABLE, format!("the store: {e}")))),
+    }
+}
+
+/// `GET /traces/{trace_id}`: the waterfall page.
+async fn trace_page(State(svc): State<Arc<TraceService>>, Path(id): Path<String>) -> Response {
+    let (row, _pass) = match fetch(&svc, &id).await {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let page = api::blocking(move || inflate(&row.data).map(|t| super::pages::trace_page(&row.summary, &t))).await;
+    match page {
+        Ok(Ok(html)) => api::html(html),
+        Ok(Err(e)) => api::error(StatusCode::INTERNAL_SERVER_ERROR, format!("the stored trace is unreadable: {e}")),
+        Err(r) => r,
     }
 }
 
@@ -364,18 +456,9 @@ async fn one(
         Ok(p) => p,
         Err(e) => return api::error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let id = id.to_ascii_lowercase();
-    if parse_hex::<16>(&id).is_none() {
-        return api::error(StatusCode::BAD_REQUEST, "a trace id is 32 hex digits");
-    }
-    let _pass = match svc.gate.enter() {
-        Ok(p) => p,
+    let (row, _pass) = match fetch(&svc, &id).await {
+        Ok(r) => r,
         Err(r) => return *r,
-    };
-    let row = match svc.hub.store().trace(&id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return api::error(StatusCode::NOT_FOUND, format!("no trace {id} is kept")),
-        Err(e) => return api::error(StatusCode::SERVICE_UNAVAILABLE, format!("the store: {e}")),
     };
     let otlp = match p.format.as_deref() {
         None | Some("") | Some("json") => false,
@@ -444,12 +527,18 @@ impl Component for TraceService {
         "traces"
     }
 
-    /// `GET /api/v1/traces`, `GET /api/v1/traces/{trace_id}`.
+    /// `GET /api/v1/traces`, `GET /api/v1/traces/{trace_id}`, and the pages `/traces`,
+    /// `/traces/{trace_id}`.
     fn routes(self: Arc<Self>) -> Router {
         if !self.cfg.enabled {
             return Router::new();
         }
-        Router::new().route("/api/v1/traces", get(list)).route("/api/v1/traces/{trace_id}", get(one)).with_state(self)
+        Router::new()
+            .route("/api/v1/traces", get(list))
+            .route("/api/v1/traces/{trace_id}", get(one))
+            .route("/traces", get(list_page))
+            .route("/traces/{trace_id}", get(trace_page))
+            .with_state(self)
     }
 
     /// Every second: decide quiet traces and store the kept ones; every minute: prune.
