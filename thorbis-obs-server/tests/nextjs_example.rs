@@ -255,15 +255,7 @@ async fn start_agent() -> (RunningAgent, String, Arc<Mutex<Vec<serde_json::Value
     .expect("config");
     let loaded = thorbis_obs_server::config::LoadedConfig::from_file(&config).expect("a valid config");
     let agent = thorbis_obs_server::agent::agent_from_config(&loaded).await.expect("the agent");
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agent.run(async move {
-        let _ = rx.await;
-    }));
     let base = format!("http://127.0.0.1:{port}");
-    let c = reqwest::Client::new();
-    support::eventually("the agent up", Duration::from_secs(30), async || {
-        c.get(format!("{base}/healthz")).send().await.is_ok()
-    })
-    .await;
+    let (stop, task) = support::serve(agent, &base).await;
     (RunningAgent { stop, task, _dir: dir }, base, notes)
 }

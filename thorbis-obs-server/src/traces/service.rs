@@ -42,6 +42,44 @@ struct Held {
     ready: Vec<(AssembledTrace, Policy)>,
 }
 
+impl Held {
+    /// Records what `trace` got: remembered for its late spans, and kept ones wait in `ready`
+    /// for the round that stores them.
+    fn settle(&mut self, trace: AssembledTrace, policy: Option<Policy>, now: Timestamp) {
+        self.buffer.remember(trace.trace_id, policy, now);
+        if let Some(p) = policy {
+            self.ready.push((trace, p));
+        }
+    }
+
+    /// Decides `traces` (their route heaps may hold some back until the window closes).
+    fn decide_all(&mut self, traces: Vec<AssembledTrace>, now: Timestamp) {
+        for t in traces {
+            let rng = &mut self.rng;
+            for (t, p) in self.sampler.decide(t, &mut || rng.next_unit()) {
+                self.settle(t, p, now);
+            }
+        }
+    }
+
+    /// Closes the slowest-per-route window: what waited in its heaps is kept.
+    fn close_window(&mut self, now: Timestamp) {
+        for (t, p) in self.sampler.close_window() {
+            self.settle(t, p, now);
+        }
+    }
+
+    /// The kept traces to store, and the late spans of traces kept before, taken.
+    fn take_decided(&mut self) -> (Vec<(AssembledTrace, Policy)>, Vec<AssembledTrace>) {
+        self.late_spans = 0;
+        let late = std::mem::take(&mut self.late)
+            .into_iter()
+            .map(|(trace_id, spans)| AssembledTrace { trace_id, spans, dropped_spans: 0 })
+            .collect();
+        (std::mem::take(&mut self.ready), late)
+    }
+}
+
 /// The trace store as an agent component; see the module docs of [`super`].
 pub struct TraceService {
     hub: Arc<Hub>,
@@ -118,16 +156,8 @@ impl TraceService {
         // A flood does not wait for the next round: the oldest traces are decided now, and
         // the kept ones wait (few) for the round to store them.
         if st.buffer.over_limits() {
-            let st = &mut *st;
-            for t in st.buffer.shed() {
-                let rng = &mut st.rng;
-                for (t, p) in st.sampler.decide(t, &mut || rng.next_unit()) {
-                    st.buffer.remember(t.trace_id, p, now);
-                    if let Some(p) = p {
-                        st.ready.push((t, p));
-                    }
-                }
-            }
+            let shed = st.buffer.shed();
+            st.decide_all(shed, now);
         }
     }
 
@@ -146,31 +176,17 @@ impl TraceService {
     fn decide(&self, now: Timestamp) -> (Vec<(AssembledTrace, Policy)>, Vec<AssembledTrace>, Vec<Sample>) {
         let mut st = self.lock();
         let st = &mut *st;
-        let mut decided = Vec::new();
-        for t in st.buffer.due(now) {
-            let rng = &mut st.rng;
-            decided.extend(st.sampler.decide(t, &mut || rng.next_unit()));
-        }
+        let due = st.buffer.due(now);
+        st.decide_all(due, now);
         let w = i64::try_from(st.sampler.window().as_millis()).unwrap_or(60_000).max(1000);
         let end = *st.window_end.get_or_insert(Timestamp((now.0.div_euclid(w) + 1) * w));
         let mut samples = Vec::new();
         if now >= end {
-            decided.extend(st.sampler.close_window());
+            st.close_window(now);
             st.window_end = Some(Timestamp((now.0.div_euclid(w) + 1) * w));
             samples = self.window_samples(st, end);
         }
-        let mut kept = std::mem::take(&mut st.ready);
-        for (t, p) in decided {
-            st.buffer.remember(t.trace_id, p, now);
-            if let Some(p) = p {
-                kept.push((t, p));
-            }
-        }
-        st.late_spans = 0;
-        let late = std::mem::take(&mut st.late)
-            .into_iter()
-            .map(|(trace_id, spans)| AssembledTrace { trace_id, spans, dropped_spans: 0 })
-            .collect();
+        let (kept, late) = st.take_decided();
         (kept, late, samples)
     }
 
@@ -257,22 +273,13 @@ impl TraceService {
 
     /// Decides and stores what is held, then stops (at shutdown: nothing waits in memory).
     async fn flush(&self) {
+        let now = self.hub.now();
         let (kept, late) = {
             let mut st = self.lock();
-            let st = &mut *st;
-            let mut decided = Vec::new();
-            for t in st.buffer.drain() {
-                let rng = &mut st.rng;
-                decided.extend(st.sampler.decide(t, &mut || rng.next_unit()));
-            }
-            decided.extend(st.sampler.close_window());
-            let mut kept = std::mem::take(&mut st.ready);
-            kept.extend(decided.into_iter().filter_map(|(t, p)| p.map(|p| (t, p))));
-            let late = std::mem::take(&mut st.late)
-                .into_iter()
-                .map(|(trace_id, spans)| AssembledTrace { trace_id, spans, dropped_spans: 0 })
-                .collect::<Vec<_>>();
-            (kept, late)
+            let held = st.buffer.drain();
+            st.decide_all(held, now);
+            st.close_window(now);
+            st.take_decided()
         };
         self.store(kept, late).await;
     }
