@@ -20,7 +20,7 @@ toolchain="$(cat thorbis-obs-wasm/sdk-toolchain)"
 # The size profile applies to this build only: the agent keeps its speed-optimised release. Its
 # own target directory, so stable and nightly builds do not invalidate each other.
 export RUSTUP_TOOLCHAIN="$toolchain" CARGO_TARGET_DIR="$target/sdk-build" \
-  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
+  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" \
   CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
   CARGO_PROFILE_RELEASE_PANIC=abort CARGO_PROFILE_RELEASE_STRIP=true
 rm -rf "$out"

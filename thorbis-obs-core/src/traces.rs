@@ -21,6 +21,7 @@
 //! owns the clock and the randomness, so the sampler is deterministic under test.
 
 use crate::time::Timestamp;
+use crate::wire::{Batch, Event, PropValue};
 use core::time::Duration;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -616,6 +617,79 @@ pub fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Span kind codes used here (OTLP's numbering).
+const KIND_INTERNAL: SpanKindCode = 1;
+const KIND_CLIENT: SpanKindCode = 3;
+
+/// The browser's part of a trace: one [`Event::Span`] of `batch` (the SDK's traced fetch or
+/// `startSpan`) as the trace store keeps spans. Its resource is the batch's: `service.name`,
+/// `deployment.environment.name`, `service.version`, and the RUM session and view it came
+/// from (`session.id`, `thorbis.view.id`, `thorbis.view.route`), so a trace page can link
+/// them. Call it on a validated batch moved onto the collector's clock
+/// ([`crate::wire::Batch::align_to`]); None for other events.
+pub fn browser_span(batch: &Batch, event: &Event) -> Option<TraceSpan> {
+    let Event::Span {
+        at,
+        trace_id,
+        span_id,
+        parent_span_id,
+        name,
+        op,
+        duration_ms,
+        status,
+        method,
+        url,
+        status_code,
+        attrs,
+    } = event
+    else {
+        return None;
+    };
+    let start_ns = u64::try_from(at.as_millis()).ok()?.saturating_mul(1_000_000);
+    // Validated: finite, 0 ..= an hour.
+    let end_ns = start_ns.saturating_add((duration_ms.clamp(0.0, 3.6e6) * 1e6) as u64);
+    let mut attributes: Vec<(String, String)> = vec![
+        ("thorbis.op".into(), op.clone()),
+        ("deployment.environment.name".into(), batch.env.clone()),
+        ("session.id".into(), batch.session.id.clone()),
+        ("thorbis.view.id".into(), batch.view.id.clone()),
+    ];
+    let mut push = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            attributes.push((k.into(), v));
+        }
+    };
+    push("service.version", batch.version.clone());
+    push("thorbis.view.route", batch.view.route.clone());
+    push("http.request.method", method.clone());
+    push("url.full", url.clone());
+    push("http.response.status_code", status_code.map(|c| c.to_string()));
+    for (k, v) in attrs {
+        let v = match v {
+            PropValue::Text(t) => t.clone(),
+            PropValue::Number(n) => n.to_string(),
+            PropValue::Bool(b) => b.to_string(),
+        };
+        attributes.push((k.clone(), v));
+    }
+    let error = status.as_deref() == Some("error") || status_code.is_some_and(|c| c >= 500);
+    Some(TraceSpan {
+        trace_id: parse_hex(trace_id)?,
+        span_id: parse_hex(span_id)?,
+        parent: parent_span_id.as_deref().and_then(parse_hex),
+        service: batch.service.clone(),
+        name: name.clone(),
+        kind: if op == "http.client" { KIND_CLIENT } else { KIND_INTERNAL },
+        start_ns,
+        end_ns,
+        error,
+        status_message: String::new(),
+        route: batch.view.route.clone().or_else(|| Some(batch.view.url.clone())),
+        attributes,
+        events: Vec::new(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -707,6 +781,44 @@ mod tests {
         let counts = s.take_counts();
         assert_eq!(counts.get(&("probabilistic", "dropped")), Some(&3));
         assert_eq!(counts.get(&("slowest", "kept")), Some(&2));
+    }
+
+    #[test]
+    fn a_browser_span_event_becomes_a_client_span_of_its_session() {
+        let batch: Batch = serde_json::from_value(serde_json::json!({
+            "v": 1, "service": "web", "env": "prod", "version": "1.2",
+            "session": { "id": "s1", "sampled": true, "startedAt": 1_000 },
+            "view": { "id": "v1", "url": "https://a.test/orders/7", "route": "/orders/[id]" },
+            "sentAt": 5_000,
+            "events": [
+                { "type": "span", "at": 2_000, "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+                  "spanId": "00f067aa0ba902b7", "name": "POST /api/pay", "op": "http.client",
+                  "durationMs": 12.5, "method": "POST", "statusCode": 502, "attrs": { "a.b": 1 } },
+                { "type": "span", "at": 2_000, "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+                  "spanId": "00f067aa0ba902b8", "parentSpanId": "00f067aa0ba902b7", "name": "render",
+                  "op": "ui", "durationMs": 1 },
+                { "type": "timing", "at": 2_000, "name": "t", "durationMs": 1 }
+            ]
+        }))
+        .expect("a batch");
+        batch.validate().expect("valid");
+        let spans: Vec<TraceSpan> = batch.events.iter().filter_map(|e| browser_span(&batch, e)).collect();
+        assert_eq!(spans.len(), 2, "only span events");
+        let s = &spans[0];
+        assert_eq!(
+            (hex(&s.trace_id), hex(&s.span_id)),
+            ("4bf92f3577b34da6a3ce929d0e0e4736".into(), "00f067aa0ba902b7".into())
+        );
+        assert_eq!((s.kind, s.start_ns, s.end_ns), (3, 2_000_000_000, 2_012_500_000));
+        assert!(s.error, "a 502 is an error");
+        assert_eq!(s.route.as_deref(), Some("/orders/[id]"));
+        let attr = |k: &str| s.attributes.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            (attr("session.id"), attr("http.response.status_code"), attr("a.b")),
+            (Some("s1"), Some("502"), Some("1"))
+        );
+        assert_eq!((spans[1].kind, spans[1].parent), (1, Some(s.span_id)));
+        assert!(!spans[1].error);
     }
 
     #[test]

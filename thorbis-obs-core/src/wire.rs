@@ -44,12 +44,17 @@
 //!       "tags": { "businessProcess": "payments", "industry": "home-services",
 //!                 "userRole": "dispatcher", "workflowStep": "charge-card" },
 //!       "breadcrumbs": [ { "at": 1764186639000, "category": "ui.click", "message": "button#pay" } ],
-//!       "count": 1 },
+//!       "count": 1, "traceId": "4bf92f3577b34da6a3ce929d0e0e4736" },
 //!     { "type": "timing", "at": 1764186602500, "name": "page_load_complete", "durationMs": 2310 },
 //!     { "type": "resource", "at": 1764186601000,
 //!       "url": "https://app.thorbis.com/_next/static/chunks/main.js", "kind": "script",
 //!       "transferBytes": 182044, "durationMs": 140.25, "overBudget": "script" },
-//!     { "type": "long_task", "at": 1764186601900, "durationMs": 86, "startMs": 1520.5 }
+//!     { "type": "long_task", "at": 1764186601900, "durationMs": 86, "startMs": 1520.5 },
+//!     { "type": "span", "at": 1764186639800, "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+//!       "spanId": "00f067aa0ba902b7", "name": "POST /api/payments", "op": "http.client",
+//!       "durationMs": 182.5, "status": "error", "method": "POST",
+//!       "url": "https://app.thorbis.com/api/payments", "statusCode": 502,
+//!       "attrs": { "payment.method": "card" } }
 //!   ]
 //! }
 //! ```
@@ -135,6 +140,8 @@ pub const RATINGS: &[&str] = &["good", "needs-improvement", "poor"];
 pub const ACTION_TYPES: &[&str] = &["click", "custom"];
 /// Error kinds: the two global handlers, an explicit capture, and `trackBusinessError`.
 pub const ERROR_KINDS: &[&str] = &["error", "unhandledrejection", "captured", "business"];
+/// Span statuses.
+pub const SPAN_STATUSES: &[&str] = &["ok", "error"];
 /// Resource kinds, coarser than `initiatorType` so budgets can be set per kind.
 pub const RESOURCE_KINDS: &[&str] = &["script", "stylesheet", "image", "font", "fetch", "other"];
 
@@ -324,6 +331,10 @@ pub enum Event {
         breadcrumbs: Vec<Breadcrumb>,
         /// How many times this error was seen (the SDK dedups repeats), at least 1.
         count: u32,
+        /// The trace of the page's span that was running when it was thrown (32 hex digits),
+        /// so the error group links the backend work it broke and the trace is kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_id: Option<String>,
     },
     /// A named duration (`"type": "timing"`), e.g. `page_load_complete`.
     Timing {
@@ -381,6 +392,43 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         meta: Props,
     },
+    /// A span of the page's own work (`"type": "span"`): a traced `fetch` or
+    /// `XMLHttpRequest` (op `http.client`, the request that carried `traceparent`), or one
+    /// the host app timed with `startSpan` (the spec's `startTransaction`). The collector
+    /// hands it to the trace store as the browser's part of the trace.
+    Span {
+        /// When it started.
+        at: Timestamp,
+        /// Its trace, 32 lowercase hex digits (not all zero), as `traceparent` carried it.
+        trace_id: String,
+        /// The span, 16 lowercase hex digits (not all zero).
+        span_id: String,
+        /// The span it ran in (a `startSpan` span around the fetch), when any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_span_id: Option<String>,
+        /// What it did: `GET /api/work-orders/42`, `checkout`.
+        name: String,
+        /// The kind of work: `http.client` for requests, else the caller's (`ui.action`).
+        op: String,
+        /// How long it ran.
+        duration_ms: f64,
+        /// `ok` or `error` (a network failure or a 5xx answer); absent: not known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+        /// A request's method.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+        /// A request's URL, scrubbed by the SDK.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        /// A request's HTTP status (0: no answer).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status_code: Option<u16>,
+        /// The caller's attributes (`setAttribute`): keys as properties', dots allowed
+        /// (`work_order.id`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        attrs: Props,
+    },
     /// A conversion, from `trackConversion` (`"type": "conversion"`).
     Conversion {
         /// When it happened.
@@ -407,6 +455,7 @@ impl Event {
             | Event::LongTask { at, .. }
             | Event::Business { at, .. }
             | Event::Journey { at, .. }
+            | Event::Span { at, .. }
             | Event::Conversion { at, .. } => *at,
         }
     }
@@ -422,6 +471,7 @@ impl Event {
             | Event::LongTask { at, .. }
             | Event::Business { at, .. }
             | Event::Journey { at, .. }
+            | Event::Span { at, .. }
             | Event::Conversion { at, .. } => at,
         }
     }
@@ -437,6 +487,7 @@ impl Event {
             Event::LongTask { .. } => "long_task",
             Event::Business { .. } => "business",
             Event::Journey { .. } => "journey",
+            Event::Span { .. } => "span",
             Event::Conversion { .. } => "conversion",
         }
     }
@@ -458,8 +509,11 @@ impl Event {
                 c.one_of("actionType", action_type, ACTION_TYPES)?;
                 c.opt_text("target", target.as_deref(), MAX_STRING)
             }
-            Event::Error { kind, message, stack, frames, fingerprint, tags, breadcrumbs, count, .. } => {
+            Event::Error { kind, message, stack, frames, fingerprint, tags, breadcrumbs, count, trace_id, .. } => {
                 c.one_of("kind", kind, ERROR_KINDS)?;
+                if let Some(t) = trace_id {
+                    c.hex_id("traceId", t, 32)?;
+                }
                 c.text("message", message, MAX_STRING)?;
                 c.opt_text("stack", stack.as_deref(), MAX_STACK)?;
                 c.items("frames", frames.len(), MAX_FRAMES)?;
@@ -478,7 +532,7 @@ impl Event {
                         c.name(&format!("fingerprint[{i}]"), part)?;
                     }
                 }
-                c.props("tags", tags)?;
+                c.props("tags", tags, false)?;
                 c.items("breadcrumbs", breadcrumbs.len(), MAX_BREADCRUMBS)?;
                 for (i, b) in breadcrumbs.iter().enumerate() {
                     let path = c.path(&format!("breadcrumbs[{i}]"));
@@ -509,17 +563,49 @@ impl Event {
             }
             Event::Business { name, props, .. } => {
                 c.name("name", name)?;
-                c.props("props", props)
+                c.props("props", props, false)
             }
             Event::Journey { journey_type, step, meta, .. } => {
                 c.name("journeyType", journey_type)?;
                 c.name("step", step)?;
-                c.props("meta", meta)
+                c.props("meta", meta, false)
+            }
+            Event::Span {
+                trace_id,
+                span_id,
+                parent_span_id,
+                name,
+                op,
+                duration_ms,
+                status,
+                method,
+                url,
+                status_code,
+                attrs,
+                ..
+            } => {
+                c.hex_id("traceId", trace_id, 32)?;
+                c.hex_id("spanId", span_id, 16)?;
+                if let Some(p) = parent_span_id {
+                    c.hex_id("parentSpanId", p, 16)?;
+                }
+                c.name("name", name)?;
+                c.name("op", op)?;
+                c.range("durationMs", *duration_ms, 0.0, MAX_DURATION_MS)?;
+                if let Some(s) = status {
+                    c.one_of("status", s, SPAN_STATUSES)?;
+                }
+                c.opt_name("method", method.as_deref())?;
+                c.opt_text("url", url.as_deref(), MAX_STRING)?;
+                if let Some(code) = status_code {
+                    c.range("statusCode", f64::from(*code), 0.0, 999.0)?;
+                }
+                c.props("attrs", attrs, true)
             }
             Event::Conversion { conversion_type, value, meta, .. } => {
                 c.name("conversionType", conversion_type)?;
                 c.range("value", *value, f64::NEG_INFINITY, f64::INFINITY)?;
-                c.props("meta", meta)
+                c.props("meta", meta, false)
             }
         }
     }
@@ -692,6 +778,13 @@ pub enum Problem {
         /// The value sent, cut to a readable length.
         got: String,
     },
+    /// A trace or span id that is not `digits` lowercase hex digits, or is all zeros.
+    BadHexId {
+        /// How many hex digits it must have (32 for a trace, 16 for a span).
+        digits: usize,
+        /// The value sent, cut to a readable length.
+        got: String,
+    },
     /// A property key that is not label-safe, `[A-Za-z_][A-Za-z0-9_]*`.
     BadKey {
         /// The key sent, cut to a readable length.
@@ -737,6 +830,9 @@ impl fmt::Display for Problem {
             }
             Problem::BadId { got } => {
                 write!(f, "must be 1 to {MAX_ID} characters of A-Z, a-z, 0-9, '_' or '-', got {got:?}")
+            }
+            Problem::BadHexId { digits, got } => {
+                write!(f, "must be {digits} lowercase hex digits, not all zero, got {got:?}")
             }
             Problem::BadKey { got } => write!(
                 f,
@@ -817,6 +913,15 @@ impl At<'_> {
         Ok(())
     }
 
+    /// Lowercase hex of `digits` digits, not all zero (a W3C trace or span id).
+    fn hex_id(&self, field: &str, value: &str, digits: usize) -> Result<(), WireError> {
+        let hex = value.len() == digits && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex || value.bytes().all(|b| b == b'0') {
+            return Err(self.fail(field, Problem::BadHexId { digits, got: excerpt(value) }));
+        }
+        Ok(())
+    }
+
     fn range(&self, field: &str, value: f64, min: f64, max: f64) -> Result<(), WireError> {
         // Written so that NaN, which compares false with everything, fails.
         if value.is_finite() && value >= min && value <= max {
@@ -841,10 +946,21 @@ impl At<'_> {
         Err(self.fail(field, Problem::OutsideWindow { at, sent_at }))
     }
 
-    fn props(&self, field: &str, props: &Props) -> Result<(), WireError> {
+    /// `props` within their limits; `dots`: keys may hold '.' after the first character (span
+    /// attributes, as OpenTelemetry names them).
+    fn props(&self, field: &str, props: &Props, dots: bool) -> Result<(), WireError> {
         self.items(field, props.len(), MAX_PROPS)?;
         for (key, value) in props {
-            if !is_valid_name(key, false) {
+            let ok = if dots {
+                let b = key.as_bytes();
+                !b.is_empty()
+                    && b.len() <= MAX_NAME
+                    && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+                    && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+            } else {
+                is_valid_name(key, false)
+            };
+            if !ok {
                 let field = format!("{field}[{:?}]", excerpt(key));
                 return Err(self.fail(&field, Problem::BadKey { got: excerpt(key) }));
             }
@@ -958,6 +1074,7 @@ mod tests {
                         message: "button#pay".into(),
                     }],
                     count: 3,
+                    trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
                 },
                 Event::Timing { at, name: "page_load_complete".into(), duration_ms: 2310.0 },
                 Event::Resource {
@@ -985,6 +1102,20 @@ mod tests {
                     conversion_type: "refund".into(),
                     value: -45.5,
                     meta: props(&[("method", "card".into())]),
+                },
+                Event::Span {
+                    at,
+                    trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                    span_id: "00f067aa0ba902b7".into(),
+                    parent_span_id: None,
+                    name: "GET /api/work-orders/42".into(),
+                    op: "http.client".into(),
+                    duration_ms: 182.5,
+                    status: Some("ok".into()),
+                    method: Some("GET".into()),
+                    url: Some("https://app.thorbis.com/api/work-orders/42".into()),
+                    status_code: Some(200),
+                    attrs: props(&[("work_order.id", "wo_1042".into())]),
                 },
             ],
         }
@@ -1049,7 +1180,7 @@ mod tests {
         let json: String =
             src[start..start + len].lines().map(|l| l.strip_prefix("//!").unwrap_or(l)).collect::<Vec<_>>().join("\n");
         let b: Batch = serde_json::from_str(&json).expect("the doc example parses");
-        assert_eq!(b.events.len(), 9);
+        assert_eq!(b.events.len(), 10);
         b.validate().expect("the doc example is valid");
         check_size(json.len()).expect("the doc example is small");
     }
@@ -1107,6 +1238,15 @@ mod tests {
             ("/events/6/props/note", long(MAX_STRING + 1), "events[6].props.note"),
             ("/events/7/step", json!("a\u{0007}b"), "events[7].step"),
             ("/events/8/conversionType", json!(""), "events[8].conversionType"),
+            ("/events/2/traceId", json!("0".repeat(32)), "events[2].traceId"),
+            ("/events/9/traceId", json!("4BF92F3577B34DA6A3CE929D0E0E4736"), "events[9].traceId"),
+            ("/events/9/spanId", json!("00f067aa0ba902b"), "events[9].spanId"),
+            ("/events/9/parentSpanId", json!("zzf067aa0ba902b7"), "events[9].parentSpanId"),
+            ("/events/9/durationMs", json!(-3), "events[9].durationMs"),
+            ("/events/9/status", json!("unset"), "events[9].status"),
+            ("/events/9/statusCode", json!(1000), "events[9].statusCode"),
+            ("/events/9/attrs/.x", json!(1), "events[9].attrs[\".x\"]"),
+            ("/events/9/attrs/a b", json!(1), "events[9].attrs[\"a b\"]"),
         ];
         for (pointer, value, want) in cases {
             assert_eq!(path_after(set(pointer, value)), want, "after setting {pointer}");

@@ -5,7 +5,9 @@
 //! beyond the id): medians of 21 runs each, for the queries the page and the API make.
 //!
 //! `cargo run --release -p thorbis-obs-server --example trace_list_bench -- [DIR]`
-//! (the SQLite file goes into DIR, default a temporary directory; it is left there).
+//! (the SQLite file goes into DIR, default a temporary directory; it is left there). With
+//! `THORBIS_TEST_PG_URL` set, the same rows go into that PostgreSQL too (its `traces` table
+//! emptied first) and the queries run there, beside the same SQL sent by tokio-postgres.
 
 use std::time::Instant;
 use thorbis_obs_core::time::Timestamp;
@@ -66,6 +68,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         path.display()
     );
     let plain = rusqlite::Connection::open(&path)?;
+    println!("SQLite:");
+    compare(&store, async |filter: &str| -> Result<usize, Box<dyn std::error::Error>> {
+        let mut st = plain.prepare_cached(&format!(
+            "SELECT trace_id, start_ms, duration_ms, service, route FROM traces {filter} ORDER BY start_ms DESC LIMIT 100"
+        ))?;
+        Ok(st.query_map([], |r| r.get::<_, String>(0))?.count())
+    })
+    .await?;
+    // The same rows in PostgreSQL, when a server is given (its `traces` table is emptied).
+    if let Ok(url) = std::env::var("THORBIS_TEST_PG_URL") {
+        let pg = thorbis_obs_server::store::postgres::PostgresStore::connect(&url).await?;
+        pg.prune_traces(Timestamp(i64::MAX), 0).await?;
+        let t = Instant::now();
+        for chunk in (0..TRACES).collect::<Vec<_>>().chunks(5_000) {
+            let rows: Vec<TraceRow> = chunk.iter().map(|&i| row(i)).collect();
+            pg.record_traces(&rows).await?;
+        }
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        client.execute("ANALYZE traces", &[]).await?;
+        println!("PostgreSQL: {} traces written in {:.1} s", TRACES, t.elapsed().as_secs_f64());
+        let error_as_int = |f: &str| f.replace("error = 1", "error = 1::integer");
+        compare(&pg, async |filter: &str| -> Result<usize, Box<dyn std::error::Error>> {
+            let sql = format!(
+                "SELECT trace_id, start_ms, duration_ms, service, route FROM traces {} ORDER BY start_ms DESC LIMIT 100",
+                error_as_int(filter)
+            );
+            Ok(client.query(&sql, &[]).await?.len())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The list queries through `store` and through `plain` (a hand-written query with the given
+/// filter, the peer): medians of [`RUNS`] each.
+async fn compare(
+    store: &dyn Store,
+    mut plain: impl AsyncFnMut(&str) -> Result<usize, Box<dyn std::error::Error>>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let cases: [(&str, TraceQuery, String); 4] = [
         ("newest 100", TraceQuery { limit: 100, ..TraceQuery::default() }, String::new()),
         (
@@ -104,10 +146,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             found.0 = store.traces(&q).await?.len();
             ours.push(t.elapsed().as_secs_f64() * 1000.0);
             let t = Instant::now();
-            let mut st = plain.prepare_cached(&format!(
-                "SELECT trace_id, start_ms, duration_ms, service, route FROM traces {filter} ORDER BY start_ms DESC LIMIT 100"
-            ))?;
-            found.1 = st.query_map([], |r| r.get::<_, String>(0))?.count();
+            found.1 = plain(&filter).await?;
             bare.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         assert_eq!(found.0, found.1, "{name}: both see the same rows");

@@ -125,6 +125,22 @@ pub fn html(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
+/// The plain pages' style (the trace and session pages): system fonts, tables, errors in red.
+const PAGE_STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1b1b1b}\
+a{color:#0b57d0}table{border-collapse:collapse}td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}\
+.err{color:#b3261e;font-weight:600}form{margin:1rem 0}label{margin-right:1rem}details{margin:.2rem 0}\
+summary{cursor:pointer}code{font-size:12px}";
+
+/// A whole plain page (no script) around `body`, which the caller has escaped; `title` is
+/// escaped here.
+pub fn plain_page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} - thorbis-obs</title>\
+         <style>{PAGE_STYLE}</style></head><body>{body}</body></html>",
+        escape_html(title)
+    )
+}
+
 /// HTML-escapes text (for element content and double-quoted attributes): every page's outside
 /// text goes through it.
 pub fn escape_html(s: &str) -> String {

@@ -103,6 +103,12 @@ type Captured = (String, Vec<u8>);
 /// Runs one workflow of `steps` (TOML inline tables) in headless Chromium and asserts it
 /// passed; the browser is gone after.
 async fn drive(name: &str, steps: &[String]) {
+    let run = drive_unchecked(name, steps).await;
+    assert!(run.success, "{run:#?}");
+}
+
+/// [`drive`] without the check: the run, for a test that first reads what the page reported.
+async fn drive_unchecked(name: &str, steps: &[String]) -> thorbis_obs_server::synthetic::WorkflowRun {
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("wf.toml");
     let toml =
@@ -110,9 +116,7 @@ async fn drive(name: &str, steps: &[String]) {
     std::fs::write(&file, toml).expect("write");
     let wf = WorkflowFile::load(&file).expect("workflow");
     let runner = SyntheticRunner::new(SyntheticSection::default(), dir.path());
-    let run = runner.run(&wf.workflows[0]).await;
-    assert!(run.success, "{run:#?}");
-    drop(runner);
+    runner.run(&wf.workflows[0]).await
 }
 
 /// What the test pages send: the SDK's batches and web-vitals' reference values; it serves the
@@ -353,7 +357,7 @@ const q = () => obs.diagnostics().queued;
 const wait = async (f) => { const t = performance.now(); while (!(await f()) && performance.now() - t < 10000) await new Promise((r) => setTimeout(r, 50)); };
 // A call before init waits for it.
 obs.track("before_init", { early: true });
-obs.init({ consent: "pending", endpoint: "/v1/rum", trackResources: false, flushIntervalMs: 600000,
+obs.init({ consent: "pending", endpoint: "/v1/rum", trackResources: false, flushIntervalMs: 600000, tracing: false,
   beforeSend: (e) => (e.name === "secret_event" ? null : e) });
 out.ready = await obs.ready();
 const q0 = q();
@@ -565,4 +569,211 @@ async fn a_prerendered_page_is_measured_from_its_activation() {
         assert!((ours - theirs).abs() <= 1.0, "{name}: ours {ours}, web-vitals {theirs}");
         assert!(ours < activation + 5_000.0, "{name} counts from activation, not from the prerender");
     }
+}
+
+/// The tracing page: requests to its own origin, to an unlisted third party and to a listed
+/// partner, an XMLHttpRequest, a `startSpan` around a request and an error, a 503. `UNLISTED`
+/// and `LISTED` are replaced with the other servers' base URLs.
+const TRACE_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tracing</title></head>
+<body><main><h1>Tracing</h1></main>
+<script type="module">
+import * as obs from "/sdk/index.js";
+const rate = new URLSearchParams(location.search).get("rate");
+obs.init({ endpoint: "/v1/rum", service: "trace-e2e", env: "test", flushIntervalMs: 400, trackResources: false,
+  sessionSampleRate: rate === null ? 100 : Number(rate), tracePropagationTargets: ["LISTED/partner", /nomatch/] });
+await obs.ready();
+const out = {};
+let stage = "start";
+try {
+stage = "same";
+await fetch("/api/same?q=1");
+stage = "xhr";
+await new Promise((done) => { const x = new XMLHttpRequest(); x.open("POST", "/api/xhr"); x.onloadend = done; x.send("x"); });
+stage = "unlisted";
+await fetch("UNLISTED/third", { mode: "no-cors" });
+stage = "listed";
+await fetch("LISTED/partner");
+stage = "span";
+const span = obs.startSpan("checkout", "ui.action").setAttribute("work_order.id", "wo_42").setAttribute("bad key", 1);
+await fetch(new Request("/api/child", { headers: { "x-kept": "yes" } }));
+obs.captureException(new Error("inside the span"));
+span.end();
+span.end();
+await fetch("/api/failing");
+out.traceId = span.traceId;
+out.spanId = span.spanId;
+} catch (e) { out.failed = stage + ": " + e; }
+obs.flush();
+await fetch("/results", { method: "POST", body: JSON.stringify(out) });
+document.querySelector("main").insertAdjacentHTML("beforeend", "<p id='done'>done</p>");
+</script></body></html>"#;
+
+/// A request a tracing test server saw: (server, method, path, traceparent, x-kept).
+type Seen = (&'static str, String, String, Option<String>, Option<String>);
+
+/// W3C trace context in Chromium: same-origin `fetch` and `XMLHttpRequest` calls and the
+/// listed partner carry `traceparent` (sampled as the session is), the unlisted third party
+/// never sees it; each traced request is a span event with the header's ids, a `startSpan`
+/// parents the request made inside it and an error thrown meanwhile points at its trace; an
+/// unsampled session sends the header with the flag off and no span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_trace_context_to_their_own_origin_and_listed_targets_only() {
+    let _one = ONE_BROWSER.lock().await;
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let batches: Arc<Mutex<Vec<Captured>>> = Arc::default();
+    let results: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let other = |name: &'static str, seen: Arc<Mutex<Vec<Seen>>>| {
+        move |r: &support::web::Req| {
+            let header = |h: &str| r.header(h).map(str::to_string);
+            seen.lock().expect("lock").push((name, r.method.clone(), r.path.clone(), header("traceparent"), None));
+            let mut reply = Reply::new(200, "ok");
+            // The partner allows the header cross-origin (the preflight asks).
+            reply.headers.push(("Access-Control-Allow-Origin".into(), "*".into()));
+            reply.headers.push(("Access-Control-Allow-Headers".into(), "traceparent".into()));
+            reply
+        }
+    };
+    let unlisted = WebServer::start(other("unlisted", seen.clone())).await;
+    let listed = WebServer::start(other("listed", seen.clone())).await;
+    let page = TRACE_PAGE.replace("UNLISTED", &unlisted.url("")).replace("LISTED", &listed.url(""));
+    let sdk_dir = sdk_dir();
+    let (got, got_batches, got_results) = (seen.clone(), batches.clone(), results.clone());
+    let web = WebServer::start(move |r| {
+        let path = r.path.split('?').next().unwrap_or("");
+        if let Some(reply) = sdk_file(&sdk_dir, path) {
+            return reply;
+        }
+        let header = |h: &str| r.header(h).map(str::to_string);
+        got.lock().expect("lock").push((
+            "own",
+            r.method.clone(),
+            r.path.clone(),
+            header("traceparent"),
+            header("x-kept"),
+        ));
+        match path {
+            "/trace" => Reply::html(&page),
+            "/v1/rum" => {
+                got_batches.lock().expect("lock").push((r.path.clone(), r.body.clone()));
+                Reply::new(202, "")
+            }
+            "/results" => {
+                if let Ok(v) = serde_json::from_slice(&r.body) {
+                    got_results.lock().expect("lock").push(v);
+                }
+                Reply::new(200, "")
+            }
+            "/api/failing" => Reply::new(503, "down"),
+            _ => Reply::new(200, "ok"),
+        }
+    })
+    .await;
+    let run = drive_unchecked(
+        "sdk-trace",
+        &[
+            format!(r#"{{ type = "navigate", url = "{}" }}"#, web.url("/trace")),
+            r##"{ type = "wait", selector = "#done", timeout = "30s" }"##.into(),
+        ],
+    )
+    .await;
+    let out = results.lock().expect("lock").first().cloned().expect("the page posted its results");
+    assert!(out.get("failed").is_none(), "the page failed: {out}");
+    assert!(run.success, "{run:#?}");
+    let (trace_id, span_id) = (out["traceId"].as_str().expect("traceId"), out["spanId"].as_str().expect("spanId"));
+    assert!(trace_id.len() == 32 && span_id.len() == 16, "{out}");
+
+    // The span events come within a second of their requests.
+    let spans = |raw: &[Captured]| -> Vec<serde_json::Value> {
+        parse_batches(raw).0.into_iter().filter(|e| e["type"] == "span").collect()
+    };
+    support::eventually("six span events", Duration::from_secs(30), async || {
+        spans(&batches.lock().expect("lock")).len() >= 6
+    })
+    .await;
+    let raw = batches.lock().expect("lock").clone();
+    let (events, _) = parse_batches(&raw);
+    let spans = spans(&raw);
+    let seen_all = seen.clone();
+    let seen = seen.lock().expect("lock").clone();
+    let header_of = |server: &str, path: &str| -> Option<String> {
+        let hit = seen.iter().find(|s| s.0 == server && s.2.starts_with(path) && s.1 != "OPTIONS");
+        hit.unwrap_or_else(|| panic!("no request to {server} {path}: {seen:#?}")).3.clone()
+    };
+    let parts = |tp: &str| -> (String, String, String) {
+        let p: Vec<&str> = tp.split('-').collect();
+        assert!(p.len() == 4 && p[0] == "00" && p[1].len() == 32 && p[2].len() == 16, "a W3C traceparent: {tp}");
+        (p[1].to_string(), p[2].to_string(), p[3].to_string())
+    };
+    // Own origin and the listed partner: the header, sampled; the unlisted third party: none.
+    for (server, path) in [("own", "/api/same"), ("own", "/api/xhr"), ("listed", "/partner"), ("own", "/api/child")] {
+        let tp = header_of(server, path).unwrap_or_else(|| panic!("{server} {path} has no traceparent: {seen:#?}"));
+        let (trace, span, flags) = parts(&tp);
+        assert_eq!(flags, "01", "the session is sampled: {tp}");
+        let event = spans
+            .iter()
+            .find(|e| e["spanId"] == span.as_str())
+            .unwrap_or_else(|| panic!("no span event for {path} ({tp}): {spans:#?}"));
+        assert_eq!(event["traceId"], trace.as_str());
+        assert_eq!(event["op"], "http.client");
+        assert_eq!(event["statusCode"], 200, "{event}");
+        assert_eq!(event["status"], "ok", "{event}");
+        assert!(event["url"].as_str().is_some_and(|u| u.contains(path)), "{event}");
+        assert!(event["durationMs"].as_f64().is_some_and(|d| d >= 0.0), "{event}");
+    }
+    assert_eq!(header_of("unlisted", "/third"), None, "a third party never sees the header: {seen:#?}");
+    assert!(
+        seen.iter().all(|s| !s.2.starts_with("/v1/rum") || s.3.is_none()),
+        "the SDK's own beacons are not traced: {seen:#?}"
+    );
+    assert!(spans.iter().all(|e| !e["url"].as_str().unwrap_or("").contains("/third")), "{spans:#?}");
+    let xhr = spans.iter().find(|e| e["url"].as_str().unwrap_or("").contains("/api/xhr")).expect("the XHR span");
+    assert_eq!(xhr["method"], "POST");
+    let failing = spans.iter().find(|e| e["url"].as_str().unwrap_or("").contains("/api/failing")).expect("503 span");
+    assert_eq!((failing["status"].clone(), failing["statusCode"].clone()), ("error".into(), 503.into()));
+    // startSpan: its request is its child, the request kept its own headers, the error points
+    // at its trace, and it ended once.
+    let (child_trace, _, _) = parts(&header_of("own", "/api/child").expect("child header"));
+    assert_eq!(child_trace, trace_id);
+    let kept = seen.iter().find(|s| s.2 == "/api/child").and_then(|s| s.4.clone());
+    assert_eq!(kept.as_deref(), Some("yes"), "the Request's own headers are kept");
+    let child = spans.iter().find(|e| e["url"].as_str().unwrap_or("").contains("/api/child")).expect("child");
+    assert_eq!(child["parentSpanId"], span_id, "{child}");
+    let checkout: Vec<_> = spans.iter().filter(|e| e["name"] == "checkout").collect();
+    assert_eq!(checkout.len(), 1, "end() twice sends it once: {checkout:#?}");
+    assert_eq!(checkout[0]["op"], "ui.action");
+    assert_eq!(checkout[0]["spanId"], span_id);
+    assert_eq!(checkout[0]["attrs"], serde_json::json!({ "work_order.id": "wo_42" }), "the bad key is left out");
+    let error = events.iter().find(|e| e["type"] == "error").expect("the error");
+    assert_eq!(error["traceId"], trace_id, "{error}");
+
+    // An unsampled session (a new browser, so a new session): the header says so, no span is
+    // sent, the error still is.
+    let (seen_before, batches_before) = (seen.len(), raw.len());
+    drive(
+        "sdk-trace-unsampled",
+        &[
+            format!(r#"{{ type = "navigate", url = "{}" }}"#, web.url("/trace?rate=0")),
+            r##"{ type = "wait", selector = "#done", timeout = "30s" }"##.into(),
+        ],
+    )
+    .await;
+    support::eventually("the unsampled session's error", Duration::from_secs(30), async || {
+        let raw = batches.lock().expect("lock");
+        parse_batches(&raw[batches_before.min(raw.len())..]).0.iter().any(|e| e["type"] == "error")
+    })
+    .await;
+    let later = got_seen(&seen_all, seen_before);
+    let same = later.iter().find(|s| s.2.starts_with("/api/same")).expect("the request");
+    let tp = same.3.as_deref().expect("an unsampled session still propagates");
+    assert!(tp.ends_with("-00"), "not sampled: {tp}");
+    let raw = batches.lock().expect("lock").clone();
+    let (events, headers) = parse_batches(&raw[batches_before..]);
+    assert!(headers.iter().all(|h| h["session"]["sampled"] == false), "{headers:#?}");
+    assert!(events.iter().all(|e| e["type"] == "error"), "only errors from an unsampled session: {events:#?}");
+}
+
+/// What the servers saw after the first `from` requests.
+fn got_seen(seen: &Arc<Mutex<Vec<Seen>>>, from: usize) -> Vec<Seen> {
+    seen.lock().expect("lock")[from..].to_vec()
 }

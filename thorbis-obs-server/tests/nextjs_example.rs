@@ -1,6 +1,10 @@
 //! The Next.js example (`examples/nextjs`): built with `next build` (Turbopack) against the
 //! local SDK package, served with `next start`, visited in headless Chromium; its beacons
-//! reach a local receiver through the app's `/v1/rum` rewrite and pass the wire validation.
+//! reach the agent through the app's `/v1/rum` rewrite and pass the collector's validation.
+//! A button's `fetch` of a route handler carries `traceparent`: the agent stores one trace
+//! with the browser's span and the Next.js server's spans under it, its waterfall page shows
+//! both services (screenshot in target/tmp) and links the session, whose timeline lists the
+//! page's vitals, click, business event and the request with its trace.
 //!
 //! Its server side too: `instrumentation.js` registers `@vercel/otel`, which exports Next.js's
 //! spans to a real agent (built from a config file, OTLP intake with 1 s windows, the spec's
@@ -39,22 +43,12 @@ async fn the_nextjs_example_builds_serves_and_its_beacons_arrive() {
     let next = dir.join("node_modules/.bin/next");
     assert!(next.exists(), "{} is missing: run npm install in {}", next.display(), dir.display());
 
-    let batches: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let got = batches.clone();
-    let receiver = WebServer::start(move |r| {
-        if r.path.starts_with("/v1/rum") {
-            got.lock().expect("lock").push(r.body.clone());
-            Reply::new(202, "")
-        } else {
-            Reply::new(404, "")
-        }
-    })
-    .await;
-
+    // The agent first: the app's `/v1/rum` rewrite points at it (read at build time).
+    let (agent, agent_base, notes) = start_agent().await;
     let build = tokio::process::Command::new(&next)
         .arg("build")
         .current_dir(&dir)
-        .env("THORBIS_AGENT_URL", receiver.url(""))
+        .env("THORBIS_AGENT_URL", &agent_base)
         .env("NEXT_TELEMETRY_DISABLED", "1")
         .output()
         .await
@@ -66,7 +60,6 @@ async fn the_nextjs_example_builds_serves_and_its_beacons_arrive() {
         String::from_utf8_lossy(&build.stderr)
     );
 
-    let (agent, agent_base, notes) = start_agent().await;
     let port = support::agent::free_port();
     let mut cmd = tokio::process::Command::new(&next);
     cmd.args(["start", "-p", &port.to_string(), "-H", "127.0.0.1"])
@@ -98,6 +91,9 @@ steps = [
   {{ type = "navigate", url = "{base}/" }},
   {{ type = "validate", selector = "h1", text_contains = "Work orders" }},
   {{ type = "click", selector = "#create" }},
+  {{ type = "click", selector = "#load" }},
+  {{ type = "wait", selector = "#loaded", timeout = "20s" }},
+  {{ type = "validate", selector = "#loaded", text_contains = "Work order 42" }},
   {{ type = "navigate", url = "{base}/missing-page" }},
 ]
 "##
@@ -110,37 +106,102 @@ steps = [
     assert!(run.success, "{run:#?}");
     drop(runner);
 
-    // Until every event asserted below is in (30 s at most; then the assertions say what is
-    // missing): the page-exit beacons land after the browser has moved on.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let events = loop {
-        let events: Vec<serde_json::Value> = batches
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|b| {
-                let batch: thorbis_obs_core::wire::Batch = serde_json::from_slice(b).expect("a wire batch");
-                batch.validate().unwrap_or_else(|e| panic!("invalid batch: {} at {}", e.message(), e.path()));
-                assert_eq!(batch.service, "thorbis-nextjs-example");
-                serde_json::from_slice::<serde_json::Value>(b).expect("json")
-            })
-            .flat_map(|v| v["events"].as_array().cloned().unwrap_or_default())
-            .collect();
-        let done = events.iter().any(|e| e["name"] == "work_order_created")
-            && events.iter().any(|e| e["type"] == "vital" && e["name"] == "FCP")
-            && events.iter().any(|e| e["type"] == "action" && e["name"] == "Create work order");
-        if done || tokio::time::Instant::now() > deadline {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // The button's request: one trace holding the browser's span (service thorbis-web) and
+    // the Next.js server's spans under it (decided once it has been quiet for 10 s).
+    let c = reqwest::Client::new();
+    let json = |url: String| {
+        let c = c.clone();
+        async move { c.get(url).send().await.ok()?.json::<serde_json::Value>().await.ok() }
     };
-    let created = events.iter().find(|e| e["name"] == "work_order_created").unwrap_or_else(|| panic!("{events:#?}"));
-    assert_eq!(created["props"]["workOrderId"], "wo_42");
-    assert!(events.iter().any(|e| e["type"] == "vital" && e["name"] == "FCP"), "{events:#?}");
-    assert!(events.iter().any(|e| e["type"] == "action" && e["name"] == "Create work order"), "{events:#?}");
+    let mut trace = serde_json::Value::Null;
+    support::eventually("the button's trace, with the server's spans", Duration::from_secs(90), async || {
+        let Some(list) = json(format!("{agent_base}/api/v1/traces?service=thorbis-web&limit=50")).await else {
+            return false;
+        };
+        let Some(id) = list["traces"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == "GET /api/work-orders/42"))
+            .and_then(|t| t["trace_id"].as_str().map(str::to_string))
+        else {
+            return false;
+        };
+        trace = json(format!("{agent_base}/api/v1/traces/{id}")).await.unwrap_or_default();
+        trace["spans"].as_array().is_some_and(|s| s.iter().any(|s| s["service"] == "thorbis-nextjs-example"))
+    })
+    .await;
+    let trace_id = trace["summary"]["trace_id"].as_str().expect("id").to_string();
+    let spans = trace["spans"].as_array().expect("spans").clone();
+    assert!(spans.iter().all(|s| s["trace_id"] == trace_id.as_str()), "one trace id");
+    let browser: Vec<_> = spans.iter().filter(|s| s["service"] == "thorbis-web").collect();
+    assert_eq!(browser.len(), 1, "{trace:#}");
+    let browser = browser[0];
+    assert!(browser["parent"].is_null(), "the browser's span is the root: {browser}");
+    assert_eq!(browser["kind"], 3, "a client span");
+    // The Next.js server span that took the request is the browser span's child; every other
+    // server span hangs under a span of the trace.
+    let ids: Vec<&str> = spans.iter().filter_map(|s| s["span_id"].as_str()).collect();
+    let server: Vec<_> = spans.iter().filter(|s| s["service"] == "thorbis-nextjs-example").collect();
+    assert!(server.iter().any(|s| s["parent"] == browser["span_id"]), "a server span under the browser's: {trace:#}");
+    assert!(server.iter().all(|s| s["parent"].as_str().is_some_and(|p| ids.contains(&p))), "{trace:#}");
+    assert!(server.iter().any(|s| s["route"] == "/api/work-orders/[id]"), "the route handler's span: {trace:#}");
+    assert_eq!(trace["summary"]["policy"], "linked", "kept because its session is sampled");
+    let attr = |s: &serde_json::Value, k: &str| {
+        s["attributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p[0] == k))
+            .and_then(|p| p[1].as_str().map(str::to_string))
+    };
+    let session = attr(browser, "session.id").expect("the browser span names its session");
+
+    // The waterfall: both services drawn, screenshot kept in target/tmp.
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("nextjs-trace-{trace_id}.png"));
+    let url = format!("{agent_base}/traces/{trace_id}");
+    let _ = support::chrome::chromium(&url, &[&format!("--screenshot={}", shot.display())]).await;
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
+    assert!(png.len() > 10_000 && png.starts_with(b"\x89PNG"), "a real screenshot: {} bytes", png.len());
+    eprintln!("waterfall screenshot: {}", shot.display());
+    let (dom, _) = support::chrome::chromium(&url, &["--dump-dom"]).await;
+    for needle in
+        ["thorbis-web", "thorbis-nextjs-example", "GET /api/work-orders/42", "<svg", &format!("/sessions/{session}")]
+    {
+        assert!(dom.contains(needle), "{needle} missing from the waterfall page");
+    }
+
+    // The session's timeline: the vitals, the click and business event, the request with its
+    // trace; every batch passed the collector's validation.
+    let mut timeline = serde_json::Value::Null;
+    support::eventually("the session's timeline", Duration::from_secs(30), async || {
+        timeline = json(format!("{agent_base}/api/v1/sessions/{session}")).await.unwrap_or_default();
+        let events = timeline["events"].as_array().cloned().unwrap_or_default();
+        let has = |kind: &str, name: &str| events.iter().any(|e| e["kind"] == kind && e["name"] == name);
+        has("business", "work_order_created") && has("vital", "FCP") && has("action", "Create work order")
+    })
+    .await;
+    let events = timeline["events"].as_array().expect("events");
+    let created = events.iter().find(|e| e["name"] == "work_order_created").expect("business event");
+    assert!(created["detail"].as_str().is_some_and(|d| d.contains("workOrderId=wo_42")), "{created}");
+    let request =
+        events.iter().find(|e| e["kind"] == "span" && e["name"] == "GET /api/work-orders/42").expect("the request");
+    assert!(
+        events.iter().all(|e| !e["name"].as_str().unwrap_or("").ends_with(".wasm")),
+        "the SDK's own wasm is not traced: {timeline:#}"
+    );
+    assert_eq!(request["trace_id"], trace_id.as_str(), "{timeline:#}");
+    let metrics = c.get(format!("{agent_base}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let accepted = metrics
+        .lines()
+        .find(|l| l.starts_with("thorbis_collector_batches_total{") && l.contains("outcome=\"accepted\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(accepted >= 1.0, "batches accepted: {accepted}");
+    let invalid = metrics
+        .lines()
+        .find(|l| l.starts_with("thorbis_collector_batches_total{") && l.contains("outcome=\"invalid\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert_eq!(invalid, 0.0, "no batch of the SDK was refused");
 
     // The server side: route handlers, one slow, one throwing.
-    let c = reqwest::Client::new();
     for id in [7, 8, 9] {
         let r = c.get(format!("{base}/api/work-orders/{id}")).send().await.expect("get");
         assert_eq!(r.status(), 200);
@@ -246,7 +307,7 @@ async fn start_agent() -> (RunningAgent, String, Arc<Mutex<Vec<serde_json::Value
         &config,
         format!(
             "[agent]\ndata_dir = \"{}\"\nevaluation_interval = \"500ms\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-             [otlp]\nwindow = \"1s\"\ntokens = [\"{OTLP_TOKEN}\"]\n[collector]\nwindow = \"60s\"\n\
+             [otlp]\nwindow = \"1s\"\ntokens = [\"{OTLP_TOKEN}\"]\n[collector]\nwindow = \"2s\"\n\
              [rules]\nfiles = [\"rules.yaml\"]\n[channels.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
             dir.path().join("data").display(),
             hook.url("/hook")

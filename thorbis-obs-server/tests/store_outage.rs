@@ -14,8 +14,8 @@ use thorbis_obs_core::time::Timestamp;
 use thorbis_obs_server::agent::{Agent, system_now};
 use thorbis_obs_server::store::sqlite::SqliteStore;
 use thorbis_obs_server::store::{
-    AttemptOutcome, CheckKind, CheckRecord, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError,
-    TraceQuery, TraceRow, TraceSummary,
+    AttemptOutcome, CheckKind, CheckRecord, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, SessionEvent, Store,
+    StoreError, TraceQuery, TraceRow, TraceSummary,
 };
 
 mod support;
@@ -115,6 +115,16 @@ impl Store for Outage {
     }
     async fn prune_traces(&self, before: Timestamp, max_bytes: u64) -> Result<u64, StoreError> {
         self.inner.prune_traces(before, max_bytes).await
+    }
+    async fn record_session_events(&self, events: &[SessionEvent]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record_session_events(events).await
+    }
+    async fn session_events(&self, session_id: &str, limit: usize) -> Result<Vec<SessionEvent>, StoreError> {
+        self.inner.session_events(session_id, limit).await
+    }
+    async fn prune_session_events(&self, before: Timestamp, max_rows: u64) -> Result<u64, StoreError> {
+        self.inner.prune_session_events(before, max_rows).await
     }
 }
 

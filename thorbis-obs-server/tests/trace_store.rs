@@ -183,15 +183,339 @@ async fn retention_and_size_cap(store: &dyn Store) {
 }
 
 #[tokio::test]
-async fn sqlite_keeps_traces_whole_within_age_and_size() {
+async fn sqlite_keeps_traces_whole_within_age_and_size_and_timelines_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    retention_and_size_cap(&SqliteStore::open(&dir.path().join("t.db")).expect("store")).await;
+    let store = SqliteStore::open(&dir.path().join("t.db")).expect("store");
+    retention_and_size_cap(&store).await;
+    timelines_in_order_and_pruned(&store).await;
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test]
-async fn postgres_keeps_traces_whole_within_age_and_size() {
+async fn postgres_keeps_traces_whole_within_age_and_size_and_timelines_in_order() {
     let url = support::pg::fresh_database("traces").await;
     let store = thorbis_obs_server::store::postgres::PostgresStore::connect(&url).await.expect("store");
     retention_and_size_cap(&store).await;
+    timelines_in_order_and_pruned(&store).await;
+}
+
+/// Session timelines: read back by session in time order (at most the limit asked), pruned
+/// by age and then to the newest events, whole chunks at a time.
+async fn timelines_in_order_and_pruned(store: &dyn Store) {
+    let at0 = 1_800_000_000_000;
+    let ev = |session: &str, i: i64| thorbis_obs_server::store::SessionEvent {
+        session_id: session.into(),
+        at: Timestamp(at0 + i * 1000),
+        view_id: "v1".into(),
+        route: "/orders".into(),
+        kind: "action".into(),
+        name: format!("click {i}"),
+        detail: String::new(),
+        trace_id: if i % 2 == 0 { "ab".repeat(16) } else { String::new() },
+    };
+    // Ten writes of five events (as the collector flushes), each out of order, two sessions:
+    // a chunk of s1 (4 events) and one of s2 (1) per write.
+    for k in 0..10 {
+        let rows: Vec<_> = (5 * k..5 * k + 5).rev().map(|i| ev(if i % 5 == 0 { "s2" } else { "s1" }, i)).collect();
+        store.record_session_events(&rows).await.expect("record");
+    }
+    let s1 = store.session_events("s1", 1000).await.expect("read");
+    assert_eq!(s1.len(), 40);
+    assert!(s1.windows(2).all(|w| w[0].at < w[1].at), "time order");
+    assert_eq!(s1[1].trace_id, "ab".repeat(16));
+    assert_eq!(store.session_events("s1", 3).await.expect("read").len(), 3, "the limit holds");
+    assert!(store.session_events("nobody", 10).await.expect("read").is_empty());
+    // Chunks that ended before event 10 go (4), then the oldest beyond 20 events (8 more: the
+    // newest 20 events are the last four writes).
+    let pruned = store.prune_session_events(Timestamp(at0 + 10_000), 20).await.expect("prune");
+    assert_eq!(pruned, 12);
+    let mut left = Vec::new();
+    for session in ["s1", "s2"] {
+        left.extend(store.session_events(session, 1000).await.expect("read").iter().map(|e| (e.at.0 - at0) / 1000));
+    }
+    left.sort();
+    assert_eq!(left, (30..50).collect::<Vec<_>>());
+}
+
+/// The agent as `thorbis-obs run` wires it (collector, OTLP intake, trace store) on SQLite
+/// in a temporary directory, serving on a loopback port: the directory, the base URL, the
+/// stop sender and task.
+async fn wired_agent(traces: TracesSection) -> (tempfile::TempDir, String, support::Serving) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
+    let agent = support::quiet_agent(Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("store")))
+        .http(addr, None)
+        .collector(thorbis_obs_server::collector::CollectorSection::default())
+        .otlp(OtlpSection { tokens: vec![Secret::new(TOKEN)], ..OtlpSection::default() })
+        .traces(traces)
+        .build()
+        .expect("valid");
+    let base = format!("http://{addr}");
+    let serving = support::serve(agent, &base).await;
+    (dir, base, serving)
+}
+
+/// The wall clock in nanoseconds since the epoch (span times must be near the agent's).
+fn now_ns() -> u64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    u64::try_from(d.as_nanos()).expect("ns")
+}
+
+/// A browser batch (the SDK's wire format) of session `session`, sampled or not, with `events`.
+fn browser_batch(session: &str, sampled: bool, now_ms: i64, events: serde_json::Value) -> String {
+    serde_json::json!({
+        "v": 1, "service": "web", "env": "test",
+        "session": { "id": session, "sampled": sampled, "startedAt": now_ms - 5_000 },
+        "view": { "id": format!("view-{session}"), "url": "http://app.test/orders/7", "route": "/orders/[id]" },
+        "sentAt": now_ms,
+        "events": events,
+    })
+    .to_string()
+}
+
+/// One server span as OTLP JSON: `parent` (hex) under the browser's span when given.
+fn otlp_span(trace: &str, span: &str, parent: Option<&str>, start_ns: u64) -> serde_json::Value {
+    let mut s = serde_json::json!({
+        "traceId": trace, "spanId": span, "name": "GET /api/orders/[id]", "kind": 2,
+        "startTimeUnixNano": start_ns.to_string(), "endTimeUnixNano": (start_ns + 40_000_000).to_string(),
+        "attributes": [{ "key": "http.route", "value": { "stringValue": "/api/orders/[id]" } }],
+    });
+    if let Some(p) = parent {
+        s["parentSpanId"] = p.into();
+    }
+    serde_json::json!({ "resourceSpans": [{
+        "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "api" } }] },
+        "scopeSpans": [{ "spans": [s] }],
+    }]})
+}
+
+/// The browser's part of traces, through the agent as it is wired: a sampled session's
+/// request span joins the server's spans under one trace (kept: linked to the session); a
+/// trace a browser error points at is kept though nothing else would keep it; a trace no one
+/// links is dropped; an unsampled session's spans are not taken. The session's timeline lists
+/// its events with their traces, and the error group points at the session and the trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_spans_join_their_traces_and_sessions_keep_them() {
+    // Nothing is kept by the slowest or probabilistic policies: what is kept, a link kept.
+    let traces = TracesSection {
+        decision_wait: HumanDuration::from_secs(1),
+        slowest_per_route: 0,
+        probability: 0.0,
+        ..TracesSection::default()
+    };
+    let (_dir, base, (stop, task)) = wired_agent(traces).await;
+    let c = reqwest::Client::new();
+    let ns = now_ns();
+    let now_ms = i64::try_from(ns / 1_000_000).expect("ms");
+    let (a, b, d, e) = ("a".repeat(32), "b".repeat(32), "d".repeat(32), "e".repeat(32));
+    let browser_span = "1".repeat(16);
+
+    // Server spans: A under the browser's span, B and D alone.
+    for (trace, span, parent) in
+        [(&a, "2".repeat(16), Some(browser_span.as_str())), (&b, "3".repeat(16), None), (&d, "4".repeat(16), None)]
+    {
+        let r = c
+            .post(format!("{base}/v1/traces"))
+            .bearer_auth(TOKEN)
+            .json(&otlp_span(trace, &span, parent, ns + 1_000_000))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    }
+    // The sampled session: the request span of A, an error pointing at B, a click.
+    let events = serde_json::json!([
+        { "type": "action", "at": now_ms - 100, "name": "Open order", "actionType": "click", "target": "button#open" },
+        { "type": "span", "at": now_ms, "traceId": a, "spanId": browser_span, "name": "GET /api/orders/7",
+          "op": "http.client", "durationMs": 60.5, "status": "ok", "method": "GET",
+          "url": "http://app.test/api/orders/7", "statusCode": 200 },
+        { "type": "error", "at": now_ms + 1, "kind": "captured", "message": "Error: cannot render order", "count": 1,
+          "traceId": b },
+    ]);
+    let r = c
+        .post(format!("{base}/v1/rum"))
+        .body(browser_batch("sess-1", true, now_ms + 2, events))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    // An unsampled session's span (the SDK sends none; the collector takes none either).
+    let events = serde_json::json!([{ "type": "span", "at": now_ms, "traceId": e, "spanId": "5".repeat(16),
+        "name": "GET /x", "op": "http.client", "durationMs": 3 }]);
+    let r = c
+        .post(format!("{base}/v1/rum"))
+        .body(browser_batch("sess-2", false, now_ms + 2, events))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 202);
+    // A bad span id refuses the batch with the field named.
+    let events = serde_json::json!([{ "type": "span", "at": now_ms, "traceId": a, "spanId": "XYZ",
+        "name": "GET /x", "op": "http.client", "durationMs": 3 }]);
+    let r = c
+        .post(format!("{base}/v1/rum"))
+        .body(browser_batch("sess-3", true, now_ms + 2, events))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap_or_default().contains("events[0].spanId"));
+
+    let get = |url: String| {
+        let c = c.clone();
+        async move { c.get(url).send().await.ok()?.json::<serde_json::Value>().await.ok() }
+    };
+    support::eventually("A and B kept", Duration::from_secs(30), async || {
+        get(format!("{base}/api/v1/traces?limit=10")).await.and_then(|v| v["traces"].as_array().map(Vec::len))
+            == Some(2)
+    })
+    .await;
+    let list = get(format!("{base}/api/v1/traces?limit=10")).await.expect("list");
+    let ids: Vec<&str> =
+        list["traces"].as_array().expect("traces").iter().filter_map(|t| t["trace_id"].as_str()).collect();
+    assert!(ids.contains(&a.as_str()) && ids.contains(&b.as_str()), "{list}");
+    assert!(list["traces"].as_array().expect("traces").iter().all(|t| t["policy"] == "linked"), "{list}");
+    let one = get(format!("{base}/api/v1/traces/{a}")).await.expect("trace A");
+    assert_eq!(one["summary"]["span_count"], 2, "{one}");
+    assert_eq!(one["summary"]["services"], "api,web", "{one}");
+    assert_eq!(one["summary"]["service"], "web", "the browser's span is the root: {one}");
+    let spans = one["spans"].as_array().expect("spans");
+    let server = spans.iter().find(|s| s["service"] == "api").expect("server span");
+    assert_eq!(server["parent"], browser_span.as_str(), "the server span is the browser span's child");
+    let page = c.get(format!("{base}/traces/{a}")).send().await.expect("get").text().await.expect("html");
+    assert!(page.contains("href=\"/sessions/sess-1\""), "the trace links its browser session");
+    // D (no link) dropped, E (unsampled) never taken.
+    for id in [&d, &e] {
+        assert_eq!(c.get(format!("{base}/api/v1/traces/{id}")).send().await.expect("get").status(), 404);
+    }
+    // The session's timeline: the click, the request with its trace, the error with its trace.
+    let mut timeline = serde_json::Value::Null;
+    support::eventually("the timeline stored", Duration::from_secs(30), async || {
+        timeline = get(format!("{base}/api/v1/sessions/sess-1")).await.unwrap_or_default();
+        timeline["events"].as_array().is_some_and(|e| e.len() == 3)
+    })
+    .await;
+    let kinds: Vec<&str> =
+        timeline["events"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["action", "span", "error"], "in time order: {timeline}");
+    assert_eq!(timeline["events"][1]["trace_id"], a.as_str());
+    assert_eq!(timeline["events"][2]["trace_id"], b.as_str());
+    let page = c.get(format!("{base}/sessions/sess-1")).send().await.expect("get").text().await.expect("html");
+    assert!(page.contains(&format!("href=\"/traces/{a}\"")) && page.contains("Open order"), "{page}");
+    assert_eq!(c.get(format!("{base}/api/v1/sessions/bad%20id")).send().await.expect("get").status(), 400);
+    // The error group points at its session and trace, and is found by the trace.
+    let groups = get(format!("{base}/api/v1/rum/errors?trace_id={b}")).await.expect("groups");
+    let g = &groups["errors"][0];
+    assert_eq!(
+        (g["tags"]["session_id"].as_str(), g["tags"]["trace_id"].as_str()),
+        (Some("sess-1"), Some(b.as_str())),
+        "{groups}"
+    );
+    let none = get(format!("{base}/api/v1/rum/errors?trace_id={a}")).await.expect("groups");
+    assert_eq!(none["total"], 0, "{none}");
+
+    let _ = stop.send(());
+    task.await.expect("join").expect("agent");
+}
+
+/// OTLP JSON of `spans` (id, parent, name, start and end in ns) of one trace of service `api`.
+fn otlp_spans(trace: &str, spans: &[(String, Option<String>, String, u64, u64)]) -> String {
+    let spans: Vec<serde_json::Value> = spans
+        .iter()
+        .map(|(id, parent, name, start, end)| {
+            let mut s = serde_json::json!({ "traceId": trace, "spanId": id, "name": name, "kind": 1,
+                "startTimeUnixNano": start.to_string(), "endTimeUnixNano": end.to_string() });
+            if let Some(p) = parent {
+                s["parentSpanId"] = p.as_str().into();
+            }
+            s
+        })
+        .collect();
+    serde_json::json!({ "resourceSpans": [{
+        "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "api" } }] },
+        "scopeSpans": [{ "spans": spans }],
+    }]})
+    .to_string()
+}
+
+/// Hostile traces through the real intake: 100,000 spans in one trace are capped at the
+/// documented 10,000 (the trace counts what it left out), stored whole and drawn in
+/// part; parent cycles, a span its own parent, missing parents and a child that starts before
+/// its parent are stored and drawn, every span once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_and_malformed_traces_are_capped_stored_and_drawn() {
+    let traces = TracesSection { decision_wait: HumanDuration::from_secs(1), ..TracesSection::default() };
+    let (_dir, base, (stop, task)) = wired_agent(traces).await;
+    let c = reqwest::Client::new();
+    let now_ns = now_ns();
+    let post = |body: String| {
+        let c = c.clone();
+        let url = format!("{base}/v1/traces");
+        async move {
+            let r = c
+                .post(url)
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        }
+    };
+    // 100,000 spans of one trace, in 40 requests; every span under the root.
+    let huge = "c".repeat(32);
+    let id = |i: u64| format!("{:016x}", i + 1);
+    for chunk in 0..40u64 {
+        let spans: Vec<_> = (chunk * 2_500..(chunk + 1) * 2_500)
+            .map(|i| {
+                let parent = (i > 0).then(|| id(0));
+                (id(i), parent, format!("step {i}"), now_ns + i * 1_000, now_ns + i * 1_000 + 500)
+            })
+            .collect();
+        post(otlp_spans(&huge, &spans)).await;
+    }
+    // A malformed one: R the root; A and B each other's parent; S its own parent; M's parent
+    // never came; K starts 5 s before its parent R (a skewed clock).
+    let odd = "9".repeat(32);
+    let s = |name: &str, id: &str, parent: Option<&str>, start: u64, end: u64| {
+        (id.repeat(16), parent.map(|p| p.repeat(16)), name.to_string(), start, end)
+    };
+    post(otlp_spans(
+        &odd,
+        &[
+            s("root R", "1", None, now_ns, now_ns + 50_000_000),
+            s("cycle A", "2", Some("3"), now_ns + 1_000_000, now_ns + 2_000_000),
+            s("cycle B", "3", Some("2"), now_ns + 2_000_000, now_ns + 3_000_000),
+            s("self S", "4", Some("4"), now_ns + 3_000_000, now_ns + 4_000_000),
+            s("orphan M", "5", Some("e"), now_ns + 4_000_000, now_ns + 5_000_000),
+            s("skewed K", "6", Some("1"), now_ns - 5_000_000_000, now_ns - 4_990_000_000),
+        ],
+    ))
+    .await;
+
+    let json = |url: String| {
+        let c = c.clone();
+        async move { c.get(url).send().await.ok()?.json::<serde_json::Value>().await.ok() }
+    };
+    let mut big = serde_json::Value::Null;
+    support::eventually("both traces stored", Duration::from_secs(60), async || {
+        big = json(format!("{base}/api/v1/traces/{huge}")).await.unwrap_or_default();
+        let odd_ok = json(format!("{base}/api/v1/traces/{odd}")).await.is_some_and(|v| v["summary"]["span_count"] == 6);
+        odd_ok && big["summary"]["span_count"].is_number()
+    })
+    .await;
+    assert_eq!(big["summary"]["span_count"], 10_000, "capped at max_spans_per_trace");
+    assert_eq!(big["spans"].as_array().map(Vec::len), Some(10_000), "the stored trace is whole");
+    let dropped = big["dropped_spans"].as_u64().expect("dropped_spans");
+    assert!((1..=90_000).contains(&dropped), "the trace says spans were left out: {dropped}");
+    let page = c.get(format!("{base}/traces/{huge}")).send().await.expect("get");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").contains("8000 more spans not drawn"));
+    let page = c.get(format!("{base}/traces/{odd}")).send().await.expect("get").text().await.expect("html");
+    for name in ["root R", "cycle A", "cycle B", "self S", "orphan M", "skewed K"] {
+        assert_eq!(page.matches(&format!("<summary>{name}")).count(), 1, "{name} drawn once");
+    }
+    let _ = stop.send(());
+    task.await.expect("join").expect("agent");
 }

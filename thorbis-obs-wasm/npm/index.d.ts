@@ -11,7 +11,7 @@ export interface Budgets {
 
 /** An event as it is sent (a JSON object of the wire schema, version 1). */
 export interface SdkEvent {
-  type: "vital" | "action" | "business" | "journey" | "conversion" | "error" | "timing" | "resource" | "long_task";
+  type: "vital" | "action" | "business" | "journey" | "conversion" | "error" | "timing" | "resource" | "long_task" | "span";
   at: number;
   [field: string]: unknown;
 }
@@ -47,6 +47,27 @@ export interface InitOptions {
   beforeSend?: (event: SdkEvent) => SdkEvent | null | false | undefined;
   /** Flush interval in ms. Default 10000. */
   flushIntervalMs?: number;
+  /**
+   * Where `fetch` and `XMLHttpRequest` calls carry a W3C `traceparent` header (and become spans
+   * of a trace): always the page's own origin, plus URLs that start with one of these strings
+   * or match one of these RegExps, e.g. `["https://api.thorbis.com/"]`. Other origins never see
+   * the header. Default: the page's origin only.
+   */
+  tracePropagationTargets?: Array<string | RegExp>;
+  /** Trace fetch and XMLHttpRequest calls. Default true. */
+  tracing?: boolean;
+}
+
+/** A span of the page's own work, from `startSpan`. */
+export interface Span {
+  /** 32 hex digits; undefined before `init` or during server-side rendering. */
+  readonly traceId?: string;
+  /** 16 hex digits. */
+  readonly spanId?: string;
+  /** Adds an attribute (a string, finite number or boolean; keys like `work_order.id`; at most 32). */
+  setAttribute(key: string, value: string | number | boolean): Span;
+  /** Ends it and sends it; a second call does nothing. */
+  end(status?: "ok" | "error"): void;
 }
 
 /** Context of a business error; its fingerprint is [process, step, code]. */
@@ -87,6 +108,8 @@ export function trackConversion(conversionType: string, value: number, meta?: Pr
 export function trackBusinessError(error: unknown, context: BusinessErrorContext): void;
 export function captureException(error: unknown, context?: ErrorContext): void;
 export function addTiming(name: string, ms?: number): void;
+/** Starts a span (the spec's `startTransaction`): requests made until it ends are its children, errors thrown meanwhile point at its trace. */
+export function startSpan(name: string, op?: string): Span;
 export function setConsent(granted: boolean): void;
 export function flush(): void;
 export function ready(): Promise<boolean>;

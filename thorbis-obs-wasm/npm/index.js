@@ -92,6 +92,10 @@ function config(options) {
     budgets: [budgets.javascript, budgets.css, budgets.images, budgets.fonts].map(Number),
     flushMs: options.flushIntervalMs >= 100 ? options.flushIntervalMs : 10000,
     consent: options.consent !== "pending",
+    // Where traced requests may carry `traceparent`: the page's own origin, and URLs starting
+    // with one of these strings or matching one of these RegExps.
+    targets: Array.isArray(options.tracePropagationTargets) ? options.tracePropagationTargets : [],
+    tracing: flag("tracing"),
   };
 }
 
@@ -331,6 +335,7 @@ function capture(err, kind, context, fingerprint) {
   if (stack) ev.stack = cut(stack, 16000);
   if (fingerprint) ev.fingerprint = fingerprint;
   if (crumbs.length) ev.breadcrumbs = crumbs.slice();
+  if (active) ev.traceId = active.traceId;
   if (recent.size >= 50) recent.delete(recent.keys().next().value);
   recent.set(key, [now(), ev, 0]);
   emit(BUCKET_ERROR, "error", { ...ev });
@@ -478,6 +483,108 @@ function restored(perfTime) {
   );
 }
 
+// ---- Tracing ---------------------------------------------------------------------------------
+
+// W3C trace context: fetch and XMLHttpRequest calls to the page's origin (and to the
+// `tracePropagationTargets`) carry `traceparent`, sampled when the session is; each becomes a
+// span event (op `http.client`) that the collector hands to the trace store. `startSpan` times
+// the host app's own work; requests made while it runs are its children.
+
+// The span running now (the latest startSpan not ended), the page's own fetch, the flush a
+// traced request schedules.
+let active = null;
+let nativeFetch = null;
+let soon = 0;
+
+// `bytes` random bytes as lowercase hex, never all zeros (an invalid W3C id).
+function newId(bytes) {
+  let id = "";
+  for (const b of crypto.getRandomValues(new Uint8Array(bytes))) id += (b | 256).toString(16).slice(1);
+  return /[^0]/.test(id) ? id : newId(bytes);
+}
+
+// Names go out without control characters (the collector refuses a batch that has them).
+const clean = (text, max) => cut(String(text).replace(/[\0-\x1f\x7f-\x9f]/g, " "), max) || "span";
+
+// A span is its wire event in the making; `at` holds its start on the performance clock
+// until it ends.
+const openSpan = (name, op, parent) => ({ traceId: parent ? parent.traceId : newId(16), spanId: newId(8), parentSpanId: parent?.spanId, name: clean(name, 200), op: clean(op, 200), at: now(), attrs: {} });
+
+// Sends an ended span; a traced request's goes out within a second, so the trace store has
+// the browser's part before it decides the trace.
+function closeSpan(span, status, statusCode) {
+  const end = now();
+  whenReady(() => {
+    const at = Math.floor((origin ??= performance.timeOrigin) + span.at);
+    span.durationMs = Math.min(Math.max(origin + end - at, 0), 3.6e6);
+    span.at = at;
+    if (span.url) span.url = scrub(span.url);
+    span.status = status;
+    span.statusCode = statusCode;
+    emit(BUCKET_OTHER, "span", span);
+    soon ||= setTimeout(() => whenReady(() => ((soon = 0), flush())), 1000);
+  });
+}
+
+// Starts the span of a request to `url` when it may carry `traceparent`; returns
+// [span, the header's value].
+function outgoing(url, method) {
+  if (!session || !cfg.tracing) return;
+  const u = new URL(url, location.href);
+  const href = u.href;
+  // Not the collector's URL, nor wasm (the SDK's own half loads through fetch).
+  if (href.includes(cfg.base) || u.pathname.endsWith(".wasm") || !(u.origin === location.origin || cfg.targets.some((t) => (isString(t) ? href.startsWith(t) : t instanceof RegExp && t.test(href))))) return;
+  method = clean(method || "GET", 20).toUpperCase();
+  const span = openSpan(method + " " + u.pathname, "http.client", active);
+  span.method = method;
+  span.url = href;
+  return [span, "00-" + span.traceId + "-" + span.spanId + (session.sampled ? "-01" : "-00")];
+}
+
+// A traced request answered `code` (0: no answer).
+const answered = (traced, code) => closeSpan(traced[0], code > 0 && code < 500 ? "ok" : "error", code);
+
+function traceRequests() {
+  nativeFetch = window.fetch;
+  if (typeof nativeFetch === "function")
+    window.fetch = function (input, init) {
+      let traced;
+      run(() => {
+        const request = input instanceof Request && input;
+        if ((traced = outgoing(request ? request.url : input, init?.method || request?.method))) {
+          const headers = new Headers(init?.headers || request?.headers);
+          headers.set("traceparent", traced[1]);
+          init = { ...init, headers };
+        }
+      });
+      const answer = nativeFetch.call(this, input, init);
+      if (traced)
+        answer.then(
+          (response) => answered(traced, response.status),
+          () => answered(traced, 0),
+        );
+      return answer;
+    };
+  const proto = window.XMLHttpRequest?.prototype;
+  if (!proto) return;
+  const opened = new WeakMap();
+  const { open, send } = proto;
+  proto.open = function (method, url) {
+    opened.set(this, [url, method]);
+    return open.apply(this, arguments);
+  };
+  proto.send = function () {
+    run(() => {
+      const traced = opened.has(this) && outgoing(...opened.get(this));
+      if (traced) {
+        this.setRequestHeader("traceparent", traced[1]);
+        this.addEventListener("loadend", () => answered(traced, this.status));
+      }
+    });
+    return send.apply(this, arguments);
+  };
+}
+
 // ---- Transport -------------------------------------------------------------------------------
 
 // Events as objects (serialised at flush time, off the caller's path); batches waiting to go
@@ -494,7 +601,7 @@ function clear() {
 }
 
 const post = (body, keepalive) =>
-  fetch(cfg.url, { method: "POST", body, keepalive, headers: { "Content-Type": "text/plain;charset=UTF-8" } });
+  (nativeFetch || fetch)(cfg.url, { method: "POST", body, keepalive, headers: { "Content-Type": "text/plain;charset=UTF-8" } });
 
 function beacon(body) {
   try {
@@ -619,6 +726,7 @@ function start() {
       };
   }
   listen(window, "popstate", () => whenReady(route));
+  traceRequests();
   if (cfg.resources)
     observe("resource", (entry) => {
       const url = entry.name;
@@ -684,6 +792,29 @@ export const trackBusinessError = api((error, context) => {
   const part = (key) => (isString(context?.[key]) ? context[key] : "unknown");
   capture(error, "business", context, [part("process"), part("step"), part("code")]);
 });
+
+/** Starts a span of the page's own work (the spec's startTransaction); requests made until it ends are its children. */
+export function startSpan(name, op) {
+  const span = browser() && session && openSpan(name, op || "custom", active);
+  let done = !span;
+  if (span) active = span;
+  return {
+    traceId: span?.traceId,
+    spanId: span?.spanId,
+    setAttribute(key, value) {
+      const type = typeof value;
+      if (!done && /^[A-Za-z_][\w.]{0,199}$/.test(key) && Object.keys(span.attrs).length < 32 && (type == "boolean" || (type == "number" && isFinite(value)) || isString(value)))
+        span.attrs[key] = isString(value) ? cut(value, 2000) : value;
+      return this;
+    },
+    end(status) {
+      if (done) return;
+      done = true;
+      if (active === span) active = null;
+      closeSpan(span, status === "ok" || status === "error" ? status : undefined);
+    },
+  };
+}
 
 /** Grants (true) or withdraws (false) consent: nothing is sent before it is granted, and what was queued meanwhile goes then. */
 export const setConsent = api((granted) => {

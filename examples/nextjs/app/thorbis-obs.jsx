@@ -9,7 +9,9 @@ export function ThorbisObs() {
   useEffect(() => {
     init({
       endpoint: "/v1/rum",
-      service: "thorbis-nextjs-example",
+      // The browser app is a service of its own beside the Next.js server's
+      // ("thorbis-nextjs-example", instrumentation.js): a trace shows both.
+      service: "thorbis-web",
       env: process.env.NODE_ENV,
       sessionSampleRate: 100, // the spec samples 10% of sessions in production
       flushIntervalMs: 1000,

@@ -468,18 +468,26 @@ impl RumWindow {
                     let kind = self.capped("type", conversion_type);
                     self.count(&mut buf, "conversions", scope, &[("type", kind)], w, *value);
                 }
-                Event::Error { kind, message, stack, fingerprint, tags, count, .. } => {
+                Event::Error { kind, message, stack, fingerprint, tags, count, trace_id, .. } => {
                     done.errors += 1;
                     let n = u64::from((*count).clamp(1, MAX_ERROR_REPEATS));
                     self.count(&mut buf, "rum_errors", scope, &[("kind", kind)], n as f64, 0.0);
                     let fp = self.fingerprint(message, stack.as_deref(), fingerprint.as_deref());
+                    // The page's tags, then where to find the rest of the story: the session's
+                    // timeline and the trace the error broke.
                     let tags = || {
-                        tags.iter()
+                        let mut t: BTreeMap<String, String> = tags
+                            .iter()
                             .filter_map(|(k, v)| match v {
                                 PropValue::Text(s) => Some((k.clone(), s.clone())),
                                 _ => None,
                             })
-                            .collect()
+                            .collect();
+                        t.insert("session_id".into(), batch.session.id.clone());
+                        if let Some(id) = trace_id {
+                            t.insert("trace_id".into(), id.clone());
+                        }
+                        t
                     };
                     self.add_error(fp, scope, kind, message, stack.as_deref(), &route, tags, n, arrival);
                 }

@@ -306,8 +306,24 @@ impl AgentBuilder {
             Arc::new(crate::uptime::UptimeReports(checks.clone())),
             Arc::new(crate::synthetic::SyntheticReports(checks.clone())),
         ];
+        // The trace store, fed by the OTLP intake and by the collector (the browser's spans).
+        #[cfg(feature = "otlp")]
+        let traces = self.traces.map(|t| Arc::new(crate::traces::TraceService::new(hub.clone(), t)));
+        #[cfg(not(feature = "otlp"))]
+        let _ = self.traces;
         #[cfg(feature = "collector")]
-        let collector = self.collector.map(|c| Arc::new(crate::collector::Collector::new(c, hub.clone())));
+        let collector = self.collector.map(|c| {
+            let c = crate::collector::Collector::new(c, hub.clone());
+            #[cfg(feature = "otlp")]
+            let c = c.with_span_sink(traces.clone().map(|t| {
+                Arc::new(move |spans, links, at| t.add_browser(spans, links, at)) as crate::collector::SpanSink
+            }));
+            Arc::new(c)
+        });
+        #[cfg(feature = "otlp")]
+        if let Some(t) = &traces {
+            components.push(t.clone());
+        }
         #[cfg(feature = "otlp")]
         if let Some(o) = self.otlp {
             // Server errors join the browser's error groups (a value handed down: the intake
@@ -317,16 +333,12 @@ impl AgentBuilder {
                     as crate::otlp::ErrorSink
             });
             // Spans go to the trace store the same way.
-            let traces = self.traces.map(|t| Arc::new(crate::traces::TraceService::new(hub.clone(), t)));
             let trace_sink = traces.clone().map(|t| {
                 Arc::new(move |spans: Vec<thorbis_obs_core::traces::TraceSpan>, at| t.add(spans, at))
                     as crate::otlp::TraceSink
             });
             let intake = crate::otlp::OtlpIntake::new(hub.clone(), o).map_err(AgentError::Setup)?;
             components.push(Arc::new(intake.with_error_sink(sink).with_trace_sink(trace_sink)));
-            if let Some(t) = traces {
-                components.push(t);
-            }
         }
         #[cfg(not(feature = "otlp"))]
         if self.otlp.is_some() {

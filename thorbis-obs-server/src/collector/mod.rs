@@ -20,8 +20,14 @@
 //! `[collector]` is read whatever the features; without the `collector` feature the agent
 //! serves no `/v1/rum`.
 //!
+//! Spans the SDK sends (traced `fetch`/`XMLHttpRequest` calls and `startSpan`) go to the
+//! trace store through a [`SpanSink`] the agent hands down, with the trace ids browser errors
+//! point at; each accepted batch also becomes rows of its session's timeline
+//! (`GET /sessions/{id}`, `GET /api/v1/sessions/{id}`; see [`timeline`]).
+//!
 //! Files: `decode` (body to batch), `state` (windows, sessions, limits, the closing loop),
-//! `routes` (HTTP), `summary` (the rollup), `limit` (GCRA), `otlp` (export).
+//! `routes` (HTTP), `summary` (the rollup), `limit` (GCRA), `otlp` (export), `timeline`
+//! (session timelines).
 
 #[cfg(feature = "collector")]
 mod decode;
@@ -35,13 +41,15 @@ mod routes;
 mod state;
 #[cfg(feature = "collector")]
 pub mod summary;
+#[cfg(feature = "collector")]
+pub mod timeline;
 
 #[cfg(feature = "collector")]
 pub use decode::{Rejection, decode};
 #[cfg(feature = "collector")]
 pub use routes::CollectorService;
 #[cfg(feature = "collector")]
-pub use state::{Collector, MERGED_CACHED, MERGED_FRESH_MS, OUTCOMES, Stats, run_windows};
+pub use state::{Collector, MERGED_CACHED, MERGED_FRESH_MS, OUTCOMES, SpanSink, Stats, run_windows};
 
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -77,6 +85,11 @@ pub struct CollectorSection {
     pub trusted_proxies: Vec<String>,
     /// Replaced by `trusted_proxies`; refused with a hint when set.
     pub trust_forwarded_for: Option<bool>,
+    /// How long session timelines (`/sessions/{id}`) are kept. Default 72 h, as traces.
+    pub timeline_retention: HumanDuration,
+    /// Timeline events kept in all, at most (the oldest go first); 0: no timelines. Default
+    /// 1,000,000.
+    pub timeline_max_events: u64,
 }
 
 impl Default for CollectorSection {
@@ -92,6 +105,8 @@ impl Default for CollectorSection {
             otlp: None,
             trusted_proxies: Vec::new(),
             trust_forwarded_for: None,
+            timeline_retention: HumanDuration::from_secs(72 * 3600),
+            timeline_max_events: 1_000_000,
         }
     }
 }
@@ -142,6 +157,9 @@ pub fn problems(c: &CollectorSection) -> Vec<(String, String)> {
     let w = c.window.get().as_secs_f64();
     if !(1.0..=3600.0).contains(&w) {
         out.push(("collector.window".into(), "between 1s and 1h".into()));
+    }
+    if c.timeline_retention.get() < std::time::Duration::from_secs(60) {
+        out.push(("collector.timeline_retention".into(), "at least 1m".into()));
     }
     if c.session_idle.get() < std::time::Duration::from_secs(1) {
         out.push(("collector.session_idle".into(), "at least 1s".into()));

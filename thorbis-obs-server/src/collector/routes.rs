@@ -10,7 +10,7 @@ use crate::store::CheckKind;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -69,7 +69,7 @@ impl Component for CollectorService {
 
     async fn run(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
         if let Some(c) = &self.collector {
-            run_windows(c.clone(), stop).await;
+            tokio::join!(run_windows(c.clone(), stop.clone()), super::timeline::run_timeline(c.clone(), stop));
         }
     }
 }
@@ -79,6 +79,8 @@ fn routes(api: Arc<CollectorService>) -> Router {
         .route("/v1/rum", post(ingest).options(preflight))
         .route("/api/v1/rum/errors", get(rum_errors))
         .route("/api/v1/summary", get(summary))
+        .route("/api/v1/sessions/{session_id}", get(session_json))
+        .route("/sessions/{session_id}", get(session_page))
         .with_state(api)
 }
 
@@ -158,6 +160,8 @@ struct RangeQuery {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ErrorsQuery {
+    /// Only the groups whose sample points at this trace.
+    trace_id: Option<String>,
     range: Option<HumanDuration>,
     limit: Option<usize>,
     offset: Option<usize>,
@@ -215,7 +219,7 @@ async fn summary(State(api): State<Arc<CollectorService>>, q: Result<Query<Range
     axum::Json(s).into_response()
 }
 
-/// `GET /api/v1/rum/errors?range=1h&limit=50&offset=0`: browser errors grouped by fingerprint
+/// `GET /api/v1/rum/errors?range=1h&limit=50&offset=0[&trace_id=...]`: browser and server errors grouped by fingerprint
 /// (count, first and last seen, a sample stack, business context), most frequent first, a page
 /// of at most 200 at a time (`total` says how many there are, `next_offset` where the next page
 /// starts), from the collector's windows in memory (the last hour).
@@ -238,11 +242,45 @@ async fn rum_errors(
         Err(r) => return *r,
     };
     let since = api.checks.hub.now().minus(range.get());
-    match api::blocking(move || c.errors_page(since, offset, limit)).await {
+    let trace = q.trace_id;
+    match api::blocking(move || c.errors_page(since, offset, limit, trace.as_deref())).await {
         Ok((total, errors)) => {
             let next = (offset + errors.len() < total).then_some(offset + errors.len());
             axum::Json(json!({ "errors": errors, "total": total, "next_offset": next })).into_response()
         }
+        Err(r) => r,
+    }
+}
+
+/// Timeline events shown at most.
+const MAX_TIMELINE: usize = 2_000;
+
+/// A session's timeline from the store; 400 for an id the SDK could not have sent.
+async fn timeline(api: &CollectorService, id: &str) -> Result<Vec<crate::store::SessionEvent>, Response> {
+    let ok =
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(api::error(StatusCode::BAD_REQUEST, "a session id is 1 to 64 characters of A-Z, a-z, 0-9, _ or -"));
+    }
+    let _pass = api.gate.enter().map_err(|r| *r)?;
+    api.checks.hub.store().session_events(id, MAX_TIMELINE).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot read a session timeline");
+        api::error(StatusCode::SERVICE_UNAVAILABLE, "the store cannot be read now")
+    })
+}
+
+/// `GET /api/v1/sessions/{session_id}`: the session's timeline, oldest first (at most 2,000).
+async fn session_json(State(api): State<Arc<CollectorService>>, Path(id): Path<String>) -> Response {
+    match timeline(&api, &id).await {
+        Ok(events) => axum::Json(json!({ "session_id": id, "events": events })).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `GET /sessions/{session_id}`: the timeline as a page.
+async fn session_page(State(api): State<Arc<CollectorService>>, Path(id): Path<String>) -> Response {
+    match timeline(&api, &id).await {
+        Ok(events) => api::html(super::timeline::page(&id, &events)),
         Err(r) => r,
     }
 }

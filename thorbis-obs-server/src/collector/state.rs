@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use thorbis_obs_core::rum::{Device, ErrorGroup, RumWindow, SessionTracker};
 use thorbis_obs_core::time::Timestamp;
+use thorbis_obs_core::traces::{TraceId, TraceSpan, browser_span, parse_hex};
+use thorbis_obs_core::wire::{Batch, Event};
 
 /// The window length in milliseconds (at least 1).
 fn window_ms(cfg: &CollectorSection) -> i64 {
@@ -70,6 +72,11 @@ struct Open {
     caps_since: Timestamp,
 }
 
+/// Where the browser's spans go (the trace store): the spans of sampled sessions, and the
+/// trace ids that browser errors point at (to be kept), at the arrival time. A value the agent
+/// hands down: the collector does not know the trace store.
+pub type SpanSink = Arc<dyn Fn(Vec<TraceSpan>, Vec<TraceId>, Timestamp) + Send + Sync>;
+
 /// The collector's state: the open window, the limits, recent closed windows.
 pub struct Collector {
     cfg: CollectorSection,
@@ -89,6 +96,10 @@ pub struct Collector {
     #[cfg(feature = "otlp")]
     otlp: Option<std::sync::Arc<super::otlp::Otlp>>,
     hub: Arc<Hub>,
+    /// Timeline rows waiting for the store.
+    pub(super) timeline: super::timeline::Pending,
+    /// The trace store's intake, when traces are kept.
+    spans: Option<SpanSink>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -135,7 +146,25 @@ impl Collector {
             ),
             cfg,
             hub,
+            timeline: super::timeline::Pending::default(),
+            spans: None,
         }
+    }
+
+    /// Sends the browser's spans (and the traces its errors point at) to `sink`.
+    pub fn with_span_sink(mut self, sink: Option<SpanSink>) -> Self {
+        self.spans = sink;
+        self
+    }
+
+    /// The config it runs with.
+    pub(super) fn config(&self) -> &CollectorSection {
+        &self.cfg
+    }
+
+    /// The hub it feeds.
+    pub(super) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     /// The aggregation window.
@@ -299,16 +328,27 @@ impl Collector {
 
     /// Error groups of the windows since `since` (the open one included), most frequent first:
     /// `limit` of them from `offset`, with how many there are in all.
-    pub fn errors_page(&self, since: Timestamp, offset: usize, limit: usize) -> (usize, Vec<ErrorGroup>) {
+    /// With `trace`, only the groups whose sample points at that trace.
+    pub fn errors_page(
+        &self,
+        since: Timestamp,
+        offset: usize,
+        limit: usize,
+        trace: Option<&str>,
+    ) -> (usize, Vec<ErrorGroup>) {
         let merged = self.merged_since(since);
-        let mut groups: Vec<&ErrorGroup> = merged.errors.values().collect();
+        let mut groups: Vec<&ErrorGroup> = merged
+            .errors
+            .values()
+            .filter(|g| trace.is_none_or(|t| g.tags.get("trace_id").is_some_and(|id| id.eq_ignore_ascii_case(t))))
+            .collect();
         groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.fingerprint.cmp(&b.fingerprint)));
         (groups.len(), groups.into_iter().skip(offset).take(limit).cloned().collect())
     }
 
     /// The `limit` most frequent error groups since `since`.
     pub fn errors_since(&self, since: Timestamp, limit: usize) -> Vec<ErrorGroup> {
-        self.errors_page(since, 0, limit).1
+        self.errors_page(since, 0, limit, None).1
     }
 
     /// Admits a request before its body is read: origin, client token, rate limits, content
@@ -388,6 +428,15 @@ impl Collector {
             open.window.ingest(&batch, device, now)
         };
         self.stats.events.fetch_add(done.events as u64, Ordering::Relaxed);
+        if self.cfg.timeline_max_events > 0 {
+            self.timeline.push(super::timeline::rows_of(&batch));
+        }
+        if let Some(sink) = &self.spans {
+            let (spans, links) = browser_traces(&batch);
+            if !spans.is_empty() || !links.is_empty() {
+                sink(spans, links, now);
+            }
+        }
         Ok(done.events)
     }
 
@@ -409,6 +458,25 @@ impl Collector {
         }
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
+}
+
+/// The spans of a batch from a sampled session (an unsampled one sends none, and its spans
+/// are not recorded if it does), and the traces its errors point at.
+fn browser_traces(batch: &Batch) -> (Vec<TraceSpan>, Vec<TraceId>) {
+    let spans = if batch.session.sampled {
+        batch.events.iter().filter_map(|e| browser_span(batch, e)).collect()
+    } else {
+        Vec::new()
+    };
+    let links = batch
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { trace_id: Some(t), .. } => parse_hex(t),
+            _ => None,
+        })
+        .collect();
+    (spans, links)
 }
 
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
@@ -434,6 +502,13 @@ pub async fn run_windows(collector: Arc<Collector>, mut stop: tokio::sync::watch
         let mut closed = collector.close_window(now);
         // The collector's own totals, so refusals show in /metrics and can be alerted on.
         let mut samples = collector.stats.samples(now);
+        let dropped = collector.timeline.dropped.load(Ordering::Relaxed) as f64;
+        samples.push(thorbis_obs_core::Sample::new(
+            "thorbis_collector_timeline_dropped_total",
+            Default::default(),
+            dropped,
+            now,
+        ));
         collector.keep(&closed).await;
         if hub.store().is_shared() {
             // Agents behind a load balancer: every agent merges every agent's window, so each

@@ -195,8 +195,15 @@ fn table(w: &WidgetConfig, d: &WidgetData) -> String {
         for (name, c) in d.columns.iter().zip(r) {
             // A trace id (the errors table's `trace` column) opens the trace's waterfall.
             let is_trace = name == "trace" && c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit());
+            // A session id (its `session` column) opens the session's timeline.
+            let is_session = name == "session"
+                && (1..=64).contains(&c.len())
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if is_trace {
                 let _ = write!(s, "<td><a href=\"/traces/{0}\">{1}&hellip;</a></td>", esc(c), esc(&c[..8]));
+            } else if is_session {
+                let short: String = c.chars().take(8).collect();
+                let _ = write!(s, "<td><a href=\"/sessions/{0}\">{1}&hellip;</a></td>", esc(c), esc(&short));
             } else {
                 let _ = write!(s, "<td>{}</td>", esc(c));
             }

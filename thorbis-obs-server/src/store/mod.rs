@@ -14,10 +14,12 @@ pub mod postgres;
 pub mod sqlite;
 
 mod checks;
+mod sessions;
 mod traces;
 
 use async_trait::async_trait;
 pub use checks::{CheckKind, CheckRecord, latest_per_location};
+pub use sessions::SessionEvent;
 use thorbis_obs_core::engine::{EngineSnapshot, Notification};
 use thorbis_obs_core::time::Timestamp;
 pub use traces::{TraceQuery, TraceRow, TraceSummary};
@@ -260,6 +262,16 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the traces that started before `before`, then the oldest ones beyond
     /// `max_bytes` of stored spans in all; returns how many.
     async fn prune_traces(&self, before: Timestamp, max_bytes: u64) -> Result<u64, StoreError>;
+
+    /// Keeps events of session timelines.
+    async fn record_session_events(&self, events: &[SessionEvent]) -> Result<(), StoreError>;
+
+    /// A session's events in time order, the first `limit` of them.
+    async fn session_events(&self, session_id: &str, limit: usize) -> Result<Vec<SessionEvent>, StoreError>;
+
+    /// Deletes the timeline chunks that ended before `before`, then the oldest chunks beyond
+    /// `max_events` events in all; returns how many chunks.
+    async fn prune_session_events(&self, before: Timestamp, max_events: u64) -> Result<u64, StoreError>;
 
     /// True when several agents share this store, so their check locations count together.
     fn is_shared(&self) -> bool {

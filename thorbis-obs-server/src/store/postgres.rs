@@ -17,11 +17,12 @@
 //! Connections are plain TCP (`NoTls`): use it on loopback or a private network; TLS is not
 //! wired in yet.
 
+use super::sessions;
 use super::sqlite::MIGRATIONS;
 use super::traces::{Param, TRACE_COLUMNS, evict_sql, list_sql, upsert_sql};
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
 use super::{CHECK_COLUMNS, check_from_parts, check_row_values};
-use super::{CheckKind, CheckRecord, TraceQuery, TraceRow, TraceSummary};
+use super::{CheckKind, CheckRecord, SessionEvent, TraceQuery, TraceRow, TraceSummary};
 use crate::secret::redact_url;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -466,6 +467,34 @@ impl Store for PostgresStore {
         client!(self, c);
         let old = c.execute("DELETE FROM traces WHERE start_ms < $1", &[&before.as_millis()]).await.map_err(backend)?;
         let over = c.execute(&evict_sql(|n| format!("${n}")), &[&max]).await.map_err(backend)?;
+        Ok(old + over)
+    }
+
+    async fn record_session_events(&self, events: &[SessionEvent]) -> Result<(), StoreError> {
+        let chunks = sessions::chunks(events)?;
+        client!(self, c);
+        let tx = c.transaction().await.map_err(backend)?;
+        let st = tx.prepare(&sessions::insert_sql(|n| format!("${n}"))).await.map_err(backend)?;
+        for (session, first, last, n, json) in &chunks {
+            tx.execute(&st, &[session, first, last, n, json]).await.map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn session_events(&self, session_id: &str, limit: usize) -> Result<Vec<SessionEvent>, StoreError> {
+        let chunks = i64::try_from(limit).unwrap_or(i64::MAX);
+        client!(self, c);
+        let rows =
+            c.query(&sessions::timeline_sql(|n| format!("${n}")), &[&session_id, &chunks]).await.map_err(backend)?;
+        sessions::flatten(rows.iter().map(|r| r.get::<_, String>(0)), limit)
+    }
+
+    async fn prune_session_events(&self, before: Timestamp, max_events: u64) -> Result<u64, StoreError> {
+        let max = i64::try_from(max_events).unwrap_or(i64::MAX);
+        client!(self, c);
+        let old =
+            c.execute("DELETE FROM session_events WHERE end_ms < $1", &[&before.as_millis()]).await.map_err(backend)?;
+        let over = c.execute(&sessions::evict_sql(|n| format!("${n}")), &[&max]).await.map_err(backend)?;
         Ok(old + over)
     }
 

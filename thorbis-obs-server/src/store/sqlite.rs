@@ -1,10 +1,11 @@
 //! The SQLite store: one file, WAL mode, `synchronous = FULL` so a committed evaluation
 //! survives a crash of the process or the machine.
 
+use super::sessions;
 use super::traces::{Param, TRACE_COLUMNS, evict_sql, list_sql, upsert_sql};
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
 use super::{CHECK_COLUMNS, CheckRow, check_from_parts, check_row_values};
-use super::{CheckKind, CheckRecord, TraceQuery, TraceRow, TraceSummary};
+use super::{CheckKind, CheckRecord, SessionEvent, TraceQuery, TraceRow, TraceSummary};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -88,6 +89,16 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX traces_start ON traces (start_ms);
     CREATE INDEX traces_route ON traces (service, route, start_ms);
     CREATE INDEX traces_error ON traces (error, start_ms)",
+    // Session timelines: a row per session per write, its events as a JSON array.
+    "CREATE TABLE session_events (
+        session_id TEXT NOT NULL,
+        start_ms BIGINT NOT NULL,
+        end_ms BIGINT NOT NULL,
+        events BIGINT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX session_events_session ON session_events (session_id, start_ms);
+    CREATE INDEX session_events_end ON session_events (end_ms)",
 ];
 
 /// The SQLite-backed [`Store`].
@@ -482,6 +493,46 @@ impl Store for SqliteStore {
             let old =
                 c.execute("DELETE FROM traces WHERE start_ms < ?1", params![before.as_millis()]).map_err(backend)?;
             let over = c.execute(&evict_sql(|n| format!("?{n}")), params![max]).map_err(backend)?;
+            Ok((old + over) as u64)
+        })
+        .await
+    }
+
+    async fn record_session_events(&self, events: &[SessionEvent]) -> Result<(), StoreError> {
+        let chunks = sessions::chunks(events)?;
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            {
+                let mut st = tx.prepare(&sessions::insert_sql(|n| format!("?{n}"))).map_err(backend)?;
+                for (session, first, last, n, json) in &chunks {
+                    st.execute(params![session, first, last, n, json]).map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn session_events(&self, session_id: &str, limit: usize) -> Result<Vec<SessionEvent>, StoreError> {
+        let id = session_id.to_string();
+        let chunks = i64::try_from(limit).unwrap_or(i64::MAX);
+        let arrays = self
+            .with(move |c| {
+                let mut st = c.prepare(&sessions::timeline_sql(|n| format!("?{n}"))).map_err(backend)?;
+                let rows = st.query_map(params![id, chunks], |r| r.get::<_, String>(0)).map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            })
+            .await?;
+        sessions::flatten(arrays, limit)
+    }
+
+    async fn prune_session_events(&self, before: Timestamp, max_events: u64) -> Result<u64, StoreError> {
+        let max = i64::try_from(max_events).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            let old = c
+                .execute("DELETE FROM session_events WHERE end_ms < ?1", params![before.as_millis()])
+                .map_err(backend)?;
+            let over = c.execute(&sessions::evict_sql(|n| format!("?{n}")), params![max]).map_err(backend)?;
             Ok((old + over) as u64)
         })
         .await

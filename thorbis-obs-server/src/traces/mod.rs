@@ -7,9 +7,10 @@
 //! list with a duration histogram, the waterfall; see `pages`).
 //!
 //! The intake does not know this component: the agent hands it a sink that feeds the buffer
-//! (`otlp::TraceSink`), as it hands the collector's error groups down.
+//! (`otlp::TraceSink`), as it hands the collector's error groups down; the collector gets one
+//! too (`collector::SpanSink`) for the browser SDK's spans and the traces its errors point at.
 //!
-//! `[traces]` is read whatever the features; without `otlp` nothing arrives.
+//! `[traces]` is read whatever the features; without `otlp` there is no trace store.
 
 #[cfg(feature = "otlp")]
 mod pages;
@@ -46,6 +47,10 @@ pub struct TracesSection {
     pub probability: f64,
     /// The window of the slowest-per-route policy. Default 60 s.
     pub window: HumanDuration,
+    /// Keep every trace a sampled browser session's request started (the `linked` policy;
+    /// the session sample rate, `sessionSampleRate` in the SDK, is then the share kept).
+    /// Traces a browser error points at are kept either way. Default true.
+    pub keep_session_traces: bool,
     /// Stored traces are deleted this long after they started. Default 72 h.
     pub retention: HumanDuration,
     /// Stored spans (compressed) in all, at most; the oldest traces go first. Default 1 GiB.
@@ -64,6 +69,7 @@ impl Default for TracesSection {
             slowest_per_route: 5,
             probability: 0.01,
             window: HumanDuration::from_secs(60),
+            keep_session_traces: true,
             retention: HumanDuration::from_secs(72 * 3600),
             max_store_bytes: 1 << 30,
         }

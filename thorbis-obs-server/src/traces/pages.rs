@@ -5,7 +5,7 @@
 //! script, every outside text escaped. A trace with more than [`MAX_ROWS`] spans draws the first
 //! ones in tree order and says how many it left out.
 
-use crate::api::escape_html as esc;
+use crate::api::{escape_html as esc, plain_page as page};
 use crate::store::TraceSummary;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -13,11 +13,6 @@ use thorbis_obs_core::traces::{AssembledTrace, SpanId, TraceSpan, hex};
 
 /// Spans drawn at most; the rest are counted.
 pub(super) const MAX_ROWS: usize = 2_000;
-
-const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1b1b1b}\
-a{color:#0b57d0}table{border-collapse:collapse}td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}\
-.err{color:#b3261e;font-weight:600}form{margin:1rem 0}label{margin-right:1rem}details{margin:.2rem 0}\
-summary{cursor:pointer}code{font-size:12px}";
 
 /// Colours for services (contrast >= 3:1 against white for the bars), errors in red.
 const PALETTE: [&str; 8] = ["#1a73e8", "#188038", "#8430ce", "#e8710a", "#007b83", "#a142f4", "#5f6368", "#b06000"];
@@ -27,14 +22,6 @@ fn colour(service: &str) -> &'static str {
     let mut h = thorbis_obs_core::domain::hash::Fnv64::new();
     h.write(service.as_bytes());
     PALETTE[(h.finish() % PALETTE.len() as u64) as usize]
-}
-
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} - thorbis-obs</title>\
-         <style>{STYLE}</style></head><body>{body}</body></html>",
-        esc(title)
-    )
 }
 
 fn ms(v: f64) -> String {
@@ -192,10 +179,35 @@ pub(super) fn trace_page(summary: &TraceSummary, t: &AssembledTrace) -> String {
         String::new()
     };
     let id = esc(&summary.trace_id);
+    // Where it came from: the browser sessions and views of its browser spans.
+    let mut sessions: Vec<(String, String)> = Vec::new();
+    for s in spans {
+        let attr = |k: &str| s.attributes.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+        if let Some(session) = attr("session.id") {
+            let view = attr("thorbis.view.route").unwrap_or_default();
+            if !sessions.iter().any(|(a, b)| *a == session && *b == view) && sessions.len() < 10 {
+                sessions.push((session, view));
+            }
+        }
+    }
+    let mut links = String::new();
+    for (session, view) in &sessions {
+        let _ = write!(
+            links,
+            " &middot; browser session <a href=\"/sessions/{0}\">{0}</a> on {1}",
+            esc(session),
+            esc(view)
+        );
+    }
+    let errors = if summary.error || spans.iter().any(|s| s.events.iter().any(|e| e.name == "exception")) {
+        format!(" &middot; <a href=\"/api/v1/rum/errors?trace_id={id}\">its error groups</a>")
+    } else {
+        String::new()
+    };
     let body = format!(
         "<p><a href=\"/traces\">Traces</a></p><h1>Trace <code>{id}</code></h1>\
          <p>{root} &middot; {dur} &middot; {n} spans &middot; services {services} &middot; kept: {policy}{err} \
-         &middot; <a href=\"/api/v1/traces/{id}?format=otlp\">OTLP JSON</a></p>\
+         &middot; <a href=\"/api/v1/traces/{id}?format=otlp\">OTLP JSON</a>{errors}{links}</p>\
          <p>Bars are coloured by service; red is an error; outlined bars are the critical path.</p>\
          <figure>{svg}</figure>{more}<h2>Spans</h2>{details}",
         root = esc(&format!("{} {}", summary.service, summary.route)),

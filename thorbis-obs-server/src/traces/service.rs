@@ -144,7 +144,9 @@ impl TraceService {
             let late_room = st.late_spans < self.cfg.max_buffer_spans;
             match st.buffer.add(s, now) {
                 Added::Buffered => {}
-                Added::Late(Some(_), s) if late_room => {
+                Added::Late(Some(_), s)
+                    if late_room && st.late.get(&id).is_none_or(|v| v.len() < self.cfg.max_spans_per_trace) =>
+                {
                     st.late_spans += 1;
                     st.late.entry(id).or_default().push(*s);
                 }
@@ -161,9 +163,32 @@ impl TraceService {
         }
     }
 
+    /// Takes the browser's spans (sampled sessions') and the traces browser errors point at:
+    /// those traces are kept, and with `keep_session_traces` so are the traces the sessions'
+    /// requests started.
+    pub fn add_browser(&self, spans: Vec<TraceSpan>, error_traces: Vec<[u8; 16]>, now: Timestamp) {
+        {
+            let mut st = self.lock();
+            for id in error_traces {
+                st.sampler.link(id);
+            }
+            if self.cfg.keep_session_traces {
+                for s in &spans {
+                    st.sampler.link(s.trace_id);
+                }
+            }
+        }
+        self.add(spans, now);
+    }
+
     /// Spans waiting for their trace's decision now.
     pub fn held(&self) -> usize {
         self.lock().buffer.spans()
+    }
+
+    /// Bytes of the spans waiting (allocations counted, as `max_buffer_bytes` bounds them).
+    pub fn held_bytes(&self) -> usize {
+        self.lock().buffer.bytes()
     }
 
     /// Keeps `trace_id` when it is decided (a browser error or session points at it).
@@ -230,6 +255,12 @@ impl TraceService {
         }
         let mut rows = Vec::new();
         for (mut t, policy) in parts.into_values() {
+            // The parts of one round together hold no span twice and no more than the cap.
+            let mut seen = std::collections::HashSet::with_capacity(t.spans.len());
+            t.spans.retain(|s| seen.insert(s.span_id));
+            let over = t.spans.len().saturating_sub(self.cfg.max_spans_per_trace);
+            t.spans.truncate(self.cfg.max_spans_per_trace);
+            t.dropped_spans += over as u64;
             let id = hex(&t.trace_id);
             let mut policy = policy.map(|p| p.as_str().to_string());
             if let Ok(Some(old)) = self.hub.store().trace(&id).await {
@@ -260,8 +291,10 @@ impl TraceService {
         }
     }
 
-    /// One round: decide, store, and hand the window's counts to the engine.
-    async fn tick(&self, now: Timestamp) {
+    /// One round at `now`: decide what is due, store what is kept, hand the counts to the
+    /// engine. The run loop calls it every second; public for hosts and benchmarks that drive
+    /// their own clock.
+    pub async fn round(&self, now: Timestamp) {
         let (kept, late, samples) = self.decide(now);
         self.store(kept, late).await;
         for s in &samples {
@@ -562,7 +595,7 @@ impl Component for TraceService {
                 _ = stop.changed() => break,
             }
             let now = self.hub.now();
-            self.tick(now).await;
+            self.round(now).await;
             if last_prune.is_none_or(|t| now.since(t) >= Duration::from_secs(60)) {
                 last_prune = Some(now);
                 let before = now.minus(self.cfg.retention.get());
