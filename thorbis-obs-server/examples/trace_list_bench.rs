@@ -77,6 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     // The same rows in PostgreSQL, when a server is given (its `traces` table is emptied).
+    #[cfg(feature = "postgres")]
     if let Ok(url) = std::env::var("THORBIS_TEST_PG_URL") {
         let pg = thorbis_obs_server::store::postgres::PostgresStore::connect(&url).await?;
         pg.prune_traces(Timestamp(i64::MAX), 0).await?;

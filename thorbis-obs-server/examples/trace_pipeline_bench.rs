@@ -191,6 +191,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("sqlite-default") => {
             run("SQLite, default buffer (32 MiB)", sqlite("b.db")?, TracesSection::default()).await?
         }
+        #[cfg(feature = "postgres")]
         Some("postgres-sized") => {
             let url = std::env::var("THORBIS_TEST_PG_URL")?;
             let pg = thorbis_obs_server::store::postgres::PostgresStore::connect(&url).await?;
@@ -207,7 +208,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 BATCH
             );
             let mut runs = vec!["sqlite-sized", "sqlite-default"];
-            if std::env::var("THORBIS_TEST_PG_URL").is_ok() {
+            if cfg!(feature = "postgres") && std::env::var("THORBIS_TEST_PG_URL").is_ok() {
                 runs.push("postgres-sized");
             }
             for r in runs {
