@@ -25,7 +25,7 @@ LAYERS = {
         ("store", ["store"]),
         ("hub", ["hub"]),
         ("check pipeline", ["checks"]),
-        ("components", ["channels", "sources", "uptime", "synthetic", "collector", "dashboards", "otlp", "traces"]),
+        ("components", ["channels", "sources", "uptime", "synthetic", "collector", "dashboards", "otlp", "traces", "host"]),
         ("config", ["config"]),
         ("agent", ["agent"]),
         ("cli", ["cli"]),

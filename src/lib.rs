@@ -11,3 +11,6 @@
 pub use thorbis_obs_core as core;
 #[cfg(feature = "server")]
 pub use thorbis_obs_server as server;
+/// Instrumentation for Rust host apps: `thorbis_obs::host::RequestMetrics` (feature `host`).
+#[cfg(feature = "host")]
+pub use thorbis_obs_server::host;

@@ -53,6 +53,8 @@ pub mod hub;
 pub mod channels;
 pub mod collector;
 pub mod dashboards;
+#[cfg(feature = "host")]
+pub mod host;
 pub mod otlp;
 pub mod sources;
 pub mod synthetic;

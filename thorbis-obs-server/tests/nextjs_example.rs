@@ -21,7 +21,6 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::web::{Reply, WebServer};
 use thorbis_obs_server::synthetic::webdriver::SyntheticRunner;
 use thorbis_obs_server::synthetic::{SyntheticSection, WorkflowFile};
 
@@ -282,15 +281,7 @@ impl RunningAgent {
 /// channel to a local receiver), on a loopback port: the agent, its base URL and the webhook
 /// bodies received.
 async fn start_agent() -> (RunningAgent, String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let notes: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let got = notes.clone();
-    let hook = WebServer::start(move |r| {
-        if let Ok(v) = serde_json::from_slice(&r.body) {
-            got.lock().expect("lock").push(v);
-        }
-        Reply::json(200, "{}")
-    })
-    .await;
+    let (hook, notes) = support::web::json_sink().await;
     let dir = tempfile::tempdir().expect("tmp");
     let port = support::agent::free_port();
     std::fs::write(

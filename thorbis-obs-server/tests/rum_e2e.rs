@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use support::chrome::{chromium, section};
 use support::rum::{RumAgent, metric};
@@ -45,15 +45,7 @@ setTimeout(() => {{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_page_in_chromium_pages_through_the_agent_and_shows_on_the_dashboard() {
     // The webhook receiver.
-    let hooks: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let got = hooks.clone();
-    let receiver = WebServer::start(move |r| {
-        if let Ok(v) = serde_json::from_slice(&r.body) {
-            got.lock().expect("lock").push(v);
-        }
-        Reply::new(200, "")
-    })
-    .await;
+    let (receiver, hooks) = support::web::json_sink().await;
     let hook =
         WebhookChannel::new("hook", Secret::new(receiver.url("/hook")), None, Duration::from_secs(5)).expect("hook");
     let agent = RumAgent::start_with("window = \"1s\"", Some(Arc::new(hook)), None).await;

@@ -41,6 +41,12 @@ pub fn monitors_from_config(c: &AgentConfig) -> Result<(Monitors, Vec<Maintenanc
 
 /// Builds the agent a config describes.
 pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> {
+    builder_from_config(cfg).await?.build()
+}
+
+/// The builder of the agent a config describes, for a host app that adds its own parts (its
+/// `host::RequestMetrics` as a source, say) before `build()`.
+pub async fn builder_from_config(cfg: &LoadedConfig) -> Result<super::AgentBuilder, AgentError> {
     let c = &cfg.config;
     let (monitors, check_windows) = monitors_from_config(c).map_err(AgentError::Setup)?;
     let mut windows = c.maintenance_windows.clone();
@@ -88,5 +94,5 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
             })
             .max_sample_skew(c.http.max_sample_skew.get());
     }
-    b.build()
+    Ok(b)
 }

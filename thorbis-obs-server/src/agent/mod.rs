@@ -40,7 +40,7 @@ mod unstored;
 
 pub use crate::clock::{Clock, TokioClock, system_now};
 pub use builder::AgentBuilder;
-pub use from_config::{agent_from_config, monitors_from_config, store_from_config};
+pub use from_config::{agent_from_config, builder_from_config, monitors_from_config, store_from_config};
 pub use serve::HttpLimits;
 
 use crate::checks::Monitors;

@@ -1,7 +1,8 @@
 //! Runs each metric source on its interval: a random phase so sources do not all fire at
 //! once, never two overlapping runs of one source (the next run waits for the previous), a
 //! per-run timeout, and the source's own health recorded as samples
-//! (`thorbis_source_up`, `thorbis_source_duration_seconds`) that rules can alert on.
+//! (`thorbis_source_up`, `thorbis_source_duration_seconds`, `thorbis_source_samples_rejected`:
+//! the samples of that collection the engine refused) that rules can alert on.
 
 use super::Shared;
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub(crate) async fn run_source(shared: Arc<Shared>, source: Arc<dyn MetricSource
         let at = shared.hub.now();
         let _ = shared.hub.ingest(&Sample::new("thorbis_source_up", labels.clone(), if up { 1.0 } else { 0.0 }, at));
         let _ = shared.hub.ingest(&Sample::new("thorbis_source_duration_seconds", labels.clone(), took, at));
+        let _ = shared.hub.ingest(&Sample::new("thorbis_source_samples_rejected", labels.clone(), rejected as f64, at));
         match &error {
             Some(e) => tracing::warn!(source = %name, error = %e, "source failed"),
             None => tracing::debug!(source = %name, samples = n, seconds = took, "source collected"),

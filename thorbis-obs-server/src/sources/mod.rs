@@ -137,7 +137,10 @@ pub fn producers(sources: &[SourceConfig]) -> Vec<thorbis_obs_core::rules::cover
         }
     }
     if !sources.is_empty() {
-        out.push(Producer::new("scheduler (every source)", ["thorbis_source_up", "thorbis_source_duration_seconds"]));
+        out.push(Producer::new(
+            "scheduler (every source)",
+            ["thorbis_source_up", "thorbis_source_duration_seconds", "thorbis_source_samples_rejected"],
+        ));
     }
     out
 }

@@ -157,3 +157,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, peer: SocketAddr, ha
     let _ = s.write_all(&bytes).await;
     let _ = s.shutdown().await;
 }
+
+/// A webhook receiver on loopback that keeps every JSON body it is sent (answering 200 `{}`).
+pub async fn json_sink() -> (WebServer, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let got = bodies.clone();
+    let server = WebServer::start(move |r| {
+        if let Ok(v) = serde_json::from_slice(&r.body) {
+            got.lock().expect("lock").push(v);
+        }
+        Reply::json(200, "{}")
+    })
+    .await;
+    (server, bodies)
+}
