@@ -29,7 +29,8 @@
 //! 4. Components, each a folder that owns its config type (always compiled), its checks
 //!    (`problems()`), its implementation (behind its feature) and its routes: [`channels`],
 //!    [`sources`], [`uptime`], [`synthetic`], [`collector`], [`dashboards`], [`otlp`], [`traces`]. A component never
-//!    imports another component, the config or the agent.
+//!    imports another component, the config or the agent. `host` (feature `host`), the layer a
+//!    Rust host app adds to its router, sits at this level and imports none of them.
 //! 5. [`config`]: aggregates the sections and checks what crosses them.
 //! 6. [`agent`]: the composition root that builds components from config, merges their
 //!    routes and runs the loops.
