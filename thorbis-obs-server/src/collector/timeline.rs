@@ -18,11 +18,7 @@ const MAX_TEXT: usize = 300;
 
 /// `s` cut to at most [`MAX_TEXT`] bytes on a character boundary.
 fn cut(s: &str) -> String {
-    let mut end = s.len().min(MAX_TEXT);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    thorbis_obs_core::domain::errors::truncate(s, MAX_TEXT).to_string()
 }
 
 /// A vital's value as people read it: CLS unitless, the rest in ms.
