@@ -9,6 +9,11 @@ use thorbis_obs_core::engine::{AlertView, RuleEngine};
 use thorbis_obs_core::metrics::{Sample, SampleError};
 use thorbis_obs_core::time::Timestamp;
 
+/// Where a component hands the errors servers report (the OTLP intake's log records, a host
+/// app's `tracing` errors): the agent passes the collector's error groups down as this, so
+/// neither knows the collector.
+pub type ErrorSink = Arc<dyn Fn(&[thorbis_obs_core::rum::ServerError], Timestamp) + Send + Sync>;
+
 /// The engine, the store and the clock that components share.
 pub struct Hub {
     engine: Mutex<RuleEngine>,

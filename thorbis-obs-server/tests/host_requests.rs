@@ -65,17 +65,13 @@ async fn an_axum_service_reports_its_requests_and_pages_for_its_slow_and_failing
     )
     .expect("rules");
     let agent_port = support::agent::free_port();
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[agent]\ndata_dir = \"{}\"\nevaluation_interval = \"500ms\"\n[http]\nlisten = \"127.0.0.1:{agent_port}\"\n\
-             [rules]\nfiles = [\"rules.yaml\"]\n[channels.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
-            dir.path().join("data").display(),
-            hook.url("/hook")
-        ),
-    )
-    .expect("config");
+    let hook_channel = format!("[channels.hook]\ntype = \"webhook\"\nurl = \"{}\"\n", hook.url("/hook"));
+    let config = support::agent::config_file(
+        dir.path(),
+        agent_port,
+        "",
+        &format!("[rules]\nfiles = [\"rules.yaml\"]\n{hook_channel}"),
+    );
     let metrics = RequestMetrics::with_interval("orders-api", "test", Duration::from_secs(1));
     let seen: Arc<Mutex<Vec<Sample>>> = Arc::default();
     let loaded = thorbis_obs_server::config::LoadedConfig::from_file(&config).expect("a valid config");

@@ -30,6 +30,10 @@ const UNITS: &[(&str, &str)] = &[
     ("Hz", "hertz"),
 ];
 
+/// The quantiles a histogram's samples give, with the suffixes of their names (the OTLP
+/// intake's histograms and a host app's `metrics` histograms alike).
+pub const QUANTILES: [(f64, &str); 5] = [(0.5, "_p50"), (0.75, "_p75"), (0.9, "_p90"), (0.95, "_p95"), (0.99, "_p99")];
+
 /// Longest name kept (bytes); longer names are cut.
 pub const MAX_NAME: usize = 200;
 

@@ -31,9 +31,10 @@ pub use keys::{
 pub use series::{Counter, Series, VitalAgg};
 pub use sessions::{MAX_LIVE_SESSIONS, SessionTracker};
 pub use window::{
-    ErrorGroup, Ingested, LABEL_CAPS, MAX_COUNTER_SERIES, MAX_ERROR_GROUPS, MAX_ERROR_REPEATS, MAX_GROUP_MESSAGE,
-    MAX_GROUP_STACK, MAX_SUM, MAX_VALUE, MAX_VIEWS, MAX_VITAL_SERIES, MAX_WINDOW_STACK_BYTES, OTHER, RumWindow,
-    ServerError, VITALS_QUANTILE, ViewSeen, fingerprint_event, sample_weight,
+    ErrorGroup, Ingested, LABEL_CAPS, MAX_BREADCRUMB_MESSAGE, MAX_COUNTER_SERIES, MAX_ERROR_GROUPS, MAX_ERROR_REPEATS,
+    MAX_GROUP_BREADCRUMBS, MAX_GROUP_MESSAGE, MAX_GROUP_STACK, MAX_SERVER_ERROR_REPEATS, MAX_SUM, MAX_VALUE, MAX_VIEWS,
+    MAX_VITAL_SERIES, MAX_WINDOW_STACK_BYTES, OTHER, RumWindow, ServerError, VITALS_QUANTILE, ViewSeen,
+    fingerprint_event, sample_weight,
 };
 
 /// How long label values a window's caps admitted stay admitted in the windows after it

@@ -8,7 +8,7 @@ use crate::domain::outcomes::{self, Outcome};
 use crate::domain::vitals::{Rating, Vital};
 use crate::metrics::{Labels, Sample};
 use crate::time::Timestamp;
-use crate::wire::{Batch, Event, PropValue};
+use crate::wire::{Batch, Breadcrumb, Event, PropValue};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -29,6 +29,8 @@ pub const MAX_COUNTER_SERIES: usize = 5_000;
 pub const MAX_VIEWS: usize = 20_000;
 /// Repeats one error event may claim (the SDK folds repeats of a minute into `count`).
 pub const MAX_ERROR_REPEATS: u32 = 1_000;
+/// Repeats one server error may claim (a host app folds a second's repeats into `count`).
+pub const MAX_SERVER_ERROR_REPEATS: u64 = 1_000_000;
 /// A business or conversion value of one event is clamped to this magnitude, and a window's
 /// sums saturate at [`MAX_SUM`]: a forged `1e308` cannot overflow a sum to infinity.
 pub const MAX_VALUE: f64 = 1e12;
@@ -38,8 +40,13 @@ pub const MAX_SUM: f64 = 1e15;
 pub const MAX_GROUP_MESSAGE: usize = 1_024;
 /// ... and of its sample stack ...
 pub const MAX_GROUP_STACK: usize = 4_096;
-/// ... and a window's groups keep at most this many bytes of sample stacks in all.
+/// ... and a window's groups keep at most this many bytes of sample stacks and breadcrumbs in
+/// all.
 pub const MAX_WINDOW_STACK_BYTES: usize = 1 << 20;
+/// An error group keeps the last this many breadcrumbs of its first error...
+pub const MAX_GROUP_BREADCRUMBS: usize = 20;
+/// ... each message and category cut to this many bytes.
+pub const MAX_BREADCRUMB_MESSAGE: usize = 256;
 /// The quantile the spec reports web vitals at.
 pub const VITALS_QUANTILE: f64 = 0.75;
 
@@ -85,6 +92,30 @@ pub struct ServerError {
     pub route: String,
     /// `trace_id`, `span_id` (hex) and `severity`, for finding the request it broke.
     pub tags: BTreeMap<String, String>,
+    /// The spec's business fields `[process, step, code]`: when present they are the
+    /// fingerprint, exactly as a browser's business error's (kind `business`, tags
+    /// `businessProcess`, `workflowStep`, `errorCode`).
+    pub business: Option<[String; 3]>,
+    /// How many times it happened (a sender that folds repeats reports one with its count);
+    /// 0 counts as 1.
+    pub count: u64,
+    /// What happened before it (the request's last INFO and WARN events).
+    pub breadcrumbs: Vec<Breadcrumb>,
+}
+
+impl ServerError {
+    /// The group it joins: the business fingerprint (`sdk-` and 16 hex digits, the browser's)
+    /// when it has business fields, else core's fingerprint of its type, message and the
+    /// application's frames of its stack (Python, Rust and Node.js stacks, the runtime's
+    /// frames left out).
+    pub fn fingerprint(&self) -> String {
+        if let Some([process, step, code]) = &self.business {
+            return format!("sdk-{}", business_fingerprint(process, step, code));
+        }
+        let frames = self.stack.as_deref().map(crate::domain::errors::parse_server_stack).unwrap_or_default();
+        let kind = self.exception_type.as_deref().unwrap_or("Error");
+        error_fingerprint(kind, &self.message, &frames)
+    }
 }
 
 /// Errors that share a fingerprint, within a window.
@@ -111,6 +142,11 @@ pub struct ErrorGroup {
     pub route: String,
     /// Business context tags (`businessProcess`, `industry`, `workflowStep`, ...).
     pub tags: BTreeMap<String, String>,
+    /// What happened before the first one seen: the page's breadcrumbs, or a server's last
+    /// INFO and WARN events of the request; at most [`MAX_GROUP_BREADCRUMBS`], each message
+    /// cut to [`MAX_BREADCRUMB_MESSAGE`] bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breadcrumbs: Vec<Breadcrumb>,
     /// How many times (repeats folded by the SDK included).
     pub count: u64,
     /// When it first reached a collector (by the collector's clock, not the page's).
@@ -126,6 +162,7 @@ impl ErrorGroup {
             self.first_seen = other.first_seen;
             self.message.clone_from(&other.message);
             self.sample_stack.clone_from(&other.sample_stack);
+            self.breadcrumbs.clone_from(&other.breadcrumbs);
         }
         self.last_seen = self.last_seen.max(other.last_seen);
     }
@@ -326,6 +363,7 @@ impl RumWindow {
         stack: Option<&str>,
         route: &str,
         tags: impl FnOnce() -> BTreeMap<String, String>,
+        crumbs: &[Breadcrumb],
         n: u64,
         arrival: Timestamp,
     ) {
@@ -343,6 +381,18 @@ impl RumWindow {
             self.stack_bytes += if fits { s.len() } else { 0 };
             fits
         });
+        let cut = |s: &str| truncate(s, MAX_BREADCRUMB_MESSAGE).to_string();
+        let crumbs: Vec<Breadcrumb> = crumbs[crumbs.len().saturating_sub(MAX_GROUP_BREADCRUMBS)..]
+            .iter()
+            .map(|b| Breadcrumb { at: b.at, category: cut(&b.category), message: cut(&b.message) })
+            .collect();
+        let crumb_bytes: usize = crumbs.iter().map(|b| b.category.len() + b.message.len() + 8).sum();
+        let breadcrumbs = if self.stack_bytes + crumb_bytes <= MAX_WINDOW_STACK_BYTES {
+            self.stack_bytes += crumb_bytes;
+            crumbs
+        } else {
+            Vec::new()
+        };
         self.errors.insert(
             fp.clone(),
             ErrorGroup {
@@ -354,6 +404,7 @@ impl RumWindow {
                 sample_stack: sample_stack.map(str::to_string),
                 route: route.to_string(),
                 tags: tags(),
+                breadcrumbs,
                 count: n,
                 first_seen: arrival,
                 last_seen: arrival,
@@ -362,9 +413,11 @@ impl RumWindow {
     }
 
     /// Counts an error a server reported (an OTLP log record at ERROR or above, or with
-    /// `exception.*` attributes) into the window's error groups, beside the browser's: kind
-    /// `server`, grouped by a fingerprint of its type, message and application frames
-    /// ([`parse_server_stack`](crate::domain::errors::parse_server_stack)), under the same caps. It does not count in `rum_errors` (the intake counts log records).
+    /// `exception.*` attributes; a host app's `tracing` error or panic) into the window's error
+    /// groups, beside the browser's, under the same caps: kind `business` when it has business
+    /// fields, else `server`, grouped by [`ServerError::fingerprint`]. Its `count` is clamped to
+    /// [`MAX_SERVER_ERROR_REPEATS`]. It does not count in `rum_errors` (the intake counts log
+    /// records).
     pub fn record_server_error(&mut self, e: &ServerError, arrival: Timestamp) {
         let service = self.capped("service", &e.service).to_string();
         let env = self.capped("env", &e.env).to_string();
@@ -372,13 +425,21 @@ impl RumWindow {
             Some(t) if !e.message.starts_with(t.as_str()) => format!("{t}: {}", e.message),
             _ => e.message.clone(),
         };
-        // Python, Rust and Node.js stacks, with the runtime's frames left out.
-        let frames = e.stack.as_deref().map(crate::domain::errors::parse_server_stack).unwrap_or_default();
-        let kind = e.exception_type.as_deref().unwrap_or("Error");
-        let fp = crate::domain::errors::error_fingerprint(kind, &e.message, &frames);
+        let fp = e.fingerprint();
         let route = if e.route.is_empty() { String::new() } else { self.route(&e.route) };
-        let tags = || e.tags.clone();
-        self.add_error(fp, (&service, &env), "server", &message, e.stack.as_deref(), &route, tags, 1, arrival);
+        let tags = || {
+            let mut t = e.tags.clone();
+            if let Some([process, step, code]) = &e.business {
+                for (k, v) in [("businessProcess", process), ("workflowStep", step), ("errorCode", code)] {
+                    t.insert(k.to_string(), v.clone());
+                }
+            }
+            t
+        };
+        let kind = if e.business.is_some() { "business" } else { "server" };
+        let n = e.count.clamp(1, MAX_SERVER_ERROR_REPEATS);
+        let scope = (service.as_str(), env.as_str());
+        self.add_error(fp, scope, kind, &message, e.stack.as_deref(), &route, tags, &e.breadcrumbs, n, arrival);
     }
 
     /// Counts a validated batch from a browser of class `device` that reached the collector at
@@ -468,7 +529,7 @@ impl RumWindow {
                     let kind = self.capped("type", conversion_type);
                     self.count(&mut buf, "conversions", scope, &[("type", kind)], w, *value);
                 }
-                Event::Error { kind, message, stack, fingerprint, tags, count, trace_id, .. } => {
+                Event::Error { kind, message, stack, fingerprint, tags, breadcrumbs, count, trace_id, .. } => {
                     done.errors += 1;
                     let n = u64::from((*count).clamp(1, MAX_ERROR_REPEATS));
                     self.count(&mut buf, "rum_errors", scope, &[("kind", kind)], n as f64, 0.0);
@@ -489,7 +550,7 @@ impl RumWindow {
                         }
                         t
                     };
-                    self.add_error(fp, scope, kind, message, stack.as_deref(), &route, tags, n, arrival);
+                    self.add_error(fp, scope, kind, message, stack.as_deref(), &route, tags, breadcrumbs, n, arrival);
                 }
                 _ => {}
             }
@@ -674,6 +735,7 @@ mod tests {
             stack: Some("Traceback (most recent call last):\n  File \"pay.py\", line 3, in pay\n".into()),
             route: "/api/invoices/1042/pay".into(),
             tags: [("trace_id".to_string(), "ab".repeat(16))].into_iter().collect(),
+            ..ServerError::default()
         };
         let t = Timestamp::from_secs(1_800_000_000);
         w.record_server_error(&e, t);
@@ -685,6 +747,37 @@ mod tests {
         assert_eq!(g.route, "/api/invoices/:id/pay");
         assert_eq!(g.tags.get("trace_id").map(String::len), Some(32));
         assert!(w.samples(t).iter().all(|s| s.name != "rum_errors"));
+    }
+
+    #[test]
+    fn server_business_errors_join_the_browser_s_group_with_count_and_breadcrumbs() {
+        let mut w = RumWindow::new(Timestamp(T));
+        let crumb = |i: i64| Breadcrumb { at: Timestamp(T + i), category: "INFO".into(), message: format!("step {i}") };
+        let business = |msg: &str, count: u64| ServerError {
+            service: "api".into(),
+            env: "prod".into(),
+            message: msg.into(),
+            business: Some(["invoicing".into(), "charge".into(), "card_declined".into()]),
+            count,
+            breadcrumbs: (0..30).map(crumb).collect(),
+            ..ServerError::default()
+        };
+        // Two messages, one business step and code: one group; the count folded in is kept,
+        // a forged count is clamped.
+        w.record_server_error(&business("invoice 1 declined", 10_000), Timestamp(T));
+        w.record_server_error(&business("invoice 2 declined", 0), Timestamp(T + 1));
+        w.record_server_error(&business("invoice 3 declined", u64::MAX), Timestamp(T + 2));
+        assert_eq!(w.errors.len(), 1);
+        let g = w.errors.values().next().expect("a group");
+        let expected = format!("sdk-{}", business_fingerprint("invoicing", "charge", "card_declined"));
+        assert_eq!(g.fingerprint, expected, "the browser's business fingerprint");
+        assert_eq!((g.kind.as_str(), g.count), ("business", 10_000 + 1 + MAX_SERVER_ERROR_REPEATS));
+        assert_eq!(g.message, "invoice 1 declined");
+        assert_eq!(g.tags.get("errorCode").map(String::as_str), Some("card_declined"));
+        // The last twenty breadcrumbs of the first one.
+        assert_eq!(g.breadcrumbs.len(), MAX_GROUP_BREADCRUMBS);
+        assert_eq!(g.breadcrumbs.last().map(|b| b.message.as_str()), Some("step 29"));
+        assert_eq!(g.breadcrumbs[0].message, "step 10");
     }
 
     #[test]

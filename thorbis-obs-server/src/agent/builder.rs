@@ -46,6 +46,8 @@ pub struct AgentBuilder {
     dashboards: Vec<crate::dashboards::DashboardConfig>,
     business_metrics: Vec<String>,
     components: Vec<ComponentFactory>,
+    #[cfg(feature = "host")]
+    host_errors: Vec<crate::host::ErrorReporter>,
 }
 
 /// Makes a component once the hub exists.
@@ -76,6 +78,8 @@ impl AgentBuilder {
             dashboards: Vec::new(),
             business_metrics: Vec::new(),
             components: Vec::new(),
+            #[cfg(feature = "host")]
+            host_errors: Vec::new(),
         }
     }
 
@@ -240,6 +244,14 @@ impl AgentBuilder {
         self
     }
 
+    /// A host app's error reports (its `tracing` layer and panic hook), drained every second
+    /// into the collector's error groups beside the browser's (the agent needs a collector).
+    #[cfg(feature = "host")]
+    pub fn host_errors(mut self, reporter: crate::host::ErrorReporter) -> Self {
+        self.host_errors.push(reporter);
+        self
+    }
+
     /// Checks the parts and builds the agent.
     pub fn build(self) -> Result<Agent, AgentError> {
         let store =
@@ -324,14 +336,27 @@ impl AgentBuilder {
         if let Some(t) = &traces {
             components.push(t.clone());
         }
+        // Server errors join the browser's error groups (a value handed down: neither the
+        // intake nor the host's reporter knows the collector).
+        #[cfg(all(feature = "collector", any(feature = "otlp", feature = "host")))]
+        let error_sink = collector.clone().map(|c| {
+            Arc::new(move |errors: &[thorbis_obs_core::rum::ServerError], at| c.record_server_errors(errors, at))
+                as crate::hub::ErrorSink
+        });
+        #[cfg(all(feature = "host", feature = "collector"))]
+        for r in self.host_errors {
+            match &error_sink {
+                Some(sink) => components.push(Arc::new(crate::host::ErrorFlush::new(r, sink.clone(), hub.clone()))),
+                None => tracing::warn!("host errors: the agent has no collector; they are not kept"),
+            }
+        }
+        #[cfg(all(feature = "host", not(feature = "collector")))]
+        if !self.host_errors.is_empty() {
+            tracing::warn!("host errors: this build has no `collector` feature; they are not kept");
+        }
         #[cfg(feature = "otlp")]
         if let Some(o) = self.otlp {
-            // Server errors join the browser's error groups (a value handed down: the intake
-            // does not know the collector).
-            let sink = collector.clone().map(|c| {
-                Arc::new(move |errors: &[thorbis_obs_core::rum::ServerError], at| c.record_server_errors(errors, at))
-                    as crate::otlp::ErrorSink
-            });
+            let sink = error_sink.clone();
             // Spans go to the trace store the same way.
             let trace_sink = traces.clone().map(|t| {
                 Arc::new(move |spans: Vec<thorbis_obs_core::traces::TraceSpan>, at| t.add(spans, at))

@@ -159,9 +159,7 @@ pub struct OtlpIntake {
     caps_since: Mutex<Option<Timestamp>>,
 }
 
-/// Where the intake hands the errors servers report: the agent passes the collector's error
-/// groups down as this (the intake does not know the collector).
-pub type ErrorSink = Arc<dyn Fn(&[ServerError], Timestamp) + Send + Sync>;
+pub use crate::hub::ErrorSink;
 
 /// Where the intake hands the spans it accepted, for assembly into traces: the agent passes
 /// the trace store down as this.
@@ -645,7 +643,7 @@ pub(super) fn str_attr<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Option<&'a s
 }
 
 /// An integer attribute (an int, or a string of digits as some SDKs send status codes).
-fn int_attr(attrs: &[KeyValue], keys: &[&str]) -> Option<i64> {
+pub(super) fn int_attr(attrs: &[KeyValue], keys: &[&str]) -> Option<i64> {
     keys.iter().find_map(|k| {
         attrs.iter().find(|a| a.key == *k).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
             Value::IntValue(i) => Some(*i),

@@ -2,11 +2,20 @@
 //! ones that report an error (severity ERROR or above, or `exception.*` attributes) handed to
 //! the error groups (the collector's, beside the browser's) with their trace id.
 //!
+//! A host app's error reports (`thorbis_obs::host` in remote mode) travel as such records with
+//! three conventions of ours besides OpenTelemetry's `exception.*`: `business.process`,
+//! `business.step` and `business.code` (all three: the spec's business fingerprint),
+//! `thorbis.error.count` (repeats folded into one record, at most
+//! [`MAX_SERVER_ERROR_REPEATS`]) and `thorbis.breadcrumbs` (a JSON array of
+//! `{"at", "category", "message"}`, at most [`MAX_BREADCRUMBS`]; crumbs outside the hour before
+//! the agent's clock, or ahead of it by more than the skew, are left out; a value that does not
+//! parse is ignored, the error kept).
+//!
 //! A record is rejected alone when its time (or, without one, the time it was observed) is more
 //! than an hour old or ahead of the agent's clock by more than `otlp.max_clock_skew`.
 
 use super::OtlpSection;
-use super::intake::{Tally, check_attributes, outcome, str_attr, value_bytes};
+use super::intake::{Tally, check_attributes, int_attr, outcome, str_attr, value_bytes};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -14,8 +23,9 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use thorbis_obs_core::domain::outcomes::{self, Outcome};
-use thorbis_obs_core::rum::ServerError;
+use thorbis_obs_core::rum::{MAX_SERVER_ERROR_REPEATS, ServerError};
 use thorbis_obs_core::time::Timestamp;
+use thorbis_obs_core::wire::{Breadcrumb, MAX_BREADCRUMBS};
 
 /// Records older than this are rejected.
 const MAX_RECORD_AGE: Duration = Duration::from_secs(3600);
@@ -105,7 +115,7 @@ pub(super) fn read(req: &ExportLogsServiceRequest, now: Timestamp, cfg: &OtlpSec
             }
             out.tally.accepted += 1;
             *out.counts.entry((cut(service, 128), severity(r.severity_number))).or_default() += 1;
-            if let Some(e) = server_error(r, service, env) {
+            if let Some(e) = server_error(r, service, env, (oldest, newest)) {
                 out.errors.push(e);
             }
             let name =
@@ -119,8 +129,8 @@ pub(super) fn read(req: &ExportLogsServiceRequest, now: Timestamp, cfg: &OtlpSec
     out
 }
 
-/// The error a record reports, if it reports one.
-fn server_error(r: &LogRecord, service: &str, env: &str) -> Option<ServerError> {
+/// The error a record reports, if it reports one; its breadcrumbs kept within `span`.
+fn server_error(r: &LogRecord, service: &str, env: &str, span: (Timestamp, Timestamp)) -> Option<ServerError> {
     let a = r.attributes.as_slice();
     let exception = str_attr(a, &["exception.type"]).or(str_attr(a, &["exception.message"]));
     if r.severity_number < SEVERITY_ERROR && exception.is_none() {
@@ -131,7 +141,20 @@ fn server_error(r: &LogRecord, service: &str, env: &str) -> Option<ServerError> 
         _ => None,
     };
     let at = Origin { service, env, route: str_attr(a, &["http.route"]), trace_id: &r.trace_id, span_id: &r.span_id };
-    Some(exception_error(a, body, severity(r.severity_number), &at))
+    let mut e = exception_error(a, body, severity(r.severity_number), &at);
+    let business = ["business.process", "business.step", "business.code"].map(|k| str_attr(a, &[k]));
+    if let [Some(process), Some(step), Some(code)] = business {
+        e.business = Some([cut(process, 256), cut(step, 256), cut(code, 256)]);
+    }
+    e.count = int_attr(a, &["thorbis.error.count"])
+        .map_or(1, |n| u64::try_from(n).unwrap_or(1).clamp(1, MAX_SERVER_ERROR_REPEATS));
+    if let Some(json) = str_attr(a, &["thorbis.breadcrumbs"]) {
+        let crumbs: Vec<Breadcrumb> = serde_json::from_str(json).unwrap_or_default();
+        if crumbs.len() <= MAX_BREADCRUMBS {
+            e.breadcrumbs = crumbs.into_iter().filter(|b| b.at >= span.0 && b.at <= span.1).collect();
+        }
+    }
+    Some(e)
 }
 
 /// Where an error was reported: the resource's service and env, the route, the trace.
@@ -164,6 +187,7 @@ pub(super) fn exception_error(a: &[KeyValue], fallback: Option<&str>, severity: 
         stack: str_attr(a, &["exception.stacktrace"]).map(|s| cut(s, MAX_STACK)),
         route: at.route.map(|r| cut(r, 256)).unwrap_or_default(),
         tags,
+        ..ServerError::default()
     }
 }
 
@@ -222,5 +246,56 @@ mod tests {
         assert_eq!(r.errors[1].exception_type.as_deref(), Some("Timeout"));
         assert_eq!(r.counts.get(&("api".to_string(), "ERROR")), Some(&1));
         assert_eq!(r.counts.get(&("api".to_string(), "INFO")), Some(&1));
+    }
+
+    #[test]
+    fn host_conventions_give_the_business_fingerprint_count_and_breadcrumbs() {
+        let now = Timestamp::from_secs(1_800_000_000);
+        let ns = now.0 as u64 * 1_000_000;
+        let crumbs = format!(
+            r#"[{{"at":{},"category":"INFO","message":"loaded invoice"}},{{"at":{},"category":"WARN","message":"from the future"}}]"#,
+            now.0 - 500,
+            now.0 + 3_600_000
+        );
+        let int = |k: &str, n: i64| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(Value::IntValue(n)) }),
+            ..KeyValue::default()
+        };
+        let record = |attrs: Vec<KeyValue>| LogRecord {
+            time_unix_nano: ns,
+            severity_number: 17,
+            body: Some(AnyValue { value: Some(Value::StringValue("charge failed".into())) }),
+            attributes: attrs,
+            ..LogRecord::default()
+        };
+        let business =
+            vec![kv("business.process", "invoicing"), kv("business.step", "charge"), kv("business.code", "E42")];
+        let mut first = business.clone();
+        first.extend([int("thorbis.error.count", 10_000), kv("thorbis.breadcrumbs", &crumbs)]);
+        let mut forged = business.clone();
+        forged.extend([int("thorbis.error.count", -5), kv("thorbis.breadcrumbs", "not json")]);
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource { attributes: vec![kv("service.name", "api")], ..Resource::default() }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![record(first), record(forged), record(business[..2].to_vec())],
+                    ..ScopeLogs::default()
+                }],
+                ..ResourceLogs::default()
+            }],
+        };
+        let r = read(&req, now, &OtlpSection::default());
+        assert_eq!(r.errors.len(), 3);
+        let e = &r.errors[0];
+        assert_eq!(e.business, Some(["invoicing".to_string(), "charge".to_string(), "E42".to_string()]));
+        assert_eq!(e.count, 10_000);
+        let kept: Vec<&str> = e.breadcrumbs.iter().map(|b| b.message.as_str()).collect();
+        assert_eq!(kept, ["loaded invoice"], "the crumb from the future is left out");
+        // A negative count counts once, an unreadable crumb list is ignored, the error kept.
+        assert_eq!((r.errors[1].count, r.errors[1].breadcrumbs.len()), (1, 0));
+        assert_eq!(r.errors[1].fingerprint(), e.fingerprint());
+        // Two of the three fields are no business fingerprint.
+        assert_eq!(r.errors[2].business, None);
     }
 }

@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, number_data_point};
 use std::time::Duration;
-use thorbis_obs_core::domain::otel::{bucket_quantile, exponential_buckets, label_name, prometheus_name};
+use thorbis_obs_core::domain::otel::{QUANTILES, bucket_quantile, exponential_buckets, label_name, prometheus_name};
 use thorbis_obs_core::metrics::{Labels, Sample};
 use thorbis_obs_core::time::Timestamp;
 
@@ -35,8 +35,6 @@ pub(super) const MAX_POINT_LABELS: usize = 16;
 const MAX_VALUE_BYTES: usize = 128;
 /// Buckets of an exponential histogram, at most (OpenTelemetry SDKs default to 160).
 const MAX_EXPONENTIAL_BUCKETS: usize = 512;
-/// The quantiles a histogram gives, with their suffixes.
-const QUANTILES: [(f64, &str); 5] = [(0.5, "_p50"), (0.75, "_p75"), (0.9, "_p90"), (0.95, "_p95"), (0.99, "_p99")];
 /// Points older than this are rejected.
 const MAX_POINT_AGE: Duration = Duration::from_secs(3600);
 
