@@ -6,7 +6,10 @@ hello-world on one core, bare, with our layer and with theirs, loaded by oha (GE
 (from /proc, its idle burn subtracted). Prints medians, what each layer adds over the bare
 server, and the ratio ours/theirs.
 
-usage: host_bench.py SERVER_BINARY   (env: SECONDS_EACH=5 ROUNDS=5 RATE=5000)"""
+Also `ours-remote-down`: our layer with a RemoteAgent whose agent is down (queue full,
+dropping), to show the request path does not wait on it.
+
+usage: host_bench.py SERVER_BINARY   (env: SECONDS_EACH=5 ROUNDS=5 RATE=5000 MODES="bare ours ...")"""
 import json
 import os
 import subprocess
@@ -19,7 +22,7 @@ from benchlib import cpu_of, free_port, median, wait_up  # noqa: E402
 SECONDS = int(os.environ.get("SECONDS_EACH", "5"))
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 RATE = int(os.environ.get("RATE", "5000"))
-MODES = ["bare", "ours", "theirs"]
+MODES = os.environ.get("MODES", "bare ours ours-remote-down theirs").split()
 
 
 def oha(url, extra):
@@ -73,11 +76,11 @@ def main():
     print(f"\n{ROUNDS} alternating rounds of {SECONDS} s each, medians (server on core 0, oha on core 1):")
     for m in MODES:
         x = med[m]
-        print(f"  {m:6}: {x['rps']:,.0f} req/s at saturation; at {RATE} req/s p50 {x['p50']:.1f} us, "
+        print(f"  {m:16}: {x['rps']:,.0f} req/s at saturation; at {RATE} req/s p50 {x['p50']:.1f} us, "
               f"CPU {x['cpu']:.2f} us/request")
     b = med["bare"]
     added = {}
-    for m in ["ours", "theirs"]:
+    for m in [m for m in MODES if m != "bare"]:
         x = med[m]
         added[m] = {
             "sat": 1e6 / x["rps"] - 1e6 / b["rps"],
@@ -85,7 +88,7 @@ def main():
             "cpu": x["cpu"] - b["cpu"],
         }
         a = added[m]
-        print(f"  added by {m:6}: {a['sat']:+.2f} us/request at saturation, {a['cpu']:+.2f} us CPU/request, "
+        print(f"  added by {m:16}: {a['sat']:+.2f} us/request at saturation, {a['cpu']:+.2f} us CPU/request, "
               f"{a['p50']:+.1f} us at p50")
     o, t = added["ours"], added["theirs"]
     ratio = lambda a, b: a / b if b > 0 else float("nan")  # noqa: E731

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Keep in step with the crate docs (thorbis-obs-server/src/lib.rs) and README's architecture.
 LAYERS = {
     "thorbis-obs-server/src": [
-        ("leaves", ["secret", "clock", "telemetry", "rules_file", "sql", "http_client"]),
+        ("leaves", ["secret", "clock", "telemetry", "rules_file", "sql", "pg", "http_client"]),
         ("leaf helpers", ["api", "promtest"]),
         ("store", ["store"]),
         ("hub", ["hub"]),

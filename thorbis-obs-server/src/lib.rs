@@ -21,7 +21,8 @@
 //! Every import points down this list; `scripts/layers.py` checks it in CI.
 //!
 //! 1. Leaves: [`secret`] (secrets, env expansion, URL redaction), [`clock`] (now, schedules),
-//!    [`telemetry`] (logs), [`sql`] (configured SQL, one read-only statement), [`api`] (HTTP
+//!    [`telemetry`] (logs), `pg` (connecting to PostgreSQL with libpq's TLS settings),
+//!    [`sql`] (configured SQL, one read-only statement), [`api`] (HTTP
 //!    helpers), [`rules_file`], [`promtest`].
 //! 2. [`store`]: the outbox, the alert state, check results and RUM windows.
 //! 3. [`hub`]: what components receive (engine, store, clock) and the [`hub::Component`] trait;
@@ -40,6 +41,8 @@ pub mod api;
 pub mod clock;
 #[cfg(any(feature = "webhook", feature = "slack", feature = "sms", feature = "pagerduty", feature = "otlp"))]
 pub mod http_client;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod promtest;
 pub mod rules_file;
 pub mod secret;

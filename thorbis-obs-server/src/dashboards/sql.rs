@@ -6,7 +6,7 @@ use super::{Line, WidgetConfig, WidgetData, WidgetKind};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Rows a widget shows at most.
 const MAX_ROWS: usize = 50;
@@ -27,14 +27,10 @@ pub(crate) async fn run(url: &str, query: &str, timeout: Duration) -> Result<Sql
     let clients = CLIENTS.get_or_init(Default::default);
     let mut clients = clients.lock().await;
     if clients.get(url).is_none_or(Client::is_closed) {
-        let (client, conn) =
-            tokio::time::timeout(timeout.max(Duration::from_secs(1)), tokio_postgres::connect(url, NoTls))
-                .await
-                .map_err(|_| "database unreachable: connect timed out".to_string())?
-                .map_err(|e| hide(format!("database unreachable: {e}")))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let client = tokio::time::timeout(timeout.max(Duration::from_secs(1)), crate::pg::connect(url, "sql widget"))
+            .await
+            .map_err(|_| "database unreachable: connect timed out".to_string())?
+            .map_err(|e| hide(format!("database unreachable: {e}")))?;
         clients.insert(url.to_string(), client);
     }
     let Some(client) = clients.get_mut(url) else { return Err("no connection".into()) };

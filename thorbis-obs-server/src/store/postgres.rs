@@ -14,8 +14,8 @@
 //!   two leaders, until the old one reaches the database again and sees it lost the row: we
 //!   take a possible duplicate page there over a missed one (delivery is at-least-once).
 //!
-//! Connections are plain TCP (`NoTls`): use it on loopback or a private network; TLS is not
-//! wired in yet.
+//! Connections take libpq's TLS settings from the URL (`sslmode`, `sslrootcert`, `sslcert`,
+//! `sslkey`; see [`crate::pg`]).
 
 use super::sessions;
 use super::sqlite::MIGRATIONS;
@@ -29,7 +29,7 @@ use std::time::Duration;
 use thorbis_obs_core::engine::{EngineSnapshot, Notification};
 use thorbis_obs_core::time::Timestamp;
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// The advisory lock key that serialises migrations across agents ("thorbis" in ASCII, + 1).
 const MIGRATION_LOCK_KEY: i64 = 0x0074_686f_7262_6973 + 1;
@@ -63,15 +63,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| backend(format!("cannot connect to {}: {e}", redact_url(url))))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::warn!(error = %e, "store connection closed");
-        }
-    });
-    Ok(client)
+    crate::pg::connect(url, "store").await.map_err(|e| backend(format!("cannot connect: {e}")))
 }
 
 impl PostgresStore {

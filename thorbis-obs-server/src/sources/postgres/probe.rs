@@ -8,7 +8,7 @@ use thorbis_obs_core::rules::packs;
 use thorbis_obs_core::time::Timestamp;
 use thorbis_obs_core::{CollectError, MetricSource};
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// The PostgreSQL probe.
 pub struct PostgresProbe {
@@ -51,11 +51,8 @@ impl PostgresProbe {
         if next.is_some_and(|t| tokio::time::Instant::now() < t) {
             return Err(CollectError::Failed("database unreachable (waiting before reconnecting)".into()));
         }
-        match tokio_postgres::connect(&self.url, NoTls).await {
-            Ok((client, conn)) => {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+        match crate::pg::connect(&self.url, "probe").await {
+            Ok(client) => {
                 *next = None;
                 Ok(client)
             }
