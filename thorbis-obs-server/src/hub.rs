@@ -73,13 +73,21 @@ pub trait Component: Send + Sync + 'static {
     /// A short name for logs.
     fn name(&self) -> &'static str;
 
-    /// The HTTP routes it serves (default: none).
+    /// The HTTP routes it serves on the admin side (default: none): pages and APIs staff read,
+    /// behind `http.auth` when it is set.
     fn routes(self: Arc<Self>) -> axum::Router {
         axum::Router::new()
     }
 
-    /// An address of its own on which its routes are served too, besides the agent's listener
-    /// (default: none), such as OTLP's conventional port for exporters. That listener takes any
+    /// The routes browsers and exporters must reach (default: none): served on
+    /// `[http.public]` when there is one, and on the admin listener too, never behind
+    /// `http.auth` (they check their own credentials).
+    fn public_routes(self: Arc<Self>) -> axum::Router {
+        axum::Router::new()
+    }
+
+    /// An address of its own on which its public routes are served too, besides the agent's
+    /// listeners (default: none), such as OTLP's conventional port for exporters. That listener takes any
     /// `Host` (it serves no page a browser could be steered to) and has the agent's other limits.
     fn listen(&self) -> Option<std::net::SocketAddr> {
         None

@@ -36,6 +36,8 @@ pub struct AgentBuilder {
     delivery: DeliveryPolicy,
     http: Option<(SocketAddr, Option<Secret>)>,
     http_limits: super::HttpLimits,
+    public: Option<(SocketAddr, Vec<String>)>,
+    read_auth: crate::api::auth::AuthSection,
     max_sample_skew: Duration,
     producers: Option<Vec<Producer>>,
     maintenance: Vec<MaintenanceWindow>,
@@ -68,6 +70,8 @@ impl AgentBuilder {
             delivery: DeliveryPolicy::default(),
             http: None,
             http_limits: super::HttpLimits::default(),
+            public: None,
+            read_auth: Default::default(),
             max_sample_skew: Duration::from_secs(300),
             producers: None,
             maintenance: Vec::new(),
@@ -159,6 +163,21 @@ impl AgentBuilder {
     /// The delivery policy for channels without their own.
     pub fn delivery_policy(mut self, p: DeliveryPolicy) -> Self {
         self.delivery = p;
+        self
+    }
+
+    /// A listener of its own at `addr` for what browsers and exporters reach (the components'
+    /// public routes and `/healthz`), answering to `hosts` (`"*"`: any); the `http` listener
+    /// then is the admin one (it serves those routes too).
+    pub fn public_http(mut self, addr: SocketAddr, hosts: Vec<String>) -> Self {
+        self.public = Some((addr, hosts));
+        self
+    }
+
+    /// Read authentication of the admin routes (see [`crate::api::auth`]); without it reads are
+    /// open, and `build` refuses an `http` address off loopback.
+    pub fn read_auth(mut self, auth: crate::api::auth::AuthSection) -> Self {
+        self.read_auth = auth;
         self
     }
 
@@ -310,6 +329,16 @@ impl AgentBuilder {
             Some((a, t)) => (Some(a), t),
             None => (None, None),
         };
+        if let Some(a) = http.filter(|a| !a.ip().is_loopback()) {
+            if !self.read_auth.is_configured() {
+                return Err(AgentError::Setup(format!(
+                    "http.listen: {a} is not a loopback address, and this listener serves the dashboards, the error \
+                     groups and /metrics: set http.auth (viewer_tokens or trusted_proxies) first, or keep it on \
+                     loopback and put what browsers and exporters reach on [http.public]"
+                )));
+            }
+        }
+        let gate = crate::api::auth::ReadGate::new(&self.read_auth, api_token.clone());
         let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
         let hub = Arc::new(Hub::new(engine, store, clock));
         // The components every agent has, then the host's.
@@ -422,6 +451,8 @@ impl AgentBuilder {
             shutdown_timeout: self.shutdown_timeout,
             http,
             http_limits: self.http_limits,
+            public: self.public,
+            gate,
             monitors: self.monitors,
             components,
         })

@@ -92,7 +92,15 @@ pub async fn builder_from_config(cfg: &LoadedConfig) -> Result<super::AgentBuild
                 max_connections: c.http.max_connections,
                 hosts: c.http.hosts.clone(),
             })
-            .max_sample_skew(c.http.max_sample_skew.get());
+            .max_sample_skew(c.http.max_sample_skew.get())
+            .read_auth(c.http.auth.clone());
+        if let Some(p) = &c.http.public {
+            let addr = p
+                .listen
+                .parse()
+                .map_err(|_| AgentError::Setup(format!("http.public.listen: {:?} is not an address", p.listen)))?;
+            b = b.public_http(addr, p.hosts.clone());
+        }
     }
     Ok(b)
 }

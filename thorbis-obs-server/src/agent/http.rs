@@ -32,11 +32,20 @@ use thorbis_obs_core::engine::AlertState;
 use thorbis_obs_core::metrics::{Labels, Sample};
 use thorbis_obs_core::time::{HumanDuration, Timestamp};
 
-/// The agent's own routes.
+/// What the public listener serves of the agent's own: `/healthz`.
+pub(super) fn public_router() -> Router {
+    Router::new().route("/healthz", get(|| async { "ok\n" }))
+}
+
+/// `/readyz`, on the admin listener but never behind `http.auth` (orchestrators' probes carry
+/// no credentials).
+pub(super) fn readiness_router(handle: AgentHandle) -> Router {
+    Router::new().route("/readyz", get(readyz)).with_state(handle)
+}
+
+/// The agent's own admin routes.
 pub(super) fn router(handle: AgentHandle) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/rules", get(rules))

@@ -171,6 +171,8 @@ pub struct Agent {
     shutdown_timeout: Duration,
     http: Option<SocketAddr>,
     http_limits: HttpLimits,
+    public: Option<(SocketAddr, Vec<String>)>,
+    gate: Option<Arc<crate::api::auth::ReadGate>>,
     monitors: Monitors,
     components: Vec<Arc<dyn Component>>,
 }
@@ -200,6 +202,15 @@ impl Agent {
         let listener = match self.http {
             Some(addr) => {
                 Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| AgentError::Listen { addr, source })?)
+            }
+            None => None,
+        };
+        let public = match &self.public {
+            Some((addr, hosts)) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| AgentError::Listen { addr: *addr, source })?;
+                Some((l, hosts.clone()))
             }
             None => None,
         };
@@ -254,20 +265,34 @@ impl Agent {
             self.leader_lease,
             stop_rx.clone(),
         ));
+        // Public routes (ingest) never behind the read gate; the admin ones behind it when set.
+        let public_routes =
+            || self.components.iter().fold(http::public_router(), |r, c| r.merge(c.clone().public_routes()));
         if let Some(l) = listener {
-            let router = self
+            let admin = self
                 .components
                 .iter()
                 .fold(http::router(AgentHandle { shared: shared.clone() }), |r, c| r.merge(c.clone().routes()));
+            let admin = match &self.gate {
+                Some(g) => admin.layer(axum::middleware::from_fn_with_state(g.clone(), crate::api::auth::require)),
+                None => admin,
+            };
             serve::raise_open_files_limit();
+            let router =
+                admin.merge(public_routes()).merge(http::readiness_router(AgentHandle { shared: shared.clone() }));
             tasks.spawn(serve::serve(l, router, self.http_limits.clone(), stop_rx.clone(), self.shutdown_timeout));
+        }
+        if let Some((l, hosts)) = public {
+            let limits = HttpLimits { hosts, ..self.http_limits.clone() };
+            serve::raise_open_files_limit();
+            tasks.spawn(serve::serve(l, public_routes(), limits, stop_rx.clone(), self.shutdown_timeout));
         }
         if !own.is_empty() {
             serve::raise_open_files_limit();
         }
         for (l, c) in own {
             let limits = HttpLimits { hosts: vec!["*".into()], ..self.http_limits.clone() };
-            tasks.spawn(serve::serve(l, c.routes(), limits, stop_rx.clone(), self.shutdown_timeout));
+            tasks.spawn(serve::serve(l, c.public_routes(), limits, stop_rx.clone(), self.shutdown_timeout));
         }
         shared.running.store(true, Ordering::Relaxed);
         shutdown.await;

@@ -202,13 +202,7 @@ pub fn problems(c: &CollectorSection) -> Vec<(String, String)> {
     out
 }
 
-/// `10.0.0.0/8`, or one address (`127.0.0.1`, `::1`) as a network of one.
-pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
-    let s = s.trim();
-    s.parse::<ipnet::IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| format!("{s:?} is not an address or a CIDR such as 10.0.0.0/8"))
-}
+pub use crate::api::parse_cidr;
 
 /// The client of a request from `peer`: when `peer` is a trusted proxy, the rightmost address
 /// of `X-Forwarded-For` that is not one (the header's entries left of it are the client's own

@@ -55,9 +55,14 @@ impl Component for CollectorService {
         "collector"
     }
 
-    /// `POST /v1/rum` and `OPTIONS /v1/rum`, `GET /api/v1/rum/errors`, `GET /api/v1/summary`.
+    /// `GET /api/v1/rum/errors`, `GET /api/v1/summary`, the session timelines.
     fn routes(self: Arc<Self>) -> Router {
         routes(self)
+    }
+
+    /// `POST /v1/rum` and `OPTIONS /v1/rum`.
+    fn public_routes(self: Arc<Self>) -> Router {
+        Router::new().route("/v1/rum", post(ingest).options(preflight)).with_state(self)
     }
 
     /// Before the listener serves: the last hour is back when the first request comes.
@@ -76,7 +81,6 @@ impl Component for CollectorService {
 
 fn routes(api: Arc<CollectorService>) -> Router {
     Router::new()
-        .route("/v1/rum", post(ingest).options(preflight))
         .route("/api/v1/rum/errors", get(rum_errors))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/sessions/{session_id}", get(session_json))

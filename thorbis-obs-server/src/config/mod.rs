@@ -134,6 +134,27 @@ pub struct HttpSection {
     pub header_read_timeout: HumanDuration,
     /// How far ahead of the agent's clock a pushed sample may be (default 5 min).
     pub max_sample_skew: HumanDuration,
+    /// Read authentication of the admin side (see [`crate::api::auth`]).
+    pub auth: crate::api::auth::AuthSection,
+    /// A listener of its own for what browsers and exporters must reach (`/v1/rum`, OTLP,
+    /// `/healthz`); then `listen` is the admin listener (it serves those routes too).
+    pub public: Option<PublicListener>,
+}
+
+/// `[http.public]`: the ingest listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicListener {
+    /// Its address, e.g. `0.0.0.0:8080`.
+    pub listen: String,
+    /// `Host` names it answers to (default `"*"`: it serves nothing a page could read through
+    /// DNS rebinding).
+    #[serde(default = "any_host")]
+    pub hosts: Vec<String>,
+}
+
+fn any_host() -> Vec<String> {
+    vec!["*".into()]
 }
 
 impl Default for HttpSection {
@@ -145,6 +166,8 @@ impl Default for HttpSection {
             max_connections: 1024,
             header_read_timeout: HumanDuration::from_secs(10),
             max_sample_skew: HumanDuration::from_secs(300),
+            auth: Default::default(),
+            public: None,
         }
     }
 }
@@ -321,6 +344,28 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
     }
     if c.http.header_read_timeout.get().is_zero() {
         p("http.header_read_timeout".into(), "must be longer than 0s".into());
+    }
+    for (path, message) in c.http.auth.problems() {
+        p(path, message);
+    }
+    if let Some(public) = &c.http.public {
+        if public.listen.parse::<std::net::SocketAddr>().is_err() {
+            p("http.public.listen".into(), format!("{:?} is not an address such as 0.0.0.0:8080", public.listen));
+        }
+        if public.hosts.is_empty() {
+            p("http.public.hosts".into(), "at least one name (or \"*\" for any)".into());
+        }
+    }
+    if !c.http.listen.is_empty() && !crate::api::auth::is_loopback(&c.http.listen) && !c.http.auth.is_configured() {
+        p(
+            "http.listen".into(),
+            format!(
+                "{} is not a loopback address, and this listener serves the dashboards, the error groups and /metrics: \
+                 set http.auth (viewer_tokens or trusted_proxies) first, or keep it on loopback and put what browsers \
+                 and exporters reach on [http.public]",
+                c.http.listen
+            ),
+        );
     }
     let sections = [
         crate::channels::problems(&c.channels),

@@ -914,7 +914,7 @@ impl Component for OtlpIntake {
     }
 
     /// `POST /v1/traces`, `POST /v1/metrics`, `POST /v1/logs`.
-    fn routes(self: Arc<Self>) -> Router {
+    fn public_routes(self: Arc<Self>) -> Router {
         if !self.cfg.enabled {
             return Router::new();
         }

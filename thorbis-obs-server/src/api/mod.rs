@@ -1,5 +1,8 @@
 //! Small helpers every component's HTTP routes share: JSON error bodies, the bearer-token
-//! check of the write endpoints, HTML answers. A leaf: it imports only [`crate::secret`].
+//! check of the write endpoints, read authentication of the admin side ([`auth`]), HTML answers.
+//! A leaf: it imports only [`crate::secret`].
+
+pub mod auth;
 
 use crate::secret::Secret;
 use axum::body::{Body, Bytes};
@@ -156,4 +159,12 @@ pub fn escape_html(s: &str) -> String {
         }
     }
     out
+}
+
+/// `10.0.0.0/8`, or one address (`127.0.0.1`, `::1`) as a network of one.
+pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address or a CIDR such as 10.0.0.0/8"))
 }
