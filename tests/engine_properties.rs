@@ -148,6 +148,8 @@ proptest! {
                     prop_assert!(open.remove(&key).is_some(), "resolve without firing at {m}");
                     prop_assert!(n.ends_at.is_some());
                 }
+                // These timelines acknowledge nothing.
+                NotificationKind::Acknowledged => prop_assert!(false, "an acknowledgement nobody made at {m}"),
             }
         }
     }

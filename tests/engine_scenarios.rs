@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 use thorbis_obs::core::engine::{
-    AlertState, EngineSnapshot, MaintenanceWindow, Notification, NotificationKind, RuleEngine, Schedule,
+    AckError, AlertState, EngineSnapshot, MaintenanceWindow, Notification, NotificationKind, RuleEngine, Schedule,
+    Silence, SilenceState,
 };
 use thorbis_obs::core::metrics::{Labels, Sample, SampleError};
 use thorbis_obs::core::rules::{NoDataPolicy, packs};
@@ -53,6 +54,62 @@ fn ladder_notifies_each_rung_once_and_resolve_reaches_every_channel() {
     let ids: std::collections::HashSet<&str> = notes.iter().map(|(_, n)| n.id.as_str()).collect();
     assert_eq!(ids.len(), notes.len(), "ids are unique");
     assert!(notes.iter().all(|(_, n)| n.fingerprint == notes[0].1.fingerprint));
+}
+
+#[test]
+fn an_acknowledgement_stops_the_ladder_and_the_resolve_still_reaches_everyone() {
+    let mut e = RuleEngine::new(packs::spec_rules()).expect("valid");
+    let slow = |m: u64| if (5..40).contains(&m) { 3000.0 } else { 100.0 };
+    let mut notes = run(&mut e, 0..12, slow);
+    let fp = notes[0].1.fingerprint.clone();
+    assert_eq!(e.acknowledge("0000", "ana", at(12)), Err(AckError::NotFound));
+    let ack = e.acknowledge(&fp, "ana", at(12)).expect("firing: acknowledged");
+    assert_eq!(ack.by, "ana");
+    assert!(matches!(e.acknowledge(&fp, "ben", at(13)), Err(AckError::Already(a)) if a.by == "ana"));
+    assert_eq!(e.alerts(at(12))[0].acknowledged.as_ref().map(|a| a.by.as_str()), Some("ana"));
+    notes.extend(run(&mut e, 12..60, slow));
+    use NotificationKind::*;
+    // No error (SMS) or critical (PagerDuty) rung after the ack; the ack told to who heard.
+    assert_eq!(kinds(&notes), vec![(8, Firing, "warning"), (12, Acknowledged, "warning"), (41, Resolved, "critical")]);
+    assert_eq!(notes[1].1.annotations.get("acknowledged_by").map(String::as_str), Some("ana"));
+    assert_eq!(notes[1].1.channels, ["email", "slack"]);
+    assert_eq!(notes[2].1.channels, ["email", "slack"], "the resolve goes where the alert was announced");
+    // A new episode starts unacknowledged.
+    let again = run(&mut e, 60..70, |_| 3000.0);
+    assert_eq!(kinds(&again), vec![(63, Firing, "warning")]);
+    let pending = RuleEngine::new(packs::spec_rules()).expect("valid").acknowledge(&fp, "x", at(0));
+    assert_eq!(pending, Err(AckError::NotFound));
+}
+
+#[test]
+fn a_silence_mutes_matching_alerts_and_what_is_owed_goes_out_when_it_ends() {
+    let mut e = RuleEngine::new(packs::spec_rules()).expect("valid");
+    let silence = |matchers: &str, start: u64, end: u64| Silence {
+        id: "s1".into(),
+        matchers: serde_json::from_str(matchers).expect("matchers"),
+        starts_at: at(start),
+        ends_at: at(end),
+        created_by: "ana".into(),
+        comment: "migrating the database".into(),
+    };
+    // A silence on another service mutes nothing; this one mutes minutes 2 to 20.
+    e.set_silences(
+        vec![
+            silence(r#"["service=\"billing\""]"#, 0, 90),
+            silence(r#"["alertname=~\"High.*\"", "service=\"api\""]"#, 2, 20),
+        ],
+        at(0),
+    );
+    assert_eq!(e.silences()[1].state(at(1)), SilenceState::Pending);
+    let notes = run(&mut e, 0..30, |m| if m >= 5 { 3000.0 } else { 100.0 });
+    use NotificationKind::*;
+    // Firing since minute 8 but silenced: it keeps its state, and at minute 20 the rung it has
+    // reached goes out once.
+    assert!(e.alerts(at(19)).iter().all(|a| a.state == AlertState::Firing));
+    assert_eq!(kinds(&notes), vec![(20, Firing, "error"), (28, Escalated, "critical")]);
+    // Expired silences are dropped when set.
+    e.set_silences(vec![silence(r#"["service=\"api\""]"#, 0, 5)], at(30));
+    assert!(e.silences().is_empty());
 }
 
 #[test]

@@ -15,7 +15,7 @@ use thorbis_obs_server::agent::{Agent, system_now};
 use thorbis_obs_server::store::sqlite::SqliteStore;
 use thorbis_obs_server::store::{
     AttemptOutcome, CheckKind, CheckRecord, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, SessionEvent, Store,
-    StoreError, TraceQuery, TraceRow, TraceSummary,
+    StoreError, StoredRecord, TraceQuery, TraceRow, TraceSummary,
 };
 
 mod support;
@@ -90,6 +90,17 @@ impl Store for Outage {
     }
     async fn prune_outbox(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.inner.prune_outbox(before).await
+    }
+    async fn save_record(&self, kind: &str, id: &str, at: Timestamp, body: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.save_record(kind, id, at, body).await
+    }
+    async fn records(&self, kind: &str, since: Timestamp, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        self.check()?;
+        self.inner.records(kind, since, limit).await
+    }
+    async fn prune_records(&self, kind: &str, before: Timestamp) -> Result<u64, StoreError> {
+        self.inner.prune_records(kind, before).await
     }
     async fn record_rum_window(&self, start: Timestamp, agent: &str, body: &str) -> Result<(), StoreError> {
         self.inner.record_rum_window(start, agent, body).await

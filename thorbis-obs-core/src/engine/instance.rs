@@ -30,6 +30,15 @@ impl AlertState {
     }
 }
 
+/// Someone taking an alert on (PagerDuty's acknowledge).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    /// Who: a user, or the name of the token they used.
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+}
+
 /// The persisted and inspectable state of one alert instance.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
@@ -61,6 +70,13 @@ pub struct Instance {
     /// series' first window with data).
     #[serde(default)]
     pub no_data_grace_until: Option<Timestamp>,
+    /// Who acknowledged this episode, and when: no escalation and no repeats follow, the
+    /// resolve still goes out.
+    #[serde(default)]
+    pub acked: Option<Acknowledgement>,
+    /// Whether the acknowledgement was announced to the channels that heard of the alert.
+    #[serde(default)]
+    pub ack_announced: bool,
     #[serde(skip)]
     pub(crate) seen_tick: u64,
 }
@@ -81,6 +97,8 @@ impl Instance {
             last_notified_at: None,
             seq: 0,
             no_data_grace_until: None,
+            acked: None,
+            ack_announced: false,
             seen_tick: 0,
         }
     }

@@ -22,8 +22,8 @@ pub mod mute;
 mod notification;
 mod snapshot;
 
-pub use instance::{AlertState, Instance};
-pub use mute::{ActiveCondition, MaintenanceWindow, Schedule};
+pub use instance::{Acknowledgement, AlertState, Instance};
+pub use mute::{ActiveCondition, MAX_SILENCES, MaintenanceWindow, Schedule, Silence, SilenceState};
 pub use notification::{Notification, NotificationKind, format_value};
 pub use snapshot::{AlertSnapshot, EngineSnapshot, RestoreReport, SNAPSHOT_VERSION, SnapshotError};
 
@@ -61,6 +61,20 @@ struct CompiledRule {
     extra_labels: Labels,
 }
 
+/// Why an alert could not be acknowledged.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum AckError {
+    /// No alert has that fingerprint.
+    #[error("no alert has that fingerprint (GET /api/v1/alerts lists them)")]
+    NotFound,
+    /// It is pending or resolved.
+    #[error("the alert is {} (only a firing alert can be acknowledged)", .0.as_str())]
+    NotFiring(AlertState),
+    /// Someone acknowledged it already.
+    #[error("already acknowledged by {} at {}", .0.by, .0.at.0)]
+    Already(Acknowledgement),
+}
+
 /// A read-only view of one alert instance, for APIs, dashboards and tests.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AlertView {
@@ -86,8 +100,10 @@ pub struct AlertView {
     pub level: usize,
     /// Stable id of the instance.
     pub fingerprint: String,
-    /// True when a suppression condition or maintenance window mutes it now.
+    /// True when a suppression condition, maintenance window or silence mutes it now.
     pub muted: bool,
+    /// Who acknowledged it, when someone did.
+    pub acknowledged: Option<Acknowledgement>,
 }
 
 /// The alert rule engine; see the module docs.
@@ -98,6 +114,7 @@ pub struct RuleEngine {
     instances: Vec<SeriesMap<Instance>>,
     conditions: Vec<ActiveCondition>,
     maintenance: Vec<MaintenanceWindow>,
+    silences: Vec<Silence>,
     options: EngineOptions,
     tick: u64,
     last_gc: Option<Timestamp>,
@@ -148,6 +165,7 @@ impl RuleEngine {
             instances,
             conditions: Vec::new(),
             maintenance: Vec::new(),
+            silences: Vec::new(),
             options,
             tick: 0,
             last_gc: None,
@@ -208,8 +226,53 @@ impl RuleEngine {
         self.conditions.iter().any(|c| c.mutes(rule, now))
     }
 
-    fn instance_muted(&self, ri: usize, rule_muted: bool, labels: &Labels, now: Timestamp) -> bool {
-        rule_muted || self.maintenance.iter().any(|w| w.mutes(&self.rules[ri].rule.id, labels, now))
+    fn instance_muted(&self, ri: usize, rule_muted: bool, inst: &Instance, now: Timestamp) -> bool {
+        let labels = &inst.series_labels;
+        if rule_muted || self.maintenance.iter().any(|w| w.mutes(&self.rules[ri].rule.id, labels, now)) {
+            return true;
+        }
+        if self.silences.is_empty() {
+            return false;
+        }
+        // Silences match what the receivers see: the alert's labels.
+        let (alert, _) = alert_labels_and_annotations(&self.rules[ri], inst);
+        self.silences.iter().any(|s| s.mutes(&alert, now))
+    }
+
+    /// Replaces the silences (the store holds them, so agents sharing it share them); at most
+    /// [`MAX_SILENCES`], expired ones dropped.
+    pub fn set_silences(&mut self, silences: Vec<Silence>, now: Timestamp) {
+        self.silences = silences.into_iter().filter(|s| s.state(now) != SilenceState::Expired).collect();
+        self.silences.truncate(MAX_SILENCES);
+    }
+
+    /// The silences held.
+    pub fn silences(&self) -> &[Silence] {
+        &self.silences
+    }
+
+    /// Acknowledges the firing alert with `fingerprint` on behalf of `by`: its escalation and
+    /// repeats stop, the channels that heard of it are told at the next evaluation, its resolve
+    /// still goes out. Acknowledging it again is a no-op answered with who did first.
+    pub fn acknowledge(&mut self, fingerprint_: &str, by: &str, now: Timestamp) -> Result<Acknowledgement, AckError> {
+        for ri in 0..self.rules.len() {
+            let id = self.rules[ri].rule.id.clone();
+            for inst in self.instances[ri].values_mut() {
+                if fingerprint(&id, &inst.series_labels) != fingerprint_ {
+                    continue;
+                }
+                if inst.state != AlertState::Firing {
+                    return Err(AckError::NotFiring(inst.state));
+                }
+                if let Some(a) = &inst.acked {
+                    return Err(AckError::Already(a.clone()));
+                }
+                let ack = Acknowledgement { by: by.to_string(), at: now };
+                inst.acked = Some(ack.clone());
+                return Ok(ack);
+            }
+        }
+        Err(AckError::NotFound)
     }
 
     /// Evaluates every rule at `now` and returns the notifications due, in rule order.
@@ -296,7 +359,7 @@ impl RuleEngine {
                 if inst.state == AlertState::Pending {
                     continue;
                 }
-                self.instance_muted(ri, rule_muted, &inst.series_labels, now)
+                self.instance_muted(ri, rule_muted, inst, now)
             };
             if muted {
                 continue;
@@ -304,6 +367,11 @@ impl RuleEngine {
             let cr = &self.rules[ri];
             let Some(inst) = self.instances[ri].get_mut(&sid) else { continue };
             let kind = match (inst.state, inst.notified_level) {
+                // Acknowledged: told once to whoever heard of it, then quiet until it resolves.
+                (AlertState::Firing, Some(_)) if inst.acked.is_some() && !inst.ack_announced => {
+                    NotificationKind::Acknowledged
+                }
+                (AlertState::Firing, Some(_)) if inst.acked.is_some() => continue,
                 (AlertState::Firing, None) => NotificationKind::Firing,
                 (AlertState::Firing, Some(l)) if inst.level > l => NotificationKind::Escalated,
                 (AlertState::Firing, Some(_)) if inst.last_notified_at.is_some_and(|t| now.since(t) >= repeat) => {
@@ -312,7 +380,7 @@ impl RuleEngine {
                 (AlertState::Resolved, Some(_)) => NotificationKind::Resolved,
                 _ => continue,
             };
-            let channels: Vec<String> = if kind == NotificationKind::Resolved {
+            let channels: Vec<String> = if matches!(kind, NotificationKind::Resolved | NotificationKind::Acknowledged) {
                 inst.notified_channels.iter().cloned().collect()
             } else {
                 cr.rule.level(inst.level).1.to_vec()
@@ -322,6 +390,8 @@ impl RuleEngine {
             inst.last_notified_at = Some(now);
             if kind == NotificationKind::Resolved {
                 done.push(sid);
+            } else if kind == NotificationKind::Acknowledged {
+                inst.ack_announced = true;
             } else {
                 inst.notified_level = Some(inst.level);
                 inst.notified_channels.extend(cr.rule.level(inst.level).1.iter().cloned());
@@ -363,7 +433,8 @@ impl RuleEngine {
                     state: inst.state,
                     severity: cr.rule.level(inst.level).0,
                     fingerprint: fingerprint(&cr.rule.id, &inst.series_labels),
-                    muted: self.instance_muted(ri, rule_muted, &inst.series_labels, now),
+                    muted: self.instance_muted(ri, rule_muted, inst, now),
+                    acknowledged: inst.acked.clone(),
                     labels,
                     annotations,
                     value: inst.value,
@@ -457,7 +528,10 @@ fn build_notification(
     channels: Vec<String>,
     now: Timestamp,
 ) -> Notification {
-    let (labels, annotations) = alert_labels_and_annotations(cr, inst);
+    let (labels, mut annotations) = alert_labels_and_annotations(cr, inst);
+    if let Some(a) = &inst.acked {
+        annotations.insert("acknowledged_by".into(), a.by.clone());
+    }
     let fp = fingerprint(&cr.rule.id, &inst.series_labels);
     let starts_at = inst.fired_at.unwrap_or(inst.active_at);
     Notification {

@@ -1,4 +1,5 @@
-//! Muting: named suppression conditions switched on through the API, and maintenance windows.
+//! Muting: named suppression conditions switched on through the API, maintenance windows, and
+//! silences (Alertmanager's: label matchers over a time range, with an author and a comment).
 
 use crate::metrics::Labels;
 use crate::rules::{AlertRule, Matchers};
@@ -24,6 +25,69 @@ impl ActiveCondition {
             return false;
         }
         rule.suppression_rules.iter().any(|s| s.condition == self.name && now < self.since.plus(s.duration.get()))
+    }
+}
+
+/// Silences an engine holds at most (more are refused by whoever creates them).
+pub const MAX_SILENCES: usize = 1_000;
+
+/// A silence, as Alertmanager's: alerts whose labels (the series', the rule's, `alertname`
+/// and `severity`) match every matcher send nothing from `starts_at` to `ends_at`. They keep
+/// their state, and what they owe goes out when it ends, as with suppressions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    /// Its id.
+    pub id: String,
+    /// What it matches (`=`, `!=`, `=~`, `!~`); at least one.
+    pub matchers: Matchers,
+    /// When it starts.
+    pub starts_at: Timestamp,
+    /// When it ends (expiring it sets this to now).
+    pub ends_at: Timestamp,
+    /// Who made it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+}
+
+/// Where a silence is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SilenceState {
+    /// Not started yet.
+    Pending,
+    /// Muting.
+    Active,
+    /// Over.
+    Expired,
+}
+
+impl SilenceState {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SilenceState::Pending => "pending",
+            SilenceState::Active => "active",
+            SilenceState::Expired => "expired",
+        }
+    }
+}
+
+impl Silence {
+    /// Its state at `now`.
+    pub fn state(&self, now: Timestamp) -> SilenceState {
+        if now >= self.ends_at {
+            SilenceState::Expired
+        } else if now < self.starts_at {
+            SilenceState::Pending
+        } else {
+            SilenceState::Active
+        }
+    }
+
+    /// True when it mutes an alert with `labels` at `now`.
+    pub fn mutes(&self, labels: &Labels, now: Timestamp) -> bool {
+        self.state(now) == SilenceState::Active && !self.matchers.0.is_empty() && self.matchers.matches(labels)
     }
 }
 

@@ -16,6 +16,9 @@ pub enum NotificationKind {
     Repeat,
     /// The alert stopped firing; sent to every channel that heard about it.
     Resolved,
+    /// Someone acknowledged the alert (annotation `acknowledged_by`); sent to every channel that
+    /// heard about it; escalation and repeats stop until it resolves.
+    Acknowledged,
 }
 
 impl NotificationKind {
@@ -26,6 +29,7 @@ impl NotificationKind {
             NotificationKind::Escalated => "escalated",
             NotificationKind::Repeat => "repeat",
             NotificationKind::Resolved => "resolved",
+            NotificationKind::Acknowledged => "acknowledged",
         }
     }
 

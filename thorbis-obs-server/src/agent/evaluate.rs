@@ -37,6 +37,8 @@ pub(super) async fn evaluate_loop(
     let mut carry: Vec<OutboxEntry> = Vec::new();
     let mut was_leader = false;
     let mut last_prune: Option<thorbis_obs_core::time::Timestamp> = None;
+    // Acknowledgements a standby stored recently are applied when this agent leads.
+    let mut acks_since = shared.hub.now().minus(super::silences::ACK_RETENTION);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -84,6 +86,7 @@ pub(super) async fn evaluate_loop(
         if !leader {
             continue;
         }
+        super::silences::sync(&shared, &mut acks_since).await;
         commit_tick(&shared, &mut carry).await;
         let now = shared.hub.now();
         if last_prune.is_none_or(|t| now.since(t) >= PRUNE_EVERY) {
@@ -92,6 +95,12 @@ pub(super) async fn evaluate_loop(
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "settled outbox rows pruned"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
+            }
+            let store = shared.hub.store();
+            let ended = store.prune_records("silence", now.minus(super::silences::SILENCE_RETENTION)).await;
+            let acked = store.prune_records("ack", now.minus(super::silences::ACK_RETENTION)).await;
+            if let Err(e) = ended.and(acked) {
+                tracing::warn!(error = %e, "cannot prune silences and acknowledgements");
             }
         }
     }

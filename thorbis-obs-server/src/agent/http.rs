@@ -50,6 +50,9 @@ pub(super) fn router(handle: AgentHandle) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/suppressions", post(suppress))
+        .route("/api/v1/alerts/{fingerprint}/ack", post(super::silences::ack))
+        .route("/api/v1/silences", get(super::silences::list_silences).post(super::silences::add_silence))
+        .route("/api/v1/silences/{id}", axum::routing::delete(super::silences::expire_silence))
         .route("/api/v1/samples", post(samples))
         .with_state(handle)
 }

@@ -36,6 +36,7 @@ pub mod http;
 pub mod outbox;
 pub mod scheduler;
 mod serve;
+mod silences;
 mod unstored;
 
 pub use crate::clock::{Clock, TokioClock, system_now};

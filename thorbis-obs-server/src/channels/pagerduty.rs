@@ -53,6 +53,10 @@ impl PagerDutyChannel {
         if n.kind == NotificationKind::Resolved {
             return json!({ "routing_key": self.routing_key.expose(), "event_action": "resolve", "dedup_key": dedup_key });
         }
+        // Events API v2: an acknowledge carries only the dedup key of the incident.
+        if n.kind == NotificationKind::Acknowledged {
+            return json!({ "routing_key": self.routing_key.expose(), "event_action": "acknowledge", "dedup_key": dedup_key });
+        }
         let severity = match n.severity {
             Severity::Critical => "critical",
             Severity::Error => "error",

@@ -44,6 +44,9 @@ fn emoji(n: &Notification) -> &'static str {
     if n.kind == NotificationKind::Resolved {
         return "\u{2705}";
     }
+    if n.kind == NotificationKind::Acknowledged {
+        return "\u{1f440}";
+    }
     match n.severity {
         Severity::Info => "\u{2139}\u{fe0f}",
         Severity::Warning => "\u{26a0}\u{fe0f}",
@@ -57,9 +60,14 @@ pub fn title(n: &Notification) -> String {
     let marker = match n.kind {
         NotificationKind::Resolved => "RESOLVED: ",
         NotificationKind::Escalated => "ESCALATED: ",
+        NotificationKind::Acknowledged => "ACKNOWLEDGED: ",
         _ => "",
     };
-    format!("{} {marker}{}", emoji(n), n.rule_name)
+    let by = match (n.kind, n.annotations.get("acknowledged_by")) {
+        (NotificationKind::Acknowledged, Some(who)) => format!(" (by {who})"),
+        _ => String::new(),
+    };
+    format!("{} {marker}{}{by}", emoji(n), n.rule_name)
 }
 
 impl SlackChannel {

@@ -180,6 +180,17 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A small record of [`Store::save_record`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Its id within its kind.
+    pub id: String,
+    /// The time it is looked up by.
+    pub at: Timestamp,
+    /// Its body (JSON).
+    pub body: String,
+}
+
 /// Where the agent keeps its durable state.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -235,6 +246,17 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes outbox rows settled (delivered, or failed for good) before `before`; rows still
     /// to be delivered are never deleted. Returns how many.
     async fn prune_outbox(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Saves a small record of `kind` (`silence`, `ack`) under `id`, replacing one of that kind
+    /// and id; `at` is the time it is looked up by (a silence's end, an acknowledgement's time).
+    /// The agents sharing the store share them.
+    async fn save_record(&self, kind: &str, id: &str, at: Timestamp, body: &str) -> Result<(), StoreError>;
+
+    /// Records of `kind` whose `at` is at or after `since`, by `at`, at most `limit`.
+    async fn records(&self, kind: &str, since: Timestamp, limit: usize) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// Deletes records of `kind` whose `at` is before `before`; returns how many.
+    async fn prune_records(&self, kind: &str, before: Timestamp) -> Result<u64, StoreError>;
 
     /// Keeps an agent's closed RUM window (core's `RumWindow` as JSON) starting at `start`, so the
     /// agents sharing the store can merge them.

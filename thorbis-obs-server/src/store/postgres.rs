@@ -22,7 +22,7 @@ use super::sqlite::MIGRATIONS;
 use super::traces::{Param, TRACE_COLUMNS, evict_sql, list_sql, upsert_sql};
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
 use super::{CHECK_COLUMNS, check_from_parts, check_row_values};
-use super::{CheckKind, CheckRecord, SessionEvent, TraceQuery, TraceRow, TraceSummary};
+use super::{CheckKind, CheckRecord, SessionEvent, StoredRecord, TraceQuery, TraceRow, TraceSummary};
 use crate::secret::redact_url;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -355,6 +355,37 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(backend)
+    }
+
+    async fn save_record(&self, kind: &str, id: &str, at: Timestamp, body: &str) -> Result<(), StoreError> {
+        client!(self, c);
+        c.execute(
+            "INSERT INTO records (kind, id, at_ms, body) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (kind, id) DO UPDATE SET at_ms = excluded.at_ms, body = excluded.body",
+            &[&kind, &id, &at.as_millis(), &body],
+        )
+        .await
+        .map(|_| ())
+        .map_err(backend)
+    }
+
+    async fn records(&self, kind: &str, since: Timestamp, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        client!(self, c);
+        let rows = c
+            .query(
+                "SELECT id, at_ms, body FROM records WHERE kind = $1 AND at_ms >= $2 ORDER BY at_ms, id LIMIT $3",
+                &[&kind, &since.as_millis(), &(limit as i64)],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| StoredRecord { id: r.get(0), at: Timestamp(r.get(1)), body: r.get(2) }).collect())
+    }
+
+    async fn prune_records(&self, kind: &str, before: Timestamp) -> Result<u64, StoreError> {
+        client!(self, c);
+        c.execute("DELETE FROM records WHERE kind = $1 AND at_ms < $2", &[&kind, &before.as_millis()])
+            .await
+            .map_err(backend)
     }
 
     async fn record_rum_window(&self, start: Timestamp, agent: &str, body: &str) -> Result<(), StoreError> {

@@ -5,7 +5,7 @@ use super::sessions;
 use super::traces::{Param, TRACE_COLUMNS, evict_sql, list_sql, upsert_sql};
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
 use super::{CHECK_COLUMNS, CheckRow, check_from_parts, check_row_values};
-use super::{CheckKind, CheckRecord, SessionEvent, TraceQuery, TraceRow, TraceSummary};
+use super::{CheckKind, CheckRecord, SessionEvent, StoredRecord, TraceQuery, TraceRow, TraceSummary};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -99,6 +99,15 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX session_events_session ON session_events (session_id, start_ms);
     CREATE INDEX session_events_end ON session_events (end_ms)",
+    // Small records the agents share: silences, acknowledgements.
+    "CREATE TABLE records (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
+    CREATE INDEX records_at ON records (kind, at_ms)",
 ];
 
 /// The SQLite-backed [`Store`].
@@ -534,6 +543,48 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let over = c.execute(&sessions::evict_sql(|n| format!("?{n}")), params![max]).map_err(backend)?;
             Ok((old + over) as u64)
+        })
+        .await
+    }
+
+    async fn save_record(&self, kind: &str, id: &str, at: Timestamp, body: &str) -> Result<(), StoreError> {
+        let (kind, id, body) = (kind.to_string(), id.to_string(), body.to_string());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO records (kind, id, at_ms, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind, id) DO UPDATE SET at_ms = excluded.at_ms, body = excluded.body",
+                params![kind, id, at.as_millis(), body],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn records(&self, kind: &str, since: Timestamp, limit: usize) -> Result<Vec<StoredRecord>, StoreError> {
+        let kind = kind.to_string();
+        self.with(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT id, at_ms, body FROM records WHERE kind = ?1 AND at_ms >= ?2 ORDER BY at_ms, id LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![kind, since.as_millis(), limit as i64], |r| {
+                    Ok(StoredRecord { id: r.get(0)?, at: Timestamp(r.get(1)?), body: r.get(2)? })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn prune_records(&self, kind: &str, before: Timestamp) -> Result<u64, StoreError> {
+        let kind = kind.to_string();
+        self.with(move |c| {
+            c.execute("DELETE FROM records WHERE kind = ?1 AND at_ms < ?2", params![kind, before.as_millis()])
+                .map(|n| n as u64)
+                .map_err(backend)
         })
         .await
     }
