@@ -116,10 +116,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         c.get("http://127.0.0.1:3000/slow").send().await?;
         let _ = c.get("http://127.0.0.1:3000/fail").send().await; // the panic drops the connection
-        // The sources are collected every 10 s.
-        tokio::time::sleep(Duration::from_secs(11)).await;
+        // The sources are collected every 10 s: wait until the agent has both.
         let agent_base = format!("http://{}", config.config.http.listen);
-        let text = c.get(format!("{agent_base}/metrics")).send().await?.text().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let text = loop {
+            let text = c.get(format!("{agent_base}/metrics")).send().await?.text().await?;
+            if text.contains("payments_total{") && text.contains("http_requests{") {
+                break text;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("the agent did not collect the service's metrics within 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
         for line in text.lines().filter(|l| l.contains(SERVICE) && !l.starts_with('#')) {
             println!("METRIC {line}");
         }
