@@ -2,6 +2,8 @@
 //! things components do with them (push a sample, read "now", read the alerts). The agent
 //! builds one and hands out `Arc<Hub>`; a component never sees the agent itself.
 
+use crate::api::Caller;
+use crate::api::auth::Principal;
 use crate::clock::Clock;
 use crate::store::Store;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -63,6 +65,53 @@ impl Hub {
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
+
+    /// Writes an audit record: `who` (from `caller`'s address) did `action` to `target`, with
+    /// `detail`. Kept in the store (kind `audit`) so every agent sharing it lists it; when the
+    /// store cannot take it the record goes to the log at WARN, whole, and the action stands.
+    pub async fn audit(&self, who: &Principal, caller: &Caller, action: &str, target: &str, detail: serde_json::Value) {
+        let at = self.now();
+        let record = AuditRecord {
+            at,
+            who: who.name.clone(),
+            role: who.role.as_str().to_string(),
+            from: caller.peer.map(|p| p.to_string()),
+            action: action.to_string(),
+            target: target.to_string(),
+            detail,
+        };
+        let id = format!("{}-{:08x}", at.0, (crate::clock::random_unit() * f64::from(u32::MAX)) as u32);
+        let saved = match serde_json::to_string(&record) {
+            Ok(body) => self.store.save_record(AUDIT_KIND, &id, at, &body).await,
+            Err(e) => Err(crate::store::StoreError::Backend(e.to_string())),
+        };
+        match saved {
+            Ok(()) => tracing::info!(who = %record.who, action, target, "audit"),
+            Err(e) => tracing::warn!(error = %e, record = ?record, "audit record not stored"),
+        }
+    }
+}
+
+/// The store's record kind of the audit trail.
+pub const AUDIT_KIND: &str = "audit";
+
+/// One state-changing action: who, what, to what, when, from where.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditRecord {
+    /// When (the agent's clock).
+    pub at: Timestamp,
+    /// The token's name (`api_token`, `viewer_tokens[0]`), the user's or the proxy's user.
+    pub who: String,
+    /// `admin` or `viewer`.
+    pub role: String,
+    /// The peer's address.
+    pub from: Option<String>,
+    /// `silence.create`, `silence.expire`, `alert.ack`, `suppression.activate`, `config.reload`...
+    pub action: String,
+    /// What it was done to: a silence id, a fingerprint, a condition, a file.
+    pub target: String,
+    /// The action's parameters (matchers, duration, comment...).
+    pub detail: serde_json::Value,
 }
 
 /// A part of the agent built from its own config section: the routes it serves on the

@@ -1,10 +1,11 @@
 //! Acknowledgements and silences through the API of an agent built from a config file, with a
 //! PagerDuty channel and an "sms" webhook pointed at receivers on loopback: the rule's ladder
-//! (PagerDuty, then SMS after three seconds of firing) stops at the acknowledgement (PagerDuty
-//! gets the `acknowledge` event, SMS nothing, the resolve still goes out); a silence keeps a
+//! (PagerDuty and Slack, then SMS after three seconds of firing) stops at the acknowledgement
+//! (PagerDuty gets the `acknowledge` event, Slack a message naming who acknowledged, SMS
+//! nothing, the resolve still goes out); a silence keeps a
 //! matching alert quiet while it fires and its owed notification goes out when the silence is
 //! expired.
-#![cfg(all(feature = "pagerduty", feature = "webhook"))]
+#![cfg(all(feature = "pagerduty", feature = "webhook", feature = "slack"))]
 
 mod support;
 
@@ -17,17 +18,20 @@ const TOKEN: &str = "admin-token-for-the-ack-test";
 async fn an_ack_stops_the_ladder_and_a_silence_holds_what_is_owed() {
     let (pd, pd_events) = support::web::json_sink().await;
     let (sms, sms_messages) = support::web::json_sink().await;
+    let (slack, slack_messages) = support::web::json_sink().await;
     let dir = tempfile::tempdir().expect("tmp");
     let port = support::agent::free_port();
     let rule = "[[rules.inline]]\nid = \"high-response-time\"\nname = \"High Response Time\"\n\
-                metric = \"http_request_duration\"\nseverity = \"warning\"\nchannels = [\"pd\"]\n\
+                metric = \"http_request_duration\"\nseverity = \"warning\"\nchannels = [\"pd\", \"chat\"]\n\
                 [rules.inline.condition]\noperator = \"greater_than\"\nthreshold = 2000\nduration = \"1s\"\naggregation = \"max\"\n\
                 [[rules.inline.escalation]]\nafter = \"3s\"\nseverity = \"critical\"\nchannels = [\"pd\", \"sms\"]\n";
     let channels = format!(
         "[channels.pd]\ntype = \"pagerduty\"\nrouting_key = \"R0UT1NGKEY\"\nbase_url = \"{}\"\n\
-         [channels.sms]\ntype = \"webhook\"\nurl = \"{}\"\n",
+         [channels.sms]\ntype = \"webhook\"\nurl = \"{}\"\n\
+         [channels.chat]\ntype = \"slack\"\nwebhook_url = \"{}\"\n",
         pd.url(""),
-        sms.url("/sms")
+        sms.url("/sms"),
+        slack.url("/services/T/B/X")
     );
     let config = support::agent::config_file(
         dir.path(),
@@ -122,6 +126,19 @@ async fn an_ack_stops_the_ladder_and_a_silence_holds_what_is_owed() {
     })
     .await;
     assert!(sms_messages.lock().expect("lock").is_empty());
+    support::eventually("Slack heard the resolve", Duration::from_secs(20), async || {
+        slack_messages.lock().expect("lock").len() >= 3
+    })
+    .await;
+    let titles: Vec<String> = slack_messages
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|m| m["attachments"][0]["title"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(titles[1].ends_with("ACKNOWLEDGED: High Response Time (by ana)"), "{titles:?}");
+    assert!(titles[2].contains("RESOLVED: High Response Time"), "{titles:?}");
 
     // A silence on billing, then billing slows down: it fires, muted, and sends nothing.
     let r = c

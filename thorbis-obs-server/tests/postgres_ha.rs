@@ -161,6 +161,16 @@ mod ha {
         AgentProc { child, base: format!("http://127.0.0.1:{port}") }
     }
 
+    /// The webhook receiver the agents' `hook` channel posts to, and its URL.
+    async fn start_receiver() -> (Arc<Receiver>, String) {
+        let receiver = Arc::new(Receiver::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let app = Router::new().route("/hook", post(hook_handler)).with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver") });
+        (receiver, hook)
+    }
+
     async fn is_leader(client: &reqwest::Client, a: &AgentProc) -> Option<bool> {
         let v: serde_json::Value = client.get(format!("{}/readyz", a.base)).send().await.ok()?.json().await.ok()?;
         v["leader"].as_bool()
@@ -182,11 +192,7 @@ mod ha {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_agents_one_leader_and_a_takeover() {
         let db = fresh_database("thorbis_ha").await;
-        let receiver = Arc::new(Receiver::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        let app = Router::new().route("/hook", post(hook_handler)).with_state(receiver.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver") });
+        let (receiver, hook) = start_receiver().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let client = reqwest::Client::new();
 
@@ -235,6 +241,82 @@ mod ha {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         assert_eq!(kinds(&receiver), ["firing", "resolved"], "takeover after {takeover:?}");
+        drop(b);
+    }
+
+    /// `thorbis-obs alerts ...` against `a`, its stdout (the command must succeed).
+    fn cli(a: &AgentProc, args: &[&str]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
+            .args(["alerts", "--url", &a.base, "--token", "t"])
+            .args(args)
+            .output()
+            .expect("the CLI runs");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "alerts {args:?}: {stdout}{stderr}");
+        stdout.into_owned()
+    }
+
+    async fn alert(client: &reqwest::Client, a: &AgentProc) -> Option<serde_json::Value> {
+        let v: serde_json::Value =
+            client.get(format!("{}/api/v1/alerts", a.base)).send().await.ok()?.json().await.ok()?;
+        v["alerts"].as_array()?.first().cloned()
+    }
+
+    /// A silence made with the CLI on the standby mutes the leader's alert, still mutes it
+    /// after the standby took over, and when the CLI expires it the owed notification goes out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silence_from_the_cli_holds_on_both_agents_until_it_is_expired() {
+        let db = fresh_database("thorbis_ha_silence").await;
+        let (receiver, hook) = start_receiver().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client = reqwest::Client::new();
+        let a = start_agent(dir.path(), "a", &db, &hook);
+        support::eventually("a leads", Duration::from_secs(20), async || is_leader(&client, &a).await == Some(true))
+            .await;
+        let b = start_agent(dir.path(), "b", &db, &hook);
+        support::eventually("b answers", Duration::from_secs(30), async || is_leader(&client, &b).await.is_some())
+            .await;
+
+        // The silence, through the standby.
+        let id = cli(&b, &["silence", "add", "alertname=~\"Orders.*\"", "--duration", "1h", "--comment", "migration"]);
+        let id = id.trim().to_string();
+        assert_eq!(id.len(), 16, "the new silence's id: {id:?}");
+        let listed = cli(&a, &["silence", "list"]);
+        assert!(listed.contains(&id) && listed.contains("active") && listed.contains("migration"), "{listed}");
+
+        // The leader's alert fires, muted.
+        support::eventually("a's alert firing and muted", Duration::from_secs(30), async || {
+            push(&client, &a, 12.0).await;
+            push(&client, &b, 12.0).await;
+            alert(&client, &a).await.is_some_and(|v| v["state"] == "firing" && v["muted"] == true)
+        })
+        .await;
+        // The leader dies; b takes over, restores the alert and applies the stored silence.
+        drop(a);
+        support::eventually("b leads, the alert firing and muted", Duration::from_secs(30), async || {
+            push(&client, &b, 12.0).await;
+            is_leader(&client, &b).await == Some(true)
+                && alert(&client, &b).await.is_some_and(|v| v["state"] == "firing" && v["muted"] == true)
+        })
+        .await;
+        let listed = cli(&b, &["list"]);
+        assert!(listed.contains("firing (muted)"), "{listed}");
+        assert!(kinds(&receiver).is_empty(), "nothing sent while silenced: {:?}", kinds(&receiver));
+
+        // Expired through the CLI: the owed firing goes out, once.
+        assert_eq!(cli(&b, &["silence", "expire", &id]).trim(), format!("expired {id}"));
+        support::eventually("the owed notification", Duration::from_secs(20), async || {
+            push(&client, &b, 12.0).await;
+            !kinds(&receiver).is_empty()
+        })
+        .await;
+        assert_eq!(kinds(&receiver), ["firing"]);
+        // Both actions are in the shared audit trail.
+        let audit: serde_json::Value =
+            client.get(format!("{}/api/v1/audit", b.base)).send().await.expect("audit").json().await.expect("json");
+        let actions: Vec<&str> =
+            audit["records"].as_array().expect("records").iter().filter_map(|r| r["action"].as_str()).collect();
+        assert_eq!(actions, ["silence.expire", "silence.create"]);
         drop(b);
     }
 

@@ -39,6 +39,8 @@ pub struct AgentBuilder {
     public: Option<(SocketAddr, Vec<String>)>,
     read_auth: crate::api::auth::AuthSection,
     max_sample_skew: Duration,
+    audit_retention: Duration,
+    reloader: Option<Arc<super::Reloader>>,
     producers: Option<Vec<Producer>>,
     maintenance: Vec<MaintenanceWindow>,
     monitors: Monitors,
@@ -73,6 +75,8 @@ impl AgentBuilder {
             public: None,
             read_auth: Default::default(),
             max_sample_skew: Duration::from_secs(300),
+            audit_retention: Duration::from_secs(90 * 86400),
+            reloader: None,
             producers: None,
             maintenance: Vec::new(),
             monitors: Default::default(),
@@ -199,6 +203,19 @@ impl AgentBuilder {
     /// `GET /api/v1/rules` shows every rule's producers.
     pub fn producers(mut self, producers: impl IntoIterator<Item = Producer>) -> Self {
         self.producers.get_or_insert_with(Vec::new).extend(producers);
+        self
+    }
+
+    /// The reload loop the agent runs in ([`super::run_reloadable`] sets it): without one,
+    /// `POST /api/v1/reload` answers that this agent was not started from a config file.
+    pub fn reloader(mut self, r: Arc<super::Reloader>) -> Self {
+        self.reloader = Some(r);
+        self
+    }
+
+    /// How long audit records are kept in the store (default 90 days).
+    pub fn audit_retention(mut self, keep: Duration) -> Self {
+        self.audit_retention = keep;
         self
     }
 
@@ -440,6 +457,8 @@ impl AgentBuilder {
             unstored: Default::default(),
             api_token,
             max_sample_skew: self.max_sample_skew,
+            audit_retention: self.audit_retention,
+            reloader: self.reloader,
             coverage,
         });
         Ok(Agent {

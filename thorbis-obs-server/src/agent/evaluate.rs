@@ -102,6 +102,9 @@ pub(super) async fn evaluate_loop(
             if let Err(e) = ended.and(acked) {
                 tracing::warn!(error = %e, "cannot prune silences and acknowledgements");
             }
+            if let Err(e) = store.prune_records(crate::hub::AUDIT_KIND, now.minus(shared.audit_retention)).await {
+                tracing::warn!(error = %e, "cannot prune the audit trail");
+            }
         }
     }
     if was_leader {

@@ -47,13 +47,25 @@ pub async fn agent_from_config(cfg: &LoadedConfig) -> Result<Agent, AgentError> 
 /// The builder of the agent a config describes, for a host app that adds its own parts (its
 /// `host::RequestMetrics` as a source, say) before `build()`.
 pub async fn builder_from_config(cfg: &LoadedConfig) -> Result<super::AgentBuilder, AgentError> {
+    builder_with_store(cfg, None).await
+}
+
+/// [`builder_from_config`] on `store` when given (a reload keeps the running agent's).
+pub(super) async fn builder_with_store(
+    cfg: &LoadedConfig,
+    store: Option<Arc<dyn Store>>,
+) -> Result<super::AgentBuilder, AgentError> {
     let c = &cfg.config;
+    let store = match store {
+        Some(s) => s,
+        None => store_from_config(cfg).await?,
+    };
     let (monitors, check_windows) = monitors_from_config(c).map_err(AgentError::Setup)?;
     let mut windows = c.maintenance_windows.clone();
     windows.extend(check_windows);
     let mut b = Agent::builder()
         .rules(cfg.rules.clone())
-        .store(store_from_config(cfg).await?)
+        .store(store)
         .evaluation_interval(c.agent.evaluation_interval.get())
         .shutdown_timeout(c.agent.shutdown_timeout.get())
         .delivery_policy(c.agent.delivery.clone())
@@ -64,7 +76,8 @@ pub async fn builder_from_config(cfg: &LoadedConfig) -> Result<super::AgentBuild
         .traces(c.traces.clone())
         .producers(c.producers())
         .business_metrics(crate::sources::business_metrics(&c.sources))
-        .dashboards(c.dashboards.clone());
+        .dashboards(c.dashboards.clone())
+        .audit_retention(c.agent.audit_retention.get());
     if let Some(lease) = &c.store.leader_lease {
         b = b.leader_lease(lease.get());
     }

@@ -10,9 +10,13 @@
 //!   switches a named suppression condition on (bearer token);
 //! - `POST /api/v1/samples`: `[{"name", "labels", "value", "timestamp"?}]` pushes samples
 //!   (bearer token). Write endpoints refuse with 403 while no `http.api_token` is configured.
+//! - `POST /api/v1/reload`: reads the config file again (see [`super::reload`]): 200 with the
+//!   new config's summary, 422 with its problems (the running config stays);
+//! - `GET /api/v1/audit?since=ms&limit=n&action=prefix` and the page `/audit`: the audit trail,
+//!   newest first (who did what to which target, when, from where).
 
 use super::AgentHandle;
-use crate::api::{BODY_TIMEOUT, authorize_bearer, error, read_body};
+use crate::api::{Caller, error};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -54,6 +58,9 @@ pub(super) fn router(handle: AgentHandle) -> Router {
         .route("/api/v1/silences", get(super::silences::list_silences).post(super::silences::add_silence))
         .route("/api/v1/silences/{id}", axum::routing::delete(super::silences::expire_silence))
         .route("/api/v1/samples", post(samples))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/reload", post(reload))
+        .route("/audit", get(audit_page))
         .with_state(handle)
 }
 
@@ -113,14 +120,12 @@ const MAX_SUPPRESSION_BYTES: usize = 4 * 1024;
 /// Largest `POST /api/v1/samples` body: a few thousand samples.
 const MAX_SAMPLES_BYTES: usize = 256 * 1024;
 
-async fn suppress(State(h): State<AgentHandle>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(r) = authorize_bearer(h.shared().api_token.as_ref(), &headers) {
-        return *r;
-    }
-    let body = match read_body(&headers, body, MAX_SUPPRESSION_BYTES, BODY_TIMEOUT).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
+async fn suppress(State(h): State<AgentHandle>, caller: Caller, headers: HeaderMap, body: Body) -> Response {
+    let (who, body) =
+        match caller.authorized_body(h.shared().api_token.as_ref(), &headers, body, MAX_SUPPRESSION_BYTES).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let req: SuppressionRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
@@ -128,8 +133,13 @@ async fn suppress(State(h): State<AgentHandle>, headers: HeaderMap, body: Body) 
     if req.condition.trim().is_empty() {
         return error(StatusCode::BAD_REQUEST, "condition: must not be empty");
     }
+    if req.condition.len() > 128 || req.condition.chars().any(char::is_control) {
+        return error(StatusCode::BAD_REQUEST, "condition: at most 128 characters, none of them control");
+    }
     h.activate_condition(&req.condition, req.duration.map(|d| d.get()));
     tracing::info!(condition = %req.condition, duration = ?req.duration, "suppression condition switched on");
+    let detail = json!({ "duration": req.duration.map(|d| d.to_string()) });
+    h.shared().hub.audit(&who, &caller, "suppression.activate", &req.condition, detail).await;
     axum::Json(json!({ "condition": req.condition, "active": true })).into_response()
 }
 
@@ -143,13 +153,10 @@ struct SampleIn {
     timestamp: Option<Timestamp>,
 }
 
-async fn samples(State(h): State<AgentHandle>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(r) = authorize_bearer(h.shared().api_token.as_ref(), &headers) {
-        return *r;
-    }
-    let body = match read_body(&headers, body, MAX_SAMPLES_BYTES, BODY_TIMEOUT).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
+async fn samples(State(h): State<AgentHandle>, caller: Caller, headers: HeaderMap, body: Body) -> Response {
+    let body = match caller.authorized_body(h.shared().api_token.as_ref(), &headers, body, MAX_SAMPLES_BYTES).await {
+        Ok((_, b)) => b,
+        Err(r) => return r,
     };
     let batch: Vec<SampleIn> = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -335,5 +342,99 @@ async fn metrics(State(h): State<AgentHandle>) -> Response {
         Ok(text) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
             .into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics"),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AuditQuery {
+    since: Option<Timestamp>,
+    limit: Option<usize>,
+    action: Option<String>,
+}
+
+/// Audit records listed at most, per request.
+const MAX_AUDIT_LIST: usize = 1000;
+/// Records read from the store to filter and list, at most.
+const MAX_AUDIT_SCAN: usize = 100_000;
+
+/// The audit records that answer `q`, newest first.
+async fn audit_records(h: &AgentHandle, q: &AuditQuery) -> Result<Vec<crate::hub::AuditRecord>, Response> {
+    let shared = h.shared();
+    let since = q.since.unwrap_or_else(|| shared.hub.now().minus(shared.audit_retention));
+    let rows = shared
+        .hub
+        .store()
+        .records(crate::hub::AUDIT_KIND, since, MAX_AUDIT_SCAN)
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the audit trail: {e}")))?;
+    let limit = q.limit.unwrap_or(200).clamp(1, MAX_AUDIT_LIST);
+    let action = q.action.as_deref().unwrap_or("");
+    Ok(rows
+        .iter()
+        .rev()
+        .filter_map(|r| serde_json::from_str::<crate::hub::AuditRecord>(&r.body).ok())
+        .filter(|r| r.action.starts_with(action))
+        .take(limit)
+        .collect())
+}
+
+async fn audit(State(h): State<AgentHandle>, q: axum::extract::Query<AuditQuery>) -> Response {
+    match audit_records(&h, &q).await {
+        Ok(list) => axum::Json(json!({ "records": list })).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn audit_page(State(h): State<AgentHandle>, q: axum::extract::Query<AuditQuery>) -> Response {
+    use crate::api::escape_html as esc;
+    let list = match audit_records(&h, &q).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let mut rows = String::new();
+    for r in &list {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&r.at.to_rfc3339()),
+            esc(&r.who),
+            esc(&r.role),
+            esc(r.from.as_deref().unwrap_or("")),
+            esc(&r.action),
+            esc(&r.target),
+            esc(&r.detail.to_string()),
+        ));
+    }
+    let body = format!(
+        "<h1>Audit trail</h1><p>{} records, newest first, kept {} (agent.audit_retention).</p>\
+         <table><thead><tr><th>When (UTC)</th><th>Who</th><th>Role</th><th>From</th><th>Action</th><th>Target</th>\
+         <th>Detail</th></tr></thead><tbody>{rows}</tbody></table>",
+        list.len(),
+        HumanDuration(h.shared().audit_retention),
+    );
+    crate::api::html(crate::api::plain_page("Audit trail", &body))
+}
+
+async fn reload(State(h): State<AgentHandle>, caller: Caller, headers: HeaderMap) -> Response {
+    let who = match caller.authorize_write(h.shared().api_token.as_ref(), &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let Some(reloader) = h.shared().reloader.clone() else {
+        return error(StatusCode::NOT_FOUND, "this agent was not started from a config file: nothing to reload");
+    };
+    let outcome = reloader.request().await;
+    let detail = match &outcome {
+        Ok(s) => json!({ "applied": true, "config": s }),
+        Err(e) => json!({ "applied": false, "problems": e }),
+    };
+    h.shared().hub.audit(&who, &caller, "config.reload", reloader.source(), detail).await;
+    match outcome {
+        Ok(summary) => axum::Json(json!({ "reloaded": true, "config": summary })).into_response(),
+        Err(problems) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({ "error": "the new config is refused; the running one stays", "problems": problems })),
+        )
+            .into_response(),
     }
 }

@@ -34,6 +34,7 @@ mod evaluate;
 mod from_config;
 pub mod http;
 pub mod outbox;
+mod reload;
 pub mod scheduler;
 mod serve;
 mod silences;
@@ -42,6 +43,7 @@ mod unstored;
 pub use crate::clock::{Clock, TokioClock, system_now};
 pub use builder::AgentBuilder;
 pub use from_config::{agent_from_config, builder_from_config, monitors_from_config, store_from_config};
+pub use reload::{ReloadOutcome, Reloader, run_reloadable};
 pub use serve::HttpLimits;
 
 use crate::checks::Monitors;
@@ -99,6 +101,10 @@ pub(crate) struct Shared {
     pub(crate) api_token: Option<Secret>,
     /// How far ahead of now a pushed sample may be.
     pub(crate) max_sample_skew: Duration,
+    /// How long audit records are kept.
+    pub(crate) audit_retention: Duration,
+    /// The reload loop this agent runs in, when it was started from a config file.
+    pub(crate) reloader: Option<Arc<reload::Reloader>>,
     /// What feeds each rule, when producers were declared.
     pub(crate) coverage: Option<Vec<thorbis_obs_core::rules::coverage::RuleCoverage>>,
 }
@@ -275,7 +281,9 @@ impl Agent {
                 .iter()
                 .fold(http::router(AgentHandle { shared: shared.clone() }), |r, c| r.merge(c.clone().routes()));
             let admin = match &self.gate {
-                Some(g) => admin.layer(axum::middleware::from_fn_with_state(g.clone(), crate::api::auth::require)),
+                Some(g) => admin
+                    .layer(axum::middleware::from_fn_with_state(g.clone(), crate::api::auth::require))
+                    .merge(crate::api::auth::routes(g.clone())),
                 None => admin,
             };
             serve::raise_open_files_limit();

@@ -6,7 +6,8 @@
 //!   an unknown fingerprint, 409 for one not firing or acknowledged already); on a standby it is
 //!   stored and the leader applies it at its next evaluation (202).
 //! - `POST /api/v1/silences` (`{"matchers": ["service=\"api\"", "alertname=~\"High.*\""],
-//!   "duration": "1h" | "endsAt": ms, "startsAt": ms, "createdBy": "ana", "comment": "..."}`),
+//!   "duration": "1h" | "endsAt": ms, "startsAt": ms, "createdBy": "ana", "comment": "..."}`;
+//!   `createdBy` defaults to the caller: the signed-in user, the proxy's user or `api_token`),
 //!   `GET /api/v1/silences` (with their state), `DELETE /api/v1/silences/{id}` (expires it now).
 //!   A silenced alert keeps its state and sends what it owes when the silence ends.
 //!
@@ -14,7 +15,7 @@
 //! from the store before each evaluation ([`sync`]).
 
 use super::{AgentHandle, Shared};
-use crate::api::{BODY_TIMEOUT, authorize_bearer, error, read_body};
+use crate::api::{Caller, error};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -45,8 +46,9 @@ struct StoredAck {
     at: Timestamp,
 }
 
-fn who(given: Option<String>) -> Result<String, Box<Response>> {
-    let name = given.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| "api_token".into());
+/// The name an action is shown under: the one given in the body, else the caller's.
+fn who(given: Option<String>, caller: &str) -> Result<String, Box<Response>> {
+    let name = given.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| caller.to_string());
     if name.len() > 64 || name.chars().any(char::is_control) {
         return Err(Box::new(error(StatusCode::BAD_REQUEST, "a name is at most 64 characters, none of them control")));
     }
@@ -62,15 +64,14 @@ struct AckBody {
 pub(super) async fn ack(
     State(h): State<AgentHandle>,
     Path(fingerprint): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = authorize_bearer(h.shared().api_token.as_ref(), &headers) {
-        return *r;
-    }
-    let body = match read_body(&headers, body, MAX_BODY, BODY_TIMEOUT).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
+    let (principal, body) = match caller.authorized_body(h.shared().api_token.as_ref(), &headers, body, MAX_BODY).await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let given: AckBody = if body.is_empty() {
         AckBody::default()
@@ -83,7 +84,7 @@ pub(super) async fn ack(
     if fingerprint.is_empty() || fingerprint.len() > 64 || !fingerprint.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return error(StatusCode::BAD_REQUEST, "a fingerprint is 1 to 64 letters and digits");
     }
-    let by = match who(given.by) {
+    let by = match who(given.by, &principal.name) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -108,6 +109,7 @@ pub(super) async fn ack(
         tracing::warn!(error = %e, "acknowledgement applied but not stored");
     }
     tracing::info!(%fingerprint, %by, "alert acknowledged");
+    shared.hub.audit(&principal, &caller, "alert.ack", &fingerprint, json!({ "by": by, "applied": leads })).await;
     let status = if leads { StatusCode::OK } else { StatusCode::ACCEPTED };
     (status, axum::Json(json!({ "fingerprint": fingerprint, "by": by, "at": now, "applied": leads }))).into_response()
 }
@@ -119,7 +121,7 @@ struct NewSilence {
     starts_at: Option<Timestamp>,
     ends_at: Option<Timestamp>,
     duration: Option<HumanDuration>,
-    created_by: String,
+    created_by: Option<String>,
     comment: String,
 }
 
@@ -139,13 +141,16 @@ async fn save(shared: &Shared, s: &Silence) -> Result<(), Response> {
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot store the silence: {e}")))
 }
 
-pub(super) async fn add_silence(State(h): State<AgentHandle>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(r) = authorize_bearer(h.shared().api_token.as_ref(), &headers) {
-        return *r;
-    }
-    let body = match read_body(&headers, body, MAX_BODY, BODY_TIMEOUT).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
+pub(super) async fn add_silence(
+    State(h): State<AgentHandle>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (principal, body) = match caller.authorized_body(h.shared().api_token.as_ref(), &headers, body, MAX_BODY).await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let n: NewSilence = match serde_json::from_slice(&body) {
         Ok(n) => n,
@@ -165,8 +170,6 @@ pub(super) async fn add_silence(State(h): State<AgentHandle>, headers: HeaderMap
         Some("the silence ends before it starts".to_string())
     } else if ends_at.since(now) > MAX_SILENCE {
         Some("a silence runs at most 90 days".to_string())
-    } else if n.created_by.trim().is_empty() || n.created_by.len() > 64 || n.created_by.chars().any(char::is_control) {
-        Some("createdBy: 1 to 64 characters, none of them control".to_string())
     } else if n.comment.trim().is_empty() || n.comment.len() > 1024 {
         Some("comment: 1 to 1,024 bytes (why the silence)".to_string())
     } else {
@@ -175,6 +178,10 @@ pub(super) async fn add_silence(State(h): State<AgentHandle>, headers: HeaderMap
     if let Some(p) = problem {
         return error(StatusCode::BAD_REQUEST, p);
     }
+    let created_by = match who(n.created_by, &principal.name) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let live = match stored(shared, now).await {
         Ok(v) => v.len(),
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the silences: {e}")),
@@ -186,18 +193,16 @@ pub(super) async fn add_silence(State(h): State<AgentHandle>, headers: HeaderMap
         );
     }
     let id = format!("{:016x}", now.0 as u64 ^ (crate::clock::random_unit() * u64::MAX as f64) as u64);
-    let silence = Silence {
-        id: id.clone(),
-        matchers: n.matchers,
-        starts_at,
-        ends_at,
-        created_by: n.created_by.trim().to_string(),
-        comment: n.comment,
-    };
+    let silence = Silence { id: id.clone(), matchers: n.matchers, starts_at, ends_at, created_by, comment: n.comment };
     if let Err(r) = save(shared, &silence).await {
         return r;
     }
     tracing::info!(%id, by = %silence.created_by, matchers = %serde_json::to_string(&silence.matchers).unwrap_or_default(), "silence created");
+    let detail = json!({
+        "matchers": silence.matchers, "startsAt": starts_at, "endsAt": ends_at,
+        "createdBy": silence.created_by, "comment": silence.comment,
+    });
+    shared.hub.audit(&principal, &caller, "silence.create", &id, detail).await;
     (StatusCode::OK, axum::Json(json!({ "id": id, "startsAt": starts_at, "endsAt": ends_at }))).into_response()
 }
 
@@ -224,11 +229,13 @@ pub(super) async fn list_silences(State(h): State<AgentHandle>) -> Response {
 pub(super) async fn expire_silence(
     State(h): State<AgentHandle>,
     Path(id): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize_bearer(h.shared().api_token.as_ref(), &headers) {
-        return *r;
-    }
+    let principal = match caller.authorize_write(h.shared().api_token.as_ref(), &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
     let shared = h.shared();
     let now = shared.hub.now();
     let found = match stored(shared, now).await {
@@ -244,6 +251,7 @@ pub(super) async fn expire_silence(
         return r;
     }
     tracing::info!(%id, "silence expired");
+    shared.hub.audit(&principal, &caller, "silence.expire", &id, json!({ "matchers": s.matchers })).await;
     (StatusCode::OK, axum::Json(json!({ "id": id, "endsAt": now }))).into_response()
 }
 

@@ -72,6 +72,56 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// Who sent a request, as far as the handler can tell: whoever passed the read gate (a
+/// [`auth::Principal`] in the request's extensions) and the peer's address. Never fails.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    /// Set when the admin side's gate let the request through.
+    pub principal: Option<auth::Principal>,
+    /// The connection's peer.
+    pub peer: Option<std::net::IpAddr>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Caller {
+            principal: parts.extensions.get::<auth::Principal>().cloned(),
+            peer: parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()),
+        })
+    }
+}
+
+impl Caller {
+    /// Who may write: an admin the gate let through (a signed-in admin user, a proxy admin, the
+    /// API token), else the bearer API token checked here (as [`authorize_bearer`]).
+    pub fn authorize_write(
+        &self,
+        token: Option<&Secret>,
+        headers: &HeaderMap,
+    ) -> Result<auth::Principal, Box<Response>> {
+        if let Some(p) = self.principal.as_ref().filter(|p| p.role == auth::Role::Admin) {
+            return Ok(p.clone());
+        }
+        authorize_bearer(token, headers).map(|()| auth::Principal { name: "api_token".into(), role: auth::Role::Admin })
+    }
+
+    /// [`Caller::authorize_write`], then the body (at most `limit` bytes, [`BODY_TIMEOUT`]):
+    /// nothing of an unauthorised body is read.
+    pub async fn authorized_body(
+        &self,
+        token: Option<&Secret>,
+        headers: &HeaderMap,
+        body: Body,
+        limit: usize,
+    ) -> Result<(auth::Principal, Bytes), Response> {
+        let who = self.authorize_write(token, headers).map_err(|r| *r)?;
+        let bytes = read_body(headers, body, limit, BODY_TIMEOUT).await.map_err(IntoResponse::into_response)?;
+        Ok((who, bytes))
+    }
+}
+
 /// Checks `Authorization: Bearer <token>` against `token` in constant time (the token's prefix
 /// does not leak through timing). Without a configured token the endpoint refuses with 403.
 pub fn authorize_bearer(token: Option<&Secret>, headers: &HeaderMap) -> Result<(), Box<Response>> {

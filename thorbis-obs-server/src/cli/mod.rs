@@ -1,8 +1,8 @@
 //! The `thorbis-obs` command line.
 
+mod alerts;
 mod checks;
 
-use crate::agent::agent_from_config;
 use crate::config::{DEFAULT_CONFIG, LoadedConfig, LogFormat};
 use crate::promtest::run_test_file;
 use crate::rules_file::load_rule_file;
@@ -51,6 +51,11 @@ pub enum Command {
     /// Synthetic browser workflows.
     #[command(subcommand)]
     Synthetic(checks::SyntheticCommand),
+    /// A running agent's alerts: list, acknowledge, silence (`--url`, `--token`).
+    Alerts(alerts::AlertsArgs),
+    /// Read authentication helpers.
+    #[command(subcommand)]
+    Auth(alerts::AuthCommand),
 }
 
 /// `thorbis-obs probe ...`
@@ -186,16 +191,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
         Command::Run { config, log_format } => run_agent(config, log_format, err),
         Command::Config(ConfigCommand::Check { file }) => match LoadedConfig::from_file(&file) {
             Ok(c) => {
-                let _ = writeln!(
-                    out,
-                    "{}: OK: {} rules, {} channels, {} sources, {} uptime checks, {} synthetic workflows",
-                    file.display(),
-                    c.rules.len(),
-                    c.config.channels.len(),
-                    c.config.sources.len(),
-                    c.config.uptime.checks.len(),
-                    c.config.synthetic.workflows.len()
-                );
+                let _ = writeln!(out, "{}: OK: {}", file.display(), c.summary());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -207,6 +203,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
         Command::Probe(ProbeCommand::Http(args)) => checks::probe_http(*args, out, err),
         Command::Uptime(c) => checks::uptime(c, out, err),
         Command::Synthetic(c) => checks::synthetic(c, out, err),
+        Command::Alerts(a) => alerts::alerts(a, out, err),
+        Command::Auth(c) => alerts::auth(c, out, err),
         Command::Notify(NotifyCommand::Test { config, channel, severity }) => {
             notify_test(&config, &channel, severity, out, err)
         }
@@ -335,10 +333,7 @@ fn run_agent(config: Option<PathBuf>, log_format: Option<LogFormatArg>, err: &mu
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        let agent = agent_from_config(&loaded).await?;
-        agent.run(shutdown_signal()).await
-    });
+    let result = runtime.block_on(crate::agent::run_reloadable(loaded, shutdown_signal()));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

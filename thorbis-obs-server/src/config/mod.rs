@@ -89,6 +89,8 @@ pub struct AgentSection {
     pub log_format: LogFormat,
     /// Retries for every channel unless the channel says otherwise.
     pub delivery: DeliveryPolicy,
+    /// How long audit records (who silenced, acknowledged, reloaded...) are kept (default 90 days).
+    pub audit_retention: HumanDuration,
 }
 
 impl Default for AgentSection {
@@ -99,6 +101,7 @@ impl Default for AgentSection {
             shutdown_timeout: HumanDuration::from_secs(10),
             log_format: LogFormat::Text,
             delivery: DeliveryPolicy::default(),
+            audit_retention: HumanDuration::from_secs(90 * 86400),
         }
     }
 }
@@ -236,6 +239,27 @@ impl LoadedConfig {
             std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: path.to_path_buf(), source })?;
         let format = if Format::from_path(path) == Some(Format::Yaml) { Format::Yaml } else { Format::Toml };
         Self::from_text(&text, format, path, Some(path.to_path_buf()))
+    }
+
+    /// One line of what it holds: rules, channels, sources, checks, workflows.
+    pub fn summary(&self) -> String {
+        let c = &self.config;
+        format!(
+            "{} rules, {} channels, {} sources, {} uptime checks, {} synthetic workflows",
+            self.rules.len(),
+            c.channels.len(),
+            c.sources.len(),
+            c.uptime.checks.len(),
+            c.synthetic.workflows.len()
+        )
+    }
+
+    /// Reads its file again (the embedded default when it had none), checked.
+    pub fn reread(&self) -> Result<Self, ConfigError> {
+        match &self.source {
+            Some(p) => Self::from_file(p),
+            None => Self::default_config(),
+        }
     }
 
     /// The embedded default config.
