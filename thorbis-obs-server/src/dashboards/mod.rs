@@ -278,8 +278,17 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
             for a in alerts.iter().filter(|a| a.state != thorbis_obs_core::engine::AlertState::Resolved) {
                 let since = a.fired_at.unwrap_or(a.active_at);
                 let mins = now.since(since).as_secs() / 60;
-                let state =
-                    if a.muted { format!("{} (muted)", a.state.as_str()) } else { a.state.as_str().to_string() };
+                let mut notes = Vec::new();
+                if a.muted {
+                    notes.push("muted".to_string());
+                }
+                if let Some(ack) = &a.acknowledged {
+                    notes.push(format!("acknowledged by {}", ack.by));
+                }
+                let state = match notes.is_empty() {
+                    true => a.state.as_str().to_string(),
+                    false => format!("{} ({})", a.state.as_str(), notes.join(", ")),
+                };
                 d.rows.push(vec![
                     a.alertname.clone(),
                     state,
