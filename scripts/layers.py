@@ -25,7 +25,7 @@ LAYERS = {
         ("store", ["store"]),
         ("hub", ["hub"]),
         ("check pipeline", ["checks"]),
-        ("components", ["channels", "sources", "uptime", "synthetic", "collector", "dashboards", "otlp", "traces", "host"]),
+        ("components", ["channels", "sources", "uptime", "synthetic", "collector", "dashboards", "otlp", "traces", "host", "sourcemaps"]),
         ("config", ["config"]),
         ("agent", ["agent"]),
         ("cli", ["cli"]),

@@ -60,6 +60,7 @@ pub mod dashboards;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod otlp;
+pub mod sourcemaps;
 pub mod sources;
 pub mod synthetic;
 pub mod traces;

@@ -228,3 +228,173 @@ async fn a_host_component_serves_its_routes_and_runs_with_the_agent() {
     task.await.expect("join").expect("agent");
     assert!(hello.stopped.load(Ordering::SeqCst), "run() saw the stop");
 }
+
+/// Source maps through the agent's API and the CLI: uploaded for a release, listed, used to
+/// read a minified stack as written; bad maps, huge bodies, maps of other files, frames past a
+/// map's end and a stack of 10,000 frames get clear answers and bounded work.
+mod sourcemaps {
+    use super::support;
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    const TOKEN: &str = "token-for-the-source-map-test";
+    const BUNDLE: &str = "https://shop.example/_next/static/chunks/pay-4f1c.js";
+
+    /// The map of a one-line bundle of `app/pay.js` (made with getsentry's builder, the crate
+    /// the agent reads maps with).
+    fn map_json() -> Vec<u8> {
+        let mut b = sourcemap::SourceMapBuilder::new(Some("pay-4f1c.js"));
+        let src = b.add_source("webpack://_N_E/./app/pay.js");
+        b.set_source_contents(
+            src,
+            Some("// pay\nfunction checkout() {\n  charge();\n}\nfunction charge() {\n  throw new Error(\"declined\");\n}\ncheckout();\n"),
+        );
+        let (charge, checkout) = (b.add_name("charge"), b.add_name("checkout"));
+        b.add_raw(0, 11, 2, 2, Some(src), Some(charge), false);
+        b.add_raw(0, 28, 5, 2, Some(src), None, false);
+        b.add_raw(0, 48, 7, 0, Some(src), Some(checkout), false);
+        let mut out = Vec::new();
+        b.into_sourcemap().to_writer(&mut out).expect("json");
+        out
+    }
+
+    fn stack(file: &str) -> String {
+        format!("Error: declined\n    at b ({file}:1:29)\n    at a ({file}:1:12)\n    at {file}:1:49")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upload_with_the_cli_then_symbolicate_and_refuse_bad_input() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let port = support::agent::free_port();
+        let config = support::agent::config_file(dir.path(), port, &format!("api_token = \"{TOKEN}\"\n"), "");
+        let loaded = thorbis_obs_server::config::LoadedConfig::from_file(&config).expect("config");
+        let agent = thorbis_obs_server::agent::agent_from_config(&loaded).await.expect("agent");
+        let base = format!("http://127.0.0.1:{port}");
+        let (stop, task) = support::serve(agent, &base).await;
+        let c = reqwest::Client::new();
+
+        // The CLI uploads what a build left: .next/static/chunks/pay-4f1c.js.map.
+        let build = dir.path().join("static");
+        std::fs::create_dir_all(build.join("chunks")).expect("dirs");
+        std::fs::write(build.join("chunks/pay-4f1c.js.map"), map_json()).expect("map");
+        std::fs::write(build.join("chunks/pay-4f1c.js"), "function a(){b()}").expect("bundle");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
+            .args(["sourcemaps", "--url", &base, "--token", TOKEN, "upload", "--release", "1.4.0"])
+            .args(["--url-prefix", "~/_next/static"])
+            .arg(&build)
+            .output()
+            .expect("cli");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(said.contains("uploaded 1 source maps"), "{said}");
+        let listed: serde_json::Value = c
+            .get(format!("{base}/api/v1/sourcemaps?release=1.4.0"))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(listed["maps"][0]["url"], "~/_next/static/chunks/pay-4f1c.js", "{listed}");
+        assert_eq!((listed["maps"][0]["sources"].as_u64(), listed["maps"][0]["tokens"].as_u64()), (Some(1), Some(3)));
+
+        let symbolicate = |release: &'static str, stack: String| {
+            let c = c.clone();
+            let base = base.clone();
+            async move {
+                let r = c
+                    .post(format!("{base}/api/v1/symbolicate"))
+                    .bearer_auth(TOKEN)
+                    .json(&serde_json::json!({ "release": release, "stack": stack }))
+                    .send()
+                    .await
+                    .expect("symbolicate");
+                assert_eq!(r.status(), 200);
+                r.json::<serde_json::Value>().await.expect("json")["frames"].as_array().cloned().unwrap_or_default()
+            }
+        };
+        let frames = symbolicate("1.4.0", stack(BUNDLE)).await;
+        let read: Vec<(String, String, u64)> = frames
+            .iter()
+            .map(|f| {
+                let s = |k: &str| f["frame"][k].as_str().unwrap_or("").to_string();
+                (s("function"), s("file"), f["frame"]["line"].as_u64().unwrap_or(0))
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("charge".to_string(), "app/pay.js".to_string(), 6),
+                ("checkout".to_string(), "app/pay.js".to_string(), 3),
+                (String::new(), "app/pay.js".to_string(), 8),
+            ]
+        );
+        assert_eq!(frames[0]["context_line"], "  throw new Error(\"declined\");");
+        assert_eq!(frames[0]["in_app"], true);
+        // Another release has no maps: the frames stay minified.
+        let other = symbolicate("1.3.0", stack(BUNDLE)).await;
+        assert!(other.iter().all(|f| f["mapped"] == false), "{other:?}");
+
+        // Bad input.
+        let post_map = |query: &'static str, body: Vec<u8>| {
+            let c = c.clone();
+            let base = base.clone();
+            async move {
+                let r = c
+                    .post(format!("{base}/api/v1/sourcemaps?{query}"))
+                    .bearer_auth(TOKEN)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("post");
+                (r.status().as_u16(), r.text().await.unwrap_or_default())
+            }
+        };
+        let (status, body) =
+            post_map("release=1.4.0&url=~/_next/static/chunks/x.js", b"{\"version\":3,\"mappings\":".to_vec()).await;
+        assert!(status == 400 && body.contains("not a source map"), "{status} {body}");
+        let (status, body) = post_map("release=1.4.0&url=pay.js", map_json()).await;
+        assert!(status == 400 && body.contains("url"), "{status} {body}");
+        let (status, _) = post_map("release=1.4.0&url=~/x.js", map_json()).await;
+        let unauthorised =
+            c.post(format!("{base}/api/v1/sourcemaps?release=1&url=~/x.js")).body(map_json()).send().await;
+        assert_eq!((status, unauthorised.expect("post").status().as_u16()), (200, 401));
+        // 50 MB declared: refused before a byte of it is read.
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        write!(
+            s,
+            "POST /api/v1/sourcemaps?release=1.4.0&url=~/big.js HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 52428800\r\n\r\n"
+        )
+        .expect("write");
+        let mut answer = [0u8; 512];
+        let n = s.read(&mut answer).expect("read");
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        // The map of pay.js uploaded as x.js: frames of x.js past its one line stay minified.
+        let wrong = symbolicate("1.4.0", "Error: y\n    at f (https://shop.example/x.js:7:3)".into()).await;
+        assert_eq!((wrong.len(), wrong[0]["mapped"].as_bool()), (1, Some(false)));
+        // 10,000 frames: the first 50 are read.
+        let deep: String = std::iter::once("RangeError: too much recursion".to_string())
+            .chain((0..10_000).map(|i| format!("    at f{i} ({BUNDLE}:1:{})", 12 + i % 40)))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let frames = symbolicate("1.4.0", deep).await;
+        assert_eq!(frames.len(), 50);
+        assert!(frames.iter().all(|f| f["mapped"] == true));
+
+        let audit: serde_json::Value = c
+            .get(format!("{base}/api/v1/audit?action=sourcemap"))
+            .send()
+            .await
+            .expect("audit")
+            .json()
+            .await
+            .expect("json");
+        let targets: Vec<&str> =
+            audit["records"].as_array().expect("records").iter().filter_map(|r| r["target"].as_str()).collect();
+        assert_eq!(targets, ["~/x.js", "~/_next/static/chunks/pay-4f1c.js"]);
+        let _ = stop.send(());
+        task.await.expect("join").expect("agent");
+    }
+}

@@ -99,6 +99,10 @@ impl Store for Outage {
         self.check()?;
         self.inner.records(kind, since, limit).await
     }
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<StoredRecord>, StoreError> {
+        self.check()?;
+        self.inner.record(kind, id).await
+    }
     async fn prune_records(&self, kind: &str, before: Timestamp) -> Result<u64, StoreError> {
         self.inner.prune_records(kind, before).await
     }

@@ -39,6 +39,68 @@ pub struct StackFrame {
     pub column: Option<u32>,
 }
 
+/// A frame as the developer wrote it: the original position a source map gave for a minified
+/// frame, with a few lines of the original source around it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymbolicatedFrame {
+    /// The original function, file (`app/page.jsx`), line and column; the minified ones when no
+    /// source map covered the frame.
+    pub frame: StackFrame,
+    /// True when a source map gave the position.
+    pub mapped: bool,
+    /// The application's own code: not `node_modules`, not the bundler's runtime, not a browser
+    /// extension. Only these go into the fingerprint.
+    pub in_app: bool,
+    /// Up to [`CONTEXT_LINES`] original lines before the frame's line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_context: Vec<String>,
+    /// The frame's original line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_line: Option<String>,
+    /// Up to [`CONTEXT_LINES`] original lines after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_context: Vec<String>,
+    /// Where the browser ran it, when a map moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minified: Option<StackFrame>,
+}
+
+/// Original lines kept on each side of a symbolicated frame's line.
+pub const CONTEXT_LINES: usize = 3;
+
+/// Whether an original source path is the application's: not a dependency, not the bundler's
+/// own runtime, not a browser extension.
+pub fn is_in_app(path: &str) -> bool {
+    !(path.contains("node_modules/")
+        || path.starts_with("webpack/runtime")
+        || path.contains("(webpack)")
+        || path.starts_with("chrome-extension:")
+        || path.starts_with("moz-extension:")
+        || path.starts_with("safari-extension:")
+        || path == "[native code]"
+        || path == "<anonymous>")
+}
+
+/// The fingerprint of an error whose frames were symbolicated: type, message and the first
+/// [`FINGERPRINT_FRAMES`] in-app frames (all of them when none is in-app), by original
+/// function and file, so two builds of the same code (new chunk hashes, new minified names)
+/// give the same group.
+pub fn symbolicated_fingerprint(message: &str, frames: &[SymbolicatedFrame]) -> String {
+    let (kind, text) = split_error_kind(message);
+    let in_app: Vec<StackFrame> = frames.iter().filter(|f| f.in_app).map(|f| f.frame.clone()).collect();
+    let chosen = if in_app.is_empty() { frames.iter().map(|f| f.frame.clone()).collect() } else { in_app };
+    error_fingerprint(kind, text, &chosen)
+}
+
+/// "TypeError: x is undefined" as (`TypeError`, `x is undefined`): the type is the part before
+/// ": " when it is one word; else (`Error`, the message).
+pub fn split_error_kind(message: &str) -> (&str, &str) {
+    match message.split_once(": ") {
+        Some((k, rest)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => (k, rest),
+        _ => ("Error", message),
+    }
+}
+
 /// Parses a JavaScript `error.stack`, innermost frame first, in the V8 form
 /// (`    at fn (file:line:col)`, `    at file:line:col`) or the Firefox/Safari form
 /// (`fn@file:line:col`, `@file:line:col`, `fn@[native code]`). Lines that are not frames (the

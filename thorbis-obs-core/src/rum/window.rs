@@ -177,11 +177,7 @@ pub fn fingerprint_event(message: &str, stack: Option<&str>, fingerprint: Option
     if let Some(parts) = fingerprint {
         return format!("sdk-{}", crate::domain::hash::fingerprint_hex(parts.iter().map(String::as_str)));
     }
-    // "TypeError: x is undefined": the type is the part before ": " when it is one word.
-    let (kind, text) = match message.split_once(": ") {
-        Some((k, rest)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => (k, rest),
-        _ => ("Error", message),
-    };
+    let (kind, text) = crate::domain::errors::split_error_kind(message);
     let frames: Vec<StackFrame> = stack.map(parse_stack).unwrap_or_default();
     error_fingerprint(kind, text, &frames)
 }

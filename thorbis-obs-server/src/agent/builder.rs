@@ -48,6 +48,7 @@ pub struct AgentBuilder {
     otlp: Option<crate::otlp::OtlpSection>,
     traces: Option<crate::traces::TracesSection>,
     dashboards: Vec<crate::dashboards::DashboardConfig>,
+    sourcemaps: crate::sourcemaps::SourceMapsSection,
     business_metrics: Vec<String>,
     components: Vec<ComponentFactory>,
     #[cfg(feature = "host")]
@@ -84,6 +85,7 @@ impl AgentBuilder {
             otlp: None,
             traces: None,
             dashboards: Vec::new(),
+            sourcemaps: Default::default(),
             business_metrics: Vec::new(),
             components: Vec::new(),
             #[cfg(feature = "host")]
@@ -258,6 +260,12 @@ impl AgentBuilder {
     /// PostgreSQL business queries produce.
     pub fn business_metrics(mut self, names: Vec<String>) -> Self {
         self.business_metrics = names;
+        self
+    }
+
+    /// Source maps: upload, storage and symbolication (see [`crate::sourcemaps`]).
+    pub fn sourcemaps(mut self, s: crate::sourcemaps::SourceMapsSection) -> Self {
+        self.sourcemaps = s;
         self
     }
 
@@ -438,6 +446,7 @@ impl AgentBuilder {
             let _ = self.business_metrics;
             None
         };
+        components.push(Arc::new(crate::sourcemaps::SourceMaps::new(hub.clone(), self.sourcemaps, api_token.clone())));
         components.push(Arc::new(crate::dashboards::Dashboards::new(
             self.dashboards,
             hub.clone(),

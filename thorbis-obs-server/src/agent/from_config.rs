@@ -77,6 +77,7 @@ pub(super) async fn builder_with_store(
         .producers(c.producers())
         .business_metrics(crate::sources::business_metrics(&c.sources))
         .dashboards(c.dashboards.clone())
+        .sourcemaps(c.sourcemaps.clone())
         .audit_retention(c.agent.audit_retention.get());
     if let Some(lease) = &c.store.leader_lease {
         b = b.leader_lease(lease.get());

@@ -114,32 +114,27 @@ pub(super) fn alerts(_: AlertsArgs, _: &mut dyn Write, err: &mut dyn Write) -> E
 #[cfg(feature = "client")]
 pub(super) fn alerts(a: AlertsArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
     let Some(rt) = super::runtime(err) else { return ExitCode::FAILURE };
-    let base = a
-        .url
-        .clone()
-        .or_else(|| std::env::var("THORBIS_OBS_URL").ok())
-        .unwrap_or_else(|| "http://127.0.0.1:9464".into());
-    let base = base.trim_end_matches('/').to_string();
-    let token = a.token.clone().or_else(|| std::env::var("THORBIS_OBS_TOKEN").ok());
-    let call = Client { base, token };
+    use super::client::Payload;
+    let call = super::client::Client::new(a.url.clone(), a.token.clone());
     let result = rt.block_on(async {
         match &a.command {
-            AlertsCommand::List => call.send(reqwest::Method::GET, "/api/v1/alerts", None).await,
+            AlertsCommand::List => call.send(reqwest::Method::GET, "/api/v1/alerts", Payload::None).await,
             AlertsCommand::Ack { fingerprint, by } => {
                 let body = serde_json::json!({ "by": by });
-                call.send(reqwest::Method::POST, &format!("/api/v1/alerts/{fingerprint}/ack"), Some(body)).await
+                call.send(reqwest::Method::POST, &format!("/api/v1/alerts/{fingerprint}/ack"), Payload::Json(body))
+                    .await
             }
             AlertsCommand::Silence(SilenceCommand::Add { matchers, duration, comment, author }) => {
                 let body = serde_json::json!({
                     "matchers": matchers, "duration": duration, "comment": comment, "createdBy": author,
                 });
-                call.send(reqwest::Method::POST, "/api/v1/silences", Some(body)).await
+                call.send(reqwest::Method::POST, "/api/v1/silences", Payload::Json(body)).await
             }
             AlertsCommand::Silence(SilenceCommand::List) => {
-                call.send(reqwest::Method::GET, "/api/v1/silences", None).await
+                call.send(reqwest::Method::GET, "/api/v1/silences", Payload::None).await
             }
             AlertsCommand::Silence(SilenceCommand::Expire { id }) => {
-                call.send(reqwest::Method::DELETE, &format!("/api/v1/silences/{id}"), None).await
+                call.send(reqwest::Method::DELETE, &format!("/api/v1/silences/{id}"), Payload::None).await
             }
         }
     });
@@ -167,63 +162,6 @@ pub(super) fn alerts(a: AlertsArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     };
     let _ = writeln!(out, "{text}");
     ExitCode::SUCCESS
-}
-
-#[cfg(feature = "client")]
-struct Client {
-    base: String,
-    token: Option<String>,
-}
-
-#[cfg(feature = "client")]
-impl Client {
-    /// The agent's JSON answer, or an error naming the status and the agent's message.
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<serde_json::Value, String> {
-        let url = format!("{}{path}", self.base);
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-        let mut req = client.request(method, &url);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let shown = crate::secret::redact_url(&url);
-        let resp = req.send().await.map_err(|e| format!("{shown}: {}", transport(&e)))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| format!("{shown}: the answer broke off: {e}"))?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned())
-        });
-        if !status.is_success() {
-            let message =
-                value.get("error").and_then(|e| e.as_str()).map(str::to_string).unwrap_or_else(|| value.to_string());
-            return Err(format!("{shown}: {status}: {message}"));
-        }
-        Ok(value)
-    }
-}
-
-/// What went wrong on the way, without the URL (shown apart, its credentials cut out).
-#[cfg(feature = "client")]
-fn transport(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect (is the agent running there?)"
-    } else {
-        "the request failed"
-    };
-    let cause = std::error::Error::source(e).map(|s| format!(": {s}")).unwrap_or_default();
-    format!("{kind}{cause}")
 }
 
 #[cfg(feature = "client")]

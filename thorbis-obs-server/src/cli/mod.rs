@@ -2,6 +2,9 @@
 
 mod alerts;
 mod checks;
+#[cfg(feature = "client")]
+mod client;
+mod sourcemaps;
 
 use crate::config::{DEFAULT_CONFIG, LoadedConfig, LogFormat};
 use crate::promtest::run_test_file;
@@ -56,6 +59,8 @@ pub enum Command {
     /// Read authentication helpers.
     #[command(subcommand)]
     Auth(alerts::AuthCommand),
+    /// Source maps: upload a release's to a running agent, list them.
+    Sourcemaps(sourcemaps::SourcemapsArgs),
 }
 
 /// `thorbis-obs probe ...`
@@ -205,6 +210,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
         Command::Synthetic(c) => checks::synthetic(c, out, err),
         Command::Alerts(a) => alerts::alerts(a, out, err),
         Command::Auth(c) => alerts::auth(c, out, err),
+        Command::Sourcemaps(a) => sourcemaps::sourcemaps(a, out, err),
         Command::Notify(NotifyCommand::Test { config, channel, severity }) => {
             notify_test(&config, &channel, severity, out, err)
         }

@@ -73,6 +73,9 @@ pub struct AgentConfig {
     /// Dashboards served at `/`; none: the built-in operational and executive boards.
     #[serde(default)]
     pub dashboards: Vec<crate::dashboards::DashboardConfig>,
+    /// Source maps (see [`crate::sourcemaps`]).
+    #[serde(default)]
+    pub sourcemaps: crate::sourcemaps::SourceMapsSection,
 }
 
 /// `[agent]`
@@ -400,6 +403,7 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
         crate::otlp::problems(&c.otlp),
         crate::traces::problems(&c.traces),
         crate::dashboards::problems(&c.dashboards),
+        crate::sourcemaps::problems(&c.sourcemaps),
     ];
     for (path, message) in sections.into_iter().flatten() {
         p(path, message);

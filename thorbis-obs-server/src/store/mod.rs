@@ -255,6 +255,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records of `kind` whose `at` is at or after `since`, by `at`, at most `limit`.
     async fn records(&self, kind: &str, since: Timestamp, limit: usize) -> Result<Vec<StoredRecord>, StoreError>;
 
+    /// The record `id` of `kind`, if there is one.
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<StoredRecord>, StoreError>;
+
     /// Deletes records of `kind` whose `at` is before `before`; returns how many.
     async fn prune_records(&self, kind: &str, before: Timestamp) -> Result<u64, StoreError>;
 

@@ -381,6 +381,15 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(|r| StoredRecord { id: r.get(0), at: Timestamp(r.get(1)), body: r.get(2) }).collect())
     }
 
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<StoredRecord>, StoreError> {
+        client!(self, c);
+        let row = c
+            .query_opt("SELECT id, at_ms, body FROM records WHERE kind = $1 AND id = $2", &[&kind, &id])
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| StoredRecord { id: r.get(0), at: Timestamp(r.get(1)), body: r.get(2) }))
+    }
+
     async fn prune_records(&self, kind: &str, before: Timestamp) -> Result<u64, StoreError> {
         client!(self, c);
         c.execute("DELETE FROM records WHERE kind = $1 AND at_ms < $2", &[&kind, &before.as_millis()])

@@ -579,6 +579,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<StoredRecord>, StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.with(move |c| {
+            c.query_row("SELECT id, at_ms, body FROM records WHERE kind = ?1 AND id = ?2", params![kind, id], |r| {
+                Ok(StoredRecord { id: r.get(0)?, at: Timestamp(r.get(1)?), body: r.get(2)? })
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn prune_records(&self, kind: &str, before: Timestamp) -> Result<u64, StoreError> {
         let kind = kind.to_string();
         self.with(move |c| {

@@ -1,0 +1,497 @@
+//! Source maps: a release's maps uploaded to the agent (`thorbis-obs sourcemaps upload`, or
+//! `POST /api/v1/sourcemaps`), kept in the store so every agent sharing it has them, parsed on
+//! first use into a cache bounded in bytes, and used to turn a browser error's minified frames
+//! into the developer's own ([`symbolicate`]).
+//!
+//! - `POST /api/v1/sourcemaps?release=R&url=~/_next/static/chunks/app/page-1a2b.js`, the map as
+//!   the body (API token or an admin; at most `sourcemaps.max_map_bytes`, 16 MiB by default):
+//!   parsed before it is stored (a body that is not a source map is 400 with the parser's
+//!   reason), then stored under (release, url); uploading again replaces it. Audited.
+//! - `GET /api/v1/sourcemaps?release=R`: what is stored (url, bytes, sources, debug id).
+//! - `POST /api/v1/symbolicate` `{"release": R, "stack": "..."}`: the stack's frames as the
+//!   developer wrote them (what the error pages show).
+//!
+//! A frame's script URL names its map by path: `https://app.example/_next/static/a.js?v=1` is
+//! `~/_next/static/a.js`, which is what `--url-prefix "~/_next/static"` gives the CLI's
+//! uploads. A map is looked up by the error's release and that name; a miss is remembered for a
+//! minute, so an error storm without maps does not ask the store every time.
+//!
+//! Maps live in the store's records (kind `sourcemap`, and a small `sourcemap-index` row each
+//! for listing), pruned `sourcemaps.retention` (90 days) after their upload. The parse is
+//! getsentry's `sourcemap` crate (regular and indexed maps), on the blocking pool, two at once.
+
+mod symbolicate;
+
+pub use symbolicate::{map_key, source_path, symbolicate};
+
+use crate::api::{Caller, error};
+use crate::hub::{Component, Hub};
+use crate::secret::Secret;
+use crate::store::StoreError;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sourcemap::SourceMap;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use thorbis_obs_core::domain::errors::{StackFrame, SymbolicatedFrame, parse_stack};
+use thorbis_obs_core::time::{HumanDuration, Timestamp};
+
+/// The store's record kind of a map (its text) and of its index row.
+const KIND: &str = "sourcemap";
+const INDEX_KIND: &str = "sourcemap-index";
+/// How long a lookup that found no map is remembered.
+const MISS_TTL: Duration = Duration::from_secs(60);
+/// Cache entries (maps and misses) at most, whatever their bytes.
+const MAX_CACHE_ENTRIES: usize = 10_000;
+/// A release name and a map's URL are at most this long.
+const MAX_NAME: usize = 512;
+
+/// `[sourcemaps]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceMapsSection {
+    /// Accept uploads and symbolicate. Default true.
+    pub enabled: bool,
+    /// A map's size, at most. Default 16 MiB.
+    pub max_map_bytes: usize,
+    /// Parsed maps kept in memory, at most this many bytes of them (estimated as the map's
+    /// size times [`PARSED_COST`]). Default 256 MiB.
+    pub cache_bytes: usize,
+    /// Maps are deleted this long after their upload. Default 90 days.
+    pub retention: HumanDuration,
+}
+
+impl Default for SourceMapsSection {
+    fn default() -> Self {
+        SourceMapsSection {
+            enabled: true,
+            max_map_bytes: 16 << 20,
+            cache_bytes: 256 << 20,
+            retention: HumanDuration::from_secs(90 * 86_400),
+        }
+    }
+}
+
+/// A parsed map costs about this many times its JSON's bytes (a 5.3 MB map held 9.4 MB once
+/// parsed, 1.77 x, in `examples/sourcemap_bench.rs`; rounded up).
+pub const PARSED_COST: usize = 2;
+
+/// What is wrong with `[sourcemaps]`, as (path, problem).
+pub fn problems(c: &SourceMapsSection) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if !((1 << 10)..=(256 << 20)).contains(&c.max_map_bytes) {
+        out.push(("sourcemaps.max_map_bytes".into(), "between 1 KiB and 256 MiB".into()));
+    }
+    if c.cache_bytes < c.max_map_bytes * PARSED_COST {
+        out.push(("sourcemaps.cache_bytes".into(), format!("at least {PARSED_COST} x max_map_bytes")));
+    }
+    if c.retention.get() < Duration::from_secs(3600) {
+        out.push(("sourcemaps.retention".into(), "at least 1h".into()));
+    }
+    out
+}
+
+/// Why a map was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceMapError {
+    /// Over `max_map_bytes`.
+    #[error("the source map is over {0} bytes (sourcemaps.max_map_bytes)")]
+    TooLarge(usize),
+    /// Not a source map.
+    #[error("not a source map: {0}")]
+    Invalid(String),
+    /// A bad release or URL.
+    #[error("{0}")]
+    BadName(String),
+    /// The store failed.
+    #[error("cannot store the source map: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What one stored map is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MapInfo {
+    /// The release it belongs to.
+    pub release: String,
+    /// The script it maps, as `~/path`.
+    pub url: String,
+    /// Its JSON's size.
+    pub bytes: usize,
+    /// Original sources it names.
+    pub sources: u32,
+    /// Mappings.
+    pub tokens: u32,
+    /// The debug id it carries, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_id: Option<String>,
+    /// When it was uploaded.
+    pub uploaded_at: Timestamp,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredMap {
+    info: MapInfo,
+    map: String,
+}
+
+/// Parses a source map (regular or indexed: an index is flattened).
+pub fn parse(bytes: &[u8]) -> Result<SourceMap, SourceMapError> {
+    match sourcemap::decode_slice(bytes).map_err(|e| SourceMapError::Invalid(e.to_string()))? {
+        sourcemap::DecodedMap::Regular(m) => Ok(m),
+        sourcemap::DecodedMap::Index(i) => i.flatten().map_err(|e| SourceMapError::Invalid(e.to_string())),
+        sourcemap::DecodedMap::Hermes(h) => Ok((*h).clone()),
+    }
+}
+
+fn check_name(what: &str, s: &str) -> Result<(), SourceMapError> {
+    if s.is_empty() || s.len() > MAX_NAME || s.chars().any(char::is_control) {
+        return Err(SourceMapError::BadName(format!("{what}: 1 to {MAX_NAME} bytes, no control characters")));
+    }
+    Ok(())
+}
+
+fn record_id(release: &str, url: &str) -> String {
+    thorbis_obs_core::domain::hash::fingerprint_hex([release, url])
+}
+
+enum Entry {
+    Map { map: Arc<SourceMap>, cost: usize, used: u64 },
+    Missing { until: Instant },
+}
+
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<(String, String), Entry>,
+    bytes: usize,
+    tick: u64,
+}
+
+impl Cache {
+    fn get(&mut self, key: &(String, String)) -> Option<Option<Arc<SourceMap>>> {
+        self.tick += 1;
+        let tick = self.tick;
+        match self.entries.get_mut(key)? {
+            Entry::Map { map, used, .. } => {
+                *used = tick;
+                Some(Some(map.clone()))
+            }
+            Entry::Missing { until } if *until > Instant::now() => Some(None),
+            Entry::Missing { .. } => None,
+        }
+    }
+
+    fn put(&mut self, key: (String, String), entry: Entry, budget: usize) {
+        if let Some(Entry::Map { cost, .. }) = self.entries.remove(&key) {
+            self.bytes -= cost;
+        }
+        let cost = match &entry {
+            Entry::Map { cost, .. } => *cost,
+            Entry::Missing { .. } => 0,
+        };
+        // The least recently used maps make room; expired misses go first.
+        let now = Instant::now();
+        self.entries.retain(|_, e| !matches!(e, Entry::Missing { until } if *until <= now));
+        while (self.bytes + cost > budget || self.entries.len() >= MAX_CACHE_ENTRIES) && !self.entries.is_empty() {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| match e {
+                    Entry::Map { used, .. } => *used,
+                    Entry::Missing { .. } => 0,
+                })
+                .map(|(k, _)| k.clone());
+            let Some(k) = oldest else { break };
+            if let Some(Entry::Map { cost, .. }) = self.entries.remove(&k) {
+                self.bytes -= cost;
+            }
+        }
+        self.bytes += cost;
+        self.entries.insert(key, entry);
+    }
+}
+
+/// The source maps of every release; see the module docs.
+pub struct SourceMaps {
+    hub: Arc<Hub>,
+    cfg: SourceMapsSection,
+    api_token: Option<Secret>,
+    cache: Mutex<Cache>,
+    parsing: tokio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for SourceMaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceMaps").field("cached_bytes", &self.cached_bytes()).finish_non_exhaustive()
+    }
+}
+
+impl SourceMaps {
+    /// The maps of `hub`'s store, with `cfg`'s limits; uploads need `api_token` (or an admin
+    /// the read gate let through).
+    pub fn new(hub: Arc<Hub>, cfg: SourceMapsSection, api_token: Option<Secret>) -> Self {
+        SourceMaps { hub, cfg, api_token, cache: Mutex::new(Cache::default()), parsing: tokio::sync::Semaphore::new(2) }
+    }
+
+    /// Bytes the cached maps are counted at.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner).bytes
+    }
+
+    async fn parse_off_thread(&self, bytes: Vec<u8>) -> Result<(SourceMap, Vec<u8>), SourceMapError> {
+        let _permit = self.parsing.acquire().await.map_err(|e| SourceMapError::Invalid(e.to_string()))?;
+        tokio::task::spawn_blocking(move || parse(&bytes).map(|m| (m, bytes)))
+            .await
+            .map_err(|e| SourceMapError::Invalid(format!("the parse failed: {e}")))?
+    }
+
+    /// Checks and stores the map of `url` (`~/path`) in `release`.
+    pub async fn upload(&self, release: &str, url: &str, bytes: Vec<u8>) -> Result<MapInfo, SourceMapError> {
+        check_name("release", release)?;
+        check_name("url", url)?;
+        let url = map_key(url).ok_or_else(|| {
+            SourceMapError::BadName(format!(
+                "url: {url:?} is not a script's URL or ~/path (e.g. ~/_next/static/chunks/a.js)"
+            ))
+        })?;
+        if bytes.len() > self.cfg.max_map_bytes {
+            return Err(SourceMapError::TooLarge(self.cfg.max_map_bytes));
+        }
+        let size = bytes.len();
+        let (map, bytes) = self.parse_off_thread(bytes).await?;
+        let text = String::from_utf8(bytes).map_err(|e| SourceMapError::Invalid(e.to_string()))?;
+        let info = MapInfo {
+            release: release.to_string(),
+            url: url.clone(),
+            bytes: size,
+            sources: map.get_source_count(),
+            tokens: map.get_token_count(),
+            debug_id: map.get_debug_id().map(|d| d.to_string()),
+            uploaded_at: self.hub.now(),
+        };
+        let id = record_id(release, &url);
+        let index = serde_json::to_string(&info).map_err(|e| SourceMapError::Invalid(e.to_string()))?;
+        let body = serde_json::to_string(&StoredMap { info: info.clone(), map: text })
+            .map_err(|e| SourceMapError::Invalid(e.to_string()))?;
+        let store = self.hub.store();
+        store.save_record(KIND, &id, info.uploaded_at, &body).await?;
+        store.save_record(INDEX_KIND, &id, info.uploaded_at, &index).await?;
+        let key = (release.to_string(), url);
+        let cost = size * PARSED_COST;
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner).put(
+            key,
+            Entry::Map { map: Arc::new(map), cost, used: 0 },
+            self.cfg.cache_bytes,
+        );
+        Ok(info)
+    }
+
+    /// The maps stored for `release` (every release when None), newest first, at most 10,000.
+    pub async fn list(&self, release: Option<&str>) -> Result<Vec<MapInfo>, StoreError> {
+        let rows = self.hub.store().records(INDEX_KIND, Timestamp(0), 10_000).await?;
+        let mut out: Vec<MapInfo> = rows
+            .iter()
+            .filter_map(|r| serde_json::from_str::<MapInfo>(&r.body).ok())
+            .filter(|i| release.is_none_or(|r| i.release == r))
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The parsed map of `url` in `release`, from the cache or the store.
+    async fn map(&self, release: &str, url: &str) -> Option<Arc<SourceMap>> {
+        let key = (release.to_string(), url.to_string());
+        if let Some(hit) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return hit;
+        }
+        let found = match self.hub.store().record(KIND, &record_id(release, url)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, %release, %url, "cannot read a source map");
+                return None;
+            }
+        };
+        let parsed = match found.and_then(|r| serde_json::from_str::<StoredMap>(&r.body).ok()) {
+            Some(s) => match self.parse_off_thread(s.map.into_bytes()).await {
+                Ok((m, bytes)) => Some((Arc::new(m), bytes.len() * PARSED_COST)),
+                Err(e) => {
+                    tracing::warn!(error = %e, %release, %url, "a stored source map does not parse");
+                    None
+                }
+            },
+            None => None,
+        };
+        let entry = match &parsed {
+            Some((map, cost)) => Entry::Map { map: map.clone(), cost: *cost, used: 0 },
+            None => Entry::Missing { until: Instant::now() + MISS_TTL },
+        };
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner).put(key, entry, self.cfg.cache_bytes);
+        parsed.map(|(m, _)| m)
+    }
+
+    /// `frames` (innermost first) of an error in `release`, as the developer wrote them where a
+    /// map covers them.
+    pub async fn symbolicate(&self, release: &str, frames: &[StackFrame]) -> Vec<SymbolicatedFrame> {
+        let mut maps: HashMap<String, Arc<SourceMap>> = HashMap::new();
+        for f in frames {
+            let Some(key) = f.file.as_deref().and_then(map_key) else { continue };
+            if maps.contains_key(&key) {
+                continue;
+            }
+            if let Some(m) = self.map(release, &key).await {
+                maps.insert(key, m);
+            }
+        }
+        symbolicate(frames, |k| maps.get(k).map(|m| &**m))
+    }
+
+    /// Deletes the maps uploaded before `before`.
+    async fn prune(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let store = self.hub.store();
+        let n = store.prune_records(KIND, before).await?;
+        store.prune_records(INDEX_KIND, before).await?;
+        Ok(n)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadQuery {
+    release: String,
+    url: String,
+}
+
+async fn upload(
+    State(s): State<Arc<SourceMaps>>,
+    Query(q): Query<UploadQuery>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (who, bytes) = match caller.authorized_body(s.api_token.as_ref(), &headers, body, s.cfg.max_map_bytes).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match s.upload(&q.release, &q.url, bytes.to_vec()).await {
+        Ok(info) => {
+            let detail = json!({ "release": info.release, "bytes": info.bytes, "debugId": info.debug_id });
+            s.hub.audit(&who, &caller, "sourcemap.upload", &info.url, detail).await;
+            axum::Json(info).into_response()
+        }
+        Err(SourceMapError::TooLarge(n)) => {
+            error(StatusCode::PAYLOAD_TOO_LARGE, SourceMapError::TooLarge(n).to_string())
+        }
+        Err(e @ SourceMapError::Store(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    release: Option<String>,
+}
+
+async fn list(State(s): State<Arc<SourceMaps>>, Query(q): Query<ListQuery>) -> Response {
+    match s.list(q.release.as_deref()).await {
+        Ok(maps) => axum::Json(json!({ "maps": maps })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the source maps: {e}")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SymbolicateBody {
+    release: String,
+    stack: String,
+}
+
+/// A stack to symbolicate is at most this long.
+const MAX_STACK_BODY: usize = 1 << 20;
+
+async fn symbolicate_stack(
+    State(s): State<Arc<SourceMaps>>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match caller.authorized_body(s.api_token.as_ref(), &headers, body, MAX_STACK_BODY).await {
+        Ok((_, b)) => b,
+        Err(r) => return r,
+    };
+    let b: SymbolicateBody = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+    };
+    let frames = parse_stack(&b.stack);
+    axum::Json(json!({ "frames": s.symbolicate(&b.release, &frames).await })).into_response()
+}
+
+#[async_trait::async_trait]
+impl Component for SourceMaps {
+    fn name(&self) -> &'static str {
+        "sourcemaps"
+    }
+
+    fn routes(self: Arc<Self>) -> Router {
+        if !self.cfg.enabled {
+            return Router::new();
+        }
+        Router::new()
+            .route("/api/v1/sourcemaps", get(list).post(upload))
+            .route("/api/v1/symbolicate", post(symbolicate_stack))
+            .with_state(self)
+    }
+
+    async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let before = self.hub.now().minus(self.cfg.retention.get());
+            match self.prune(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(maps = n, "source maps past their retention deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the source maps"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(cost: usize) -> Entry {
+        Entry::Map { map: Arc::new(sourcemap::SourceMapBuilder::new(None).into_sourcemap()), cost, used: 0 }
+    }
+
+    #[test]
+    fn the_cache_keeps_its_budget_and_drops_the_least_recently_used() {
+        let mut c = Cache::default();
+        let key = |s: &str| ("1.0".to_string(), s.to_string());
+        c.put(key("a"), entry(40), 100);
+        c.put(key("b"), entry(40), 100);
+        assert!(c.get(&key("a")).is_some_and(|m| m.is_some()), "a used last");
+        c.put(key("c"), entry(40), 100);
+        assert_eq!(c.bytes, 80);
+        assert!(c.get(&key("b")).is_none(), "b, the least recently used, made room");
+        assert!(c.get(&key("a")).is_some() && c.get(&key("c")).is_some());
+        c.put(key("miss"), Entry::Missing { until: Instant::now() + MISS_TTL }, 100);
+        assert_eq!(c.get(&key("miss")).map(|m| m.is_none()), Some(true), "a remembered miss");
+        c.put(key("a"), entry(10), 100);
+        assert_eq!(c.bytes, 50, "a replaced entry's bytes are given back");
+        assert!(problems(&SourceMapsSection::default()).is_empty());
+        let bad = SourceMapsSection { max_map_bytes: 1 << 30, cache_bytes: 1, ..Default::default() };
+        assert_eq!(problems(&bad).len(), 2);
+    }
+}
