@@ -335,6 +335,10 @@ pub enum Event {
         /// so the error group links the backend work it broke and the trace is kept.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trace_id: Option<String>,
+        /// The fingerprint of its frames as source maps read them (core's
+        /// `symbolicated_fingerprint`), set by the collector; never read from the page.
+        #[serde(skip)]
+        symbolicated_fingerprint: Option<String>,
     },
     /// A named duration (`"type": "timing"`), e.g. `page_load_complete`.
     Timing {
@@ -1075,6 +1079,7 @@ mod tests {
                     }],
                     count: 3,
                     trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+                    symbolicated_fingerprint: None,
                 },
                 Event::Timing { at, name: "page_load_complete".into(), duration_ms: 2310.0 },
                 Event::Resource {

@@ -16,6 +16,19 @@ use thorbis_obs_core::time::Timestamp;
 /// neither knows the collector.
 pub type ErrorSink = Arc<dyn Fn(&[thorbis_obs_core::rum::ServerError], Timestamp) + Send + Sync>;
 
+/// Reads a browser stack's minified frames (innermost first) as the developer wrote them, for a
+/// release: the agent hands the source maps' symbolication down as this, so the collector does
+/// not know the source-map store.
+pub type Symbolicator = Arc<
+    dyn Fn(
+            String,
+            Vec<thorbis_obs_core::domain::errors::StackFrame>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Vec<thorbis_obs_core::domain::errors::SymbolicatedFrame>> + Send>,
+        > + Send
+        + Sync,
+>;
+
 /// The engine, the store and the clock that components share.
 pub struct Hub {
     engine: Mutex<RuleEngine>,

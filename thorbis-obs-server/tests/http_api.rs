@@ -266,7 +266,12 @@ mod sourcemaps {
     async fn upload_with_the_cli_then_symbolicate_and_refuse_bad_input() {
         let dir = tempfile::tempdir().expect("tmp");
         let port = support::agent::free_port();
-        let config = support::agent::config_file(dir.path(), port, &format!("api_token = \"{TOKEN}\"\n"), "");
+        let config = support::agent::config_file(
+            dir.path(),
+            port,
+            &format!("api_token = \"{TOKEN}\"\n"),
+            "[collector]\nwindow = \"2s\"\n",
+        );
         let loaded = thorbis_obs_server::config::LoadedConfig::from_file(&config).expect("config");
         let agent = thorbis_obs_server::agent::agent_from_config(&loaded).await.expect("agent");
         let base = format!("http://127.0.0.1:{port}");
@@ -383,6 +388,91 @@ mod sourcemaps {
         assert_eq!(frames.len(), 50);
         assert!(frames.iter().all(|f| f["mapped"] == true));
 
+        // Errors from the browser: grouped by their original frames where maps cover them.
+        let beacon = |release: &str, bundle: &str| {
+            let t = thorbis_obs_server::agent::system_now().0;
+            let stack = stack(bundle).replace('\n', "\\n");
+            format!(
+                r#"{{"v":1,"service":"shop","env":"prod","version":"{release}","session":{{"id":"s-{}","sampled":true,"startedAt":{t},"sampleRate":100}},
+"view":{{"id":"v-1","url":"https://shop.example/pay","route":"/pay"}},"sentAt":{t},
+"events":[{{"type":"error","at":{t},"kind":"error","message":"Error: declined","stack":"{stack}","count":1}}]}}"#,
+                release.replace('.', "-")
+            )
+        };
+        let post = |body: String| {
+            let c = c.clone();
+            let base = base.clone();
+            async move {
+                let r = c
+                    .post(format!("{base}/v1/rum"))
+                    .header("Content-Type", "text/plain;charset=UTF-8")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("post");
+                let status = r.status().as_u16();
+                if status != 202 {
+                    eprintln!("refused: {}", r.text().await.unwrap_or_default());
+                }
+                status
+            }
+        };
+        let groups = || {
+            let c = c.clone();
+            let base = base.clone();
+            async move {
+                let v: serde_json::Value = c
+                    .get(format!("{base}/api/v1/rum/errors"))
+                    .send()
+                    .await
+                    .expect("errors")
+                    .json()
+                    .await
+                    .expect("json");
+                v["errors"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|g| (g["fingerprint"].as_str().unwrap_or("").to_string(), g["count"].as_u64().unwrap_or(0)))
+                    .collect::<Vec<_>>()
+            }
+        };
+        // Release 1.5.0's map is not there yet: its error groups by its minified frames.
+        let new_bundle = "https://shop.example/_next/static/chunks/pay-9e9e.js";
+        assert_eq!(post(beacon("1.5.0", new_bundle)).await, 202);
+        support::eventually("the minified group", Duration::from_secs(20), async || groups().await.len() == 1).await;
+        let minified = groups().await[0].0.clone();
+        let page = c.get(format!("{base}/errors/{minified}")).send().await.expect("page").text().await.expect("text");
+        assert!(page.contains("no source map of this release covers") && page.contains("pay-9e9e.js"), "{page}");
+        // Its map arrives: the group's page reads the stack as written.
+        let (status, _) = post_map("release=1.5.0&url=~/_next/static/chunks/pay-9e9e.js", map_json()).await;
+        assert_eq!(status, 200);
+        let page = c.get(format!("{base}/errors/{minified}")).send().await.expect("page").text().await.expect("text");
+        assert!(page.contains("<code>charge</code> at <code>app/pay.js:6:3</code>"), "{page}");
+        assert!(page.contains("<mark>    6    throw new Error(&quot;declined&quot;);</mark>"), "{page}");
+        // The same bug in two builds (other chunk names): one group, by the original frames.
+        assert_eq!(post(beacon("1.4.0", BUNDLE)).await, 202);
+        assert_eq!(post(beacon("1.5.0", new_bundle)).await, 202);
+        support::eventually("one group of two builds", Duration::from_secs(20), async || {
+            groups().await.iter().any(|(fp, n)| fp != &minified && *n == 2)
+        })
+        .await;
+        let detail: serde_json::Value = c
+            .get(format!("{base}/api/v1/rum/errors/{minified}"))
+            .send()
+            .await
+            .expect("detail")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(detail["group"]["tags"]["release"], "1.5.0");
+        assert_eq!(detail["frames"][1]["frame"]["function"], "checkout");
+        let missing = c.get(format!("{base}/errors/0123456789abcdef")).send().await.expect("page");
+        assert_eq!(missing.status(), 404);
+        let bad = c.get(format!("{base}/errors/%3Cscript%3E")).send().await.expect("page");
+        assert_eq!(bad.status(), 400);
+
         let audit: serde_json::Value = c
             .get(format!("{base}/api/v1/audit?action=sourcemap"))
             .send()
@@ -393,7 +483,7 @@ mod sourcemaps {
             .expect("json");
         let targets: Vec<&str> =
             audit["records"].as_array().expect("records").iter().filter_map(|r| r["target"].as_str()).collect();
-        assert_eq!(targets, ["~/x.js", "~/_next/static/chunks/pay-4f1c.js"]);
+        assert_eq!(targets, ["~/_next/static/chunks/pay-9e9e.js", "~/x.js", "~/_next/static/chunks/pay-4f1c.js"]);
         let _ = stop.send(());
         task.await.expect("join").expect("agent");
     }

@@ -525,11 +525,27 @@ impl RumWindow {
                     let kind = self.capped("type", conversion_type);
                     self.count(&mut buf, "conversions", scope, &[("type", kind)], w, *value);
                 }
-                Event::Error { kind, message, stack, fingerprint, tags, breadcrumbs, count, trace_id, .. } => {
+                Event::Error {
+                    kind,
+                    message,
+                    stack,
+                    fingerprint,
+                    tags,
+                    breadcrumbs,
+                    count,
+                    trace_id,
+                    symbolicated_fingerprint,
+                    ..
+                } => {
                     done.errors += 1;
                     let n = u64::from((*count).clamp(1, MAX_ERROR_REPEATS));
                     self.count(&mut buf, "rum_errors", scope, &[("kind", kind)], n as f64, 0.0);
-                    let fp = self.fingerprint(message, stack.as_deref(), fingerprint.as_deref());
+                    // A page's own fingerprint wins; else the one of the original frames, when
+                    // source maps read the stack (two builds of one bug, one group).
+                    let fp = match (fingerprint, symbolicated_fingerprint) {
+                        (None, Some(fp)) => fp.clone(),
+                        _ => self.fingerprint(message, stack.as_deref(), fingerprint.as_deref()),
+                    };
                     // The page's tags, then where to find the rest of the story: the session's
                     // timeline and the trace the error broke.
                     let tags = || {
@@ -541,6 +557,9 @@ impl RumWindow {
                             })
                             .collect();
                         t.insert("session_id".into(), batch.session.id.clone());
+                        if let Some(release) = &batch.version {
+                            t.insert("release".into(), release.clone());
+                        }
                         if let Some(id) = trace_id {
                             t.insert("trace_id".into(), id.clone());
                         }

@@ -377,9 +377,21 @@ impl AgentBuilder {
         let traces = self.traces.map(|t| Arc::new(crate::traces::TraceService::new(hub.clone(), t)));
         #[cfg(not(feature = "otlp"))]
         let _ = self.traces;
+        // Source maps, and their symbolication handed to the collector as a value.
+        let sourcemaps = Arc::new(crate::sourcemaps::SourceMaps::new(hub.clone(), self.sourcemaps, api_token.clone()));
+        #[cfg(feature = "collector")]
+        let symbolicator = sourcemaps.enabled().then(|| {
+            let s = sourcemaps.clone();
+            Arc::new(move |release: String, frames: Vec<thorbis_obs_core::domain::errors::StackFrame>| {
+                let s = s.clone();
+                Box::pin(async move { s.symbolicate(&release, &frames).await })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
+            }) as crate::hub::Symbolicator
+        });
+        components.push(sourcemaps);
         #[cfg(feature = "collector")]
         let collector = self.collector.map(|c| {
-            let c = crate::collector::Collector::new(c, hub.clone());
+            let c = crate::collector::Collector::new(c, hub.clone()).with_symbolicator(symbolicator.clone());
             #[cfg(feature = "otlp")]
             let c = c.with_span_sink(traces.clone().map(|t| {
                 Arc::new(move |spans, links, at| t.add_browser(spans, links, at)) as crate::collector::SpanSink
@@ -446,7 +458,6 @@ impl AgentBuilder {
             let _ = self.business_metrics;
             None
         };
-        components.push(Arc::new(crate::sourcemaps::SourceMaps::new(hub.clone(), self.sourcemaps, api_token.clone())));
         components.push(Arc::new(crate::dashboards::Dashboards::new(
             self.dashboards,
             hub.clone(),

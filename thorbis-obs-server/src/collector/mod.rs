@@ -32,6 +32,8 @@
 #[cfg(feature = "collector")]
 mod decode;
 #[cfg(feature = "collector")]
+mod error_page;
+#[cfg(feature = "collector")]
 pub mod limit;
 #[cfg(feature = "otlp")]
 pub mod otlp;

@@ -25,13 +25,13 @@ use thorbis_obs_core::wire::MAX_BATCH_BYTES;
 /// and the loop that closes windows.
 pub struct CollectorService {
     /// None: `collector.enabled = false` (the routes answer 404, the summary has no RUM part).
-    collector: Option<Arc<Collector>>,
-    checks: CheckResults,
+    pub(super) collector: Option<Arc<Collector>>,
+    pub(super) checks: CheckResults,
     /// Metric names (or, ending in `_`, prefixes) of the PostgreSQL business queries, for the
     /// summary's business impact.
     business_metrics: Vec<String>,
     /// The summary and the error list at once, at most.
-    gate: api::Gate,
+    pub(super) gate: api::Gate,
 }
 
 impl std::fmt::Debug for CollectorService {
@@ -82,6 +82,8 @@ impl Component for CollectorService {
 fn routes(api: Arc<CollectorService>) -> Router {
     Router::new()
         .route("/api/v1/rum/errors", get(rum_errors))
+        .route("/api/v1/rum/errors/{fingerprint}", get(super::error_page::group_json))
+        .route("/errors/{fingerprint}", get(super::error_page::group_page))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/sessions/{session_id}", get(session_json))
         .route("/sessions/{session_id}", get(session_page))
@@ -117,7 +119,13 @@ async fn ingest(
     // The body is read only once the request is admitted, and only up to the batch limit.
     let result = match c.admit(&headers, &uri, peer, now) {
         Ok(()) => match api::read_body(&headers, body, MAX_BATCH_BYTES, api::BODY_TIMEOUT).await {
-            Ok(b) => c.count(&headers, &b, now),
+            Ok(b) => match c.decode_batch(&b, now) {
+                Ok(mut batch) => {
+                    c.symbolicate(&mut batch).await;
+                    Ok(c.apply(&headers, batch, now))
+                }
+                Err(r) => Err(r),
+            },
             Err(e) => Err(Rejection::new(e.status, e.message, None)),
         },
         Err(r) => Err(r),

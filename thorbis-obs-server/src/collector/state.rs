@@ -59,6 +59,10 @@ impl Stats {
     }
 }
 
+/// Errors of one batch whose stacks are read with source maps, at most (the SDK folds repeats,
+/// so a real page sends a few).
+pub(super) const MAX_SYMBOLICATED: usize = 20;
+
 /// Outcome labels of [`Stats::batches`].
 pub const OUTCOMES: [&str; 6] =
     ["accepted", "invalid", "unauthorized", "too_large_or_wrong_type", "rate_limited", "other"];
@@ -100,6 +104,8 @@ pub struct Collector {
     pub(super) timeline: super::timeline::Pending,
     /// The trace store's intake, when traces are kept.
     spans: Option<SpanSink>,
+    /// Source maps, when the agent has them.
+    pub(super) symbolicator: Option<crate::hub::Symbolicator>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -148,7 +154,15 @@ impl Collector {
             hub,
             timeline: super::timeline::Pending::default(),
             spans: None,
+            symbolicator: None,
         }
+    }
+
+    /// Reads browser errors' stacks with `s` (source maps) when they arrive, so their groups
+    /// come from the original frames, and when an error group is shown.
+    pub fn with_symbolicator(mut self, s: Option<crate::hub::Symbolicator>) -> Self {
+        self.symbolicator = s;
+        self
     }
 
     /// Sends the browser's spans (and the traces its errors point at) to `sink`.
@@ -417,9 +431,47 @@ impl Collector {
 
     /// Decodes an admitted body and counts it into the open window.
     pub fn count(&self, headers: &HeaderMap, body: &[u8], now: Timestamp) -> Result<usize, Rejection> {
+        let batch = self.decode_batch(body, now)?;
+        Ok(self.apply(headers, batch, now))
+    }
+
+    /// A batch read and checked, its times moved onto the collector's clock.
+    pub(super) fn decode_batch(&self, body: &[u8], now: Timestamp) -> Result<Batch, Rejection> {
         let mut batch = decode(body)?;
         // The page's clock is the page's word: times move onto ours before anything counts.
         batch.align_to(now);
+        Ok(batch)
+    }
+
+    /// Gives the batch's errors the fingerprint of their original frames, where the release's
+    /// source maps cover them (at most [`MAX_SYMBOLICATED`] errors a batch; business errors and
+    /// errors with the page's own fingerprint keep theirs).
+    pub(super) async fn symbolicate(&self, batch: &mut Batch) {
+        let (Some(sym), Some(release)) = (&self.symbolicator, batch.version.clone()) else { return };
+        let mut done = 0;
+        for e in &mut batch.events {
+            let Event::Error { message, stack: Some(stack), fingerprint: None, symbolicated_fingerprint, .. } = e
+            else {
+                continue;
+            };
+            if done == MAX_SYMBOLICATED {
+                break;
+            }
+            done += 1;
+            let frames = thorbis_obs_core::domain::errors::parse_stack(stack);
+            if frames.is_empty() {
+                continue;
+            }
+            let read = sym(release.clone(), frames).await;
+            if read.iter().any(|f| f.mapped) {
+                *symbolicated_fingerprint =
+                    Some(thorbis_obs_core::domain::errors::symbolicated_fingerprint(message, &read));
+            }
+        }
+    }
+
+    /// Counts a decoded batch into the open window (and the timeline, the trace store).
+    pub(super) fn apply(&self, headers: &HeaderMap, batch: Batch, now: Timestamp) -> usize {
         let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
         let device = Device::from_user_agent(ua);
         let done = {
@@ -437,7 +489,7 @@ impl Collector {
                 sink(spans, links, now);
             }
         }
-        Ok(done.events)
+        done.events
     }
 
     pub(super) fn cors(&self, headers: &HeaderMap, resp: &mut Response) {

@@ -300,8 +300,9 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
             d.value = Some(d.rows.len() as f64);
         }
         DataSource::Errors => {
-            d.columns =
-                ["error", "count", "route", "process", "last seen", "trace", "session"].map(String::from).to_vec();
+            d.columns = ["error", "count", "route", "process", "last seen", "trace", "session", "group"]
+                .map(String::from)
+                .to_vec();
             if let Some(errors_since) = &src.errors {
                 let (total, groups) = errors_since(now.minus(w.range.get()), ERROR_ROWS);
                 for g in &groups {
@@ -314,6 +315,7 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
                         format!("{ago} min ago"),
                         g.tags.get("trace_id").cloned().unwrap_or_default(),
                         g.tags.get("session_id").cloned().unwrap_or_default(),
+                        g.fingerprint.clone(),
                     ]);
                 }
                 d.value = Some(total as f64);

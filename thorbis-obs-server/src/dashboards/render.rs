@@ -199,7 +199,13 @@ fn table(w: &WidgetConfig, d: &WidgetData) -> String {
             let is_session = name == "session"
                 && (1..=64).contains(&c.len())
                 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if is_trace {
+            // An error group's fingerprint opens its page (stack, breadcrumbs, tags).
+            let is_group = name == "group"
+                && (1..=40).contains(&c.len())
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if is_group {
+                let _ = write!(s, "<td><a href=\"/errors/{0}\">details</a></td>", esc(c));
+            } else if is_trace {
                 let _ = write!(s, "<td><a href=\"/traces/{0}\">{1}&hellip;</a></td>", esc(c), esc(&c[..8]));
             } else if is_session {
                 let short: String = c.chars().take(8).collect();

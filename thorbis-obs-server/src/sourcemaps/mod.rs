@@ -239,6 +239,11 @@ impl SourceMaps {
         SourceMaps { hub, cfg, api_token, cache: Mutex::new(Cache::default()), parsing: tokio::sync::Semaphore::new(2) }
     }
 
+    /// True unless `sourcemaps.enabled = false`.
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
     /// Bytes the cached maps are counted at.
     pub fn cached_bytes(&self) -> usize {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner).bytes
