@@ -37,8 +37,9 @@ for d in "$out/npm/pkg" "$out/web/pkg"; do
     -o "$d/thorbis_obs_wasm_bg.wasm" "$d/thorbis_obs_wasm_bg.wasm"
   rm -f "$d/.gitignore" "$d/package.json"
 done
-cp thorbis-obs-wasm/npm/package.json thorbis-obs-wasm/npm/index.js thorbis-obs-wasm/npm/index.d.ts "$out/npm/"
-cp thorbis-obs-wasm/npm/index.js "$out/web/index.js"
+cp thorbis-obs-wasm/npm/package.json thorbis-obs-wasm/npm/index.js thorbis-obs-wasm/npm/index.d.ts \
+  thorbis-obs-wasm/npm/react.js thorbis-obs-wasm/npm/react.d.ts "$out/npm/"
+cp thorbis-obs-wasm/npm/index.js thorbis-obs-wasm/npm/react.js "$out/web/"
 # The size is measured as users ship it: JS minified by esbuild (the version ANCHORS.md's
 # figures for web-vitals, Sentry and Datadog were measured with), everything gzip -9.
 tools="$target/tools"

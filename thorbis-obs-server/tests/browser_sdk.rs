@@ -370,6 +370,10 @@ out.droppedSecret = obs.diagnostics().dropped - d0;
 obs.captureException("Script error.");
 obs.captureException(new Error("ResizeObserver loop completed with undelivered notifications"));
 out.afterNoise = q() - q0;
+obs.setUser({ id: "u-42", role: "dispatcher", businessId: "b-7", email: "jo@x.io" });
+obs.setTag("plan", "pro");
+obs.setTag("bad key", "x");
+obs.addBreadcrumb({ category: "payment", message: "card form opened", level: "warning", data: { step: 2 } });
 const e = new Error("Card declined");
 obs.captureException(e, { process: "payments", step: "charge" });
 obs.captureException(e);
@@ -469,6 +473,19 @@ async fn the_sdk_api_waits_for_consent_filters_counts_repeats_and_honours_retry_
     assert_eq!(errors.iter().map(|e| e["count"].as_u64().unwrap_or(0)).sum::<u64>(), 2, "two occurrences");
     assert_eq!(errors[0]["tags"]["businessProcess"], "payments", "{}", errors[0]);
     assert_eq!(errors[0]["tags"]["workflowStep"], "charge");
+    // setUser, setTag and addBreadcrumb reach the error; an email given to setUser does not.
+    let tags = &errors[0]["tags"];
+    assert_eq!(
+        (&tags["userId"], &tags["userRole"], &tags["businessId"], &tags["plan"]),
+        (&"u-42".into(), &"dispatcher".into(), &"b-7".into(), &"pro".into()),
+        "{tags}"
+    );
+    assert!(tags.get("bad key").is_none() && !errors[0].to_string().contains("jo@x.io"), "{}", errors[0]);
+    let crumbs = errors[0]["breadcrumbs"].as_array().cloned().unwrap_or_default();
+    assert!(
+        crumbs.iter().any(|c| c["category"] == "payment" && c["message"] == "[warning] card form opened {\"step\":2}"),
+        "{crumbs:?}"
+    );
 }
 
 const PRERENDER_FROM: &str = r#"<!doctype html>
@@ -776,4 +793,103 @@ async fn requests_carry_trace_context_to_their_own_origin_and_listed_targets_onl
 /// What the servers saw after the first `from` requests.
 fn got_seen(seen: &Arc<Mutex<Vec<Seen>>>, from: usize) -> Vec<Seen> {
     seen.lock().expect("lock")[from..].to_vec()
+}
+
+/// React and react-dom (the Next.js example's copies, `scripts/test.sh` installs them) bundled by
+/// esbuild (the one `scripts/build-sdk.sh` installs) into one ES module exporting `React` and
+/// `createRoot`, for a page without a bundler.
+fn react_bundle() -> Vec<u8> {
+    let next = std::env::var("THORBIS_NEXTJS_DIR").unwrap_or_else(|_| {
+        panic!("THORBIS_NEXTJS_DIR is not set: scripts/test.sh prepares examples/nextjs (its npm install brings React)")
+    });
+    let vitals = std::env::var("THORBIS_WEB_VITALS_JS").expect("THORBIS_WEB_VITALS_JS (scripts/build-sdk.sh)");
+    let tools =
+        std::path::Path::new(&vitals).ancestors().nth(4).expect("tools/node_modules/web-vitals/dist/web-vitals.js");
+    let dir = tempfile::tempdir().expect("tmp");
+    let entry = dir.path().join("entry.js");
+    std::fs::write(&entry, "export * as React from \"react\";\nexport { createRoot } from \"react-dom/client\";\n")
+        .expect("entry");
+    let out = std::process::Command::new(tools.join("node_modules/.bin/esbuild"))
+        .arg(&entry)
+        .args(["--bundle", "--format=esm", "--minify", "--define:process.env.NODE_ENV=\"production\""])
+        .env("NODE_PATH", std::path::Path::new(&next).join("node_modules"))
+        .output()
+        .expect("esbuild runs");
+    assert!(out.status.success(), "esbuild: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+const REACT_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Error boundary</title>
+<script type="importmap">{ "imports": { "react": "/vendor/react-shim.js" } }</script>
+</head><body><div id="root"></div>
+<script type="module">
+import * as obs from "/sdk/index.js";
+import { React, createRoot } from "/vendor/react-bundle.js";
+import { ErrorBoundary } from "/sdk/react.js";
+obs.init({ endpoint: "/v1/rum", service: "react", env: "test", flushIntervalMs: 300, tracing: false });
+let broken = true;
+function Invoice() {
+  if (broken) throw new Error("invoice failed to render");
+  return React.createElement("p", { id: "child" }, "invoice shown");
+}
+const fallback = ({ error, resetError }) =>
+  React.createElement("button", { id: "reset", onClick: () => { broken = false; resetError(); } }, "Retry: " + error.message);
+createRoot(document.getElementById("root")).render(
+  React.createElement(ErrorBoundary, { fallback, name: "InvoicePanel", onReset: () => fetch("/reset-called") },
+    React.createElement("section", null, React.createElement(Invoice))));
+</script></body></html>"#;
+
+/// `@thorbis/obs/react`'s ErrorBoundary in Chromium with React 19: the fallback renders, the
+/// error is reported once with its boundary's name and the component stack, and the reset
+/// renders the child again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_react_error_boundary_reports_once_and_resets() {
+    let _one = ONE_BROWSER.lock().await;
+    let rx = Receiver::new();
+    let bundle = Arc::new(react_bundle());
+    let resets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let web = {
+        let (rx, bundle, resets) = (rx.clone(), bundle.clone(), resets.clone());
+        WebServer::start(move |r| match r.path.as_str() {
+            "/" => Reply::html(REACT_PAGE),
+            "/vendor/react-bundle.js" => Reply::bytes("text/javascript", bundle.to_vec()),
+            "/vendor/react-shim.js" => Reply::bytes(
+                "text/javascript",
+                b"import { React } from \"/vendor/react-bundle.js\";\nexport default React;\nexport const { Component, createElement } = React;\n".to_vec(),
+            ),
+            "/reset-called" => {
+                resets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Reply::new(200, "")
+            }
+            _ => rx.answer(r).unwrap_or_else(|| Reply::new(404, "not found")),
+        })
+        .await
+    };
+    let steps = [
+        format!(r#"{{ type = "navigate", url = "{}" }}"#, web.url("/")),
+        r##"{ type = "wait", selector = "#reset", timeout = "30s" }"##.into(),
+        r##"{ type = "click", selector = "#reset" }"##.into(),
+        r##"{ type = "wait", selector = "#child", timeout = "10s" }"##.into(),
+    ];
+    drive("react-boundary", &steps).await;
+    // The batch with the error goes within the flush interval, or as the page leaves.
+    support::eventually("the reported error", Duration::from_secs(20), async || {
+        let (events, _) = parse_batches(&rx.batches.lock().expect("lock").clone());
+        events.iter().any(|e| e["type"] == "error")
+    })
+    .await;
+    let (events, _) = parse_batches(&rx.batches.lock().expect("lock").clone());
+    let errors: Vec<_> = events.iter().filter(|e| e["type"] == "error").collect();
+    assert_eq!(errors.len(), 1, "reported once: {errors:#?}");
+    let e = errors[0];
+    assert_eq!(e["message"], "Error: invoice failed to render", "{e}");
+    assert_eq!(
+        (e["kind"].as_str(), e["tags"]["errorBoundary"].as_str()),
+        (Some("captured"), Some("InvoicePanel")),
+        "{e}"
+    );
+    let components = e["tags"]["componentStack"].as_str().unwrap_or("");
+    assert!(components.contains("Invoice") && components.contains("section"), "the component stack: {e}");
+    assert_eq!(resets.load(std::sync::atomic::Ordering::Relaxed), 1, "onReset ran");
 }

@@ -88,6 +88,10 @@ export interface ErrorContext {
   industry?: string;
   userRole?: string;
   businessId?: string;
+  /** The error boundary that caught it (`@thorbis/obs/react` sets it). */
+  errorBoundary?: string;
+  /** React's component stack (`@thorbis/obs/react` sets it). */
+  componentStack?: string;
 }
 
 export interface Diagnostics {
@@ -107,6 +111,22 @@ export function trackJourney(journeyType: string, step: string, meta?: Propertie
 export function trackConversion(conversionType: string, value: number, meta?: Properties): void;
 export function trackBusinessError(error: unknown, context: BusinessErrorContext): void;
 export function captureException(error: unknown, context?: ErrorContext): void;
+/** A step before an error: it goes out with the next errors (the last 100 are kept). */
+export interface BreadcrumbInput {
+  category?: string;
+  message: string;
+  level?: "debug" | "info" | "warning" | "error";
+  data?: Properties;
+}
+export function addBreadcrumb(breadcrumb: BreadcrumbInput): void;
+/** The signed-in user on every error: an opaque id (never an email), their role, their business. */
+export interface User {
+  id?: string;
+  role?: string;
+  businessId?: string;
+}
+export function setUser(user: User | null): void;
+export function setTag(key: string, value: string | null): void;
 export function addTiming(name: string, ms?: number): void;
 /** Starts a span (the spec's `startTransaction`): requests made until it ends are its children, errors thrown meanwhile point at its trace. */
 export function startSpan(name: string, op?: string): Span;

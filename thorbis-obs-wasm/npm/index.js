@@ -307,7 +307,7 @@ const REPEATS = 2;
 // The caller's context that becomes tags of an error, as pairs `contextKey tagName`: context
 // `process` is tag `businessProcess`, `step` is `workflowStep`, `code` is `errorCode`, the rest
 // keep their names. One string split once, as BUSINESS's: smaller than an object literal.
-const CONTEXT_TAGS = "process businessProcess step workflowStep code errorCode industry industry userRole userRole businessId businessId component component".split(" ");
+const CONTEXT_TAGS = "process businessProcess step workflowStep code errorCode industry industry userRole userRole businessId businessId component component errorBoundary errorBoundary componentStack componentStack".split(" ");
 
 function capture(err, kind, context, fingerprint) {
   let name = "Error";
@@ -324,9 +324,9 @@ function capture(err, kind, context, fingerprint) {
   const key = [fingerprint ? fingerprint.join("\x1f") : name + "\x1f" + message, firstFrame].join("\x1f");
   const seen = recent.get(key);
   if (seen && now() - seen[SENT_AT] < 60e3) return void seen[REPEATS]++;
-  // Tags: the business context of the page, then the caller's context.
+  // Tags: the business context of the page, the page's tags and user, then the caller's context.
   const [businessProcess, industry] = wasm.businessContext(location.pathname).split("|");
-  const tags = { businessProcess, industry };
+  const tags = { businessProcess, industry, ...pageTags, ...user };
   for (let i = 0; i < CONTEXT_TAGS.length; i += 2) {
     const contextKey = CONTEXT_TAGS[i];
     if (isString(context?.[contextKey])) tags[CONTEXT_TAGS[i + 1]] = context[contextKey];
@@ -340,6 +340,10 @@ function capture(err, kind, context, fingerprint) {
   recent.set(key, [now(), ev, 0]);
   emit(BUCKET_ERROR, "error", { ...ev });
 }
+
+// The user (`setUser`) and the page's tags (`setTag`, at most 32) that every error carries.
+let user = {};
+const pageTags = {};
 
 // Repeats counted since the last flush go out as their error with `count` set.
 function repeats() {
@@ -782,6 +786,27 @@ export const trackConversion = api((conversionType, value, meta) => {
 /** Records a timing: ms since the page started, or a duration of your own. */
 export const addTiming = api((name, ms) => {
   if (isString(name)) emit(BUCKET_OTHER, "timing", { name, durationMs: ms >= 0 && ms < Infinity ? ms : now() });
+});
+
+/** Adds a breadcrumb to what the next errors carry: `addBreadcrumb({ category: "payment", message: "card form opened", data: { step: 2 } })`. */
+export const addBreadcrumb = api((b) => {
+  if (!isString(b?.message)) return;
+  const data = plain(b.data);
+  const level = isString(b.level) && b.level != "info" ? "[" + b.level + "] " : "";
+  crumb(isString(b.category) ? cut(b.category, 64) : "custom", level + b.message + (data ? " " + JSON.stringify(data) : ""));
+});
+
+/** Names the signed-in user on every error: `setUser({ id, role, businessId })` (an opaque id, not an email); `setUser(null)` forgets them. */
+export const setUser = api((u) => {
+  user = {};
+  for (const [key, tag] of [["id", "userId"], ["role", "userRole"], ["businessId", "businessId"]]) if (isString(u?.[key])) user[tag] = cut(u[key], 200);
+});
+
+/** Sets a tag every error carries (a string, at most 32 tags; keys of letters, digits, `_` and `.`); null removes it. */
+export const setTag = api((key, value) => {
+  if (!/^[A-Za-z][\w.]{0,63}$/.test(key)) return;
+  if (value == null) delete pageTags[key];
+  else if (isString(value) && (key in pageTags || Object.keys(pageTags).length < 32)) pageTags[key] = cut(value, 200);
 });
 
 /** Reports an error (a React error boundary's, say) with optional context tags. */
