@@ -387,6 +387,18 @@ mod sourcemaps {
         let frames = symbolicate("1.4.0", deep).await;
         assert_eq!(frames.len(), 50);
         assert!(frames.iter().all(|f| f["mapped"] == true));
+        // A stack naming many scripts: only the first 8 scripts' maps are looked up.
+        let many: String = std::iter::once("Error: x".to_string())
+            .chain((0..8).map(|i| format!("    at f (https://shop.example/other{i}.js:1:5)")))
+            .chain(std::iter::once(format!("    at b ({BUNDLE}:1:29)")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let frames = symbolicate("1.4.0", many).await;
+        assert_eq!(
+            (frames.len(), frames[8]["mapped"].as_bool()),
+            (9, Some(false)),
+            "the ninth script is not looked up"
+        );
 
         // Errors from the browser: grouped by their original frames where maps cover them.
         let beacon = |release: &str, bundle: &str| {

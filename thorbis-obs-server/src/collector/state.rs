@@ -60,8 +60,9 @@ impl Stats {
 }
 
 /// Errors of one batch whose stacks are read with source maps, at most (the SDK folds repeats,
-/// so a real page sends a few).
-pub(super) const MAX_SYMBOLICATED: usize = 20;
+/// so a real page sends a few): with the maps of at most 8 scripts a stack, a batch costs at
+/// most 40 map lookups, most of them answered by the cache.
+pub(super) const MAX_SYMBOLICATED: usize = 5;
 
 /// Outcome labels of [`Stats::batches`].
 pub const OUTCOMES: [&str; 6] =

@@ -50,6 +50,9 @@ const INDEX_KIND: &str = "sourcemap-index";
 const MISS_TTL: Duration = Duration::from_secs(60);
 /// Cache entries (maps and misses) at most, whatever their bytes.
 const MAX_CACHE_ENTRIES: usize = 10_000;
+/// Distinct scripts of one stack whose maps are looked up, at most: a real stack spans a few
+/// chunks, and a hostile one naming a thousand scripts must not cost a thousand store reads.
+pub const MAX_MAPS_PER_STACK: usize = 8;
 /// A release name and a map's URL are at most this long.
 const MAX_NAME: usize = 512;
 
@@ -341,14 +344,19 @@ impl SourceMaps {
     }
 
     /// `frames` (innermost first) of an error in `release`, as the developer wrote them where a
-    /// map covers them.
+    /// map covers them (the maps of the first [`MAX_MAPS_PER_STACK`] scripts it names).
     pub async fn symbolicate(&self, release: &str, frames: &[StackFrame]) -> Vec<SymbolicatedFrame> {
         let mut maps: HashMap<String, Arc<SourceMap>> = HashMap::new();
+        let mut asked = std::collections::HashSet::new();
         for f in frames {
             let Some(key) = f.file.as_deref().and_then(map_key) else { continue };
-            if maps.contains_key(&key) {
+            if asked.contains(&key) {
                 continue;
             }
+            if asked.len() == MAX_MAPS_PER_STACK {
+                break;
+            }
+            asked.insert(key.clone());
             if let Some(m) = self.map(release, &key).await {
                 maps.insert(key, m);
             }
