@@ -129,7 +129,7 @@ cargo check -q -p thorbis-obs-core --no-default-features --features testing
 cargo check -q -p thorbis-obs --no-default-features
 cargo check -q -p thorbis-obs --features server
 cargo check -q -p thorbis-obs-server --no-default-features --all-targets
-for f in webhook slack email sms pagerduty postgres http synthetic collector otlp host; do
+for f in webhook slack email sms pagerduty postgres http synthetic collector otlp host client; do
   cargo check -q -p thorbis-obs-server --no-default-features --features "$f" --all-targets
 done
 
