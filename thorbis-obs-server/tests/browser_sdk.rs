@@ -838,6 +838,15 @@ const fallback = ({ error, resetError }) =>
 createRoot(document.getElementById("root")).render(
   React.createElement(ErrorBoundary, { fallback, name: "InvoicePanel", onReset: () => fetch("/reset-called") },
     React.createElement("section", null, React.createElement(Invoice))));
+// The page stays until the receiver has the error: the report waits for the wasm half, and a
+// page closed before it loads would take the queued report with it.
+await obs.ready();
+for (let i = 0; i < 200; i++) {
+  obs.flush();
+  if ((await (await fetch("/errors-seen")).text()) === "1") break;
+  await new Promise((r) => setTimeout(r, 100));
+}
+document.body.insertAdjacentHTML("beforeend", "<p id='reported'>reported</p>");
 </script></body></html>"#;
 
 /// `@thorbis/obs/react`'s ErrorBoundary in Chromium with React 19: the fallback renders, the
@@ -858,6 +867,12 @@ async fn a_react_error_boundary_reports_once_and_resets() {
                 "text/javascript",
                 b"import { React } from \"/vendor/react-bundle.js\";\nexport default React;\nexport const { Component, createElement } = React;\n".to_vec(),
             ),
+            "/errors-seen" => {
+                let seen = rx.batches.lock().expect("lock").iter().any(|(_, b)| {
+                    String::from_utf8_lossy(b).contains("\"type\":\"error\"")
+                });
+                Reply::new(200, if seen { "1" } else { "0" })
+            }
             "/reset-called" => {
                 resets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Reply::new(200, "")
@@ -871,6 +886,7 @@ async fn a_react_error_boundary_reports_once_and_resets() {
         r##"{ type = "wait", selector = "#reset", timeout = "30s" }"##.into(),
         r##"{ type = "click", selector = "#reset" }"##.into(),
         r##"{ type = "wait", selector = "#child", timeout = "10s" }"##.into(),
+        r##"{ type = "wait", selector = "#reported", timeout = "30s" }"##.into(),
     ];
     drive("react-boundary", &steps).await;
     // The batch with the error goes within the flush interval, or as the page leaves.
