@@ -75,9 +75,15 @@ impl Secret {
     /// True when `given` is the secret, compared in constant time (a guess's matching prefix
     /// does not show in the answer's timing).
     pub fn matches(&self, given: &str) -> bool {
-        let (a, b) = (given.as_bytes(), self.0.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        constant_time_eq(given, &self.0)
     }
+}
+
+/// Equal strings, compared in time that does not depend on where they differ (only on the
+/// length): for tokens, where a prefix must not leak through timing.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl fmt::Debug for Secret {

@@ -49,7 +49,7 @@ struct StoredAck {
 /// The name an action is shown under: the one given in the body, else the caller's.
 fn who(given: Option<String>, caller: &str) -> Result<String, Box<Response>> {
     let name = given.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| caller.to_string());
-    if name.len() > 64 || name.chars().any(char::is_control) {
+    if !crate::api::auth::valid_name(&name) {
         return Err(Box::new(error(StatusCode::BAD_REQUEST, "a name is at most 64 characters, none of them control")));
     }
     Ok(name)

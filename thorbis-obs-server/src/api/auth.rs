@@ -152,7 +152,9 @@ impl AuthSection {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+/// A name people are shown under (a user, who acknowledged, who made a silence): 1 to 64
+/// characters, not blank, none of them control.
+pub fn valid_name(name: &str) -> bool {
     !name.trim().is_empty() && name.len() <= 64 && !name.chars().any(char::is_control)
 }
 
@@ -213,15 +215,13 @@ pub struct Principal {
     pub role: Role,
 }
 
-#[derive(Debug)]
 struct Session {
     who: Principal,
-    csrf: String,
+    csrf: Secret,
     expires: Instant,
 }
 
 /// The gate in front of the admin routes.
-#[derive(Debug)]
 pub struct ReadGate {
     admin_token: Option<Secret>,
     viewer_tokens: Vec<Secret>,
@@ -233,6 +233,18 @@ pub struct ReadGate {
     proxy_admins: Vec<String>,
     sessions: Mutex<HashMap<String, Session>>,
     checks: tokio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for ReadGate {
+    // Session ids and CSRF tokens are bearer secrets: only their count is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadGate")
+            .field("viewer_tokens", &self.viewer_tokens.len())
+            .field("users", &self.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>())
+            .field("proxies", &self.proxies)
+            .field("sessions", &self.sessions())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ReadGate {
@@ -287,7 +299,9 @@ impl ReadGate {
         if let Some(id) = session_cookie(headers) {
             let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
             match sessions.get(id) {
-                Some(s) if s.expires > Instant::now() => return Some((s.who.clone(), Some(s.csrf.clone()))),
+                Some(s) if s.expires > Instant::now() => {
+                    return Some((s.who.clone(), Some(s.csrf.expose().to_string())));
+                }
                 Some(_) => {
                     sessions.remove(id);
                 }
@@ -317,7 +331,7 @@ impl ReadGate {
             let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone()) else { break };
             sessions.remove(&oldest);
         }
-        sessions.insert(id.clone(), Session { who, csrf: csrf.clone(), expires: now + self.ttl });
+        sessions.insert(id.clone(), Session { who, csrf: Secret::new(csrf.clone()), expires: now + self.ttl });
         Ok((id, csrf))
     }
 
@@ -374,11 +388,6 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| v.len() == 64)
 }
 
-/// Equal strings, compared in time that does not depend on where they differ.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
-}
-
 fn peer_of(req: &Request) -> Option<IpAddr> {
     req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
@@ -411,7 +420,7 @@ pub async fn require(State(gate): State<Arc<ReadGate>>, mut req: Request, next: 
     }
     if let (false, Some(expected)) = (reads, csrf) {
         let given = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-        if !given.is_some_and(|g| same(g, &expected)) {
+        if !given.is_some_and(|g| crate::secret::constant_time_eq(g, &expected)) {
             return api::error(
                 StatusCode::FORBIDDEN,
                 "cross-site request refused: a write signed in by the session cookie needs the X-CSRF-Token header \
@@ -561,7 +570,7 @@ async fn logout(State(gate): State<Arc<ReadGate>>, headers: HeaderMap, body: Bod
         .map(str::to_string)
         .or_else(|| serde_urlencoded::from_bytes::<Form>(&body).ok().and_then(|f| f.csrf));
     let mut sessions = gate.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-    let matches = sessions.get(&id).is_some_and(|s| given.as_deref().is_some_and(|g| same(g, &s.csrf)));
+    let matches = sessions.get(&id).is_some_and(|s| given.as_deref().is_some_and(|g| s.csrf.matches(g)));
     if !matches {
         return api::error(StatusCode::FORBIDDEN, "sign-out refused: the form's CSRF token is missing or wrong");
     }

@@ -198,10 +198,14 @@ impl Cache {
             Entry::Map { cost, .. } => *cost,
             Entry::Missing { .. } => 0,
         };
-        // The least recently used maps make room; expired misses go first.
-        let now = Instant::now();
-        self.entries.retain(|_, e| !matches!(e, Entry::Missing { until } if *until <= now));
-        while (self.bytes + cost > budget || self.entries.len() >= MAX_CACHE_ENTRIES) && !self.entries.is_empty() {
+        // The least recently used maps make room; expired misses go first. Only when room is
+        // needed: a sweep is O(entries), and a storm of misses must not pay one each.
+        let full = |c: &Cache| c.bytes + cost > budget || c.entries.len() >= MAX_CACHE_ENTRIES;
+        if full(self) {
+            let now = Instant::now();
+            self.entries.retain(|_, e| !matches!(e, Entry::Missing { until } if *until <= now));
+        }
+        while full(self) && !self.entries.is_empty() {
             let oldest = self
                 .entries
                 .iter()
