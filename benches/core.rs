@@ -83,6 +83,7 @@ fn rule(i: usize) -> AlertRule {
         annotations: Default::default(),
         no_data: NoDataPolicy::Ok,
         repeat_interval: None,
+        send_resolved: true,
     }
 }
 

@@ -273,3 +273,61 @@ fn a_down_postgres_probe_pages_database_unreachable() {
         }
     }
 }
+
+#[test]
+fn the_errors_pack_pages_once_per_new_group_and_says_how_many_users() {
+    use thorbis_obs::core::rum::issues::{Action, Issues};
+    use thorbis_obs::core::rum::{ErrorGroup, RumWindow};
+    let group = |fp: &str, env: &str, users: Vec<u64>| ErrorGroup {
+        fingerprint: fp.into(),
+        service: "shop".into(),
+        env: env.into(),
+        kind: "error".into(),
+        message: "TypeError: x is undefined".into(),
+        sample_stack: None,
+        route: "/pay".into(),
+        tags: [("release".to_string(), "1.0".to_string())].into(),
+        breadcrumbs: Vec::new(),
+        count: 2,
+        first_seen: at(0),
+        last_seen: at(0),
+        users,
+        users_more: 0,
+        breakdown: [("release".to_string(), [("1.0".to_string(), 2)].into())].into(),
+    };
+    let mut e = RuleEngine::new(packs::error_rules()).expect("valid");
+    let mut book = Issues::new();
+    let mut notes = Vec::new();
+    for m in 0..90 {
+        let mut w = RumWindow::new(at(m));
+        if m < 3 {
+            w.errors.insert("a1".into(), group("a1", "production", vec![1, 2, m]));
+            w.errors.insert("b2".into(), group("b2", "staging", vec![7]));
+        }
+        if m == 5 {
+            book.act("b2", &Action::Resolved, "ana", at(m)).expect("known");
+        }
+        if m == 10 {
+            w.errors.insert("b2".into(), group("b2", "staging", vec![8]));
+        }
+        book.observe(&w, at(m + 1));
+        for s in book.samples(at(m + 1), "") {
+            e.ingest(&s).expect("valid");
+        }
+        notes.extend(e.evaluate(at(m + 1)).into_iter().map(|n| (m, n)));
+    }
+    let seen: Vec<(u64, NotificationKind, &str, &str)> = notes
+        .iter()
+        .map(|(m, n)| (*m, n.kind, n.rule_id.as_str(), n.labels.get("fingerprint").unwrap_or("")))
+        .collect();
+    use NotificationKind::*;
+    assert_eq!(
+        seen,
+        vec![(0, Firing, "errors-new-group", "a1"), (10, Firing, "errors-regression", "b2")],
+        "once each, staging's new group not paged, no resolved messages, no spike (2 a minute)"
+    );
+    let first = &notes[0].1;
+    assert_eq!(first.annotations["summary"], "New error in shop 1.0: TypeError: x is undefined");
+    assert_eq!(first.annotations["description"], "2 events so far, 3 users affected: /errors/a1");
+    assert_eq!(notes[1].1.annotations["description"], "2 events so far, 2 users affected: /errors/b2");
+}

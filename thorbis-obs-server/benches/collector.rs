@@ -58,7 +58,7 @@ fn main() {
     let mut window = RumWindow::new(Timestamp(0));
     let ingest = median_us(15, 2000, || {
         if let Ok(b) = decode(std::hint::black_box(bytes)) {
-            std::hint::black_box(window.ingest(&b, Device::Desktop, Timestamp(0)));
+            std::hint::black_box(window.ingest(&b, (Device::Desktop, "Chrome"), Timestamp(0)));
         }
     });
     println!("batch of 50 events, {} bytes, median us per batch:", bytes.len());

@@ -159,6 +159,7 @@ async fn latency(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>
         annotations: Default::default(),
         no_data: NoDataPolicy::KeepLast,
         repeat_interval: None,
+        send_resolved: true,
     };
     let hook = WebhookChannel::new("hook", Secret::new(format!("http://{addr}/hook")), None, Duration::from_secs(5))?;
     let agent = Agent::builder()

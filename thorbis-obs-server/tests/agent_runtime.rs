@@ -42,6 +42,7 @@ fn rule() -> AlertRule {
         annotations: Default::default(),
         no_data: NoDataPolicy::Ok,
         repeat_interval: None,
+        send_resolved: true,
     }
 }
 

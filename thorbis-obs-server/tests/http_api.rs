@@ -500,3 +500,185 @@ mod sourcemaps {
         task.await.expect("join").expect("agent");
     }
 }
+
+/// The error groups' workflow against a webhook: a new group pages once, a resolved group seen
+/// in a newer release is one regression, an ignored group stays quiet until its N-th event.
+mod error_workflow {
+    use super::support;
+    use std::time::Duration;
+
+    const TOKEN: &str = "token-for-the-error-workflow";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_group_regression_and_ignore_until_n_reach_the_webhook_once_each() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (hook, got) = support::web::json_sink().await;
+        let port = support::agent::free_port();
+        let config = support::agent::config_file(
+            dir.path(),
+            port,
+            &format!("api_token = \"{TOKEN}\"\n"),
+            &format!(
+                "[collector]\nwindow = \"1s\"\npublic_url = \"https://obs.example.com/\"\n\
+                 [channels.hook]\ntype = \"webhook\"\nurl = \"{}\"\n\
+                 [channel_aliases]\nslack = \"hook\"\nemail = \"hook\"\n[rules]\npacks = [\"errors\"]\n",
+                hook.url("/hook")
+            ),
+        );
+        let loaded = thorbis_obs_server::config::LoadedConfig::from_file(&config).expect("config");
+        let agent = thorbis_obs_server::agent::agent_from_config(&loaded).await.expect("agent");
+        let base = format!("http://127.0.0.1:{port}");
+        let (stop, task) = support::serve(agent, &base).await;
+        let c = reqwest::Client::new();
+
+        let post = async |message: &str, release: &str, user: &str| {
+            let t = thorbis_obs_server::agent::system_now().0;
+            let body = format!(
+                r#"{{"v":1,"service":"shop","env":"production","version":"{release}","session":{{"id":"s-{user}","sampled":true,"startedAt":{t},"sampleRate":100}},
+"view":{{"id":"v-{user}","url":"https://shop.example/pay","route":"/pay"}},"sentAt":{t},
+"events":[{{"type":"error","at":{t},"kind":"error","message":"{message}","stack":"{message}\n    at pay (https://shop.example/app.js:1:5)","count":1,"tags":{{"userId":"{user}","industry":"hs"}}}}]}}"#
+            );
+            let r = c
+                .post(format!("{base}/v1/rum"))
+                .header("Content-Type", "text/plain;charset=UTF-8")
+                .header("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0")
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap_or_default());
+        };
+        let alerts = |name: &str| {
+            got.lock()
+                .expect("lock")
+                .iter()
+                .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+                .filter(|a| a["labels"]["alertname"] == name)
+                .collect::<Vec<_>>()
+        };
+        let issue = async |fp: &str| -> serde_json::Value {
+            let r = c.get(format!("{base}/api/v1/rum/errors/{fp}")).send().await.expect("get");
+            if r.status().as_u16() == 404 {
+                return serde_json::Value::Null;
+            }
+            r.json::<serde_json::Value>().await.expect("json")["issue"].clone()
+        };
+        let set = async |fp: &str, body: serde_json::Value, token: Option<&str>| {
+            let mut r = c.post(format!("{base}/api/v1/rum/errors/{fp}/status")).json(&body);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            let r = r.send().await.expect("post");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        };
+
+        // A new group in production: paged once, with its release, users and link.
+        post("Error: card declined", "1.0.0", "u-1").await;
+        post("Error: card declined", "1.0.0", "u-2").await;
+        support::eventually("the new group's page", Duration::from_secs(30), async || {
+            !alerts("Newerrorgroup").is_empty()
+        })
+        .await;
+        let new = &alerts("Newerrorgroup")[0];
+        let fp = new["labels"]["fingerprint"].as_str().expect("fingerprint").to_string();
+        assert_eq!(new["labels"]["release"], "1.0.0");
+        assert_eq!(new["annotations"]["summary"], "New error in shop 1.0.0: Error: card declined");
+        let description = new["annotations"]["description"].as_str().unwrap_or("");
+        assert!(
+            description.ends_with(&format!("users affected: https://obs.example.com/errors/{fp}")),
+            "{description}"
+        );
+        let life = issue(&fp).await;
+        assert_eq!(
+            (life["status"]["status"].as_str(), life["firstRelease"].as_str()),
+            (Some("unresolved"), Some("1.0.0"))
+        );
+        assert_eq!((life["count"].as_u64(), life["users"].as_u64()), (Some(2), Some(2)), "{life}");
+        assert_eq!(life["breakdown"]["browser"]["Firefox"], 2, "{life}");
+        assert_eq!(life["breakdown"]["industry"]["hs"], 2, "{life}");
+        let page = c.get(format!("{base}/errors/{fp}")).send().await.expect("page").text().await.expect("text");
+        assert!(
+            page.contains("Status: <strong>unresolved</strong>") && page.contains("Resolve in next release"),
+            "{page}"
+        );
+
+        // Status changes need the token and a body that says what.
+        assert_eq!(set(&fp, serde_json::json!({ "status": "resolved" }), None).await.0, 401);
+        let (code, text) = set(&fp, serde_json::json!({ "status": "fixed" }), Some(TOKEN)).await;
+        assert!(code == 400 && text.contains("resolvedInNextRelease"), "{code} {text}");
+        let (code, text) = set("0123456789abcdef", serde_json::json!({ "status": "resolved" }), Some(TOKEN)).await;
+        assert!(code == 404 && text.contains("no error group"), "{code} {text}");
+        let (code, text) = set(&fp, serde_json::json!({ "status": "resolved" }), Some(TOKEN)).await;
+        assert_eq!(code, 200, "{text}");
+        assert_eq!(issue(&fp).await["status"]["status"], "resolved");
+
+        // Seen again in a newer release: one regression, however many events follow.
+        post("Error: card declined", "1.1.0", "u-3").await;
+        support::eventually("the regression", Duration::from_secs(30), async || !alerts("Errorregression").is_empty())
+            .await;
+        post("Error: card declined", "1.1.0", "u-4").await;
+        support::eventually("the next event counted", Duration::from_secs(30), async || {
+            issue(&fp).await["count"].as_u64() == Some(4)
+        })
+        .await;
+        let regressions = alerts("Errorregression");
+        assert_eq!(regressions.len(), 1, "{regressions:?}");
+        assert_eq!(regressions[0]["labels"]["release"], "1.1.0");
+        let life = issue(&fp).await;
+        assert_eq!(
+            (life["lastRelease"].as_str(), life["status"]["status"].as_str()),
+            (Some("1.1.0"), Some("unresolved"))
+        );
+
+        // Ignored until 3 more events: quiet through two, back at the third.
+        let (code, text) = set(&fp, serde_json::json!({ "status": "ignored", "count": 3 }), Some(TOKEN)).await;
+        assert_eq!(code, 200, "{text}");
+        for (n, user) in [(5, "u-5"), (6, "u-6")] {
+            post("Error: card declined", "1.1.0", user).await;
+            support::eventually("the event counted", Duration::from_secs(30), async || {
+                issue(&fp).await["count"].as_u64() == Some(n)
+            })
+            .await;
+            assert_eq!(issue(&fp).await["status"]["status"], "ignored", "{n} events: still ignored");
+        }
+        post("Error: card declined", "1.1.0", "u-7").await;
+        support::eventually("the ignore's end", Duration::from_secs(30), async || {
+            !alerts("Ignorederrorgrouppasseditslimit").is_empty()
+        })
+        .await;
+        assert_eq!(issue(&fp).await["status"]["status"], "unresolved");
+        assert_eq!(alerts("Newerrorgroup").len(), 1, "the new group was paged once");
+        assert!(got.lock().expect("lock").iter().all(|b| b["status"] == "firing"), "no resolved messages for events");
+
+        // The audit trail has who did it.
+        let audit: serde_json::Value = c
+            .get(format!("{base}/api/v1/audit?action=error.status"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("audit")
+            .json()
+            .await
+            .expect("json");
+        let entries = audit["records"].as_array().cloned().unwrap_or_default();
+        assert_eq!(entries.len(), 2, "{audit}");
+        assert!(entries.iter().all(|e| e["who"] == "api_token" && e["target"] == fp.as_str()), "{audit}");
+        let (code, text) = set(&fp, serde_json::json!({ "status": "resolvedInNextRelease" }), Some(TOKEN)).await;
+        assert_eq!(code, 200, "{text}");
+        let _ = stop.send(());
+        task.await.expect("join").expect("agent");
+
+        // A restart keeps the book: figures, releases, status.
+        let agent = thorbis_obs_server::agent::agent_from_config(&loaded).await.expect("agent");
+        let (stop, task) = support::serve(agent, &base).await;
+        let life = issue(&fp).await;
+        assert_eq!(life["status"]["inNextReleaseAfter"], "1.1.0", "{life}");
+        assert_eq!((life["count"].as_u64(), life["users"].as_u64()), (Some(7), Some(7)), "{life}");
+        assert_eq!(life["firstRelease"], "1.0.0");
+        let page = c.get(format!("{base}/errors/{fp}")).send().await.expect("page").text().await.expect("text");
+        assert!(page.contains("resolved in the release after 1.1.0"), "{page}");
+        let _ = stop.send(());
+        task.await.expect("join").expect("agent");
+        drop(hook);
+    }
+}

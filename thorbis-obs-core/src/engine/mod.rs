@@ -235,7 +235,7 @@ impl RuleEngine {
             return false;
         }
         // Silences match what the receivers see: the alert's labels.
-        let (alert, _) = alert_labels_and_annotations(&self.rules[ri], inst);
+        let (alert, _) = alert_labels_and_annotations(&self.rules[ri], inst, &self.store);
         self.silences.iter().any(|s| s.mutes(&alert, now))
     }
 
@@ -377,6 +377,10 @@ impl RuleEngine {
                 (AlertState::Firing, Some(_)) if inst.last_notified_at.is_some_and(|t| now.since(t) >= repeat) => {
                     NotificationKind::Repeat
                 }
+                (AlertState::Resolved, Some(_)) if !cr.rule.send_resolved => {
+                    done.push(sid);
+                    continue;
+                }
                 (AlertState::Resolved, Some(_)) => NotificationKind::Resolved,
                 _ => continue,
             };
@@ -385,7 +389,7 @@ impl RuleEngine {
             } else {
                 cr.rule.level(inst.level).1.to_vec()
             };
-            out.push(build_notification(cr, inst, kind, channels, now));
+            out.push(build_notification(cr, inst, &self.store, kind, channels, now));
             inst.seq += 1;
             inst.last_notified_at = Some(now);
             if kind == NotificationKind::Resolved {
@@ -426,7 +430,7 @@ impl RuleEngine {
             }
             let rule_muted = self.rule_muted(ri, now);
             for inst in map.values() {
-                let (labels, annotations) = alert_labels_and_annotations(cr, inst);
+                let (labels, annotations) = alert_labels_and_annotations(cr, inst, &self.store);
                 v.push(AlertView {
                     rule_id: cr.rule.id.clone(),
                     alertname: cr.alertname.clone(),
@@ -512,23 +516,35 @@ pub fn fingerprint(rule_id: &str, series_labels: &Labels) -> String {
     format!("{:016x}", h.finish())
 }
 
-fn alert_labels_and_annotations(cr: &CompiledRule, inst: &Instance) -> (Labels, BTreeMap<String, String>) {
+fn alert_labels_and_annotations(
+    cr: &CompiledRule,
+    inst: &Instance,
+    store: &SeriesStore,
+) -> (Labels, BTreeMap<String, String>) {
     let mut labels = inst.series_labels.merged(&cr.extra_labels);
     labels.insert("alertname", cr.alertname.clone());
     labels.insert("severity", cr.rule.level(inst.level).0.as_str());
-    let annotations =
-        cr.rule.annotations.iter().map(|(k, v)| (k.clone(), expand_template(v, &labels, inst.value))).collect();
+    let sibling = |metric: &str| {
+        store.find(metric, &inst.series_labels).and_then(|sid| store.window(sid)).and_then(|w| w.last()).map(|(_, v)| v)
+    };
+    let annotations = cr
+        .rule
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), expand_template_with(v, &labels, inst.value, sibling)))
+        .collect();
     (labels, annotations)
 }
 
 fn build_notification(
     cr: &CompiledRule,
     inst: &Instance,
+    store: &SeriesStore,
     kind: NotificationKind,
     channels: Vec<String>,
     now: Timestamp,
 ) -> Notification {
-    let (labels, mut annotations) = alert_labels_and_annotations(cr, inst);
+    let (labels, mut annotations) = alert_labels_and_annotations(cr, inst, store);
     if let Some(a) = &inst.acked {
         annotations.insert("acknowledged_by".into(), a.by.clone());
     }
@@ -559,6 +575,19 @@ fn build_notification(
 /// Expands `{{ $value }}` and `{{ $labels.NAME }}` (spaces inside the braces optional).
 /// Anything else between braces is left as written.
 pub fn expand_template(text: &str, labels: &Labels, value: Option<f64>) -> String {
+    expand_template_with(text, labels, value, |_| None)
+}
+
+/// [`expand_template`], and `{{ $values.METRIC }}`: the latest value of the series of `METRIC`
+/// with the alert's series labels, as `sibling` finds it (`no data` when there is none). A
+/// restricted form of Prometheus' `query` template function: an error group's alert on its
+/// event count can say how many users it reached.
+pub fn expand_template_with(
+    text: &str,
+    labels: &Labels,
+    value: Option<f64>,
+    sibling: impl Fn(&str) -> Option<f64>,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
@@ -573,6 +602,8 @@ pub fn expand_template(text: &str, labels: &Labels, value: Option<f64>) -> Strin
             out.push_str(&value.map(format_value).unwrap_or_else(|| "no data".into()));
         } else if let Some(name) = expr.strip_prefix("$labels.") {
             out.push_str(labels.get(name.trim()).unwrap_or(""));
+        } else if let Some(metric) = expr.strip_prefix("$values.") {
+            out.push_str(&sibling(metric.trim()).map(format_value).unwrap_or_else(|| "no data".into()));
         } else {
             out.push_str(&rest[open..open + 2 + close + 2]);
         }

@@ -188,7 +188,8 @@ pub struct AlertRule {
     /// Labels added to the alert.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// Annotations; `{{ $value }}` and `{{ $labels.NAME }}` are expanded.
+    /// Annotations; `{{ $value }}`, `{{ $labels.NAME }}` and `{{ $values.METRIC }}` (the
+    /// latest value of `METRIC` with the alert's labels) are expanded.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// What a series without samples in the window means.
@@ -197,6 +198,18 @@ pub struct AlertRule {
     /// Re-send a still-firing alert after this long (default: the engine's, 4h).
     #[serde(default, alias = "repeatInterval", skip_serializing_if = "Option::is_none")]
     pub repeat_interval: Option<HumanDuration>,
+    /// Whether its receivers hear when it resolves (Alertmanager's `send_resolved`, per rule
+    /// here); an event-like alert such as a new error group says `false`.
+    #[serde(default = "yes", alias = "sendResolved", skip_serializing_if = "is_true")]
+    pub send_resolved: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl AlertRule {

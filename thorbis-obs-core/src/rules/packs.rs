@@ -64,6 +64,7 @@ fn rule(
         annotations,
         no_data: NoDataPolicy::Ok,
         repeat_interval: None,
+        send_resolved: true,
     }
 }
 
@@ -291,11 +292,104 @@ pub fn rum_rules() -> Vec<AlertRule> {
     vec![lcp, errors]
 }
 
+/// Events of one error group in five minutes above which `errors-group-spike` fires.
+pub const ERROR_SPIKE_EVENTS: f64 = 50.0;
+
+/// Error-tracking rules on the error groups' book ([`crate::rum::issues`]): a new group in
+/// production, a regression, an ignored group past its limit (each fires once and is not
+/// announced as resolved: they are events), and a spike of more than [`ERROR_SPIKE_EVENTS`]
+/// events of one group in five minutes. Each notification names the group, its release, how
+/// many events and users, and links its page (`url`: the agent's `collector.public_url` and
+/// `/errors/{fingerprint}`). The signals come once per collector window, so each condition
+/// looks back ten minutes.
+pub fn error_rules() -> Vec<AlertRule> {
+    use crate::rum::issues::*;
+    let production = match Matcher::new("env", MatchOp::Regex, "prod|production") {
+        Ok(m) => Matchers(vec![m]),
+        Err(_) => Matchers::default(),
+    };
+    let signal = |id: &str, name: &str, description: &str, metric: &str, severity, channels: &[&str]| {
+        let mut r = rule(
+            id,
+            name,
+            description,
+            metric,
+            (Operator::GreaterThan, 0.0, 600, Aggregation::Max),
+            severity,
+            channels,
+            vec![],
+        );
+        r.send_resolved = false;
+        r.description = description.into();
+        r
+    };
+    let mut new = signal(
+        "errors-new-group",
+        "New error group",
+        "An error no one has seen before, in production",
+        ERROR_GROUP_NEW,
+        Severity::Warning,
+        &["slack"],
+    );
+    new.matchers = production;
+    new.annotations.insert(
+        "summary".into(),
+        "New error in {{ $labels.service }} {{ $labels.release }}: {{ $labels.title }}".into(),
+    );
+    let mut regressed = signal(
+        "errors-regression",
+        "Error regression",
+        "An error group that was resolved is back",
+        ERROR_GROUP_REGRESSED,
+        Severity::Error,
+        &["slack", "email"],
+    );
+    regressed.annotations.insert(
+        "summary".into(),
+        "Regression in {{ $labels.service }} {{ $labels.release }}: {{ $labels.title }}".into(),
+    );
+    let mut unignored = signal(
+        "errors-unignored",
+        "Ignored error group passed its limit",
+        "An ignored error group reached the events or users it was ignored until",
+        ERROR_GROUP_UNIGNORED,
+        Severity::Warning,
+        &["slack"],
+    );
+    unignored
+        .annotations
+        .insert("summary".into(), "Back from ignored in {{ $labels.service }}: {{ $labels.title }}".into());
+    let mut spike = rule(
+        "errors-group-spike",
+        "Error group spike",
+        "One error group had more than 50 events in five minutes",
+        ERROR_GROUP_EVENTS_5M,
+        (Operator::GreaterThan, ERROR_SPIKE_EVENTS, 600, Aggregation::Max),
+        Severity::Error,
+        &["slack", "email"],
+        vec![],
+    );
+    spike.annotations.insert(
+        "summary".into(),
+        "{{ $labels.service }}: {{ $value }} events in 5 minutes of {{ $labels.title }}".into(),
+    );
+    let mut v = vec![new, regressed, unignored, spike];
+    for r in &mut v {
+        let events = if r.id == "errors-group-spike" { "in the last 5 minutes" } else { "so far" };
+        r.annotations.insert(
+            "description".into(),
+            format!("{{{{ $value }}}} events {events}, {{{{ $values.{ERROR_GROUP_USERS} }}}} users affected: {{{{ $labels.url }}}}"),
+        );
+    }
+    v
+}
+
 /// Every built-in rule.
 pub fn all() -> Vec<AlertRule> {
     let mut v = spec_rules();
     v.extend(database_health_rules());
     v.extend(uptime_rules());
     v.extend(rum_rules());
+    v.extend(error_rules());
     v
 }

@@ -48,6 +48,25 @@ impl Device {
     }
 }
 
+/// The browser family of a User-Agent, for error breakdowns: `Edge`, `Opera`, `Samsung
+/// Internet`, `Firefox`, `Chrome`, `Safari`, else `other` (the order matters: Edge and Opera
+/// say Chrome too, and Chrome says Safari).
+pub fn browser_family(ua: &str) -> &'static str {
+    [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("SamsungBrowser/", "Samsung Internet"),
+        ("Firefox/", "Firefox"),
+        ("FxiOS/", "Firefox"),
+        ("CriOS/", "Chrome"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+    ]
+    .iter()
+    .find(|(token, _)| ua.contains(token))
+    .map_or("other", |(_, name)| name)
+}
+
 /// The route of a view for grouping: the path without query or fragment, with segments that
 /// look like ids (all digits, a UUID, 16 or more hex digits, or long and mixed with digits)
 /// replaced by `:id`, at most 200 bytes. `/hs/work-orders/1042?tab=notes` becomes
@@ -161,6 +180,21 @@ mod tests {
         let pixel_tab = "Mozilla/5.0 (Linux; Android 14; Pixel Tablet)";
         let pixel = "Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile Safari/537.36";
         assert_eq!(Device::from_user_agent(iphone), Device::Mobile);
+        assert_eq!(browser_family(iphone), "other", "no browser token");
+        assert_eq!(
+            browser_family(
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15"
+            ),
+            "Safari"
+        );
+        assert_eq!(
+            browser_family(
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"
+            ),
+            "Edge"
+        );
+        assert_eq!(browser_family("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"), "Firefox");
+        assert_eq!(browser_family(""), "other");
         assert_eq!(Device::from_user_agent(ipad), Device::Tablet);
         assert_eq!(Device::from_user_agent(pixel_tab), Device::Tablet);
         assert_eq!(Device::from_user_agent(pixel), Device::Mobile);

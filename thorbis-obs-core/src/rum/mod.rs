@@ -20,21 +20,23 @@
 //! are seen by the collector's clock, and fingerprints a page sends live in a space of their
 //! own (`sdk-...`).
 
+pub mod issues;
 mod keys;
 mod series;
 mod sessions;
 mod window;
 
 pub use keys::{
-    ALL, CounterKey, Device, FlatKey, MAX_ROUTES, OTHER_ROUTE, VitalKey, route_pattern, route_pattern_into,
+    ALL, CounterKey, Device, FlatKey, MAX_ROUTES, OTHER_ROUTE, VitalKey, browser_family, route_pattern,
+    route_pattern_into,
 };
 pub use series::{Counter, Series, VitalAgg};
 pub use sessions::{MAX_LIVE_SESSIONS, SessionTracker};
 pub use window::{
     ErrorGroup, Ingested, LABEL_CAPS, MAX_BREADCRUMB_MESSAGE, MAX_COUNTER_SERIES, MAX_ERROR_GROUPS, MAX_ERROR_REPEATS,
-    MAX_GROUP_BREADCRUMBS, MAX_GROUP_MESSAGE, MAX_GROUP_STACK, MAX_SERVER_ERROR_REPEATS, MAX_SUM, MAX_VALUE, MAX_VIEWS,
-    MAX_VITAL_SERIES, MAX_WINDOW_STACK_BYTES, OTHER, RumWindow, ServerError, VITALS_QUANTILE, ViewSeen,
-    fingerprint_event, sample_weight,
+    MAX_GROUP_BREADCRUMBS, MAX_GROUP_MESSAGE, MAX_GROUP_STACK, MAX_GROUP_USERS, MAX_SERVER_ERROR_REPEATS, MAX_SUM,
+    MAX_VALUE, MAX_VIEWS, MAX_VITAL_SERIES, MAX_WINDOW_STACK_BYTES, OTHER, RumWindow, ServerError, VITALS_QUANTILE,
+    ViewSeen, fingerprint_event, sample_weight,
 };
 
 /// How long label values a window's caps admitted stay admitted in the windows after it

@@ -1,6 +1,7 @@
 //! One window of RUM data: ingesting batches, merging agents' windows, error groups and the
 //! window's samples.
 
+use super::issues::{MAX_BREAKDOWN_VALUES, add_facet, add_user, user_hash};
 use super::keys::{ALL, CounterKey, Device, MAX_ROUTES, OTHER_ROUTE, VitalKey, route_pattern};
 use super::series::{Counter, Series, VitalAgg};
 use crate::domain::errors::{StackFrame, business_fingerprint, error_fingerprint, parse_stack, truncate};
@@ -43,6 +44,9 @@ pub const MAX_GROUP_STACK: usize = 4_096;
 /// ... and a window's groups keep at most this many bytes of sample stacks and breadcrumbs in
 /// all.
 pub const MAX_WINDOW_STACK_BYTES: usize = 1 << 20;
+/// Users an error group keeps per window (the rest are counted, not named); they and the
+/// breakdown count in [`MAX_WINDOW_STACK_BYTES`] too.
+pub const MAX_GROUP_USERS: usize = 64;
 /// An error group keeps the last this many breadcrumbs of its first error...
 pub const MAX_GROUP_BREADCRUMBS: usize = 20;
 /// ... each message and category cut to this many bytes.
@@ -149,15 +153,40 @@ pub struct ErrorGroup {
     pub breadcrumbs: Vec<Breadcrumb>,
     /// How many times (repeats folded by the SDK included).
     pub count: u64,
+    /// Hashes of the users it reached ([`user_hash`](super::issues::user_hash): the page's
+    /// `userId`, else its session), sorted, at most [`MAX_GROUP_USERS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<u64>,
+    /// Users it reached beyond those (an upper bound: some may be among them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub users_more: u64,
+    /// Its events by route, browser, release, industry and user role
+    /// ([`BREAKDOWN_KEYS`](super::issues::BREAKDOWN_KEYS)), at most
+    /// [`MAX_BREAKDOWN_VALUES`](super::issues::MAX_BREAKDOWN_VALUES) values a key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub breakdown: BTreeMap<String, BTreeMap<String, u64>>,
     /// When it first reached a collector (by the collector's clock, not the page's).
     pub first_seen: Timestamp,
     /// When it last reached a collector.
     pub last_seen: Timestamp,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl ErrorGroup {
     fn merge(&mut self, other: &ErrorGroup) {
         self.count += other.count;
+        for h in &other.users {
+            add_user(&mut self.users, &mut self.users_more, *h, MAX_GROUP_USERS);
+        }
+        self.users_more = self.users_more.saturating_add(other.users_more);
+        for (key, values) in &other.breakdown {
+            for (value, n) in values {
+                add_facet(&mut self.breakdown, key, value, *n, MAX_BREAKDOWN_VALUES);
+            }
+        }
         if other.first_seen < self.first_seen {
             self.first_seen = other.first_seen;
             self.message.clone_from(&other.message);
@@ -165,6 +194,31 @@ impl ErrorGroup {
             self.breadcrumbs.clone_from(&other.breadcrumbs);
         }
         self.last_seen = self.last_seen.max(other.last_seen);
+    }
+}
+
+/// Adds an event's user and breakdown values to `g`, within the window's byte budget.
+fn add_facts(g: &mut ErrorGroup, bytes: &mut usize, user: Option<u64>, facets: &[(&str, &str)], n: u64) {
+    if let Some(h) = user {
+        let before = g.users.len();
+        if *bytes + 8 <= MAX_WINDOW_STACK_BYTES {
+            add_user(&mut g.users, &mut g.users_more, h, MAX_GROUP_USERS);
+            *bytes += 8 * (g.users.len() - before);
+        } else if g.users.binary_search(&h).is_err() {
+            g.users_more = g.users_more.saturating_add(1);
+        }
+    }
+    for (key, value) in facets.iter().filter(|(_, v)| !v.is_empty()) {
+        let cost = 32 + key.len() + value.len();
+        if *bytes + cost > MAX_WINDOW_STACK_BYTES {
+            let known = g.breakdown.get(*key).is_some_and(|m| m.contains_key(*value));
+            if !known {
+                continue;
+            }
+        }
+        if add_facet(&mut g.breakdown, key, value, n, MAX_BREAKDOWN_VALUES) {
+            *bytes += cost;
+        }
     }
 }
 
@@ -360,12 +414,14 @@ impl RumWindow {
         route: &str,
         tags: impl FnOnce() -> BTreeMap<String, String>,
         crumbs: &[Breadcrumb],
+        (user, facets): (Option<u64>, &[(&str, &str)]),
         n: u64,
         arrival: Timestamp,
     ) {
         if let Some(g) = self.errors.get_mut(&fp) {
             g.count += n;
             g.last_seen = g.last_seen.max(arrival);
+            add_facts(g, &mut self.stack_bytes, user, facets, n);
             return;
         }
         if self.errors.len() >= MAX_ERROR_GROUPS {
@@ -392,7 +448,7 @@ impl RumWindow {
         self.errors.insert(
             fp.clone(),
             ErrorGroup {
-                fingerprint: fp,
+                fingerprint: fp.clone(),
                 service: scope.0.to_string(),
                 env: scope.1.to_string(),
                 kind: kind.to_string(),
@@ -404,8 +460,14 @@ impl RumWindow {
                 count: n,
                 first_seen: arrival,
                 last_seen: arrival,
+                users: Vec::new(),
+                users_more: 0,
+                breakdown: BTreeMap::new(),
             },
         );
+        if let Some(g) = self.errors.get_mut(&fp) {
+            add_facts(g, &mut self.stack_bytes, user, facets, n);
+        }
     }
 
     /// Counts an error a server reported (an OTLP log record at ERROR or above, or with
@@ -435,13 +497,22 @@ impl RumWindow {
         let kind = if e.business.is_some() { "business" } else { "server" };
         let n = e.count.clamp(1, MAX_SERVER_ERROR_REPEATS);
         let scope = (service.as_str(), env.as_str());
-        self.add_error(fp, scope, kind, &message, e.stack.as_deref(), &route, tags, &e.breadcrumbs, n, arrival);
+        let tag = |k: &str| e.tags.get(k).map(String::as_str);
+        let user = user_hash(tag("enduser.id").or(tag("user.id")).or(tag("userId")), None);
+        let facets = [
+            ("route", route.as_str()),
+            ("release", tag("release").unwrap_or_default()),
+            ("industry", tag("industry").unwrap_or_default()),
+            ("userRole", tag("userRole").or(tag("enduser.role")).unwrap_or_default()),
+        ];
+        let stack = e.stack.as_deref();
+        self.add_error(fp, scope, kind, &message, stack, &route, tags, &e.breadcrumbs, (user, &facets), n, arrival);
     }
 
     /// Counts a validated batch from a browser of class `device` that reached the collector at
     /// `arrival` (error groups are seen then, by the collector's clock). Every label the page
     /// chooses is capped ([`LABEL_CAPS`]), and so are series, views, repeats and values.
-    pub fn ingest(&mut self, batch: &Batch, device: Device, arrival: Timestamp) -> Ingested {
+    pub fn ingest(&mut self, batch: &Batch, (device, browser): (Device, &str), arrival: Timestamp) -> Ingested {
         let weight = sample_weight(batch);
         let w = weight as f64;
         let route = self.route(batch.view.route.as_deref().unwrap_or(&batch.view.url));
@@ -546,10 +617,15 @@ impl RumWindow {
                         (None, Some(fp)) => fp.clone(),
                         _ => self.fingerprint(message, stack.as_deref(), fingerprint.as_deref()),
                     };
+                    let text = |k: &str| match tags.get(k) {
+                        Some(PropValue::Text(s)) => s.as_str(),
+                        _ => "",
+                    };
                     // The page's tags, then where to find the rest of the story: the session's
                     // timeline and the trace the error broke.
+                    let page_tags = tags;
                     let tags = || {
-                        let mut t: BTreeMap<String, String> = tags
+                        let mut t: BTreeMap<String, String> = page_tags
                             .iter()
                             .filter_map(|(k, v)| match v {
                                 PropValue::Text(s) => Some((k.clone(), s.clone())),
@@ -565,7 +641,17 @@ impl RumWindow {
                         }
                         t
                     };
-                    self.add_error(fp, scope, kind, message, stack.as_deref(), &route, tags, breadcrumbs, n, arrival);
+                    let user = user_hash(Some(text("userId")), Some(&batch.session.id));
+                    let facets = [
+                        ("route", route.as_str()),
+                        ("browser", browser),
+                        ("release", batch.version.as_deref().unwrap_or_default()),
+                        ("industry", text("industry")),
+                        ("userRole", text("userRole")),
+                    ];
+                    let facts = (user, &facets[..]);
+                    let stack = stack.as_deref();
+                    self.add_error(fp, scope, kind, message, stack, &route, tags, breadcrumbs, facts, n, arrival);
                 }
                 _ => {}
             }
@@ -796,13 +882,42 @@ mod tests {
     }
 
     #[test]
+    fn a_group_counts_its_users_and_breaks_its_events_down_within_caps() {
+        let mut w = RumWindow::new(Timestamp(T));
+        let server = |user: &str, release: &str| ServerError {
+            service: "api".into(),
+            env: "prod".into(),
+            message: "db down".into(),
+            route: "/pay".into(),
+            tags: [("release".to_string(), release.to_string()), ("enduser.id".to_string(), user.to_string())].into(),
+            ..ServerError::default()
+        };
+        for i in 0..(MAX_GROUP_USERS + 6) {
+            w.record_server_error(&server(&format!("u{i}"), &format!("1.{}", i % 12)), Timestamp(T));
+        }
+        w.record_server_error(&server("u0", "1.0"), Timestamp(T));
+        let g = w.errors.values().next().expect("one group");
+        assert_eq!(g.users.len(), MAX_GROUP_USERS);
+        assert_eq!(g.users_more, 6, "the users beyond the cap are counted");
+        let releases = &g.breakdown["release"];
+        assert_eq!(releases.len(), crate::rum::issues::MAX_BREAKDOWN_VALUES + 1, "ten releases and other");
+        assert_eq!(releases.values().sum::<u64>(), g.count);
+        assert_eq!(g.breakdown["route"]["/pay"], g.count);
+        // Merged with another agent's window: users are a union, counts add.
+        let mut other = w.clone();
+        other.merge(&w);
+        let m = other.errors.values().next().expect("one group");
+        assert_eq!((m.users.len(), m.breakdown["route"]["/pay"]), (MAX_GROUP_USERS, 2 * g.count));
+    }
+
+    #[test]
     fn vitals_are_weighted_by_the_sample_rate_and_rated_by_core() {
         let mut w = RumWindow::new(Timestamp(T));
         // One session at 100%: LCP 1000; one at 10% standing for ten: LCP 4500.
-        w.ingest(&page(true, 100, "/a", &vital("LCP", 1000.0)), Device::Desktop, Timestamp(T));
-        w.ingest(&page(true, 10, "/a", &vital("LCP", 4500.0)), Device::Desktop, Timestamp(T));
+        w.ingest(&page(true, 100, "/a", &vital("LCP", 1000.0)), (Device::Desktop, "Chrome"), Timestamp(T));
+        w.ingest(&page(true, 10, "/a", &vital("LCP", 4500.0)), (Device::Desktop, "Chrome"), Timestamp(T));
         // Unsampled sessions send no vitals (and would not be counted).
-        w.ingest(&page(false, 10, "/a", &vital("LCP", 9000.0)), Device::Desktop, Timestamp(T));
+        w.ingest(&page(false, 10, "/a", &vital("LCP", 9000.0)), (Device::Desktop, "Chrome"), Timestamp(T));
         let s = w.samples(Timestamp(T + 60_000));
         let p75 = sample(&s, "web_vitals_lcp_p75", &[("route", "/a"), ("device", "desktop")]).expect("p75");
         assert!((p75.value - 4500.0).abs() <= 4500.0 * 0.01, "10 of 11 values are 4500: {}", p75.value);
@@ -829,12 +944,16 @@ mod tests {
         // Unsampled sessions send errors, and they count, once each.
         w.ingest(
             &page(false, 10, "/pay", &[err("TypeError: x is undefined", 10), business.clone()].join(",")),
-            Device::Mobile,
+            (Device::Mobile, "Chrome"),
             Timestamp(T),
         );
         // The same error from another line groups with it (lines are not part of the fingerprint).
-        w.ingest(&page(true, 10, "/pay", &err("TypeError: x is undefined", 99)), Device::Mobile, Timestamp(T));
-        w.ingest(&page(true, 10, "/pay", &vital("TTFB", 100.0)), Device::Mobile, Timestamp(T));
+        w.ingest(
+            &page(true, 10, "/pay", &err("TypeError: x is undefined", 99)),
+            (Device::Mobile, "Chrome"),
+            Timestamp(T),
+        );
+        w.ingest(&page(true, 10, "/pay", &vital("TTFB", 100.0)), (Device::Mobile, "Chrome"), Timestamp(T));
         assert_eq!(w.errors.len(), 2, "{:#?}", w.errors);
         let typed = w.errors.values().find(|g| g.kind == "error").expect("group");
         assert_eq!(typed.count, 4);
@@ -858,7 +977,7 @@ mod tests {
         let events = ["succeeded", "succeeded", "paid", "declined", "pending"].map(pay).join(",");
         let mut w = RumWindow::new(Timestamp(T));
         // A 50% sample: each event stands for two.
-        w.ingest(&page(true, 50, "/pay", &events), Device::Desktop, Timestamp(T));
+        w.ingest(&page(true, 50, "/pay", &events), (Device::Desktop, "Chrome"), Timestamp(T));
         let s = w.samples(Timestamp(T + 60_000));
         let count = |o| sample(&s, "payments", &[("outcome", o)]).map(|x| x.value);
         assert_eq!((count("succeeded"), count("failed"), count("unknown")), (Some(6.0), Some(2.0), Some(2.0)));
@@ -882,11 +1001,11 @@ mod tests {
         let mut b = RumWindow::new(Timestamp(T));
         for i in 0..10 {
             let p = page(true, 50, "/hs/invoices/42", &events.replace("120", &(100 + i * 10).to_string()));
-            one.ingest(&p, Device::Desktop, Timestamp(T));
+            one.ingest(&p, (Device::Desktop, "Chrome"), Timestamp(T));
             if i % 2 == 0 {
-                a.ingest(&p, Device::Desktop, Timestamp(T))
+                a.ingest(&p, (Device::Desktop, "Chrome"), Timestamp(T))
             } else {
-                b.ingest(&p, Device::Desktop, Timestamp(T))
+                b.ingest(&p, (Device::Desktop, "Chrome"), Timestamp(T))
             };
         }
         let text = serde_json::to_string(&b).expect("serialise");
@@ -907,7 +1026,11 @@ mod tests {
     fn routes_are_capped() {
         let mut w = RumWindow::new(Timestamp(T));
         for i in 0..(MAX_ROUTES + 20) {
-            w.ingest(&page(true, 100, &format!("/r{i}x/page"), &vital("TTFB", 5.0)), Device::Desktop, Timestamp(T));
+            w.ingest(
+                &page(true, 100, &format!("/r{i}x/page"), &vital("TTFB", 5.0)),
+                (Device::Desktop, "Chrome"),
+                Timestamp(T),
+            );
         }
         let routes: std::collections::BTreeSet<_> = w.vitals.iter().map(|(k, _)| k.route.clone()).collect();
         assert_eq!(routes.len(), MAX_ROUTES + 1);
@@ -919,11 +1042,11 @@ mod tests {
         let mut w = RumWindow::new(Timestamp(T));
         let mut forged = page(true, 1, "/a", &vital("LCP", 3_000_000.0));
         forged.session.sample_rate = Some(0.0001);
-        w.ingest(&forged, Device::Desktop, Timestamp(T));
+        w.ingest(&forged, (Device::Desktop, "Chrome"), Timestamp(T));
         let huge = format!(
             r#"{{"type":"error","at":{T},"kind":"error","message":"x","count":4294967295}},{{"type":"conversion","at":{T},"conversionType":"paid","value":1e308}},{{"type":"conversion","at":{T},"conversionType":"paid","value":1e308}}"#
         );
-        w.ingest(&page(true, 100, "/a", &huge), Device::Desktop, Timestamp(T));
+        w.ingest(&page(true, 100, "/a", &huge), (Device::Desktop, "Chrome"), Timestamp(T));
         let s = w.samples(Timestamp(T + 60_000));
         assert_eq!(sample(&s, "web_vitals_lcp_count", &[("route", "all")]).map(|x| x.value), Some(100.0));
         assert_eq!(sample(&s, "rum_views", &[("route", "all")]).map(|x| x.value), Some(100.0), "the view weighs 100");
@@ -941,7 +1064,7 @@ mod tests {
         let mut w = RumWindow::new(Timestamp(T));
         for i in 0..500 {
             let ev = format!(r#"{{"type":"business","at":{T},"name":"event-{i}","props":{{}}}}"#);
-            w.ingest(&page(true, 100, "/a", &ev), Device::Desktop, Timestamp(T));
+            w.ingest(&page(true, 100, "/a", &ev), (Device::Desktop, "Chrome"), Timestamp(T));
         }
         let s = w.samples(Timestamp(T + 60_000));
         let names = s.iter().filter(|x| x.name == "business_events").count();
@@ -956,7 +1079,7 @@ mod tests {
         let mut w = RumWindow::new(Timestamp(T));
         let real =
             format!(r#"{{"type":"error","at":{T},"kind":"error","message":"TypeError: x is undefined","count":1}}"#);
-        w.ingest(&page(true, 100, "/pay", &real), Device::Desktop, Timestamp(T + 10));
+        w.ingest(&page(true, 100, "/pay", &real), (Device::Desktop, "Chrome"), Timestamp(T + 10));
         let server_fp = w.errors.keys().next().expect("group").clone();
         // A forged error claiming the server's fingerprint and an old time.
         let spoof = format!(
@@ -965,7 +1088,7 @@ mod tests {
         let mut forged = page(true, 100, "/pay", &spoof);
         forged.sent_at = Timestamp(0);
         forged.align_to(Timestamp(T + 20));
-        w.ingest(&forged, Device::Desktop, Timestamp(T + 20));
+        w.ingest(&forged, (Device::Desktop, "Chrome"), Timestamp(T + 20));
         let g = &w.errors[&server_fp];
         assert_eq!(g.message, "TypeError: x is undefined");
         assert_eq!(g.count, 1);
@@ -977,7 +1100,7 @@ mod tests {
     fn caps_hold_across_windows_when_carried() {
         let name = |w: &mut RumWindow, n: &str| {
             let ev = format!(r#"{{"type":"business","at":{T},"name":"{n}","props":{{}}}}"#);
-            w.ingest(&page(true, 100, "/a", &ev), Device::Desktop, Timestamp(T));
+            w.ingest(&page(true, 100, "/a", &ev), (Device::Desktop, "Chrome"), Timestamp(T));
         };
         let cap = LABEL_CAPS.iter().find(|(l, _)| *l == "name").map(|(_, c)| *c).expect("cap");
         let mut first = RumWindow::new(Timestamp(T));

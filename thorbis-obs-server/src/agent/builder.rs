@@ -443,11 +443,10 @@ impl AgentBuilder {
                     (total, c.errors_since(since, n))
                 }) as crate::dashboards::ErrorFeed
             });
-            components.push(Arc::new(crate::collector::CollectorService::new(
-                collector,
-                checks.clone(),
-                self.business_metrics,
-            )));
+            components.push(Arc::new(
+                crate::collector::CollectorService::new(collector, checks.clone(), self.business_metrics)
+                    .with_api_token(api_token.clone()),
+            ));
             feed
         };
         #[cfg(not(feature = "collector"))]

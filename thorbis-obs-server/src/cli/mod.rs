@@ -186,6 +186,8 @@ pub enum Pack {
     Uptime,
     /// Slow LCP p75 of real users, browser error rate.
     Rum,
+    /// New error group in production, regression, ignored group back, error group spike.
+    Errors,
     /// All of them.
     All,
 }
@@ -263,6 +265,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
                 Pack::Database => packs::database_health_rules(),
                 Pack::Uptime => packs::uptime_rules(),
                 Pack::Rum => packs::rum_rules(),
+                Pack::Errors => packs::error_rules(),
                 Pack::All => packs::all(),
             };
             match serde_yaml_ng::to_string(&RuleFile { rules }) {

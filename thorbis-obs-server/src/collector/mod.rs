@@ -33,6 +33,9 @@
 mod decode;
 #[cfg(feature = "collector")]
 mod error_page;
+/// The error groups' book: releases, regressions, statuses.
+#[cfg(feature = "collector")]
+pub mod issues;
 #[cfg(feature = "collector")]
 pub mod limit;
 #[cfg(feature = "otlp")]
@@ -92,6 +95,12 @@ pub struct CollectorSection {
     /// Timeline events kept in all, at most (the oldest go first); 0: no timelines. Default
     /// 1,000,000.
     pub timeline_max_events: u64,
+    /// The address people open this agent's pages at (`https://obs.example.com`), for the
+    /// links in notifications (`url` of the `errors` pack's alerts). Default none: the links
+    /// are paths (`/errors/{group}`).
+    pub public_url: Option<String>,
+    /// How long an error group no one saw again is kept (its figures and status). Default 90 d.
+    pub error_retention: HumanDuration,
 }
 
 impl Default for CollectorSection {
@@ -109,6 +118,8 @@ impl Default for CollectorSection {
             trust_forwarded_for: None,
             timeline_retention: HumanDuration::from_secs(72 * 3600),
             timeline_max_events: 1_000_000,
+            public_url: None,
+            error_retention: HumanDuration::from_secs(90 * 86400),
         }
     }
 }
@@ -195,6 +206,14 @@ pub fn problems(c: &CollectorSection) -> Vec<(String, String)> {
         if let Err(e) = parse_cidr(p) {
             out.push((format!("collector.trusted_proxies[{i}]"), e));
         }
+    }
+    if let Some(u) = &c.public_url {
+        if !crate::secret::is_http_url(u) {
+            out.push(("collector.public_url".into(), format!("{u:?} is not an http:// or https:// URL")));
+        }
+    }
+    if c.error_retention.get() < std::time::Duration::from_secs(3600) {
+        out.push(("collector.error_retention".into(), "at least 1h".into()));
     }
     for (i, t) in c.client_tokens.iter().enumerate() {
         if t.expose().trim().is_empty() {

@@ -32,6 +32,8 @@ pub struct CollectorService {
     business_metrics: Vec<String>,
     /// The summary and the error list at once, at most.
     pub(super) gate: api::Gate,
+    /// Guards the error groups' status changes.
+    pub(super) api_token: Option<crate::secret::Secret>,
 }
 
 impl std::fmt::Debug for CollectorService {
@@ -45,7 +47,13 @@ impl CollectorService {
     /// reliability; `business_metrics` are the metric names (or prefixes ending in `_`) the
     /// summary reports as business impact.
     pub fn new(collector: Option<Arc<Collector>>, checks: CheckResults, business_metrics: Vec<String>) -> Self {
-        CollectorService { collector, checks, business_metrics, gate: api::Gate::default() }
+        CollectorService { collector, checks, business_metrics, gate: api::Gate::default(), api_token: None }
+    }
+
+    /// The API token that may change an error group's status (as an admin may).
+    pub fn with_api_token(mut self, token: Option<crate::secret::Secret>) -> Self {
+        self.api_token = token;
+        self
     }
 }
 
@@ -69,6 +77,7 @@ impl Component for CollectorService {
     async fn prepare(&self) {
         if let Some(c) = &self.collector {
             c.reload().await;
+            c.load_issues().await;
         }
     }
 
@@ -83,6 +92,7 @@ fn routes(api: Arc<CollectorService>) -> Router {
     Router::new()
         .route("/api/v1/rum/errors", get(rum_errors))
         .route("/api/v1/rum/errors/{fingerprint}", get(super::error_page::group_json))
+        .route("/api/v1/rum/errors/{fingerprint}/status", post(super::issues::set_status))
         .route("/errors/{fingerprint}", get(super::error_page::group_page))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/sessions/{session_id}", get(session_json))

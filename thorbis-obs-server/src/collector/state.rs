@@ -107,6 +107,8 @@ pub struct Collector {
     spans: Option<SpanSink>,
     /// Source maps, when the agent has them.
     pub(super) symbolicator: Option<crate::hub::Symbolicator>,
+    /// The error groups over their life.
+    pub(super) book: super::issues::Book,
 }
 
 impl std::fmt::Debug for Collector {
@@ -156,6 +158,7 @@ impl Collector {
             timeline: super::timeline::Pending::default(),
             spans: None,
             symbolicator: None,
+            book: Default::default(),
         }
     }
 
@@ -478,7 +481,7 @@ impl Collector {
         let done = {
             let mut open = self.open();
             open.sessions.observe(&batch, now.0);
-            open.window.ingest(&batch, device, now)
+            open.window.ingest(&batch, (device, thorbis_obs_core::rum::browser_family(ua)), now)
         };
         self.stats.events.fetch_add(done.events as u64, Ordering::Relaxed);
         if self.cfg.timeline_max_events > 0 {
@@ -575,6 +578,8 @@ pub async fn run_windows(collector: Arc<Collector>, mut stop: tokio::sync::watch
         if !closed.is_empty() {
             samples.extend(closed.samples(now));
         }
+        // Every window, events or not: an episode's signal lasts its hour.
+        samples.extend(collector.observe_issues(&closed, now).await);
         #[cfg(feature = "otlp")]
         if let Some(o) = &collector.otlp {
             let errors: Vec<_> = closed.errors.values().cloned().collect();

@@ -425,9 +425,10 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
             "database" => rules.extend(packs::database_health_rules()),
             "uptime" => rules.extend(packs::uptime_rules()),
             "rum" => rules.extend(packs::rum_rules()),
+            "errors" => rules.extend(packs::error_rules()),
             other => p(
                 format!("rules.packs[{i}]"),
-                format!("unknown pack {other:?}; packs are spec, database, uptime and rum"),
+                format!("unknown pack {other:?}; packs are spec, database, uptime, rum and errors"),
             ),
         }
     }
@@ -460,7 +461,7 @@ mod tests {
     #[test]
     fn default_config_loads() {
         let c = LoadedConfig::default_config().expect("the embedded default is valid");
-        assert_eq!(c.rules.len(), 14, "spec 5, database 4, uptime 3, rum 2");
+        assert_eq!(c.rules.len(), 18, "spec 5, database 4, uptime 3, rum 2, errors 4");
         assert_eq!(c.resolve_channel("pagerduty"), "console");
     }
 }

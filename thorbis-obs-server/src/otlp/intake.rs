@@ -480,6 +480,7 @@ fn count(
         let attrs = rs.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
         let service = str_attr(attrs, &["service.name"]).unwrap_or("unknown_service");
         let env = str_attr(attrs, &["deployment.environment.name", "deployment.environment"]).unwrap_or("");
+        let release = str_attr(attrs, &["service.version"]);
         for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
             let checked = check_span(span, oldest, newest, cfg);
             if let Some(a) = accepted.as_deref_mut() {
@@ -500,6 +501,7 @@ fn count(
                         let at = Origin {
                             service,
                             env,
+                            release,
                             route: str_attr(&span.attributes, &["http.route", "next.route"]),
                             trace_id: &span.trace_id,
                             span_id: &span.span_id,

@@ -81,6 +81,7 @@ pub(super) fn read(req: &ExportLogsServiceRequest, now: Timestamp, cfg: &OtlpSec
         let attrs = rl.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
         let service = str_attr(attrs, &["service.name"]).unwrap_or("unknown_service");
         let env = str_attr(attrs, &["deployment.environment.name", "deployment.environment"]).unwrap_or("");
+        let release = str_attr(attrs, &["service.version"]);
         for r in rl.scope_logs.iter().flat_map(|s| &s.log_records) {
             let t = if r.time_unix_nano > 0 { r.time_unix_nano } else { r.observed_time_unix_nano };
             let ms = i64::try_from(t / 1_000_000).unwrap_or(i64::MAX);
@@ -115,7 +116,7 @@ pub(super) fn read(req: &ExportLogsServiceRequest, now: Timestamp, cfg: &OtlpSec
             }
             out.tally.accepted += 1;
             *out.counts.entry((cut(service, 128), severity(r.severity_number))).or_default() += 1;
-            if let Some(e) = server_error(r, service, env, (oldest, newest)) {
+            if let Some(e) = server_error(r, (service, env, release), (oldest, newest)) {
                 out.errors.push(e);
             }
             let name =
@@ -130,7 +131,11 @@ pub(super) fn read(req: &ExportLogsServiceRequest, now: Timestamp, cfg: &OtlpSec
 }
 
 /// The error a record reports, if it reports one; its breadcrumbs kept within `span`.
-fn server_error(r: &LogRecord, service: &str, env: &str, span: (Timestamp, Timestamp)) -> Option<ServerError> {
+fn server_error(
+    r: &LogRecord,
+    (service, env, release): (&str, &str, Option<&str>),
+    span: (Timestamp, Timestamp),
+) -> Option<ServerError> {
     let a = r.attributes.as_slice();
     let exception = str_attr(a, &["exception.type"]).or(str_attr(a, &["exception.message"]));
     if r.severity_number < SEVERITY_ERROR && exception.is_none() {
@@ -140,7 +145,14 @@ fn server_error(r: &LogRecord, service: &str, env: &str, span: (Timestamp, Times
         Some(Value::StringValue(s)) => Some(s.as_str()),
         _ => None,
     };
-    let at = Origin { service, env, route: str_attr(a, &["http.route"]), trace_id: &r.trace_id, span_id: &r.span_id };
+    let at = Origin {
+        service,
+        env,
+        release,
+        route: str_attr(a, &["http.route"]),
+        trace_id: &r.trace_id,
+        span_id: &r.span_id,
+    };
     let mut e = exception_error(a, body, severity(r.severity_number), &at);
     let business = ["business.process", "business.step", "business.code"].map(|k| str_attr(a, &[k]));
     if let [Some(process), Some(step), Some(code)] = business {
@@ -161,6 +173,8 @@ fn server_error(r: &LogRecord, service: &str, env: &str, span: (Timestamp, Times
 pub(super) struct Origin<'a> {
     pub(super) service: &'a str,
     pub(super) env: &'a str,
+    /// The resource's `service.version`: the error's release.
+    pub(super) release: Option<&'a str>,
     pub(super) route: Option<&'a str>,
     pub(super) trace_id: &'a [u8],
     pub(super) span_id: &'a [u8],
@@ -178,6 +192,13 @@ pub(super) fn exception_error(a: &[KeyValue], fallback: Option<&str>, severity: 
     }
     if let Some(s) = hex(at.span_id) {
         tags.insert("span_id".to_string(), s);
+    }
+    if let Some(r) = at.release.filter(|r| !r.is_empty()) {
+        tags.insert("release".to_string(), cut(r, 128));
+    }
+    // Who it happened to (OpenTelemetry's `enduser.id`), for the users a group reached.
+    if let Some(u) = str_attr(a, &["enduser.id", "user.id"]) {
+        tags.insert("enduser.id".to_string(), cut(u, 128));
     }
     ServerError {
         service: cut(at.service, 128),
@@ -220,11 +241,14 @@ mod tests {
         };
         let req = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
-                resource: Some(Resource { attributes: vec![kv("service.name", "api")], ..Resource::default() }),
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "api"), kv("service.version", "2.3.1")],
+                    ..Resource::default()
+                }),
                 scope_logs: vec![ScopeLogs {
                     log_records: vec![
                         record(9, "started", vec![], ns),
-                        record(17, "invoice 42 failed", vec![], ns),
+                        record(17, "invoice 42 failed", vec![kv("enduser.id", "u-7")], ns),
                         record(
                             13,
                             "retrying",
@@ -244,6 +268,10 @@ mod tests {
         assert_eq!(r.errors[0].message, "invoice 42 failed");
         assert_eq!(r.errors[0].tags.get("trace_id").map(String::as_str), Some("ab".repeat(16).as_str()));
         assert_eq!(r.errors[1].exception_type.as_deref(), Some("Timeout"));
+        // The resource's version is the release; the record's end user is who it reached.
+        assert_eq!(r.errors[0].tags.get("release").map(String::as_str), Some("2.3.1"));
+        assert_eq!(r.errors[0].tags.get("enduser.id").map(String::as_str), Some("u-7"));
+        assert_eq!(r.errors[1].tags.get("release").map(String::as_str), Some("2.3.1"));
         assert_eq!(r.counts.get(&("api".to_string(), "ERROR")), Some(&1));
         assert_eq!(r.counts.get(&("api".to_string(), "INFO")), Some(&1));
     }
