@@ -4,6 +4,11 @@ const agent = process.env.THORBIS_AGENT_URL || "http://127.0.0.1:9464";
 
 /** @type {import('next').NextConfig} */
 const config = {
+  // Source maps of the browser bundles, uploaded to the agent after the build
+  // (`thorbis-obs sourcemaps upload --release R --url-prefix "~/_next/static" .next/static`)
+  // so browser errors read as written. Next.js serves them too; keep them off a public
+  // deployment's server or behind auth if the source is private.
+  productionBrowserSourceMaps: true,
   async rewrites() {
     return [{ source: "/v1/rum", destination: `${agent}/v1/rum` }];
   },

@@ -263,6 +263,51 @@ mod sourcemaps {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_agent_reads_a_build_directory_it_is_pointed_at() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let build = dir.path().join("static");
+        std::fs::create_dir_all(build.join("chunks")).expect("dirs");
+        std::fs::write(build.join("chunks/pay-4f1c.js.map"), map_json()).expect("map");
+        std::fs::write(build.join("chunks/broken.js.map"), "{ not a map").expect("bad map");
+        let port = support::agent::free_port();
+        let config = support::agent::config_file(
+            dir.path(),
+            port,
+            "",
+            &format!("[[sourcemaps.directories]]\npath = \"{}\"\nrelease = \"2.0.0\"\n", build.display()),
+        );
+        let loaded = thorbis_obs_server::config::LoadedConfig::from_file(&config).expect("config");
+        let agent = thorbis_obs_server::agent::agent_from_config(&loaded).await.expect("agent");
+        let base = format!("http://127.0.0.1:{port}");
+        let (stop, task) = support::serve(agent, &base).await;
+        let c = reqwest::Client::new();
+        let mut listed = serde_json::Value::Null;
+        support::eventually("the directory's map stored", Duration::from_secs(20), async || {
+            let r = c.get(format!("{base}/api/v1/sourcemaps?release=2.0.0")).send().await.expect("list");
+            listed = r.json().await.expect("json");
+            listed["maps"].as_array().is_some_and(|m| !m.is_empty())
+        })
+        .await;
+        let maps = listed["maps"].as_array().expect("maps");
+        assert_eq!(maps.len(), 1, "the broken map is refused, the good one stored: {listed}");
+        assert_eq!(maps[0]["url"], "~/_next/static/chunks/pay-4f1c.js");
+        // A directory that is not there is a config problem, named.
+        let bad = support::agent::config_file(
+            dir.path(),
+            port,
+            "",
+            "[[sourcemaps.directories]]\npath = \"/nonexistent/build\"\nrelease = \"2.0.0\"\nurl_prefix = \"_next\"\n",
+        );
+        let problems = match thorbis_obs_server::config::LoadedConfig::from_file(&bad) {
+            Ok(_) => panic!("a missing directory passed"),
+            Err(e) => e.to_string(),
+        };
+        assert!(problems.contains("sourcemaps.directories[0].path") && problems.contains("url_prefix"), "{problems}");
+        let _ = stop.send(());
+        task.await.expect("join").expect("agent");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn upload_with_the_cli_then_symbolicate_and_refuse_bad_input() {
         let dir = tempfile::tempdir().expect("tmp");
         let port = support::agent::free_port();

@@ -44,41 +44,8 @@ async fn the_nextjs_example_builds_serves_and_its_beacons_arrive() {
 
     // The agent first: the app's `/v1/rum` rewrite points at it (read at build time).
     let (agent, agent_base, notes) = start_agent().await;
-    let build = tokio::process::Command::new(&next)
-        .arg("build")
-        .current_dir(&dir)
-        .env("THORBIS_AGENT_URL", &agent_base)
-        .env("NEXT_TELEMETRY_DISABLED", "1")
-        .output()
-        .await
-        .expect("next build runs");
-    assert!(
-        build.status.success(),
-        "next build failed:\n{}\n{}",
-        String::from_utf8_lossy(&build.stdout),
-        String::from_utf8_lossy(&build.stderr)
-    );
-
-    let port = support::agent::free_port();
-    let mut cmd = tokio::process::Command::new(&next);
-    cmd.args(["start", "-p", &port.to_string(), "-H", "127.0.0.1"])
-        .current_dir(&dir)
-        .env("NEXT_TELEMETRY_DISABLED", "1")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &agent_base)
-        .env("OTEL_EXPORTER_OTLP_HEADERS", format!("Authorization=Bearer%20{OTLP_TOKEN}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .process_group(0);
-    let child = cmd.spawn().expect("next start");
-    let _group = Group(child.id().expect("pid"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "next start did not listen on {port}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    let base = format!("http://127.0.0.1:{port}");
+    build(&next, &dir, &agent_base, RELEASE, "").await;
+    let (first_server, base) = start(&next, &dir, &agent_base).await;
     let tmp = tempfile::tempdir().expect("tmp");
     let file = tmp.path().join("wf.toml");
     std::fs::write(
@@ -93,6 +60,11 @@ steps = [
   {{ type = "click", selector = "#load" }},
   {{ type = "wait", selector = "#loaded", timeout = "20s" }},
   {{ type = "validate", selector = "#loaded", text_contains = "Work order 42" }},
+  {{ type = "click", selector = "#charge-declined" }},
+  {{ type = "wait", selector = "#invoice-fallback", timeout = "20s" }},
+  {{ type = "click", selector = "#invoice-retry" }},
+  {{ type = "wait", selector = "#invoice-status", timeout = "20s" }},
+  {{ type = "validate", selector = "#invoice-status", text_contains = "Invoice inv_7 paid" }},
   {{ type = "navigate", url = "{base}/missing-page" }},
 ]
 "##
@@ -200,6 +172,54 @@ steps = [
         .unwrap_or(0.0);
     assert_eq!(invalid, 0.0, "no batch of the SDK was refused");
 
+    // The error boundary's error, reported before the build's maps were uploaded: minified.
+    let mut boundary = serde_json::Value::Null;
+    support::eventually("the error boundary's error", Duration::from_secs(60), async || {
+        let Some(v) = json(format!("{agent_base}/api/v1/rum/errors?range=1h")).await else { return false };
+        let found = v["errors"].as_array().and_then(|g| {
+            g.iter()
+                .find(|g| g["message"].as_str().is_some_and(|m| m.contains("card declined for invoice inv_8")))
+                .cloned()
+        });
+        found.map(|g| boundary = g).is_some()
+    })
+    .await;
+    assert_eq!(boundary["count"], 1, "reported once: {boundary}");
+    assert_eq!(boundary["tags"]["errorBoundary"], "InvoicePanel", "{boundary}");
+    assert_eq!(boundary["tags"]["release"], RELEASE, "{boundary}");
+    let fp = boundary["fingerprint"].as_str().expect("fingerprint").to_string();
+    let read = json(format!("{agent_base}/api/v1/rum/errors/{fp}")).await.expect("the group");
+    let frames = read["frames"].as_array().cloned().unwrap_or_default();
+    assert!(!frames.is_empty() && frames.iter().all(|f| f["mapped"] == false), "no maps yet: {read:#}");
+    // The build's maps, uploaded with the CLI as a deploy script would.
+    let maps = dir.join(".next/static");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
+        .args(["sourcemaps", "--url", &agent_base, "--token", API_TOKEN, "upload", "--release", RELEASE])
+        .args(["--url-prefix", "~/_next/static"])
+        .arg(&maps)
+        .output()
+        .expect("cli");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{said}");
+    // The same group, read again: the stack as written, in app/invoice-panel.jsx.
+    let read = json(format!("{agent_base}/api/v1/rum/errors/{fp}")).await.expect("the group");
+    let frames = read["frames"].as_array().cloned().unwrap_or_default();
+    let ours = frames
+        .iter()
+        .find(|f| f["frame"]["file"].as_str().is_some_and(|p| p.ends_with("app/invoice-panel.jsx")))
+        .unwrap_or_else(|| panic!("no frame in app/invoice-panel.jsx: {read:#}"));
+    assert_eq!(ours["mapped"], true, "{ours}");
+    assert_eq!(ours["in_app"], true, "{ours}");
+    assert_eq!(ours["frame"]["line"], 11, "the throw's line: {ours}");
+    assert!(ours["context_line"].as_str().is_some_and(|l| l.contains("throw new Error(`card declined")), "{ours}");
+    assert!(
+        frames.iter().any(|f| f["mapped"] == true && f["in_app"] == false),
+        "React's frames are library frames: {read:#}"
+    );
+    let page = c.get(format!("{agent_base}/errors/{fp}")).send().await.expect("page").text().await.expect("text");
+    assert!(page.contains("app/invoice-panel.jsx:11"), "{page}");
+
     // The server side: route handlers, one slow, one throwing.
     for id in [7, 8, 9] {
         let r = c.get(format!("{base}/api/work-orders/{id}")).send().await.expect("get");
@@ -237,7 +257,11 @@ steps = [
     support::eventually("the route handler's exception in the error groups", Duration::from_secs(60), async || {
         let Ok(r) = c.get(format!("{agent_base}/api/v1/rum/errors?range=1h")).send().await else { return false };
         let v: serde_json::Value = r.json().await.unwrap_or_default();
-        let found = v["errors"].as_array().and_then(|g| g.iter().find(|g| g["kind"] == "server").cloned());
+        // The route handler's group (a Next.js server may report others, such as a proxied
+        // request's socket hang-up).
+        let found = v["errors"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["kind"] == "server" && g["route"] == "/api/invoices/[id]").cloned());
         found.map(|g| group = g).is_some()
     })
     .await;
@@ -258,10 +282,136 @@ steps = [
     assert_eq!(firing[0]["thorbis"]["ruleId"], "high-response-time");
     assert_eq!(firing[0]["commonLabels"]["route"], "/api/slow");
     assert!(firing[0]["thorbis"]["value"].as_f64().is_some_and(|v| v > 2000.0), "{}", firing[0]);
+
+    // With the maps there, the error groups by its original frames when it arrives...
+    decline_in_chromium(&base).await;
+    let mut mapped = String::new();
+    support::eventually("the error grouped by its original frames", Duration::from_secs(60), async || {
+        let Some(v) = json(format!("{agent_base}/api/v1/rum/errors?range=1h")).await else { return false };
+        let found = v["errors"].as_array().and_then(|g| {
+            g.iter()
+                .find(|g| {
+                    g["message"].as_str().is_some_and(|m| m.contains("card declined for invoice inv_8"))
+                        && g["fingerprint"] != fp.as_str()
+                })
+                .and_then(|g| g["fingerprint"].as_str().map(str::to_string))
+        });
+        found.map(|f| mapped = f).is_some()
+    })
+    .await;
+    // ... and a rebuild with a change beside the bug (the panel's build note: other chunk
+    // names, other minified code) as release nx-2, its maps uploaded, keeps that group.
+    let before = chunk_with(&dir, "charge-declined");
+    drop(first_server);
+    build(&next, &dir, &agent_base, "nx-2", "rebuilt with an unrelated change").await;
+    let after = chunk_with(&dir, "charge-declined");
+    assert_ne!(before, after, "the panel's chunk changed");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
+        .args(["sourcemaps", "--url", &agent_base, "--token", API_TOKEN, "upload", "--release", "nx-2"])
+        .args(["--url-prefix", "~/_next/static"])
+        .arg(dir.join(".next/static"))
+        .output()
+        .expect("cli");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_server, base) = start(&next, &dir, &agent_base).await;
+    decline_in_chromium(&base).await;
+    support::eventually("the rebuild's error in the same group", Duration::from_secs(60), async || {
+        let Some(v) = json(format!("{agent_base}/api/v1/rum/errors/{mapped}")).await else { return false };
+        let releases = &v["issue"]["breakdown"]["release"];
+        releases["nx-1"] == 1 && releases["nx-2"] == 1
+    })
+    .await;
     agent.stop().await;
 }
 
+/// `next build` of the example for `release`, with `note` in the invoice panel.
+async fn build(next: &std::path::Path, dir: &std::path::Path, agent_base: &str, release: &str, note: &str) {
+    let build = tokio::process::Command::new(next)
+        .arg("build")
+        .current_dir(dir)
+        .env("THORBIS_AGENT_URL", agent_base)
+        .env("NEXT_PUBLIC_THORBIS_RELEASE", release)
+        .env("NEXT_PUBLIC_BUILD_NOTE", note)
+        .env("NEXT_TELEMETRY_DISABLED", "1")
+        .output()
+        .await
+        .expect("next build runs");
+    assert!(
+        build.status.success(),
+        "next build failed:\n{}\n{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+}
+
+/// A running `next start` (stopped when dropped) and its base URL.
+struct Server {
+    _group: Group,
+    _child: tokio::process::Child,
+}
+
+async fn start(next: &std::path::Path, dir: &std::path::Path, agent_base: &str) -> (Server, String) {
+    let port = support::agent::free_port();
+    let mut cmd = tokio::process::Command::new(next);
+    cmd.args(["start", "-p", &port.to_string(), "-H", "127.0.0.1"])
+        .current_dir(dir)
+        .env("NEXT_TELEMETRY_DISABLED", "1")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", agent_base)
+        .env("OTEL_EXPORTER_OTLP_HEADERS", format!("Authorization=Bearer%20{OTLP_TOKEN}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .process_group(0);
+    let child = cmd.spawn().expect("next start");
+    let group = Group(child.id().expect("pid"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "next start did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (Server { _group: group, _child: child }, format!("http://127.0.0.1:{port}"))
+}
+
+/// Clicks "Charge a declined card" in Chromium and waits for the boundary's fallback.
+async fn decline_in_chromium(base: &str) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("decline.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r##"[[workflows]]
+name = "decline"
+steps = [
+  {{ type = "navigate", url = "{base}/" }},
+  {{ type = "click", selector = "#charge-declined" }},
+  {{ type = "wait", selector = "#invoice-fallback", timeout = "20s" }},
+]
+"##
+        ),
+    )
+    .expect("write");
+    let wf = WorkflowFile::load(&file).expect("workflow");
+    let runner = SyntheticRunner::new(SyntheticSection::default(), tmp.path());
+    let run = runner.run(&wf.workflows[0]).await;
+    assert!(run.success, "{run:#?}");
+}
+
+/// The name of the built chunk whose code holds `needle`.
+fn chunk_with(dir: &std::path::Path, needle: &str) -> String {
+    let chunks = dir.join(".next/static/chunks");
+    std::fs::read_dir(&chunks)
+        .expect("chunks")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "js"))
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(needle)))
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| panic!("no chunk holds {needle}"))
+}
+
 const OTLP_TOKEN: &str = "nextjs-otlp-token";
+const API_TOKEN: &str = "nextjs-api-token";
+/// The release the build is made and its maps uploaded as.
+const RELEASE: &str = "nx-1";
 
 /// A running agent and how to stop it.
 struct RunningAgent {
@@ -298,6 +448,7 @@ async fn start_agent() -> (RunningAgent, String, Arc<Mutex<Vec<serde_json::Value
         &config,
         format!(
             "[agent]\ndata_dir = \"{}\"\nevaluation_interval = \"500ms\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+             api_token = \"{API_TOKEN}\"\n\
              [otlp]\nwindow = \"1s\"\ntokens = [\"{OTLP_TOKEN}\"]\n[collector]\nwindow = \"2s\"\n\
              [rules]\nfiles = [\"rules.yaml\"]\n[channels.hook]\ntype = \"webhook\"\nurl = \"{}\"\n",
             dir.path().join("data").display(),

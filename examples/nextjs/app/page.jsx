@@ -1,4 +1,5 @@
 import { Actions } from "./actions";
+import { InvoicePanel } from "./invoice-panel";
 
 export default function Home() {
   return (
@@ -6,6 +7,7 @@ export default function Home() {
       <h1>Work orders</h1>
       <p>Thorbis Business OS, instrumented with @thorbis/obs.</p>
       <Actions />
+      <InvoicePanel />
     </main>
   );
 }

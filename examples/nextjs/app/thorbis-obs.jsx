@@ -13,6 +13,8 @@ export function ThorbisObs() {
       // ("thorbis-nextjs-example", instrumentation.js): a trace shows both.
       service: "thorbis-web",
       env: process.env.NODE_ENV,
+      // The release the build's source maps are uploaded under (see README "Source maps").
+      version: process.env.NEXT_PUBLIC_THORBIS_RELEASE || "dev",
       sessionSampleRate: 100, // the spec samples 10% of sessions in production
       flushIntervalMs: 1000,
     });

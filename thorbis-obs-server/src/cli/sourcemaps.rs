@@ -5,7 +5,7 @@
 
 use clap::{Args, Subcommand};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// `thorbis-obs sourcemaps ...`
@@ -41,34 +41,6 @@ pub(super) enum SourcemapsCommand {
         #[arg(long)]
         release: Option<String>,
     },
-}
-
-/// The maps under `dir`, each with the `~/` name of the script it maps. At most 10,000.
-#[cfg_attr(not(feature = "client"), allow(dead_code, reason = "only the client feature uploads"))]
-pub(crate) fn find_maps(dir: &Path, prefix: &str) -> std::io::Result<Vec<(PathBuf, String)>> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                todo.push(path);
-                continue;
-            }
-            let Some(name) = path.to_str() else { continue };
-            if !(name.ends_with(".js.map") || name.ends_with(".mjs.map")) {
-                continue;
-            }
-            let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-            let script = rel.trim_end_matches(".map");
-            out.push((path.clone(), format!("{}/{script}", prefix.trim_end_matches('/'))));
-            if out.len() >= 10_000 {
-                return Ok(out);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 #[cfg(not(feature = "client"))]
@@ -109,7 +81,7 @@ pub(super) fn sourcemaps(a: SourcemapsArgs, out: &mut dyn Write, err: &mut dyn W
                 let _ = writeln!(err, "--url-prefix: start it with ~ (the site's root), e.g. ~/_next/static");
                 return ExitCode::from(2);
             }
-            let maps = match find_maps(&dir, &url_prefix) {
+            let maps = match crate::sourcemaps::find_maps(&dir, &url_prefix) {
                 Ok(m) => m,
                 Err(e) => {
                     let _ = writeln!(err, "cannot read {}: {e}", dir.display());
@@ -156,23 +128,5 @@ pub(super) fn sourcemaps(a: SourcemapsArgs, out: &mut dyn Write, err: &mut dyn W
             }
             ExitCode::SUCCESS
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_are_named_by_the_script_they_map() {
-        let dir = tempfile::tempdir().expect("tmp");
-        std::fs::create_dir_all(dir.path().join("chunks/app")).expect("dirs");
-        std::fs::create_dir_all(dir.path().join("css")).expect("dirs");
-        for f in ["chunks/app/page-1a2b.js.map", "chunks/main.js.map", "chunks/main.js", "css/a.css.map"] {
-            std::fs::write(dir.path().join(f), "{}").expect("write");
-        }
-        let found: Vec<String> =
-            find_maps(dir.path(), "~/_next/static/").expect("read").into_iter().map(|(_, u)| u).collect();
-        assert_eq!(found, ["~/_next/static/chunks/app/page-1a2b.js", "~/_next/static/chunks/main.js"]);
     }
 }

@@ -69,6 +69,27 @@ pub struct SourceMapsSection {
     pub cache_bytes: usize,
     /// Maps are deleted this long after their upload. Default 90 days.
     pub retention: HumanDuration,
+    /// Builds whose maps the agent reads itself when it starts (and on a config reload), as
+    /// `thorbis-obs sourcemaps upload` would send them: for an agent deployed beside the app.
+    pub directories: Vec<MapDirectory>,
+}
+
+/// `[[sourcemaps.directories]]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapDirectory {
+    /// The build's directory of maps (`.next/static`); a relative path is read from the
+    /// agent's working directory, as `agent.data_dir` is.
+    pub path: String,
+    /// The release its maps belong to (the SDK's `version`).
+    pub release: String,
+    /// What the directory stands for in the scripts' URLs. Default `~/_next/static`.
+    #[serde(default = "default_url_prefix")]
+    pub url_prefix: String,
+}
+
+fn default_url_prefix() -> String {
+    "~/_next/static".into()
 }
 
 impl Default for SourceMapsSection {
@@ -78,8 +99,73 @@ impl Default for SourceMapsSection {
             max_map_bytes: 16 << 20,
             cache_bytes: 256 << 20,
             retention: HumanDuration::from_secs(90 * 86_400),
+            directories: Vec::new(),
         }
     }
+}
+
+/// The maps under `dir`, each with the `~/` name of the script it maps (`prefix` standing for
+/// `dir`), as sentry-cli pairs them: a script's own `//# sourceMappingURL=` comment names its
+/// map (Turbopack's chunk `2n4-wb0hc2ynj.js` points at `2vvbrv9rdvt0p.js.map`); a map no script
+/// names is the map of the script its name gives (`chunks/main.js.map` for `chunks/main.js`,
+/// webpack's way). With `~/_next/static`, `dir/chunks/app/page-1a2b.js` is
+/// `~/_next/static/chunks/app/page-1a2b.js`. At most 10,000 maps, sorted; inline (`data:`) and
+/// remote maps are left alone.
+pub fn find_maps(dir: &std::path::Path, prefix: &str) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
+    use std::collections::{BTreeMap, HashSet};
+    use std::path::{Path, PathBuf};
+    const MAX_FILES: usize = 200_000;
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if files.len() < MAX_FILES {
+                files.push(path);
+            }
+        }
+    }
+    let url_of = |script: &Path| {
+        let rel = script.strip_prefix(dir).unwrap_or(script).to_string_lossy().replace('\\', "/");
+        format!("{}/{rel}", prefix.trim_end_matches('/'))
+    };
+    let named = |p: &Path, ends: &[&str]| p.to_str().is_some_and(|n| ends.iter().any(|e| n.ends_with(e)));
+    // script URL -> map
+    let mut pairs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut used: HashSet<PathBuf> = HashSet::new();
+    for script in files.iter().filter(|p| named(p, &[".js", ".mjs", ".cjs"])) {
+        let Some(reference) = source_mapping_url(script) else { continue };
+        if reference.starts_with("data:") || reference.contains("://") {
+            continue;
+        }
+        let reference = reference.split(['?', '#']).next().unwrap_or_default();
+        let map = script.parent().unwrap_or(dir).join(reference);
+        if map.is_file() && map.starts_with(dir) {
+            used.insert(map.clone());
+            pairs.insert(url_of(script), map);
+        }
+    }
+    for map in files.iter().filter(|p| named(p, &[".js.map", ".mjs.map", ".cjs.map"]) && !used.contains(*p)) {
+        let script = map.with_extension("");
+        pairs.entry(url_of(&script)).or_insert_with(|| map.clone());
+    }
+    Ok(pairs.into_iter().take(10_000).map(|(url, map)| (map, url)).collect())
+}
+
+/// The `//# sourceMappingURL=` of a script: the last one in its last 4 KiB.
+fn source_mapping_url(script: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(script).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = Vec::with_capacity(4096);
+    f.take(4096).read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let at = text.rfind("# sourceMappingURL=")?;
+    let value = text[at + "# sourceMappingURL=".len()..].split_whitespace().next()?;
+    (!value.is_empty()).then(|| value.to_string())
 }
 
 /// A parsed map costs about this many times its JSON's bytes (a 5.3 MB map held 9.4 MB once
@@ -97,6 +183,20 @@ pub fn problems(c: &SourceMapsSection) -> Vec<(String, String)> {
     }
     if c.retention.get() < Duration::from_secs(3600) {
         out.push(("sourcemaps.retention".into(), "at least 1h".into()));
+    }
+    for (i, d) in c.directories.iter().enumerate() {
+        if let Err(e) = check_name("release", &d.release) {
+            out.push((format!("sourcemaps.directories[{i}].release"), e.to_string()));
+        }
+        if !d.url_prefix.starts_with('~') {
+            out.push((
+                format!("sourcemaps.directories[{i}].url_prefix"),
+                "start it with ~ (the site's root), e.g. ~/_next/static".into(),
+            ));
+        }
+        if !std::path::Path::new(&d.path).is_dir() {
+            out.push((format!("sourcemaps.directories[{i}].path"), format!("{:?} is not a directory", d.path)));
+        }
     }
     out
 }
@@ -448,6 +548,40 @@ async fn symbolicate_stack(
     axum::Json(json!({ "frames": s.symbolicate(&b.release, &frames).await })).into_response()
 }
 
+impl SourceMaps {
+    /// Stores the maps of a `[[sourcemaps.directories]]` entry, as an upload would.
+    async fn read_directory(&self, d: &MapDirectory) {
+        let (path, prefix) = (std::path::PathBuf::from(&d.path), d.url_prefix.clone());
+        let found = tokio::task::spawn_blocking(move || find_maps(&path, &prefix)).await;
+        let maps = match found {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => return tracing::warn!(dir = %d.path, error = %e, "cannot read the source map directory"),
+            Err(e) => return tracing::warn!(dir = %d.path, error = %e, "cannot read the source map directory"),
+        };
+        let (mut stored, mut refused) = (0, 0);
+        for (file, url) in maps {
+            let result = match tokio::fs::metadata(&file).await {
+                Ok(m) if m.len() > self.cfg.max_map_bytes as u64 => {
+                    Err(SourceMapError::TooLarge(self.cfg.max_map_bytes))
+                }
+                Ok(_) => match tokio::fs::read(&file).await {
+                    Ok(bytes) => self.upload(&d.release, &url, bytes).await.map(|_| ()),
+                    Err(e) => Err(SourceMapError::Invalid(e.to_string())),
+                },
+                Err(e) => Err(SourceMapError::Invalid(e.to_string())),
+            };
+            match result {
+                Ok(()) => stored += 1,
+                Err(e) => {
+                    refused += 1;
+                    tracing::warn!(file = %file.display(), error = %e, "a source map of the directory was not stored");
+                }
+            }
+        }
+        tracing::info!(dir = %d.path, release = %d.release, stored, refused, "source maps read from a directory");
+    }
+}
+
 #[async_trait::async_trait]
 impl Component for SourceMaps {
     fn name(&self) -> &'static str {
@@ -468,6 +602,9 @@ impl Component for SourceMaps {
         if !self.cfg.enabled {
             return;
         }
+        for d in &self.cfg.directories {
+            self.read_directory(d).await;
+        }
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tokio::select! {
@@ -487,6 +624,29 @@ impl Component for SourceMaps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maps_are_named_by_the_script_they_map() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("chunks/app")).expect("dirs");
+        std::fs::create_dir_all(dir.path().join("css")).expect("dirs");
+        for f in ["chunks/app/page-1a2b.js.map", "chunks/main.js.map", "chunks/main.js", "css/a.css.map"] {
+            std::fs::write(dir.path().join(f), "{}").expect("write");
+        }
+        let found: Vec<String> =
+            find_maps(dir.path(), "~/_next/static/").expect("read").into_iter().map(|(_, u)| u).collect();
+        assert_eq!(found, ["~/_next/static/chunks/app/page-1a2b.js", "~/_next/static/chunks/main.js"]);
+        // Turbopack's way: the chunk's comment names a map of another name.
+        std::fs::write(dir.path().join("chunks/2n4.js"), "x();\n//# sourceMappingURL=2vv.js.map").expect("write");
+        std::fs::write(dir.path().join("chunks/2vv.js.map"), "{}").expect("write");
+        std::fs::write(dir.path().join("chunks/inline.js"), "x();\n//# sourceMappingURL=data:application/json,{}")
+            .expect("write");
+        let found = find_maps(dir.path(), "~/_next/static").expect("read");
+        let pair = found.iter().find(|(_, u)| u == "~/_next/static/chunks/2n4.js").expect("paired by its comment");
+        assert!(pair.0.ends_with("chunks/2vv.js.map"), "{pair:?}");
+        assert!(!found.iter().any(|(_, u)| u.ends_with("2vv.js")), "a map a script names is not paired by its name");
+        assert_eq!(found.len(), 3);
+    }
 
     fn entry(cost: usize) -> Entry {
         Entry::Map { map: Arc::new(sourcemap::SourceMapBuilder::new(None).into_sourcemap()), cost, used: 0 }

@@ -33,8 +33,9 @@ pub fn map_key(file: &str) -> Option<String> {
     (!path.is_empty()).then(|| format!("~/{path}"))
 }
 
-/// An original source path as people read it: `webpack://_N_E/./app/page.jsx` and
-/// `webpack:///./app/page.jsx` are `app/page.jsx`; a query is dropped.
+/// An original source path as people read it: `webpack://_N_E/./app/page.jsx`,
+/// `webpack:///./app/page.jsx` and Turbopack's `turbopack:///[project]/app/page.jsx` are
+/// `app/page.jsx`; a query is dropped.
 pub fn source_path(source: &str) -> String {
     let source = source.split('?').next().unwrap_or(source);
     let path = match source.split_once("://") {
@@ -45,7 +46,8 @@ pub fn source_path(source: &str) -> String {
         Some((_, rest)) => rest,
         None => source,
     };
-    path.trim_start_matches("./").trim_start_matches('/').to_string()
+    let path = path.trim_start_matches("./").trim_start_matches('/');
+    path.strip_prefix("[project]/").unwrap_or(path).to_string()
 }
 
 /// Where one frame's position falls in its map.
@@ -176,6 +178,11 @@ mod tests {
         assert_eq!(source_path("webpack:///./src/x.js"), "src/x.js");
         assert_eq!(source_path("webpack://_N_E/../node_modules/next/dist/a.js"), "../node_modules/next/dist/a.js");
         assert_eq!(source_path("./app/a.js"), "app/a.js");
+        assert_eq!(source_path("turbopack:///[project]/app/invoice-panel.jsx"), "app/invoice-panel.jsx");
+        assert_eq!(
+            source_path("turbopack:///[project]/node_modules/next/dist/client/index.js"),
+            "node_modules/next/dist/client/index.js"
+        );
     }
 
     #[test]
