@@ -80,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The setup (README, "Rust host apps").
     let requests = RequestMetrics::new(SERVICE, ENV);
     let recorder = MetricsRecorder::new(SERVICE, ENV);
-    let errors = ErrorReporter::new(SERVICE, ENV);
+    let errors = ErrorReporter::new(SERVICE, ENV).with_release(env!("CARGO_PKG_VERSION"));
     recorder.install()?;
     let log = tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::registry().with(log).with(errors.layer()).init();

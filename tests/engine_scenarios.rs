@@ -294,6 +294,7 @@ fn the_errors_pack_pages_once_per_new_group_and_says_how_many_users() {
         users,
         users_more: 0,
         breakdown: [("release".to_string(), [("1.0".to_string(), 2)].into())].into(),
+        debug_ids: Default::default(),
     };
     let mut e = RuleEngine::new(packs::error_rules()).expect("valid");
     let mut book = Issues::new();

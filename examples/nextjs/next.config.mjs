@@ -9,6 +9,10 @@ const config = {
   // so browser errors read as written. Next.js serves them too; keep them off a public
   // deployment's server or behind auth if the source is private.
   productionBrowserSourceMaps: true,
+  // Debug ids in the bundles and their maps (TC39's proposal): the SDK sends each script's id
+  // with an error, and the agent finds the script's map by it, whatever release it was
+  // uploaded under.
+  turbopack: { debugIds: true },
   async rewrites() {
     return [{ source: "/v1/rum", destination: `${agent}/v1/rum` }];
   },

@@ -108,6 +108,18 @@ pub const MAX_NAME: usize = 200;
 pub const MAX_PROPS: usize = 32;
 /// Most parsed stack frames on one error.
 pub const MAX_FRAMES: usize = 50;
+/// Debug ids an error may carry (one per script its stack names).
+pub const MAX_DEBUG_IDS: usize = 8;
+
+/// Whether `id` is a debug id as bundlers write them: a UUID, `8-4-4-4-12` hex digits (either
+/// case).
+pub fn is_debug_id(id: &str) -> bool {
+    id.len() == 36
+        && id
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() })
+}
 /// Most breadcrumbs on one error (Sentry's cap too).
 pub const MAX_BREADCRUMBS: usize = 100;
 /// Longest raw stack text, in UTF-8 bytes.
@@ -335,6 +347,12 @@ pub enum Event {
         /// so the error group links the backend work it broke and the trace is kept.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trace_id: Option<String>,
+        /// The debug ids of the scripts its stack names, by script URL (TC39's source map
+        /// debug ids, which bundlers such as Turbopack record in `globalThis._debugIds`): the
+        /// collector finds their maps by id, whatever release the page says; at most
+        /// [`MAX_DEBUG_IDS`].
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        debug_ids: BTreeMap<String, String>,
         /// The fingerprint of its frames as source maps read them (core's
         /// `symbolicated_fingerprint`), set by the collector; never read from the page.
         #[serde(skip)]
@@ -513,10 +531,29 @@ impl Event {
                 c.one_of("actionType", action_type, ACTION_TYPES)?;
                 c.opt_text("target", target.as_deref(), MAX_STRING)
             }
-            Event::Error { kind, message, stack, frames, fingerprint, tags, breadcrumbs, count, trace_id, .. } => {
+            Event::Error {
+                kind,
+                message,
+                stack,
+                frames,
+                fingerprint,
+                tags,
+                breadcrumbs,
+                count,
+                trace_id,
+                debug_ids,
+                ..
+            } => {
                 c.one_of("kind", kind, ERROR_KINDS)?;
                 if let Some(t) = trace_id {
                     c.hex_id("traceId", t, 32)?;
+                }
+                c.items("debugIds", debug_ids.len(), MAX_DEBUG_IDS)?;
+                for (url, id) in debug_ids {
+                    c.nonempty_text("debugIds (a script URL)", url, MAX_STRING)?;
+                    if !is_debug_id(id) {
+                        return Err(c.fail("debugIds", Problem::BadDebugId { got: excerpt(id) }));
+                    }
                 }
                 c.text("message", message, MAX_STRING)?;
                 c.opt_text("stack", stack.as_deref(), MAX_STACK)?;
@@ -789,6 +826,11 @@ pub enum Problem {
         /// The value sent, cut to a readable length.
         got: String,
     },
+    /// A source map debug id that is not a UUID.
+    BadDebugId {
+        /// The value sent, cut to a readable length.
+        got: String,
+    },
     /// A property key that is not label-safe, `[A-Za-z_][A-Za-z0-9_]*`.
     BadKey {
         /// The key sent, cut to a readable length.
@@ -826,6 +868,9 @@ impl fmt::Display for Problem {
                 write!(f, "wire version {got} is not supported, this collector reads version {WIRE_VERSION}")
             }
             Problem::Empty => f.write_str("must not be empty"),
+            Problem::BadDebugId { got } => {
+                write!(f, "{got:?} is not a debug id (a UUID such as 85314830-023f-4cf1-a267-535f4e37bb17)")
+            }
             Problem::TooLong { len, max } => write!(f, "is {len} bytes, over the {max}-byte limit"),
             Problem::TooMany { len, max } => write!(f, "has {len} items, over the limit of {max}"),
             Problem::ControlCharacter => f.write_str("must not contain control characters"),
@@ -1079,6 +1124,7 @@ mod tests {
                     }],
                     count: 3,
                     trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+                    debug_ids: BTreeMap::new(),
                     symbolicated_fingerprint: None,
                 },
                 Event::Timing { at, name: "page_load_complete".into(), duration_ms: 2310.0 },
@@ -1346,6 +1392,22 @@ mod tests {
         v["events"][0]["value"] = json!(MAX_DURATION_MS + 1.0);
         let err = from_json(v).expect("parses").validate().expect_err("an LCP over an hour is refused");
         assert_eq!(err.path(), "events[0].value");
+    }
+
+    #[test]
+    fn debug_ids_are_uuids_and_few() {
+        let url = "https://shop.example/_next/static/chunks/2n4.js";
+        let mut v = to_json(&batch());
+        v["events"][2]["debugIds"] = json!({ url: "85314830-023F-4cf1-a267-535f4e37bb17" });
+        from_json(v.clone()).expect("parses").validate().expect("a UUID, either case");
+        v["events"][2]["debugIds"] = json!({ url: "85314830023f4cf1a267535f4e37bb17" });
+        let err = from_json(v.clone()).expect("parses").validate().expect_err("not a UUID");
+        assert!(err.to_string().contains("is not a debug id"), "{err}");
+        let many: serde_json::Map<String, Value> =
+            (0..9).map(|i| (format!("{url}?{i}"), json!("85314830-023f-4cf1-a267-535f4e37bb17"))).collect();
+        v["events"][2]["debugIds"] = Value::Object(many);
+        let err = from_json(v).expect("parses").validate().expect_err("nine");
+        assert!(err.to_string().contains("over the limit of 8"), "{err}");
     }
 
     #[test]

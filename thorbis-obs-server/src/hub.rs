@@ -17,12 +17,13 @@ use thorbis_obs_core::time::Timestamp;
 pub type ErrorSink = Arc<dyn Fn(&[thorbis_obs_core::rum::ServerError], Timestamp) + Send + Sync>;
 
 /// Reads a browser stack's minified frames (innermost first) as the developer wrote them, for a
-/// release: the agent hands the source maps' symbolication down as this, so the collector does
-/// not know the source-map store.
+/// release and the debug ids of its scripts (by script URL): the agent hands the source maps'
+/// symbolication down as this, so the collector does not know the source-map store.
 pub type Symbolicator = Arc<
     dyn Fn(
             String,
             Vec<thorbis_obs_core::domain::errors::StackFrame>,
+            std::collections::BTreeMap<String, String>,
         ) -> std::pin::Pin<
             Box<dyn std::future::Future<Output = Vec<thorbis_obs_core::domain::errors::SymbolicatedFrame>> + Send>,
         > + Send

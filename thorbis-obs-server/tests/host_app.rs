@@ -77,7 +77,7 @@ async fn a_host_app_s_metrics_errors_and_panics_reach_the_embedded_agent() {
     let prometheus_page = prometheus.handle();
     let fanout = metrics_util::layers::FanoutBuilder::default().add_recorder(recorder.clone()).add_recorder(prometheus);
     metrics::set_global_recorder(fanout.build()).expect("the first recorder");
-    let reporter = ErrorReporter::new("billing-api", "test");
+    let reporter = ErrorReporter::new("billing-api", "test").with_release("2.1.0");
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(reporter.layer()))
         .expect("the first subscriber");
     reporter.install_panic_hook();
@@ -185,6 +185,7 @@ async fn a_host_app_s_metrics_errors_and_panics_reach_the_embedded_agent() {
     assert_eq!(business["tags"]["errorCode"], "card_declined");
     assert_eq!(business["tags"]["workflowStep"], "charge");
     assert_eq!(business["tags"]["method"], "GET");
+    assert_eq!(business["tags"]["release"], "2.1.0", "the reporter's release");
     let crumbs: Vec<&str> =
         business["breadcrumbs"].as_array().expect("breadcrumbs").iter().filter_map(|b| b["message"].as_str()).collect();
     assert_eq!(crumbs, ["loaded invoice invoice=1", "gateway slow attempt=1"]);

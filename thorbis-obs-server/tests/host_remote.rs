@@ -74,7 +74,7 @@ async fn a_host_app_sends_to_a_remote_agent_and_keeps_answering_when_it_is_gone(
     let requests = RequestMetrics::with_interval("jobs-api", "test", Duration::from_millis(200));
     let recorder = MetricsRecorder::builder("jobs-api", "test").interval(Duration::from_millis(200)).build();
     recorder.install().expect("the first recorder");
-    let reporter = ErrorReporter::new("jobs-api", "test");
+    let reporter = ErrorReporter::new("jobs-api", "test").with_release("3.0.1");
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(reporter.layer()))
         .expect("the first subscriber");
     let remote = RemoteAgent::builder(agent_base.clone())
@@ -120,6 +120,7 @@ async fn a_host_app_sends_to_a_remote_agent_and_keeps_answering_when_it_is_gone(
     assert_eq!(g[0]["service"], "jobs-api");
     assert_eq!(g[0]["route"], "");
     assert_eq!(g[0]["tags"]["errorCode"], "template_missing");
+    assert_eq!(g[0]["tags"]["release"], "3.0.1", "the release, as the resource's service.version");
     let before = remote.stats();
     assert!(before.sent > 0 && before.rejected == 0, "{before:?}");
     assert_eq!((before.dropped_samples, before.dropped_errors), (0, 0), "{before:?}");

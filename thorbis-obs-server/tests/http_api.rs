@@ -348,20 +348,23 @@ mod sourcemaps {
         assert_eq!(listed["maps"][0]["url"], "~/_next/static/chunks/pay-4f1c.js", "{listed}");
         assert_eq!((listed["maps"][0]["sources"].as_u64(), listed["maps"][0]["tokens"].as_u64()), (Some(1), Some(3)));
 
-        let symbolicate = |release: &'static str, stack: String| {
+        let read_stack = |body: serde_json::Value| {
             let c = c.clone();
             let base = base.clone();
             async move {
                 let r = c
                     .post(format!("{base}/api/v1/symbolicate"))
                     .bearer_auth(TOKEN)
-                    .json(&serde_json::json!({ "release": release, "stack": stack }))
+                    .json(&body)
                     .send()
                     .await
                     .expect("symbolicate");
                 assert_eq!(r.status(), 200);
                 r.json::<serde_json::Value>().await.expect("json")["frames"].as_array().cloned().unwrap_or_default()
             }
+        };
+        let symbolicate = |release: &'static str, stack: String| {
+            read_stack(serde_json::json!({ "release": release, "stack": stack }))
         };
         let frames = symbolicate("1.4.0", stack(BUNDLE)).await;
         let read: Vec<(String, String, u64)> = frames
@@ -421,6 +424,24 @@ mod sourcemaps {
         let n = s.read(&mut answer).expect("read");
         let answer = String::from_utf8_lossy(&answer[..n]);
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        // A map with a debug id is found by it, whatever release the error names.
+        let id = "85314830-023f-4cf1-a267-535f4e37bb17";
+        let mut with_id: serde_json::Value = serde_json::from_slice(&map_json()).expect("json");
+        with_id["debugId"] = serde_json::json!(id);
+        let body = serde_json::to_vec(&with_id).expect("json");
+        let (status, _) = post_map("release=maps-only&url=~/_next/static/chunks/by-id.js", body).await;
+        assert_eq!(status, 200);
+        let renamed = "https://cdn.example/assets/by-id.js";
+        let by_id = |ids: serde_json::Value| {
+            read_stack(serde_json::json!({ "release": "9.9.9", "stack": stack(renamed), "debugIds": ids }))
+        };
+        let frames = by_id(serde_json::json!({ renamed: id })).await;
+        assert_eq!(
+            (frames[0]["mapped"].as_bool(), frames[0]["frame"]["file"].as_str()),
+            (Some(true), Some("app/pay.js"))
+        );
+        let frames = by_id(serde_json::json!({ renamed: "85314830-0000-4cf1-a267-535f4e37bb17" })).await;
+        assert_eq!(frames[0]["mapped"], false, "an unknown id finds nothing");
         // The map of pay.js uploaded as x.js: frames of x.js past its one line stay minified.
         let wrong = symbolicate("1.4.0", "Error: y\n    at f (https://shop.example/x.js:7:3)".into()).await;
         assert_eq!((wrong.len(), wrong[0]["mapped"].as_bool()), (1, Some(false)));
@@ -540,7 +561,15 @@ mod sourcemaps {
             .expect("json");
         let targets: Vec<&str> =
             audit["records"].as_array().expect("records").iter().filter_map(|r| r["target"].as_str()).collect();
-        assert_eq!(targets, ["~/_next/static/chunks/pay-9e9e.js", "~/x.js", "~/_next/static/chunks/pay-4f1c.js"]);
+        assert_eq!(
+            targets,
+            [
+                "~/_next/static/chunks/pay-9e9e.js",
+                "~/_next/static/chunks/by-id.js",
+                "~/x.js",
+                "~/_next/static/chunks/pay-4f1c.js"
+            ]
+        );
         let _ = stop.send(());
         task.await.expect("join").expect("agent");
     }

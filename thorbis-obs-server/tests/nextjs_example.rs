@@ -187,6 +187,10 @@ steps = [
     assert_eq!(boundary["count"], 1, "reported once: {boundary}");
     assert_eq!(boundary["tags"]["errorBoundary"], "InvoicePanel", "{boundary}");
     assert_eq!(boundary["tags"]["release"], RELEASE, "{boundary}");
+    assert!(
+        boundary["debug_ids"].as_object().is_some_and(|ids| !ids.is_empty()),
+        "the SDK sent the scripts' debug ids (turbopack.debugIds): {boundary}"
+    );
     let fp = boundary["fingerprint"].as_str().expect("fingerprint").to_string();
     let read = json(format!("{agent_base}/api/v1/rum/errors/{fp}")).await.expect("the group");
     let frames = read["frames"].as_array().cloned().unwrap_or_default();
@@ -300,14 +304,15 @@ steps = [
     })
     .await;
     // ... and a rebuild with a change beside the bug (the panel's build note: other chunk
-    // names, other minified code) as release nx-2, its maps uploaded, keeps that group.
+    // names, other minified code) as release nx-2 keeps that group. Its maps are uploaded under
+    // another release name on purpose: only their debug ids can pair them with nx-2's errors.
     let before = chunk_with(&dir, "charge-declined");
     drop(first_server);
     build(&next, &dir, &agent_base, "nx-2", "rebuilt with an unrelated change").await;
     let after = chunk_with(&dir, "charge-declined");
     assert_ne!(before, after, "the panel's chunk changed");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
-        .args(["sourcemaps", "--url", &agent_base, "--token", API_TOKEN, "upload", "--release", "nx-2"])
+        .args(["sourcemaps", "--url", &agent_base, "--token", API_TOKEN, "upload", "--release", "maps-of-nx-2"])
         .args(["--url-prefix", "~/_next/static"])
         .arg(dir.join(".next/static"))
         .output()

@@ -309,6 +309,19 @@ const REPEATS = 2;
 // keep their names. One string split once, as BUSINESS's: smaller than an object literal.
 const CONTEXT_TAGS = "process businessProcess step workflowStep code errorCode industry industry userRole userRole businessId businessId component component errorBoundary errorBoundary componentStack componentStack".split(" ");
 
+// TC39's source map debug ids: a bundler that writes them (Turbopack with `turbopack.debugIds`)
+// records `globalThis._debugIds[new Error().stack] = id` as each chunk runs. The ids of the
+// scripts this stack names (8 at most) let the agent find their maps whatever the release says.
+function debugIds(stack) {
+  const all = globalThis._debugIds;
+  let out, n = 0;
+  for (const key in all) {
+    const url = /(https?:\/\/[^\s()]+?):\d+:\d+/.exec(key)?.[1];
+    if (url && n < 8 && stack.includes(url)) (out ||= {})[url] = all[key], n++;
+  }
+  return out;
+}
+
 function capture(err, kind, context, fingerprint) {
   let name = "Error";
   let message = "";
@@ -332,7 +345,7 @@ function capture(err, kind, context, fingerprint) {
     if (isString(context?.[contextKey])) tags[CONTEXT_TAGS[i + 1]] = context[contextKey];
   }
   const ev = { kind, message: cut(scrub(message ? name + ": " + message : name), 2000), tags, count: 1 };
-  if (stack) ev.stack = cut(stack, 16000);
+  if (stack) (ev.stack = cut(stack, 16000)), (ev.debugIds = debugIds(stack));
   if (fingerprint) ev.fingerprint = fingerprint;
   if (crumbs.length) ev.breadcrumbs = crumbs.slice();
   if (active) ev.traceId = active.traceId;

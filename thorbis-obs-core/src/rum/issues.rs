@@ -682,6 +682,7 @@ mod tests {
             users: users.to_vec(),
             users_more: 0,
             breakdown,
+            debug_ids: BTreeMap::new(),
         };
         w.errors.insert(fp.into(), g);
         w

@@ -165,6 +165,9 @@ pub struct ErrorGroup {
     /// [`MAX_BREAKDOWN_VALUES`](super::issues::MAX_BREAKDOWN_VALUES) values a key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub breakdown: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The source map debug ids of the sample stack's scripts, by script URL (the page's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub debug_ids: BTreeMap<String, String>,
     /// When it first reached a collector (by the collector's clock, not the page's).
     pub first_seen: Timestamp,
     /// When it last reached a collector.
@@ -192,6 +195,7 @@ impl ErrorGroup {
             self.message.clone_from(&other.message);
             self.sample_stack.clone_from(&other.sample_stack);
             self.breadcrumbs.clone_from(&other.breadcrumbs);
+            self.debug_ids.clone_from(&other.debug_ids);
         }
         self.last_seen = self.last_seen.max(other.last_seen);
     }
@@ -463,6 +467,7 @@ impl RumWindow {
                 users: Vec::new(),
                 users_more: 0,
                 breakdown: BTreeMap::new(),
+                debug_ids: BTreeMap::new(),
             },
         );
         if let Some(g) = self.errors.get_mut(&fp) {
@@ -606,6 +611,7 @@ impl RumWindow {
                     count,
                     trace_id,
                     symbolicated_fingerprint,
+                    debug_ids,
                     ..
                 } => {
                     done.errors += 1;
@@ -651,7 +657,16 @@ impl RumWindow {
                     ];
                     let facts = (user, &facets[..]);
                     let stack = stack.as_deref();
+                    let key = fp.clone();
                     self.add_error(fp, scope, kind, message, stack, &route, tags, breadcrumbs, facts, n, arrival);
+                    // The sample's scripts' debug ids, beside its stack and in the same budget.
+                    let cost: usize = debug_ids.iter().map(|(u, i)| u.len() + i.len()).sum();
+                    if let Some(g) = self.errors.get_mut(&key) {
+                        if cost > 0 && g.debug_ids.is_empty() && self.stack_bytes + cost <= MAX_WINDOW_STACK_BYTES {
+                            g.debug_ids = debug_ids.clone();
+                            self.stack_bytes += cost;
+                        }
+                    }
                 }
                 _ => {}
             }

@@ -382,9 +382,9 @@ impl AgentBuilder {
         #[cfg(feature = "collector")]
         let symbolicator = sourcemaps.enabled().then(|| {
             let s = sourcemaps.clone();
-            Arc::new(move |release: String, frames: Vec<thorbis_obs_core::domain::errors::StackFrame>| {
+            Arc::new(move |release: String, frames: Vec<thorbis_obs_core::domain::errors::StackFrame>, ids| {
                 let s = s.clone();
-                Box::pin(async move { s.symbolicate(&release, &frames).await })
+                Box::pin(async move { s.symbolicate_with(&release, &frames, &ids).await })
                     as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
             }) as crate::hub::Symbolicator
         });

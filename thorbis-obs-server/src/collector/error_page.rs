@@ -48,8 +48,11 @@ async fn group(
         return Err(api::error(StatusCode::NOT_FOUND, format!("no error group {fp}")));
     };
     let frames: Vec<StackFrame> = g.sample_stack.as_deref().map(parse_stack).unwrap_or_default();
-    let read = match (&api.collector.as_ref().and_then(|c| c.symbolicator.clone()), g.tags.get("release")) {
-        (Some(sym), Some(release)) if !frames.is_empty() => sym(release.clone(), frames).await,
+    let release = g.tags.get("release").cloned();
+    let read = match (&api.collector.as_ref().and_then(|c| c.symbolicator.clone()), release) {
+        (Some(sym), release) if !frames.is_empty() && (release.is_some() || !g.debug_ids.is_empty()) => {
+            sym(release.unwrap_or_default(), frames, g.debug_ids.clone()).await
+        }
         _ => frames
             .into_iter()
             .map(|f| {

@@ -448,16 +448,28 @@ impl Collector {
     }
 
     /// Gives the batch's errors the fingerprint of their original frames, where the release's
-    /// source maps cover them (at most [`MAX_SYMBOLICATED`] errors a batch; business errors and
+    /// source maps (or the maps their scripts' debug ids name) cover them (at most [`MAX_SYMBOLICATED`] errors a batch; business errors and
     /// errors with the page's own fingerprint keep theirs).
     pub(super) async fn symbolicate(&self, batch: &mut Batch) {
-        let (Some(sym), Some(release)) = (&self.symbolicator, batch.version.clone()) else { return };
+        let Some(sym) = &self.symbolicator else { return };
+        let release = batch.version.clone().unwrap_or_default();
         let mut done = 0;
         for e in &mut batch.events {
-            let Event::Error { message, stack: Some(stack), fingerprint: None, symbolicated_fingerprint, .. } = e
+            let Event::Error {
+                message,
+                stack: Some(stack),
+                fingerprint: None,
+                symbolicated_fingerprint,
+                debug_ids,
+                ..
+            } = e
             else {
                 continue;
             };
+            // Without a release only the scripts' debug ids can name their maps.
+            if release.is_empty() && debug_ids.is_empty() {
+                continue;
+            }
             if done == MAX_SYMBOLICATED {
                 break;
             }
@@ -466,7 +478,7 @@ impl Collector {
             if frames.is_empty() {
                 continue;
             }
-            let read = sym(release.clone(), frames).await;
+            let read = sym(release.clone(), frames, debug_ids.clone()).await;
             if read.iter().any(|f| f.mapped) {
                 *symbolicated_fingerprint =
                     Some(thorbis_obs_core::domain::errors::symbolicated_fingerprint(message, &read));

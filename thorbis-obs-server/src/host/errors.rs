@@ -63,6 +63,7 @@ fn cut(s: &str, max: usize) -> String {
 struct Shared {
     service: String,
     env: String,
+    release: std::sync::OnceLock<String>,
     pending: Mutex<HashMap<String, ServerError>>,
     reported: AtomicU64,
     dropped: AtomicU64,
@@ -83,11 +84,20 @@ impl ErrorReporter {
             shared: Arc::new(Shared {
                 service: service.into(),
                 env: env.into(),
+                release: std::sync::OnceLock::new(),
                 pending: Mutex::new(HashMap::new()),
                 reported: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Tags every error with `release` (`env!("CARGO_PKG_VERSION")`, a git SHA): its error
+    /// groups then know the release that brought them and the one they came back in. Set once;
+    /// a second call is ignored.
+    pub fn with_release(self, release: impl Into<String>) -> Self {
+        let _ = self.shared.release.set(truncate(&release.into(), 128).to_string());
+        self
     }
 
     /// The `tracing` layer that reports ERROR events: `registry().with(reporter.layer())`.
@@ -105,6 +115,9 @@ impl ErrorReporter {
         }
         if e.env.is_empty() {
             e.env.clone_from(&s.env);
+        }
+        if let Some(r) = s.release.get() {
+            e.tags.entry("release".to_string()).or_insert_with(|| r.clone());
         }
         let n = e.count.max(1);
         e.count = n;

@@ -473,7 +473,7 @@ fn logs_request(errors: &[ServerError]) -> ExportLogsServiceRequest {
             }
         }
         for (k, v) in &e.tags {
-            if k != "severity" {
+            if k != "severity" && k != "release" {
                 attrs.push(text(k, v));
             }
         }
@@ -486,17 +486,16 @@ fn logs_request(errors: &[ServerError]) -> ExportLogsServiceRequest {
             attributes: attrs,
             ..LogRecord::default()
         };
-        let same = |r: &&mut ResourceLogs| {
-            let a = r.resource.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
-            a == [text("service.name", &e.service), text("deployment.environment.name", &e.env)]
-        };
+        // The release travels as the resource's `service.version`, where the intake reads it.
+        let mut resource = vec![text("service.name", &e.service), text("deployment.environment.name", &e.env)];
+        if let Some(r) = e.tags.get("release") {
+            resource.push(text("service.version", r));
+        }
+        let same = |r: &&mut ResourceLogs| r.resource.as_ref().is_some_and(|r| r.attributes == resource);
         match resources.iter_mut().find(|r| same(r)) {
             Some(r) => r.scope_logs[0].log_records.push(record),
             None => resources.push(ResourceLogs {
-                resource: Some(Resource {
-                    attributes: vec![text("service.name", &e.service), text("deployment.environment.name", &e.env)],
-                    ..Resource::default()
-                }),
+                resource: Some(Resource { attributes: resource.clone(), ..Resource::default() }),
                 scope_logs: vec![ScopeLogs { log_records: vec![record], ..ScopeLogs::default() }],
                 ..ResourceLogs::default()
             }),

@@ -37,7 +37,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sourcemap::SourceMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use thorbis_obs_core::domain::errors::{StackFrame, SymbolicatedFrame, parse_stack};
@@ -46,6 +46,8 @@ use thorbis_obs_core::time::{HumanDuration, Timestamp};
 /// The store's record kind of a map (its text) and of its index row.
 const KIND: &str = "sourcemap";
 const INDEX_KIND: &str = "sourcemap-index";
+/// A map's debug id -> its release and URL (`{"release", "url"}`).
+const DEBUG_ID_KIND: &str = "sourcemap-debug-id";
 /// How long a lookup that found no map is remembered.
 const MISS_TTL: Duration = Duration::from_secs(60);
 /// Cache entries (maps and misses) at most, whatever their bytes.
@@ -112,7 +114,7 @@ impl Default for SourceMapsSection {
 /// `~/_next/static/chunks/app/page-1a2b.js`. At most 10,000 maps, sorted; inline (`data:`) and
 /// remote maps are left alone.
 pub fn find_maps(dir: &std::path::Path, prefix: &str) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
-    use std::collections::{BTreeMap, HashSet};
+    use std::collections::HashSet;
     use std::path::{Path, PathBuf};
     const MAX_FILES: usize = 200_000;
     let mut files = Vec::new();
@@ -246,11 +248,18 @@ struct StoredMap {
 
 /// Parses a source map (regular or indexed: an index is flattened).
 pub fn parse(bytes: &[u8]) -> Result<SourceMap, SourceMapError> {
-    match sourcemap::decode_slice(bytes).map_err(|e| SourceMapError::Invalid(e.to_string()))? {
-        sourcemap::DecodedMap::Regular(m) => Ok(m),
-        sourcemap::DecodedMap::Index(i) => i.flatten().map_err(|e| SourceMapError::Invalid(e.to_string())),
-        sourcemap::DecodedMap::Hermes(h) => Ok((*h).clone()),
+    let decoded = sourcemap::decode_slice(bytes).map_err(|e| SourceMapError::Invalid(e.to_string()))?;
+    // An index map's debug id (Turbopack writes its maps so) is the flattened map's too.
+    let debug_id = decoded.debug_id();
+    let mut map = match decoded {
+        sourcemap::DecodedMap::Regular(m) => m,
+        sourcemap::DecodedMap::Index(i) => i.flatten().map_err(|e| SourceMapError::Invalid(e.to_string()))?,
+        sourcemap::DecodedMap::Hermes(h) => (*h).clone(),
+    };
+    if map.get_debug_id().is_none() {
+        map.set_debug_id(debug_id);
     }
+    Ok(map)
 }
 
 fn check_name(what: &str, s: &str) -> Result<(), SourceMapError> {
@@ -394,6 +403,10 @@ impl SourceMaps {
         let store = self.hub.store();
         store.save_record(KIND, &id, info.uploaded_at, &body).await?;
         store.save_record(INDEX_KIND, &id, info.uploaded_at, &index).await?;
+        if let Some(debug_id) = &info.debug_id {
+            let named = json!({ "release": release, "url": url }).to_string();
+            store.save_record(DEBUG_ID_KIND, &debug_id.to_ascii_lowercase(), info.uploaded_at, &named).await?;
+        }
         let key = (release.to_string(), url);
         let cost = size * PARSED_COST;
         self.cache.lock().unwrap_or_else(PoisonError::into_inner).put(
@@ -450,6 +463,20 @@ impl SourceMaps {
     /// `frames` (innermost first) of an error in `release`, as the developer wrote them where a
     /// map covers them (the maps of the first [`MAX_MAPS_PER_STACK`] scripts it names).
     pub async fn symbolicate(&self, release: &str, frames: &[StackFrame]) -> Vec<SymbolicatedFrame> {
+        self.symbolicate_with(release, frames, &BTreeMap::new()).await
+    }
+
+    /// [`SourceMaps::symbolicate`], a script whose debug id the page sent (`debug_ids`, by
+    /// script URL) read with the map of that id, whatever its release; the others with
+    /// `release`'s.
+    pub async fn symbolicate_with(
+        &self,
+        release: &str,
+        frames: &[StackFrame],
+        debug_ids: &BTreeMap<String, String>,
+    ) -> Vec<SymbolicatedFrame> {
+        let by_key: HashMap<String, &str> =
+            debug_ids.iter().filter_map(|(url, id)| Some((map_key(url)?, id.as_str()))).collect();
         let mut maps: HashMap<String, Arc<SourceMap>> = HashMap::new();
         let mut asked = std::collections::HashSet::new();
         for f in frames {
@@ -461,11 +488,36 @@ impl SourceMaps {
                 break;
             }
             asked.insert(key.clone());
-            if let Some(m) = self.map(release, &key).await {
+            let found = match by_key.get(&key) {
+                Some(id) => match self.named_by_debug_id(id).await {
+                    Some((r, url)) => self.map(&r, &url).await,
+                    None if !release.is_empty() => self.map(release, &key).await,
+                    None => None,
+                },
+                None if !release.is_empty() => self.map(release, &key).await,
+                None => None,
+            };
+            if let Some(m) = found {
                 maps.insert(key, m);
             }
         }
         symbolicate(frames, |k| maps.get(k).map(|m| &**m))
+    }
+
+    /// The release and URL a map with debug id `id` was uploaded under.
+    async fn named_by_debug_id(&self, id: &str) -> Option<(String, String)> {
+        if !thorbis_obs_core::wire::is_debug_id(id) {
+            return None;
+        }
+        let row = match self.hub.store().record(DEBUG_ID_KIND, &id.to_ascii_lowercase()).await {
+            Ok(r) => r?,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look a debug id up");
+                return None;
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(&row.body).ok()?;
+        Some((v["release"].as_str()?.to_string(), v["url"].as_str()?.to_string()))
     }
 
     /// Deletes the maps uploaded before `before`.
@@ -473,6 +525,7 @@ impl SourceMaps {
         let store = self.hub.store();
         let n = store.prune_records(KIND, before).await?;
         store.prune_records(INDEX_KIND, before).await?;
+        store.prune_records(DEBUG_ID_KIND, before).await?;
         Ok(n)
     }
 }
@@ -523,8 +576,12 @@ async fn list(State(s): State<Arc<SourceMaps>>, Query(q): Query<ListQuery>) -> R
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SymbolicateBody {
+    #[serde(default)]
     release: String,
     stack: String,
+    /// Debug ids of the stack's scripts, by script URL (at most 8).
+    #[serde(default, rename = "debugIds")]
+    debug_ids: BTreeMap<String, String>,
 }
 
 /// A stack to symbolicate is at most this long.
@@ -544,8 +601,11 @@ async fn symbolicate_stack(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
     };
+    if b.debug_ids.len() > thorbis_obs_core::wire::MAX_DEBUG_IDS {
+        return error(StatusCode::BAD_REQUEST, "debugIds: at most 8, one per script");
+    }
     let frames = parse_stack(&b.stack);
-    axum::Json(json!({ "frames": s.symbolicate(&b.release, &frames).await })).into_response()
+    axum::Json(json!({ "frames": s.symbolicate_with(&b.release, &frames, &b.debug_ids).await })).into_response()
 }
 
 impl SourceMaps {
@@ -624,6 +684,15 @@ impl Component for SourceMaps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_map_keeps_its_debug_id_when_flattened() {
+        let index = r#"{"version":3,"sources":[],"debugId":"a492fa2e-57dd-0136-883d-4c6e288985e4","sections":[
+            {"offset":{"line":0,"column":0},"map":{"version":3,"sources":["turbopack:///[project]/app/a.js"],"names":[],"mappings":"AAAA"}}]}"#;
+        let map = parse(index.as_bytes()).expect("an index map");
+        assert_eq!(map.get_debug_id().map(|d| d.to_string()).as_deref(), Some("a492fa2e-57dd-0136-883d-4c6e288985e4"));
+        assert_eq!(map.get_source_count(), 1);
+    }
 
     #[test]
     fn maps_are_named_by_the_script_they_map() {
