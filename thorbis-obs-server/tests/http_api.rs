@@ -662,6 +662,11 @@ mod error_workflow {
             description.ends_with(&format!("users affected: https://obs.example.com/errors/{fp}")),
             "{description}"
         );
+        // The two errors may fall in two windows (1 s each): the page can come after the first.
+        support::eventually("both errors in the book", Duration::from_secs(30), async || {
+            issue(&fp).await["count"].as_u64() == Some(2)
+        })
+        .await;
         let life = issue(&fp).await;
         assert_eq!(
             (life["status"]["status"].as_str(), life["firstRelease"].as_str()),
