@@ -507,6 +507,89 @@ fn no_data_verdict(policy: NoDataPolicy, inst: Option<&Instance>, now: Timestamp
     }
 }
 
+/// `v` as Prometheus' template function `f` prints it (`%.4g` with SI prefixes, a percentage,
+/// or a duration in seconds); None for another name.
+pub fn humanized(f: &str, v: f64) -> Option<String> {
+    const BIG: [&str; 8] = ["k", "M", "G", "T", "P", "E", "Z", "Y"];
+    const SMALL: [&str; 8] = ["m", "u", "n", "p", "f", "a", "z", "y"];
+    // Scales |v| into [1, 1000) with SI prefixes, as Prometheus' loops do.
+    let si = |mut v: f64| {
+        let mut prefix = "";
+        if v.abs() >= 1.0 {
+            for p in BIG {
+                if v.abs() < 1000.0 {
+                    break;
+                }
+                prefix = p;
+                v /= 1000.0;
+            }
+        } else {
+            for p in SMALL {
+                if v.abs() >= 1.0 {
+                    break;
+                }
+                prefix = p;
+                v *= 1000.0;
+            }
+        }
+        (v, prefix)
+    };
+    Some(match f {
+        "humanize" if v == 0.0 || !v.is_finite() => g4(v),
+        "humanize" => {
+            let (v, p) = si(v);
+            format!("{}{p}", g4(v))
+        }
+        "humanizePercentage" => format!("{}%", g4(v * 100.0)),
+        "humanizeDuration" if !v.is_finite() => g4(v),
+        "humanizeDuration" if v == 0.0 => format!("{}s", g4(v)),
+        "humanizeDuration" if v.abs() >= 1.0 => {
+            let sign = if v < 0.0 { "-" } else { "" };
+            let secs = v.abs().trunc() as i64;
+            let (d, h, m, s) = (secs / 86_400, (secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+            if d != 0 {
+                format!("{sign}{d}d {h}h {m}m {s}s")
+            } else if h != 0 {
+                format!("{sign}{h}h {m}m {s}s")
+            } else if m != 0 {
+                format!("{sign}{m}m {s}s")
+            } else {
+                format!("{sign}{}s", g4(v.abs()))
+            }
+        }
+        "humanizeDuration" => {
+            let (v, p) = si(v);
+            format!("{}{p}s", g4(v))
+        }
+        _ => return None,
+    })
+}
+
+/// Go's `%.4g`: four significant digits, trailing zeros dropped, exponent form below 1e-4 and
+/// from 1e4 (`1.235e+04`).
+fn g4(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let sci = format!("{v:.3e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| {
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() }
+    };
+    if !(-4..4).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
+    }
+    trim(&format!("{:.*}", (3 - exp) as usize, v))
+}
+
 /// Stable id of an alert instance: FNV-1a of the rule id and the series labels.
 pub fn fingerprint(rule_id: &str, series_labels: &Labels) -> String {
     let mut h = Fnv64::new();
@@ -572,8 +655,10 @@ fn build_notification(
     }
 }
 
-/// Expands `{{ $value }}` and `{{ $labels.NAME }}` (spaces inside the braces optional).
-/// Anything else between braces is left as written.
+/// Expands `{{ $value }}` and `{{ $labels.NAME }}` (spaces inside the braces optional), and a
+/// number through Prometheus' `humanize`, `humanizePercentage` or `humanizeDuration`
+/// (`{{ $value | humanize }}`, `{{ humanize $value }}`). Anything else between braces is left
+/// as written.
 pub fn expand_template(text: &str, labels: &Labels, value: Option<f64>) -> String {
     expand_template_with(text, labels, value, |_| None)
 }
@@ -598,17 +683,91 @@ pub fn expand_template_with(
             return out;
         };
         let expr = after[..close].trim();
-        if expr == "$value" {
-            out.push_str(&value.map(format_value).unwrap_or_else(|| "no data".into()));
-        } else if let Some(name) = expr.strip_prefix("$labels.") {
-            out.push_str(labels.get(name.trim()).unwrap_or(""));
+        // `{{ $value | humanize }}` or `{{ humanize $value }}`: one of Prometheus' formatting
+        // functions applied to a number.
+        let (expr, function) = match expr.split_once('|') {
+            Some((e, f)) => (e.trim(), Some(f.trim())),
+            None => match expr.split_once(' ') {
+                Some((f, e)) if humanized(f, 0.0).is_some() => (e.trim(), Some(f)),
+                _ => (expr, None),
+            },
+        };
+        let number = |v: Option<f64>| match (v, function) {
+            (None, _) => Some("no data".to_string()),
+            (Some(v), None) => Some(format_value(v)),
+            (Some(v), Some(f)) => humanized(f, v),
+        };
+        let text = if expr == "$value" {
+            number(value)
+        } else if let Some(name) = expr.strip_prefix("$labels.").filter(|_| function.is_none()) {
+            Some(labels.get(name.trim()).unwrap_or("").to_string())
         } else if let Some(metric) = expr.strip_prefix("$values.") {
-            out.push_str(&sibling(metric.trim()).map(format_value).unwrap_or_else(|| "no data".into()));
+            number(sibling(metric.trim()))
         } else {
-            out.push_str(&rest[open..open + 2 + close + 2]);
+            None
+        };
+        match text {
+            Some(t) => out.push_str(&t),
+            None => out.push_str(&rest[open..open + 2 + close + 2]),
         }
         rest = &after[close + 2..];
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn humanized_numbers_read_as_prometheus_prints_them() {
+        // The figures Prometheus' own template tests expect.
+        let cases: &[(&str, f64, &str)] = &[
+            ("humanize", 0.0, "0"),
+            ("humanize", 1.0, "1"),
+            ("humanize", 1234.0, "1.234k"),
+            ("humanize", 1234567.0, "1.235M"),
+            ("humanize", 2841.623515733081, "2.842k"),
+            ("humanize", 0.00123, "1.23m"),
+            ("humanize", -1234.0, "-1.234k"),
+            ("humanize", f64::INFINITY, "+Inf"),
+            ("humanizePercentage", 0.323, "32.3%"),
+            ("humanizePercentage", 0.0, "0%"),
+            ("humanizePercentage", 1.5, "150%"),
+            ("humanizeDuration", 0.0, "0s"),
+            ("humanizeDuration", 0.1, "100ms"),
+            ("humanizeDuration", 0.0001, "100us"),
+            ("humanizeDuration", 1.0, "1s"),
+            ("humanizeDuration", 2.841, "2.841s"),
+            ("humanizeDuration", 60.0, "1m 0s"),
+            ("humanizeDuration", 3600.0, "1h 0m 0s"),
+            ("humanizeDuration", 86400.0, "1d 0h 0m 0s"),
+            ("humanizeDuration", 90061.5, "1d 1h 1m 1s"),
+            ("humanizeDuration", -3725.0, "-1h 2m 5s"),
+        ];
+        for (f, v, want) in cases {
+            assert_eq!(humanized(f, *v).as_deref(), Some(*want), "{f}({v})");
+        }
+        assert_eq!(humanized("title", 1.0), None);
+        assert_eq!(g4(12345.0), "1.234e+04");
+        assert_eq!(g4(0.00001234), "1.234e-05");
+    }
+
+    #[test]
+    fn templates_pipe_or_call_the_functions() {
+        let labels = Labels::new().with("route", "/pay");
+        let t =
+            |text: &str, v: Option<f64>| expand_template_with(text, &labels, v, |m| (m == "share").then_some(0.323));
+        assert_eq!(t("{{ $value | humanize }} ms on {{ $labels.route }}", Some(2841.62)), "2.842k ms on /pay");
+        assert_eq!(t("{{humanizeDuration $value}}", Some(3725.0)), "1h 2m 5s");
+        assert_eq!(t("{{ $values.share | humanizePercentage }}", None), "32.3%");
+        assert_eq!(t("{{ $value | humanize }}", None), "no data");
+        assert_eq!(
+            t("{{ $value | shout }}", Some(1.0)),
+            "{{ $value | shout }}",
+            "an unknown function is left as written"
+        );
+        assert_eq!(t("{{ $value }}", Some(2841.623515733081)), "2841.623515733081", "unchanged without a function");
+    }
 }
