@@ -46,14 +46,10 @@ async fn the_nextjs_example_builds_serves_and_its_beacons_arrive() {
     let (agent, agent_base, notes) = start_agent().await;
     build(&next, &dir, &agent_base, RELEASE, "").await;
     let (first_server, base) = start(&next, &dir, &agent_base).await;
-    let tmp = tempfile::tempdir().expect("tmp");
-    let file = tmp.path().join("wf.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r##"[[workflows]]
-name = "nextjs"
-steps = [
+    run_workflow(
+        "nextjs",
+        &format!(
+            r##"steps = [
   {{ type = "navigate", url = "{base}/" }},
   {{ type = "validate", selector = "h1", text_contains = "Work orders" }},
   {{ type = "click", selector = "#create" }},
@@ -66,16 +62,10 @@ steps = [
   {{ type = "wait", selector = "#invoice-status", timeout = "20s" }},
   {{ type = "validate", selector = "#invoice-status", text_contains = "Invoice inv_7 paid" }},
   {{ type = "navigate", url = "{base}/missing-page" }},
-]
-"##
+]"##
         ),
     )
-    .expect("write");
-    let wf = WorkflowFile::load(&file).expect("workflow");
-    let runner = SyntheticRunner::new(SyntheticSection::default(), tmp.path());
-    let run = runner.run(&wf.workflows[0]).await;
-    assert!(run.success, "{run:#?}");
-    drop(runner);
+    .await;
 
     // The button's request: one trace holding the browser's span (service thorbis-web) and
     // the Next.js server's spans under it (decided once it has been quiet for 10 s).
@@ -384,22 +374,24 @@ async fn start(next: &std::path::Path, dir: &std::path::Path, agent_base: &str) 
 
 /// Clicks "Charge a declined card" in Chromium and waits for the boundary's fallback.
 async fn decline_in_chromium(base: &str) {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let file = tmp.path().join("decline.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r##"[[workflows]]
-name = "decline"
-steps = [
+    run_workflow(
+        "decline",
+        &format!(
+            r##"steps = [
   {{ type = "navigate", url = "{base}/" }},
   {{ type = "click", selector = "#charge-declined" }},
   {{ type = "wait", selector = "#invoice-fallback", timeout = "20s" }},
-]
-"##
+]"##
         ),
     )
-    .expect("write");
+    .await;
+}
+
+/// Runs a synthetic workflow of `steps` (TOML) in headless Chromium; it must pass.
+async fn run_workflow(name: &str, steps: &str) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("wf.toml");
+    std::fs::write(&file, format!("[[workflows]]\nname = \"{name}\"\n{steps}\n")).expect("write");
     let wf = WorkflowFile::load(&file).expect("workflow");
     let runner = SyntheticRunner::new(SyntheticSection::default(), tmp.path());
     let run = runner.run(&wf.workflows[0]).await;
