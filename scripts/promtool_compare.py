@@ -12,8 +12,11 @@ Prints the median wall time of each tool over R runs and the ratio.
 """
 import argparse, os, random, re, statistics, subprocess, sys, tempfile, time
 
-AGG = [("avg", "avg_over_time"), ("max", "max_over_time"), ("min", "min_over_time"),
-       ("sum", "sum_over_time"), ("count", "count_over_time"), ("last", "last_over_time")]
+AGG = [("avg", "avg_over_time({})"), ("max", "max_over_time({})"), ("min", "min_over_time({})"),
+       ("sum", "sum_over_time({})"), ("count", "count_over_time({})"), ("last", "last_over_time({})"),
+       ("p50", "quantile_over_time(0.5, {})"), ("p75", "quantile_over_time(0.75, {})"),
+       ("p95", "quantile_over_time(0.95, {})")]
+QUANTILES = {"p50": 0.5, "p75": 0.75, "p95": 0.95}
 OPS = [("greater_than", ">"), ("less_than", "<"), ("greater_than_or_equal", ">=")]
 WINDOW_S, STEP_S = 150, 60
 
@@ -27,7 +30,9 @@ def generate(n_rules, n_samples, seed):
         op, sym = OPS[(i // len(AGG)) % len(OPS)]
         pending = 120 if i % 2 else 0
         # A random walk with occasional gaps, integers only; thresholds end in .5 so no
-        # aggregate (a sum, or a mean of at most 3 integers) ever equals them.
+        # aggregate (a sum, or a mean of at most 3 integers) ever equals them, and quantile
+        # thresholds in .37 (an interpolation of at most 3 integers by these q is a multiple
+        # of 0.05).
         v, values = rng.randint(0, 100), []
         while sum(1 for x in values if x is not None) < per_series:
             v = max(0, v + rng.randint(-15, 15))
@@ -36,11 +41,23 @@ def generate(n_rules, n_samples, seed):
             threshold = rng.choice([1.5, 2.5])
         elif agg == "sum":
             threshold = 3 * rng.randint(30, 70) + 0.5
+        elif agg in QUANTILES:
+            threshold = rng.randint(30, 70) + 0.37
         else:
             threshold = rng.randint(30, 70) + 0.5
         rules.append(dict(i=i, agg=agg, fn=prom_fn, op=op, sym=sym, thr=threshold, pending=pending))
         series.append(values)
     return rules, series, per_series
+
+
+def promql_quantile(q, values):
+    """PromQL's quantile: rank q * (n - 1), linear between the samples at floor and floor + 1."""
+    s = sorted(values)
+    rank = q * (len(s) - 1)
+    lo = max(0, int(rank // 1))
+    hi = min(len(s) - 1, lo + 1)
+    w = rank - lo
+    return s[lo] * (1 - w) + s[hi] * w
 
 
 def reference(rule, values, eval_times):
@@ -51,8 +68,11 @@ def reference(rule, values, eval_times):
     for t in range(0, t_end + 1, STEP_S):
         inside = [v for k, v in enumerate(values) if v is not None and t - WINDOW_S < k * STEP_S <= t]
         if inside:
-            agg = {"avg": sum(inside) / len(inside), "max": max(inside), "min": min(inside),
-                   "sum": sum(inside), "count": len(inside), "last": inside[-1]}[rule["agg"]]
+            if rule["agg"] in QUANTILES:
+                agg = promql_quantile(QUANTILES[rule["agg"]], inside)
+            else:
+                agg = {"avg": sum(inside) / len(inside), "max": max(inside), "min": min(inside),
+                       "sum": sum(inside), "count": len(inside), "last": inside[-1]}[rule["agg"]]
             holds = ops[rule["sym"]](agg, rule["thr"])
         else:
             holds = False
@@ -78,7 +98,8 @@ def write_files(d, rules, series, eval_times, flip):
     with open(os.path.join(d, "rules.prom.yaml"), "w") as f:
         f.write("groups:\n  - name: generated\n    rules:\n")
         for r in rules:
-            f.write(f"      - alert: {name(r)}\n        expr: {r['fn']}(m_{r['i']}[150s]) {r['sym']} {r['thr']}\n"
+            expr = r["fn"].format(f"m_{r['i']}[150s]")
+            f.write(f"      - alert: {name(r)}\n        expr: {expr} {r['sym']} {r['thr']}\n"
                     f"        for: {r['pending']}s\n        labels: {{ severity: warning }}\n")
     flipped = set()
     rng = random.Random(7)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine of this kind (Debian, rustup, root).
 # Installs what is missing (wasm32 target, PostgreSQL server binaries, Debian's chromium and
-# chromium-driver for the synthetic workflow tests, the OpenTelemetry Python SDK from PyPI for the
+# chromium-driver for the synthetic workflow tests, Debian's prometheus and
+# prometheus-node-exporter, the OpenTelemetry Python SDK from PyPI for the
 # OTLP intake tests), starts what the tests need (a throwaway
 # PostgreSQL cluster; the tests start their own HTTP, SMTP and TLS receivers on 127.0.0.1),
 # and stops it again.
@@ -58,6 +59,21 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
   else
     echo "chromium and chromium-driver are missing and this is not root: install them with apt-get" >&2
+    exit 1
+  fi
+fi
+
+# Debian's prometheus (promtool: the quantile scenarios' verdicts are compared with it) and
+# prometheus-node-exporter (the scrape source's real endpoint). The packages' services are not
+# used: the tests start their own exporter on a free loopback port.
+if ! command -v promtool >/dev/null || [ ! -x /usr/bin/prometheus-node-exporter ]; then
+  log "installing Debian's prometheus and prometheus-node-exporter"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-node-exporter >/dev/null
+    (pkill -x prometheus; pkill -f /usr/bin/prometheus-node-exporter) >/dev/null 2>&1 || true
+  else
+    echo "promtool or prometheus-node-exporter is missing and this is not root: install prometheus and prometheus-node-exporter with apt-get" >&2
     exit 1
   fi
 fi

@@ -37,3 +37,30 @@ fn wrong_expectations_fail_with_a_diff() {
     assert!(o.failures[0].contains("time: 10m") && o.failures[0].contains("severity=\"warning\""), "{}", o.failures[0]);
     assert!(o.failures[1].contains("time: 50m") && o.failures[1].contains("got:[]"), "{}", o.failures[1]);
 }
+
+/// The quantile scenario's expectations are promtool's verdicts too: the same tests run with
+/// `promtool test rules` (Debian's prometheus package, which the test command installs) on the
+/// rules written in PromQL.
+#[test]
+fn quantile_verdicts_equal_promtool() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promtool");
+    let ours = run_test_file(&dir.join("quantiles.test.yaml"));
+    assert!(ours.ok(), "{}\n{}", ours.errors.join("\n"), ours.failures.join("\n"));
+    assert_eq!(ours.passed, 8);
+    let tmp = std::env::temp_dir().join(format!("thorbis-promtool-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    std::fs::copy(dir.join("prometheus/quantiles.rules.yaml"), tmp.join("quantiles.rules.yaml")).expect("copy");
+    let text = std::fs::read_to_string(dir.join("quantiles.test.yaml")).expect("read");
+    let text = text.replace("rule_files: [quantiles.yaml]", "rule_files: [quantiles.rules.yaml]");
+    assert!(text.contains("quantiles.rules.yaml"));
+    std::fs::write(tmp.join("quantiles.test.yaml"), text).expect("write");
+    let out = std::process::Command::new("promtool")
+        .arg("test")
+        .arg("rules")
+        .arg(tmp.join("quantiles.test.yaml"))
+        .output()
+        .expect("promtool runs (bash scripts/test.sh installs Debian's prometheus)");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("SUCCESS"), "promtool disagrees:\n{said}");
+}

@@ -246,18 +246,28 @@ impl QuantileSketch {
         (self.count() > 0).then_some(self.max)
     }
 
-    /// The value at quantile `q` in `[0, 1]`: the sample of 0-based rank `floor(q * (n - 1))` in
-    /// sorted order, within relative error α. `None` when empty or `q` is outside `[0, 1]`.
+    /// The value at quantile `q` in `[0, 1]` as PromQL's `quantile_over_time` defines it: with
+    /// rank `r = q * (n - 1)`, the samples at 0-based ranks `floor(r)` and `floor(r) + 1`
+    /// interpolated linearly by `r - floor(r)`. Each of the two samples is read within relative
+    /// error α, so the result is too. `None` when empty or `q` is outside `[0, 1]`.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         let n = self.count();
         if n == 0 || !(0.0..=1.0).contains(&q) {
             return None;
         }
-        let rank = (q * (n - 1) as f64).floor() as u64;
+        let (lower, upper, weight) = interpolation_ranks(q, n as usize);
+        let a = self.value_at_rank(lower as u64)?;
+        let b = if upper == lower { a } else { self.value_at_rank(upper as u64)? };
+        Some(interpolate(a, b, weight))
+    }
+
+    /// The sample of 0-based `rank` in sorted order, within relative error α.
+    fn value_at_rank(&self, rank: u64) -> Option<f64> {
+        let n = self.count();
         if rank == 0 {
             return Some(self.min);
         }
-        if rank == n - 1 {
+        if rank >= n - 1 {
             return Some(self.max);
         }
         let v = if rank < self.negative.total {
@@ -272,14 +282,30 @@ impl QuantileSketch {
     }
 }
 
-/// The exact value at 0-based rank `floor(q * (n - 1))` of `sorted` (ascending); the rank
-/// definition [`QuantileSketch::quantile`] approximates.
+/// PromQL's ranks for quantile `q` of `n > 0` samples: the lower and upper 0-based ranks and the
+/// weight of the upper one (`rank = q * (n - 1)`, `lower = floor(rank)`,
+/// `upper = min(n - 1, lower + 1)`, `weight = rank - floor(rank)`), as Prometheus'
+/// `promql/quantile.go` computes them.
+pub fn interpolation_ranks(q: f64, n: usize) -> (usize, usize, f64) {
+    let rank = q * (n.saturating_sub(1)) as f64;
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n.saturating_sub(1) as f64);
+    (lower as usize, upper as usize, rank - rank.floor())
+}
+
+/// `a * (1 - weight) + b * weight`: Prometheus' arithmetic, so equal inputs give equal bits.
+pub fn interpolate(a: f64, b: f64, weight: f64) -> f64 {
+    a * (1.0 - weight) + b * weight
+}
+
+/// The exact quantile `q` of `sorted` (ascending) as PromQL's `quantile_over_time` computes it
+/// (see [`interpolation_ranks`]); the definition [`QuantileSketch::quantile`] approximates.
 pub fn exact_quantile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() || !(0.0..=1.0).contains(&q) {
         return None;
     }
-    let rank = (q * (sorted.len() - 1) as f64).floor() as usize;
-    sorted.get(rank).copied()
+    let (lower, upper, weight) = interpolation_ranks(q, sorted.len());
+    Some(interpolate(*sorted.get(lower)?, *sorted.get(upper)?, weight))
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 //! lying wholly inside it and adds the raw samples of the (at most two) partial slices at its
 //! edges, so window edges stay exact and only the sketch's 0.5% relative error remains.
 //! Windows of at most [`EXACT_QUANTILE_MAX`] samples skip the sketches and select exactly.
+//! Either way a quantile is PromQL's `quantile_over_time`: rank `q * (n - 1)`, interpolated
+//! linearly between the samples at its floor and the next rank, with Prometheus' arithmetic
+//! ([`crate::sketch::exact_quantile`]), so a rule moved from Prometheus alerts at the same times.
 //!
 //! Out-of-order policy: the samples of one series must arrive in non-decreasing time order. An
 //! older sample is rejected with [`SampleError::OutOfOrder`] and nothing is stored; equal
@@ -16,7 +19,7 @@
 //! values are rejected with [`SampleError::NotFinite`].
 
 use crate::metrics::SampleError;
-use crate::sketch::QuantileSketch;
+use crate::sketch::{QuantileSketch, interpolate, interpolation_ranks};
 use crate::time::Timestamp;
 use core::time::Duration;
 use serde::{Deserialize, Serialize};
@@ -317,10 +320,13 @@ impl SeriesWindow {
         let start = end.saturating_sub(window.as_millis().min(i64::MAX as u128) as i64);
         if hi - lo <= EXACT_QUANTILE_MAX {
             // Few samples: exact selection is cheaper than merging slice sketches.
+            // PromQL's interpolation between the samples at ranks floor(r) and floor(r) + 1.
             let mut values: Vec<f64> = self.samples.range(lo..hi).map(|&(_, v)| v).collect();
-            let rank = (q * (values.len() - 1) as f64).floor() as usize;
-            let (_, v, _) = values.select_nth_unstable_by(rank, f64::total_cmp);
-            return Some(*v);
+            let (lower, upper, weight) = interpolation_ranks(q, values.len());
+            let (_, a, above) = values.select_nth_unstable_by(lower, f64::total_cmp);
+            let a = *a;
+            let b = if upper > lower { above.iter().copied().min_by(f64::total_cmp).unwrap_or(a) } else { a };
+            return Some(interpolate(a, b, weight));
         }
         let mut sketch = QuantileSketch::new();
         match &self.slices {
@@ -406,6 +412,30 @@ mod tests {
         assert!(w.push(Timestamp(2000), f64::INFINITY).is_err());
         assert_eq!(w.len(), 1);
         assert_eq!(w.aggregate(Aggregation::P99, Timestamp(5000), Duration::from_secs(60)), Some(1.0));
+    }
+
+    #[test]
+    fn quantiles_interpolate_as_promql() {
+        // quantile_over_time(0.5, [1, 2, 3, 4]) = 2.5; 0.75 -> rank 2.25 -> 3.25; 0.95 -> 3.85.
+        let w = window_of(&[(1000, 4.0), (2000, 1.0), (3000, 3.0), (4000, 2.0)], true);
+        let at = Timestamp(4000);
+        let win = Duration::from_secs(60);
+        assert_eq!(w.aggregate(Aggregation::P50, at, win), Some(2.5));
+        assert_eq!(w.aggregate(Aggregation::P75, at, win), Some(3.25));
+        let weight = 0.95 * 3.0 - 2.0;
+        assert_eq!(w.aggregate(Aggregation::P95, at, win), Some(3.0 * (1.0 - weight) + 4.0 * weight));
+        // One sample: every quantile is it; two: the weight of the upper is q.
+        let one = window_of(&[(1000, 7.0)], true);
+        assert_eq!(one.aggregate(Aggregation::P99, Timestamp(1000), win), Some(7.0));
+        let two = window_of(&[(1000, 10.0), (2000, 20.0)], true);
+        assert_eq!(two.aggregate(Aggregation::P75, Timestamp(2000), win), Some(17.5));
+        // The sketch path reads the same definition within its error.
+        let mut sk = QuantileSketch::new();
+        for v in [1.0, 2.0, 3.0, 4.0] {
+            sk.add(v);
+        }
+        let got = sk.quantile(0.5).expect("non-empty");
+        assert!((got - 2.5).abs() <= 2.5 * 0.01, "{got}");
     }
 
     #[test]
