@@ -79,7 +79,7 @@ async fn the_built_in_dashboards_show_seeded_numbers_in_chromium() {
     assert!(chart.contains("<polyline") && chart.contains("latest 4,600 ms"), "{chart}");
     let alerts = section(&dom, "active-alerts");
     assert!(alerts.contains("SlowLargestContentfulPaint") && alerts.contains("firing"), "{alerts}");
-    assert!(alerts.contains("LCP p75 of shop is 4600 ms"), "the rule's summary: {alerts}");
+    assert!(alerts.contains("LCP p75 of shop is 4.6s"), "the rule's summary: {alerts}");
     let errors = section(&dom, "browser-errors");
     assert!(errors.contains("TypeError: card is undefined &lt;b&gt;"), "escaped, not markup: {errors}");
     assert!(errors.contains("payments") && errors.contains("/hs/pay"), "{errors}");

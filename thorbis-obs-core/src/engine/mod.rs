@@ -507,9 +507,15 @@ fn no_data_verdict(policy: NoDataPolicy, inst: Option<&Instance>, now: Timestamp
     }
 }
 
-/// `v` as Prometheus' template function `f` prints it (`%.4g` with SI prefixes, a percentage,
-/// or a duration in seconds); None for another name.
+/// `v` as Prometheus' template function `f` prints it (`humanize`: `%.4g` with SI prefixes;
+/// `humanize1024`: binary prefixes; `humanizePercentage`; `humanizeDuration`: seconds as
+/// `1d 2h 3m 4s` or `2.841s`), or as our one addition, `humanizeMillis`: `humanizeDuration` of a
+/// value in milliseconds (`2841.6` -> `2.842s`; Prometheus users divide in PromQL, our rules
+/// cannot), since the spec's timings are in ms. None for another name.
 pub fn humanized(f: &str, v: f64) -> Option<String> {
+    if f == "humanizeMillis" {
+        return humanized("humanizeDuration", v / 1000.0);
+    }
     const BIG: [&str; 8] = ["k", "M", "G", "T", "P", "E", "Z", "Y"];
     const SMALL: [&str; 8] = ["m", "u", "n", "p", "f", "a", "z", "y"];
     // Scales |v| into [1, 1000) with SI prefixes, as Prometheus' loops do.
@@ -539,6 +545,19 @@ pub fn humanized(f: &str, v: f64) -> Option<String> {
         "humanize" => {
             let (v, p) = si(v);
             format!("{}{p}", g4(v))
+        }
+        "humanize1024" if v.abs() <= 1.0 || !v.is_finite() => g4(v),
+        "humanize1024" => {
+            let mut v = v;
+            let mut prefix = "";
+            for p in ["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"] {
+                if v.abs() < 1024.0 {
+                    break;
+                }
+                prefix = p;
+                v /= 1024.0;
+            }
+            format!("{}{prefix}", g4(v))
         }
         "humanizePercentage" => format!("{}%", g4(v * 100.0)),
         "humanizeDuration" if !v.is_finite() => g4(v),
@@ -745,6 +764,14 @@ mod tests {
             ("humanizeDuration", 86400.0, "1d 0h 0m 0s"),
             ("humanizeDuration", 90061.5, "1d 1h 1m 1s"),
             ("humanizeDuration", -3725.0, "-1h 2m 5s"),
+            ("humanize1024", 0.5, "0.5"),
+            ("humanize1024", 1024.0, "1ki"),
+            ("humanize1024", 1_048_576.0, "1Mi"),
+            ("humanize1024", 11_811_160_064.0, "11Gi"),
+            ("humanize1024", 1500.0, "1.465ki"),
+            ("humanizeMillis", 2841.623515733081, "2.842s"),
+            ("humanizeMillis", 180.0, "180ms"),
+            ("humanizeMillis", 90_000.0, "1m 30s"),
         ];
         for (f, v, want) in cases {
             assert_eq!(humanized(f, *v).as_deref(), Some(*want), "{f}({v})");

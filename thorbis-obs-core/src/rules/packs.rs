@@ -45,7 +45,9 @@ fn rule(
     escalation: Vec<EscalationStep>,
 ) -> AlertRule {
     let mut annotations = BTreeMap::new();
-    annotations.insert("summary".to_string(), format!("{name}: {{{{ $value }}}} ({} {threshold})", operator.symbol()));
+    let shown = crate::engine::humanized("humanize", threshold).unwrap_or_else(|| threshold.to_string());
+    annotations
+        .insert("summary".to_string(), format!("{name}: {{{{ $value | humanize }}}} ({} {shown})", operator.symbol()));
     annotations.insert("description".to_string(), description.to_string());
     AlertRule {
         id: id.into(),
@@ -66,6 +68,12 @@ fn rule(
         repeat_interval: None,
         send_resolved: true,
     }
+}
+
+/// Replaces a rule's summary: every pack's text shows its value humanized in the metric's unit.
+fn with_summary(mut r: AlertRule, text: &str) -> AlertRule {
+    r.annotations.insert("summary".into(), text.into());
+    r
 }
 
 fn step(after_s: u64, severity: Severity, channels: &[&str]) -> EscalationStep {
@@ -96,46 +104,61 @@ pub fn spec_rules() -> Vec<AlertRule> {
         .suppression_rules
         .push(SuppressionRule { condition: "deployment_in_progress".into(), duration: d(1800) });
     vec![
-        high_response,
-        rule(
-            "high-error-rate",
-            "High Error Rate",
-            "API error rate exceeds acceptable threshold",
-            HTTP_REQUEST_ERROR_RATE,
-            (Gt, 0.05, 120, Avg),
-            Error,
-            &["slack", "email"],
-            vec![step(300, Critical, &["slack", "email", "sms", "pagerduty"])],
+        with_summary(
+            high_response,
+            "{{ $labels.service }} {{ $labels.method }} {{ $labels.route }} averages {{ $value | humanizeMillis }} (over 2s)",
         ),
-        rule(
-            "database-connections-high",
-            "Database Connections High",
-            "Database connection count approaching limits",
-            DATABASE_ACTIVE_CONNECTIONS,
-            (Gt, 80.0, 180, Max),
-            Warning,
-            &["slack"],
-            vec![step(600, Error, &["slack", "email"])],
+        with_summary(
+            rule(
+                "high-error-rate",
+                "High Error Rate",
+                "API error rate exceeds acceptable threshold",
+                HTTP_REQUEST_ERROR_RATE,
+                (Gt, 0.05, 120, Avg),
+                Error,
+                &["slack", "email"],
+                vec![step(300, Critical, &["slack", "email", "sms", "pagerduty"])],
+            ),
+            "{{ $labels.service }} {{ $labels.route }}: {{ $value | humanizePercentage }} of requests failed (over 5%)",
         ),
-        rule(
-            "payment-processing-failure",
-            "Payment Processing Failures",
-            "High rate of payment processing failures",
-            PAYMENT_FAILURE_RATE,
-            (Gt, 0.1, 60, Avg),
-            Critical,
-            &["slack", "email", "sms"],
-            vec![],
+        with_summary(
+            rule(
+                "database-connections-high",
+                "Database Connections High",
+                "Database connection count approaching limits",
+                DATABASE_ACTIVE_CONNECTIONS,
+                (Gt, 80.0, 180, Max),
+                Warning,
+                &["slack"],
+                vec![step(600, Error, &["slack", "email"])],
+            ),
+            "{{ $value | humanize }}% of max_connections in use (over 80%)",
         ),
-        rule(
-            "suspicious-login-activity",
-            "Suspicious Login Activity",
-            "Unusual login patterns detected",
-            FAILED_LOGIN_RATE,
-            (Gt, 10.0, 60, Sum),
-            Error,
-            &["slack", "email"],
-            vec![step(300, Critical, &["slack", "email", "sms"])],
+        with_summary(
+            rule(
+                "payment-processing-failure",
+                "Payment Processing Failures",
+                "High rate of payment processing failures",
+                PAYMENT_FAILURE_RATE,
+                (Gt, 0.1, 60, Avg),
+                Critical,
+                &["slack", "email", "sms"],
+                vec![],
+            ),
+            "{{ $value | humanizePercentage }} of payments failed in the last minute (over 10%)",
+        ),
+        with_summary(
+            rule(
+                "suspicious-login-activity",
+                "Suspicious Login Activity",
+                "Unusual login patterns detected",
+                FAILED_LOGIN_RATE,
+                (Gt, 10.0, 60, Sum),
+                Error,
+                &["slack", "email"],
+                vec![step(300, Critical, &["slack", "email", "sms"])],
+            ),
+            "{{ $value | humanize }} failed logins in the last minute (over 10)",
         ),
     ]
 }
@@ -162,36 +185,45 @@ pub fn database_health_rules() -> Vec<AlertRule> {
         super::matcher::Matcher::new("source", super::matcher::MatchOp::Regex, "postgres.*").expect("a valid pattern"),
     ]);
     vec![
-        unreachable,
-        rule(
-            "database-size-large",
-            "Database Size Large",
-            "Database size exceeds 10GB",
-            PG_DATABASE_SIZE_BYTES,
-            (Gt, 10.0 * 1024.0 * 1024.0 * 1024.0, 300, Aggregation::Last),
-            Severity::Warning,
-            &["slack"],
-            vec![],
+        with_summary(unreachable, "PostgreSQL source {{ $labels.source }} has not answered for 2 minutes"),
+        with_summary(
+            rule(
+                "database-size-large",
+                "Database Size Large",
+                "Database size exceeds 10GB",
+                PG_DATABASE_SIZE_BYTES,
+                (Gt, 10.0 * 1024.0 * 1024.0 * 1024.0, 300, Aggregation::Last),
+                Severity::Warning,
+                &["slack"],
+                vec![],
+            ),
+            "The database is {{ $value | humanize1024 }}B (over 10GiB)",
         ),
-        rule(
-            "replication-lag-high",
-            "Replication Lag High",
-            "Replication lag exceeds 30 seconds",
-            PG_REPLICATION_LAG_SECONDS,
-            (Gt, 30.0, 60, Aggregation::Last),
-            Severity::Critical,
-            &["slack", "email", "sms", "pagerduty"],
-            vec![],
+        with_summary(
+            rule(
+                "replication-lag-high",
+                "Replication Lag High",
+                "Replication lag exceeds 30 seconds",
+                PG_REPLICATION_LAG_SECONDS,
+                (Gt, 30.0, 60, Aggregation::Last),
+                Severity::Critical,
+                &["slack", "email", "sms", "pagerduty"],
+                vec![],
+            ),
+            "Replication lag is {{ $value | humanizeDuration }} (over 30s)",
         ),
-        rule(
-            "lock-waits-high",
-            "Lock Waits High",
-            "High number of lock waits detected",
-            PG_LOCK_WAITS,
-            (Gt, 5.0, 60, Aggregation::Last),
-            Severity::Warning,
-            &["slack"],
-            vec![],
+        with_summary(
+            rule(
+                "lock-waits-high",
+                "Lock Waits High",
+                "High number of lock waits detected",
+                PG_LOCK_WAITS,
+                (Gt, 5.0, 60, Aggregation::Last),
+                Severity::Warning,
+                &["slack"],
+                vec![],
+            ),
+            "{{ $value | humanize }} lock waits (over 5)",
         ),
     ]
 }
@@ -229,8 +261,10 @@ pub fn uptime_rules() -> Vec<AlertRule> {
         &["slack", "email"],
         vec![],
     );
-    cert.annotations
-        .insert("summary".into(), "The certificate of {{ $labels.endpoint }} expires in {{ $value }} seconds".into());
+    cert.annotations.insert(
+        "summary".into(),
+        "The certificate of {{ $labels.endpoint }} expires in {{ $value | humanizeDuration }}".into(),
+    );
     let mut synthetic = rule(
         "synthetic-workflow-failing",
         "Synthetic Workflow Failing",
@@ -275,7 +309,8 @@ pub fn rum_rules() -> Vec<AlertRule> {
         vec![],
     );
     lcp.matchers = all_routes();
-    lcp.annotations.insert("summary".into(), "LCP p75 of {{ $labels.service }} is {{ $value }} ms".into());
+    lcp.annotations
+        .insert("summary".into(), "LCP p75 of {{ $labels.service }} is {{ $value | humanizeMillis }}".into());
     let mut errors = rule(
         "browser-error-rate-high",
         "Browser Error Rate High",
@@ -286,9 +321,10 @@ pub fn rum_rules() -> Vec<AlertRule> {
         &["slack", "email"],
         vec![],
     );
-    errors
-        .annotations
-        .insert("summary".into(), "{{ $labels.service }}: {{ $value }} browser errors per page view".into());
+    errors.annotations.insert(
+        "summary".into(),
+        "{{ $labels.service }}: {{ $value | humanizePercentage }} browser errors per page view (over 5%)".into(),
+    );
     vec![lcp, errors]
 }
 
@@ -371,7 +407,7 @@ pub fn error_rules() -> Vec<AlertRule> {
     );
     spike.annotations.insert(
         "summary".into(),
-        "{{ $labels.service }}: {{ $value }} events in 5 minutes of {{ $labels.title }}".into(),
+        "{{ $labels.service }}: {{ $value | humanize }} events in 5 minutes of {{ $labels.title }}".into(),
     );
     let mut v = vec![new, regressed, unignored, spike];
     for r in &mut v {
@@ -392,4 +428,33 @@ pub fn all() -> Vec<AlertRule> {
     v.extend(rum_rules());
     v.extend(error_rules());
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::expand_template;
+    use crate::metrics::Labels;
+
+    #[test]
+    fn every_pack_summary_reads_humanized() {
+        let labels = Labels::new().with("service", "api").with("method", "GET").with("route", "/wo");
+        let summary = |id: &str, v: f64| {
+            let r = all().into_iter().find(|r| r.id == id).expect("a pack rule");
+            expand_template(&r.annotations["summary"], &labels, Some(v))
+        };
+        assert_eq!(summary("high-response-time", 2841.623515733081), "api GET /wo averages 2.842s (over 2s)");
+        assert_eq!(summary("high-error-rate", 0.3234), "api /wo: 32.34% of requests failed (over 5%)");
+        assert_eq!(summary("database-size-large", 11_811_160_064.0), "The database is 11GiB (over 10GiB)");
+        assert_eq!(summary("replication-lag-high", 95.0), "Replication lag is 1m 35s (over 30s)");
+        assert_eq!(summary("web-vitals-lcp-slow", 4600.0), "LCP p75 of api is 4.6s");
+        assert_eq!(
+            summary("certificate-expiring", 86_400.0 * 3.0 + 7200.0),
+            "The certificate of  expires in 3d 2h 0m 0s"
+        );
+        for r in all() {
+            let text = expand_template(&r.annotations["summary"], &labels, Some(2841.623515733081));
+            assert!(!text.contains("2841.62"), "{}: {text}", r.id);
+        }
+    }
 }
