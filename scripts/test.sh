@@ -147,7 +147,7 @@ cargo check -q -p thorbis-obs --features server
 cargo check -q -p thorbis-obs-server --no-default-features --all-targets
 # Library, binaries, examples and benches per feature; the test targets are checked with no
 # feature above and built with all of them below (a per-feature test check cost ~50 s more).
-for f in webhook slack email sms pagerduty postgres http synthetic collector otlp host client; do
+for f in webhook slack email sms pagerduty postgres http synthetic collector otlp host client scrape host-metrics; do
   cargo check -q -p thorbis-obs-server --no-default-features --features "$f" --lib --bins --examples --benches
 done
 

@@ -332,3 +332,88 @@ fn the_errors_pack_pages_once_per_new_group_and_says_how_many_users() {
     assert_eq!(first.annotations["description"], "2 events so far, 3 users affected: /errors/a1");
     assert_eq!(notes[1].1.annotations["description"], "2 events so far, 2 users affected: /errors/b2");
 }
+
+#[test]
+fn the_host_pack_pages_at_its_levels_and_not_below() {
+    let mut e = RuleEngine::new(packs::host_rules()).expect("valid");
+    let host = Labels::new().with("host", "db1");
+    let disk = host.clone().with("mountpoint", "/var").with("device", "/dev/vdb").with("fstype", "ext4");
+    let mut notes = Vec::new();
+    // One collection every 30 s for 40 minutes. Disk: 89.9% until 5m, 92% until 15m, 96% until
+    // 25m, then 50%. Memory: 95% from 10m to 19m (9 minutes: too short), then from 25m on.
+    // Load per core: 1.9 throughout (below 2).
+    for half in 0..80u64 {
+        let t = Timestamp::from_secs(T0).plus(Duration::from_secs(half * 30));
+        let m = half / 2;
+        let used = match m {
+            0..5 => 0.899,
+            5..15 => 0.92,
+            15..25 => 0.96,
+            _ => 0.5,
+        };
+        let memory = if (10..19).contains(&m) || m >= 25 { 0.95 } else { 0.5 };
+        for (name, labels, v) in [
+            (packs::HOST_FILESYSTEM_USED_RATIO, &disk, used),
+            (packs::HOST_MEMORY_USED_RATIO, &host, memory),
+            (packs::HOST_LOAD5_PER_CORE, &host, 1.9),
+        ] {
+            e.ingest(&Sample::new(name, labels.clone(), v, t)).expect("valid");
+        }
+        notes.extend(e.evaluate(t).into_iter().map(|n| (half, n)));
+    }
+    let seen: Vec<(u64, &str, NotificationKind)> =
+        notes.iter().map(|(h, n)| (*h / 2, n.rule_id.as_str(), n.kind)).collect();
+    use NotificationKind::*;
+    assert_eq!(
+        seen,
+        [
+            (5, "host-disk-filling", Firing),
+            (15, "host-disk-full", Firing),
+            (25, "host-disk-filling", Resolved),
+            (25, "host-disk-full", Resolved),
+            (36, "host-memory-high", Firing),
+        ]
+    );
+    let full = &notes[1].1;
+    assert_eq!(full.channels, ["slack", "pagerduty"]);
+    assert_eq!(full.annotations["summary"], "/var on db1 is 96% full (over 95%)");
+}
+
+#[test]
+fn every_vitals_rule_fires_at_its_level_and_not_below() {
+    use thorbis_obs::core::domain::vitals::Vital;
+    // (vital, warning, critical): the spec's levels for LCP, FID, CLS and TTI, Google's for INP.
+    for (vital, warning, critical) in [
+        (Vital::Lcp, 2500.0, 4000.0),
+        (Vital::Fid, 200.0, 300.0),
+        (Vital::Cls, 0.15, 0.25),
+        (Vital::Tti, 500.0, 1000.0),
+        (Vital::Inp, 200.0, 500.0),
+    ] {
+        let mut e = RuleEngine::new(packs::rum_rules()).expect("valid");
+        let all = Labels::new().with("service", "shop").with("route", "all").with("device", "all");
+        let one_route = Labels::new().with("service", "shop").with("route", "/slow").with("device", "all");
+        let metric = format!("{}_p75", vital.metric_name());
+        let mut notes = Vec::new();
+        // One window a minute: just under the warning level for 10 minutes (nothing), between
+        // the levels for 10, above critical for 10. A single slow route never pages.
+        for m in 0..30u64 {
+            let v = match m {
+                0..10 => warning * 0.99,
+                10..20 => (warning + critical) / 2.0,
+                _ => critical * 1.2,
+            };
+            e.ingest(&Sample::new(metric.as_str(), all.clone(), v, at(m))).expect("valid");
+            e.ingest(&Sample::new(metric.as_str(), one_route.clone(), critical * 10.0, at(m))).expect("valid");
+            notes.extend(e.evaluate(at(m)).into_iter().map(|n| (m, n)));
+        }
+        // The 5-minute average crosses each level within 5 windows of the change.
+        let seen: Vec<(u64, &str)> = notes.iter().map(|(m, n)| (*m, n.severity.as_str())).collect();
+        assert_eq!(seen.len(), 2, "{vital:?}: {seen:?}");
+        assert!((10..15).contains(&seen[0].0) && seen[0].1 == "warning", "{vital:?}: {seen:?}");
+        assert!((20..25).contains(&seen[1].0) && seen[1].1 == "critical", "{vital:?}: {seen:?}");
+        assert!(notes.iter().all(|(_, n)| n.labels.get("route") == Some("all")));
+        let summary = &notes[1].1.annotations["summary"];
+        assert!(summary.contains(" p75 of shop is ") && !summary.contains("00000"), "{summary}");
+    }
+}

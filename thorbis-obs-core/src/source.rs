@@ -37,4 +37,11 @@ pub trait MetricSource: Send + Sync {
 
     /// Collects once. `now` is the scheduler's time, for timestamping samples.
     async fn collect(&self, now: Timestamp) -> Result<Vec<Sample>, CollectError>;
+
+    /// Samples to record when a collection failed or timed out, beside the scheduler's own
+    /// `thorbis_source_up 0`: a Prometheus scrape's `up 0`, for one. Default: none.
+    fn failure_samples(&self, now: Timestamp) -> Vec<Sample> {
+        let _ = now;
+        Vec::new()
+    }
 }

@@ -40,7 +40,7 @@ fn check_accepts_valid_files_and_the_built_in_packs() {
     let f = write(dir.path(), "pack.yaml", &String::from_utf8_lossy(&pack.stdout));
     let o = bin().args(["rules", "check", "--channels", "slack,email,sms,pagerduty"]).arg(&f).output().expect("runs");
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("SUCCESS: 18 rules found"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("SUCCESS: 31 rules found"));
 }
 
 #[test]

@@ -57,7 +57,7 @@ async fn two_agents_on_one_store_report_the_merged_traffic() {
                     && metric(t, "rum_error_rate", &[("service", "shop")]).is_some()
             })
             .await;
-        // Rank floor(0.75 * 5) = 3 of [1000 x3, 5000 x3]: 5000, on both agents.
+        // Rank 0.75 * 5 = 3.75 of [1000 x3, 5000 x3]: between two 5000s, so 5000 on both agents.
         let p75 = metric(&text, "web_vitals_lcp_p75", &all).unwrap_or(0.0);
         assert!((p75 - 5000.0).abs() <= 50.0, "{}: merged p75 {p75}", agent.base);
         assert_eq!(metric(&text, "rum_views", &[("route", "all")]), Some(6.0));

@@ -196,7 +196,7 @@ fn the_default_config_is_valid_and_printable() {
     assert!(o.status.success());
     let (ok, out) = check(&String::from_utf8_lossy(&o.stdout), &[]);
     assert!(ok, "{out}");
-    assert!(out.contains("OK: 18 rules, 1 channels, 1 sources, 1 uptime checks, 0 synthetic workflows"), "{out}");
+    assert!(out.contains("OK: 31 rules, 1 channels, 2 sources, 1 uptime checks, 0 synthetic workflows"), "{out}");
 }
 
 #[test]

@@ -507,107 +507,8 @@ fn no_data_verdict(policy: NoDataPolicy, inst: Option<&Instance>, now: Timestamp
     }
 }
 
-/// `v` as Prometheus' template function `f` prints it (`humanize`: `%.4g` with SI prefixes;
-/// `humanize1024`: binary prefixes; `humanizePercentage`; `humanizeDuration`: seconds as
-/// `1d 2h 3m 4s` or `2.841s`), or as our one addition, `humanizeMillis`: `humanizeDuration` of a
-/// value in milliseconds (`2841.6` -> `2.842s`; Prometheus users divide in PromQL, our rules
-/// cannot), since the spec's timings are in ms. None for another name.
-pub fn humanized(f: &str, v: f64) -> Option<String> {
-    if f == "humanizeMillis" {
-        return humanized("humanizeDuration", v / 1000.0);
-    }
-    const BIG: [&str; 8] = ["k", "M", "G", "T", "P", "E", "Z", "Y"];
-    const SMALL: [&str; 8] = ["m", "u", "n", "p", "f", "a", "z", "y"];
-    // Scales |v| into [1, 1000) with SI prefixes, as Prometheus' loops do.
-    let si = |mut v: f64| {
-        let mut prefix = "";
-        if v.abs() >= 1.0 {
-            for p in BIG {
-                if v.abs() < 1000.0 {
-                    break;
-                }
-                prefix = p;
-                v /= 1000.0;
-            }
-        } else {
-            for p in SMALL {
-                if v.abs() >= 1.0 {
-                    break;
-                }
-                prefix = p;
-                v *= 1000.0;
-            }
-        }
-        (v, prefix)
-    };
-    Some(match f {
-        "humanize" if v == 0.0 || !v.is_finite() => g4(v),
-        "humanize" => {
-            let (v, p) = si(v);
-            format!("{}{p}", g4(v))
-        }
-        "humanize1024" if v.abs() <= 1.0 || !v.is_finite() => g4(v),
-        "humanize1024" => {
-            let mut v = v;
-            let mut prefix = "";
-            for p in ["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"] {
-                if v.abs() < 1024.0 {
-                    break;
-                }
-                prefix = p;
-                v /= 1024.0;
-            }
-            format!("{}{prefix}", g4(v))
-        }
-        "humanizePercentage" => format!("{}%", g4(v * 100.0)),
-        "humanizeDuration" if !v.is_finite() => g4(v),
-        "humanizeDuration" if v == 0.0 => format!("{}s", g4(v)),
-        "humanizeDuration" if v.abs() >= 1.0 => {
-            let sign = if v < 0.0 { "-" } else { "" };
-            let secs = v.abs().trunc() as i64;
-            let (d, h, m, s) = (secs / 86_400, (secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-            if d != 0 {
-                format!("{sign}{d}d {h}h {m}m {s}s")
-            } else if h != 0 {
-                format!("{sign}{h}h {m}m {s}s")
-            } else if m != 0 {
-                format!("{sign}{m}m {s}s")
-            } else {
-                format!("{sign}{}s", g4(v.abs()))
-            }
-        }
-        "humanizeDuration" => {
-            let (v, p) = si(v);
-            format!("{}{p}s", g4(v))
-        }
-        _ => return None,
-    })
-}
-
-/// Go's `%.4g`: four significant digits, trailing zeros dropped, exponent form below 1e-4 and
-/// from 1e4 (`1.235e+04`).
-fn g4(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    let sci = format!("{v:.3e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let trim = |s: &str| {
-        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() }
-    };
-    if !(-4..4).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
-    }
-    trim(&format!("{:.*}", (3 - exp) as usize, v))
-}
+pub use crate::rules::humanize::humanized;
+use crate::rules::humanize::{printf_call, printf_float};
 
 /// Stable id of an alert instance: FNV-1a of the rule id and the series labels.
 pub fn fingerprint(rule_id: &str, series_labels: &Labels) -> String {
@@ -674,10 +575,10 @@ fn build_notification(
     }
 }
 
-/// Expands `{{ $value }}` and `{{ $labels.NAME }}` (spaces inside the braces optional), and a
-/// number through Prometheus' `humanize`, `humanizePercentage` or `humanizeDuration`
-/// (`{{ $value | humanize }}`, `{{ humanize $value }}`). Anything else between braces is left
-/// as written.
+/// Expands `{{ $value }}` and `{{ $labels.NAME }}` (spaces inside the braces optional), a
+/// number through one of Prometheus' formatting functions ([`humanized`]:
+/// `{{ $value | humanize }}`, `{{ humanize $value }}`) or Go's `{{ printf "%.2f" $value }}`.
+/// Anything else between braces is left as written.
 pub fn expand_template(text: &str, labels: &Labels, value: Option<f64>) -> String {
     expand_template_with(text, labels, value, |_| None)
 }
@@ -702,6 +603,17 @@ pub fn expand_template_with(
             return out;
         };
         let expr = after[..close].trim();
+        // `{{ printf "%.2f" $value }}`: Go's printf with one float verb.
+        if let Some((format, arg)) = printf_call(expr) {
+            let v = if arg == "$value" { Some(value) } else { arg.strip_prefix("$values.").map(|m| sibling(m.trim())) };
+            match v.map(|v| v.map(|v| printf_float(format, v))) {
+                Some(Some(Some(t))) => out.push_str(&t),
+                Some(None) => out.push_str("no data"),
+                _ => out.push_str(&rest[open..open + 2 + close + 2]),
+            }
+            rest = &after[close + 2..];
+            continue;
+        }
         // `{{ $value | humanize }}` or `{{ humanize $value }}`: one of Prometheus' formatting
         // functions applied to a number.
         let (expr, function) = match expr.split_once('|') {
@@ -740,48 +652,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn humanized_numbers_read_as_prometheus_prints_them() {
-        // The figures Prometheus' own template tests expect.
-        let cases: &[(&str, f64, &str)] = &[
-            ("humanize", 0.0, "0"),
-            ("humanize", 1.0, "1"),
-            ("humanize", 1234.0, "1.234k"),
-            ("humanize", 1234567.0, "1.235M"),
-            ("humanize", 2841.623515733081, "2.842k"),
-            ("humanize", 0.00123, "1.23m"),
-            ("humanize", -1234.0, "-1.234k"),
-            ("humanize", f64::INFINITY, "+Inf"),
-            ("humanizePercentage", 0.323, "32.3%"),
-            ("humanizePercentage", 0.0, "0%"),
-            ("humanizePercentage", 1.5, "150%"),
-            ("humanizeDuration", 0.0, "0s"),
-            ("humanizeDuration", 0.1, "100ms"),
-            ("humanizeDuration", 0.0001, "100us"),
-            ("humanizeDuration", 1.0, "1s"),
-            ("humanizeDuration", 2.841, "2.841s"),
-            ("humanizeDuration", 60.0, "1m 0s"),
-            ("humanizeDuration", 3600.0, "1h 0m 0s"),
-            ("humanizeDuration", 86400.0, "1d 0h 0m 0s"),
-            ("humanizeDuration", 90061.5, "1d 1h 1m 1s"),
-            ("humanizeDuration", -3725.0, "-1h 2m 5s"),
-            ("humanize1024", 0.5, "0.5"),
-            ("humanize1024", 1024.0, "1ki"),
-            ("humanize1024", 1_048_576.0, "1Mi"),
-            ("humanize1024", 11_811_160_064.0, "11Gi"),
-            ("humanize1024", 1500.0, "1.465ki"),
-            ("humanizeMillis", 2841.623515733081, "2.842s"),
-            ("humanizeMillis", 180.0, "180ms"),
-            ("humanizeMillis", 90_000.0, "1m 30s"),
-        ];
-        for (f, v, want) in cases {
-            assert_eq!(humanized(f, *v).as_deref(), Some(*want), "{f}({v})");
-        }
-        assert_eq!(humanized("title", 1.0), None);
-        assert_eq!(g4(12345.0), "1.234e+04");
-        assert_eq!(g4(0.00001234), "1.234e-05");
-    }
-
-    #[test]
     fn templates_pipe_or_call_the_functions() {
         let labels = Labels::new().with("route", "/pay");
         let t =
@@ -796,5 +666,11 @@ mod tests {
             "an unknown function is left as written"
         );
         assert_eq!(t("{{ $value }}", Some(2841.623515733081)), "2841.623515733081", "unchanged without a function");
+        // Go's printf with one float verb, as Prometheus' templates have it.
+        assert_eq!(t("{{ printf \"%.2f\" $value }}", Some(0.31000000000000005)), "0.31");
+        assert_eq!(t("CLS {{printf \"%.3g\" $value}} on {{ $labels.route }}", Some(0.123456)), "CLS 0.123 on /pay");
+        assert_eq!(t("{{ printf \"%d%%\" $values.nothing }}", None), "no data");
+        assert_eq!(t("{{ printf \"%.1f%%\" $value }}", Some(32.34)), "32.3%");
+        assert_eq!(t("{{ printf \"%s\" $value }}", Some(1.0)), "{{ printf \"%s\" $value }}", "an unknown verb stays");
     }
 }

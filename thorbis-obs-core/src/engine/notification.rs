@@ -97,7 +97,4 @@ impl Notification {
     }
 }
 
-/// Formats a value the way Prometheus templates print `$value`: shortest round-trip form.
-pub fn format_value(v: f64) -> String {
-    if v.is_finite() && v == v.trunc() && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
-}
+pub use crate::rules::humanize::format_value;

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod coverage;
+pub mod humanize;
 mod matcher;
 mod model;
 pub mod packs;

@@ -1,4 +1,5 @@
-//! Built-in rule packs, as data: the spec's five alert rules and its database health rules.
+//! Built-in rule packs, as data: the spec's five alert rules and its database health rules,
+//! uptime, real-user monitoring, error tracking and host rules.
 //!
 //! The metric names are constants so probes and the SDK emit exactly what the rules read.
 
@@ -45,7 +46,7 @@ fn rule(
     escalation: Vec<EscalationStep>,
 ) -> AlertRule {
     let mut annotations = BTreeMap::new();
-    let shown = crate::engine::humanized("humanize", threshold).unwrap_or_else(|| threshold.to_string());
+    let shown = super::humanize::humanized("humanize", threshold).unwrap_or_else(|| threshold.to_string());
     annotations
         .insert("summary".to_string(), format!("{name}: {{{{ $value | humanize }}}} ({} {shown})", operator.symbol()));
     annotations.insert("description".to_string(), description.to_string());
@@ -292,25 +293,73 @@ fn all_routes() -> Matchers {
     }
 }
 
-/// Real-user monitoring rules on the collector's windows: LCP p75 over the spec's warning level
-/// (2.5 s) for 5 minutes, and browser errors above 5 per 100 page views for 5 minutes. Both read the `route="all", device="all"` series, so a slow site pages
-/// once, not once per route.
+/// Real-user monitoring rules on the collector's windows: for LCP, FID, CLS and TTI the p75 over
+/// the spec's warning level (warning, slack) and over its critical level (critical, slack and
+/// email), for INP the same at Google's levels (200 ms needs improvement, 500 ms poor), each
+/// averaged over 5 minutes of windows; and browser errors above 5 per 100 page views for 5
+/// minutes. All read the `route="all", device="all"` series, so a slow site pages once, not
+/// once per route.
 pub fn rum_rules() -> Vec<AlertRule> {
-    let levels = crate::domain::vitals::Vital::Lcp.spec_levels();
-    let warning = levels.map_or(2500.0, |l| l.warning);
-    let mut lcp = rule(
-        "web-vitals-lcp-slow",
-        "Slow Largest Contentful Paint",
-        "The p75 LCP of real users is over the spec's warning level",
-        WEB_VITALS_LCP_P75,
-        (Operator::GreaterThan, warning, 300, Aggregation::Avg),
-        Severity::Warning,
-        &["slack"],
-        vec![],
-    );
-    lcp.matchers = all_routes();
-    lcp.annotations
-        .insert("summary".into(), "LCP p75 of {{ $labels.service }} is {{ $value | humanizeMillis }}".into());
+    use crate::domain::vitals::{Vital, VitalUnit};
+    let mut v = Vec::new();
+    for (vital, abbr, long) in [
+        (Vital::Lcp, "LCP", "Largest Contentful Paint"),
+        (Vital::Fid, "FID", "First Input Delay"),
+        (Vital::Cls, "CLS", "Cumulative Layout Shift"),
+        (Vital::Tti, "TTI", "Time to Interactive"),
+        (Vital::Inp, "INP", "Interaction to Next Paint"),
+    ] {
+        let (warning, critical, whose) = match vital.spec_levels() {
+            Some(l) => (l.warning, l.critical, "the spec's"),
+            None => {
+                let (good, poor) = vital.thresholds();
+                (good, poor, "Google's")
+            }
+        };
+        // CLS is a small unitless score: two decimals read better than humanize's `310m`.
+        let value = match vital.unit() {
+            VitalUnit::Milliseconds => "{{ $value | humanizeMillis }}",
+            VitalUnit::Unitless => "{{ printf \"%.2f\" $value }}",
+        };
+        let shown = |level: f64| match vital.unit() {
+            VitalUnit::Milliseconds => super::humanize::humanized("humanizeMillis", level).unwrap_or_default(),
+            VitalUnit::Unitless => format!("{level}"),
+        };
+        let key = abbr.to_ascii_lowercase();
+        let metric = format!("{}_p75", vital.metric_name());
+        let (warn_id, warn_name) = match vital {
+            Vital::Cls => (format!("web-vitals-{key}-high"), format!("High {long}")),
+            _ => (format!("web-vitals-{key}-slow"), format!("Slow {long}")),
+        };
+        for (id, name, level, label, severity, channels) in [
+            (warn_id, warn_name, warning, "warning", Severity::Warning, &["slack"][..]),
+            (
+                format!("web-vitals-{key}-critical"),
+                format!("{long} Critical"),
+                critical,
+                "critical",
+                Severity::Critical,
+                &["slack", "email"][..],
+            ),
+        ] {
+            let mut r = rule(
+                &id,
+                &name,
+                &format!("The p75 {abbr} of real users is over {whose} {label} level"),
+                &metric,
+                (Operator::GreaterThan, level, 300, Aggregation::Avg),
+                severity,
+                channels,
+                vec![],
+            );
+            r.matchers = all_routes();
+            r.annotations.insert(
+                "summary".into(),
+                format!("{abbr} p75 of {{{{ $labels.service }}}} is {value} (over {})", shown(level)),
+            );
+            v.push(r);
+        }
+    }
     let mut errors = rule(
         "browser-error-rate-high",
         "Browser Error Rate High",
@@ -325,7 +374,8 @@ pub fn rum_rules() -> Vec<AlertRule> {
         "summary".into(),
         "{{ $labels.service }}: {{ $value | humanizePercentage }} browser errors per page view (over 5%)".into(),
     );
-    vec![lcp, errors]
+    v.push(errors);
+    v
 }
 
 /// Events of one error group in five minutes above which `errors-group-spike` fires.
@@ -420,6 +470,78 @@ pub fn error_rules() -> Vec<AlertRule> {
     v
 }
 
+/// A filesystem's used share (1 - available / size), labels `host`, `mountpoint`, `device`,
+/// `fstype` (the `host` source).
+pub const HOST_FILESYSTEM_USED_RATIO: &str = "host_filesystem_used_ratio";
+/// RAM in use (1 - available / total), label `host`.
+pub const HOST_MEMORY_USED_RATIO: &str = "host_memory_used_ratio";
+/// The 5-minute load average per logical CPU, label `host`.
+pub const HOST_LOAD5_PER_CORE: &str = "host_load5_per_core";
+
+/// Host rules on the `host` source: a filesystem over 90% used (warning) and over 95%
+/// (critical, paged), memory over 90% for 10 minutes (warning), and a 5-minute load above 2 per
+/// core for 15 minutes (warning). Each reads the newest value, so a disk freed is resolved at
+/// the next collection.
+pub fn host_rules() -> Vec<AlertRule> {
+    let mut filling = rule(
+        "host-disk-filling",
+        "Disk Filling Up",
+        "A filesystem is more than 90% used",
+        HOST_FILESYSTEM_USED_RATIO,
+        (Operator::GreaterThan, 0.9, 300, Aggregation::Last),
+        Severity::Warning,
+        &["slack"],
+        vec![],
+    );
+    filling.annotations.insert(
+        "summary".into(),
+        "{{ $labels.mountpoint }} on {{ $labels.host }} is {{ $value | humanizePercentage }} full (over 90%)".into(),
+    );
+    let mut full = rule(
+        "host-disk-full",
+        "Disk Almost Full",
+        "A filesystem is more than 95% used",
+        HOST_FILESYSTEM_USED_RATIO,
+        (Operator::GreaterThan, 0.95, 300, Aggregation::Last),
+        Severity::Critical,
+        &["slack", "pagerduty"],
+        vec![],
+    );
+    full.annotations.insert(
+        "summary".into(),
+        "{{ $labels.mountpoint }} on {{ $labels.host }} is {{ $value | humanizePercentage }} full (over 95%)".into(),
+    );
+    let mut memory = rule(
+        "host-memory-high",
+        "Host Memory High",
+        "More than 90% of the host's memory has been in use for 10 minutes",
+        HOST_MEMORY_USED_RATIO,
+        (Operator::GreaterThan, 0.9, 120, Aggregation::Min),
+        Severity::Warning,
+        &["slack"],
+        vec![],
+    );
+    memory.pending_for = d(600);
+    memory.annotations.insert(
+        "summary".into(),
+        "{{ $labels.host }} has used {{ $value | humanizePercentage }} of its memory for 10 minutes".into(),
+    );
+    let mut load = rule(
+        "host-load-high",
+        "Host Load High",
+        "The 5-minute load average has been above 2 per CPU for 15 minutes",
+        HOST_LOAD5_PER_CORE,
+        (Operator::GreaterThan, 2.0, 120, Aggregation::Min),
+        Severity::Warning,
+        &["slack"],
+        vec![],
+    );
+    load.pending_for = d(900);
+    load.annotations
+        .insert("summary".into(), "{{ $labels.host }}: load {{ $value | humanize }} per CPU (over 2)".into());
+    vec![filling, full, memory, load]
+}
+
 /// Every built-in rule.
 pub fn all() -> Vec<AlertRule> {
     let mut v = spec_rules();
@@ -427,6 +549,7 @@ pub fn all() -> Vec<AlertRule> {
     v.extend(uptime_rules());
     v.extend(rum_rules());
     v.extend(error_rules());
+    v.extend(host_rules());
     v
 }
 
@@ -447,14 +570,22 @@ mod tests {
         assert_eq!(summary("high-error-rate", 0.3234), "api /wo: 32.34% of requests failed (over 5%)");
         assert_eq!(summary("database-size-large", 11_811_160_064.0), "The database is 11GiB (over 10GiB)");
         assert_eq!(summary("replication-lag-high", 95.0), "Replication lag is 1m 35s (over 30s)");
-        assert_eq!(summary("web-vitals-lcp-slow", 4600.0), "LCP p75 of api is 4.6s");
+        assert_eq!(summary("web-vitals-lcp-slow", 4600.0), "LCP p75 of api is 4.6s (over 2.5s)");
+        assert_eq!(summary("web-vitals-cls-critical", 0.31), "CLS p75 of api is 0.31 (over 0.25)");
+        assert_eq!(summary("web-vitals-inp-slow", 240.0), "INP p75 of api is 240ms (over 200ms)");
+        let host = Labels::new().with("host", "db1").with("mountpoint", "/var");
+        let disk = all().into_iter().find(|r| r.id == "host-disk-full").expect("host pack");
+        assert_eq!(
+            expand_template(&disk.annotations["summary"], &host, Some(0.9712)),
+            "/var on db1 is 97.12% full (over 95%)"
+        );
         assert_eq!(
             summary("certificate-expiring", 86_400.0 * 3.0 + 7200.0),
             "The certificate of  expires in 3d 2h 0m 0s"
         );
         for r in all() {
             let text = expand_template(&r.annotations["summary"], &labels, Some(2841.623515733081));
-            assert!(!text.contains("2841.62"), "{}: {text}", r.id);
+            assert!(!text.contains("2841.623"), "{}: {text}", r.id);
         }
     }
 }

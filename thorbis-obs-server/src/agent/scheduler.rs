@@ -48,7 +48,7 @@ pub(crate) async fn run_source(shared: Arc<Shared>, source: Arc<dyn MetricSource
         let took = started.elapsed().as_secs_f64();
         let (up, error, samples) = match result {
             Ok(samples) => (true, None, samples),
-            Err(e) => (false, Some(e.to_string()), Vec::new()),
+            Err(e) => (false, Some(e.to_string()), source.failure_samples(shared.hub.now())),
         };
         let n = samples.len();
         let mut rejected = 0;

@@ -188,6 +188,8 @@ pub enum Pack {
     Rum,
     /// New error group in production, regression, ignored group back, error group spike.
     Errors,
+    /// Disk over 90% / 95%, memory over 90% for 10 minutes, load over 2 per CPU (the `host` source).
+    Host,
     /// All of them.
     All,
 }
@@ -266,6 +268,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
                 Pack::Uptime => packs::uptime_rules(),
                 Pack::Rum => packs::rum_rules(),
                 Pack::Errors => packs::error_rules(),
+                Pack::Host => packs::host_rules(),
                 Pack::All => packs::all(),
             };
             match serde_yaml_ng::to_string(&RuleFile { rules }) {

@@ -426,9 +426,10 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
             "uptime" => rules.extend(packs::uptime_rules()),
             "rum" => rules.extend(packs::rum_rules()),
             "errors" => rules.extend(packs::error_rules()),
+            "host" => rules.extend(packs::host_rules()),
             other => p(
                 format!("rules.packs[{i}]"),
-                format!("unknown pack {other:?}; packs are spec, database, uptime, rum and errors"),
+                format!("unknown pack {other:?}; packs are spec, database, uptime, rum, errors and host"),
             ),
         }
     }
@@ -461,7 +462,7 @@ mod tests {
     #[test]
     fn default_config_loads() {
         let c = LoadedConfig::default_config().expect("the embedded default is valid");
-        assert_eq!(c.rules.len(), 18, "spec 5, database 4, uptime 3, rum 2, errors 4");
+        assert_eq!(c.rules.len(), 31, "spec 5, database 4, uptime 3, rum 11, errors 4, host 4");
         assert_eq!(c.resolve_channel("pagerduty"), "console");
     }
 }

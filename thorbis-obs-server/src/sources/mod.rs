@@ -1,9 +1,13 @@
 //! Metric sources built into the agent, one folder or file each, every one a [`MetricSource`]:
-//! the agent's own vital signs (`self`) and the PostgreSQL probe (feature `postgres`). Their
-//! settings (`[[sources]]`) are always compiled, so a config naming a probe this build lacks is
-//! refused with the feature's name.
+//! the agent's own vital signs (`self`), the PostgreSQL probe (feature `postgres`), a
+//! Prometheus/OpenMetrics scrape (`prometheus`, feature `scrape`) and the agent's host (`host`,
+//! feature `host-metrics`). Their settings (`[[sources]]`) are always compiled, so a config
+//! naming a source this build lacks is refused with the feature's name.
 
+#[cfg(feature = "host-metrics")]
+pub mod host;
 pub mod postgres;
+pub mod scrape;
 pub mod selfcheck;
 
 use serde::Deserialize;
@@ -49,6 +53,15 @@ pub enum SourceConfig {
         #[serde(default)]
         business: Vec<postgres::BusinessQuery>,
     },
+    /// A Prometheus or OpenMetrics text endpoint (feature `scrape`).
+    Prometheus(scrape::ScrapeConfig),
+    /// CPU, memory, swap, load, filesystems, disk and network I/O of the agent's host
+    /// (feature `host-metrics`).
+    Host {
+        /// How often (default 30 s).
+        #[serde(default = "default_self_interval")]
+        interval: HumanDuration,
+    },
 }
 
 fn default_pg_name() -> String {
@@ -85,6 +98,28 @@ pub fn problems(sources: &[SourceConfig]) -> Vec<(String, String)> {
                 p(format!("sources[{i}].interval"), "must be longer than 0s".into())
             }
             SourceConfig::SelfCheck { .. } => {}
+            SourceConfig::Prometheus(c) => {
+                if !cfg!(feature = "scrape") {
+                    p(
+                        format!("sources[{i}]"),
+                        "the prometheus source needs the `scrape` feature of thorbis-obs-server".into(),
+                    );
+                }
+                for (field, message) in c.problems() {
+                    p(format!("sources[{i}].{field}"), message);
+                }
+            }
+            SourceConfig::Host { interval } => {
+                if !cfg!(feature = "host-metrics") {
+                    p(
+                        format!("sources[{i}]"),
+                        "the host source needs the `host-metrics` feature of thorbis-obs-server".into(),
+                    );
+                }
+                if interval.get().is_zero() {
+                    p(format!("sources[{i}].interval"), "must be longer than 0s".into());
+                }
+            }
             SourceConfig::Postgres { url, interval, business, .. } => {
                 if !cfg!(feature = "postgres") {
                     p(
@@ -125,6 +160,9 @@ pub fn producers(sources: &[SourceConfig]) -> Vec<thorbis_obs_core::rules::cover
     for s in sources {
         match s {
             SourceConfig::SelfCheck { .. } => out.push(Producer::new("source self", ["thorbis_agent_*"])),
+            // Whatever the exporter serves: any name may come from it.
+            SourceConfig::Prometheus(c) => out.push(Producer::new(format!("source {} (prometheus)", c.name), ["*"])),
+            SourceConfig::Host { .. } => out.push(Producer::new("source host", ["host_*"])),
             SourceConfig::Postgres { name, .. } => {
                 let mut names = vec!["pg_*".to_string(), "database_active_connections".to_string()];
                 names.extend(
@@ -165,6 +203,18 @@ impl SourceConfig {
     pub fn build(&self) -> Result<Arc<dyn MetricSource>, String> {
         match self {
             SourceConfig::SelfCheck { interval } => Ok(Arc::new(selfcheck::SelfCheckSource::new(interval.get()))),
+            #[cfg(feature = "scrape")]
+            SourceConfig::Prometheus(c) => Ok(Arc::new(c.build()?)),
+            #[cfg(not(feature = "scrape"))]
+            SourceConfig::Prometheus(_) => {
+                Err("the prometheus source needs the `scrape` feature of thorbis-obs-server".into())
+            }
+            #[cfg(feature = "host-metrics")]
+            SourceConfig::Host { interval } => Ok(Arc::new(host::HostSource::new(interval.get()))),
+            #[cfg(not(feature = "host-metrics"))]
+            SourceConfig::Host { .. } => {
+                Err("the host source needs the `host-metrics` feature of thorbis-obs-server".into())
+            }
             #[cfg(feature = "postgres")]
             SourceConfig::Postgres {
                 name,
