@@ -417,3 +417,55 @@ fn every_vitals_rule_fires_at_its_level_and_not_below() {
         assert!(summary.contains(" p75 of shop is ") && !summary.contains("00000"), "{summary}");
     }
 }
+
+#[test]
+fn the_database_rules_page_at_their_levels_and_not_below() {
+    let mut rules = packs::database_health_rules();
+    rules.extend(packs::spec_rules().into_iter().filter(|r| r.id == "database-connections-high"));
+    let mut e = RuleEngine::new(rules).expect("valid");
+    let db = Labels::new().with("source", "postgres");
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    let mut notes = Vec::new();
+    // One probe a minute for 30 minutes: each figure at its level first (nothing), then past it.
+    for m in 0..30u64 {
+        let (size, lag, conns, locks) = match m {
+            0..10 => (10.0 * GIB, 30.0, 80.0, 5.0),
+            10..20 => (10.5 * GIB, 45.0, 85.0, 6.0),
+            _ => (9.0 * GIB, 2.0, 40.0, 0.0),
+        };
+        for (name, v) in [
+            (packs::PG_DATABASE_SIZE_BYTES, size),
+            (packs::PG_REPLICATION_LAG_SECONDS, lag),
+            (packs::DATABASE_ACTIVE_CONNECTIONS, conns),
+            (packs::PG_LOCK_WAITS, locks),
+            (packs::THORBIS_SOURCE_UP, 1.0),
+        ] {
+            e.ingest(&Sample::new(name, db.clone(), v, at(m))).expect("valid");
+        }
+        notes.extend(e.evaluate(at(m)).into_iter().map(|n| (m, n)));
+    }
+    use NotificationKind::*;
+    let mut seen: Vec<(u64, &str, NotificationKind, &str)> =
+        notes.iter().map(|(m, n)| (*m, n.rule_id.as_str(), n.kind, n.severity.as_str())).collect();
+    seen.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    assert_eq!(
+        seen,
+        [
+            (10, "database-connections-high", Firing, "warning"),
+            (10, "database-size-large", Firing, "warning"),
+            (10, "lock-waits-high", Firing, "warning"),
+            (10, "replication-lag-high", Firing, "critical"),
+            // Still over 80 within the 3-minute max when the 10-minute escalation is due.
+            (20, "database-connections-high", Escalated, "error"),
+            (20, "database-size-large", Resolved, "warning"),
+            (20, "lock-waits-high", Resolved, "warning"),
+            (20, "replication-lag-high", Resolved, "critical"),
+            (22, "database-connections-high", Resolved, "error"),
+        ]
+    );
+    let lag = notes.iter().find(|(_, n)| n.rule_id == "replication-lag-high").expect("lag").1.clone();
+    assert_eq!(lag.annotations["summary"], "Replication lag is 45s (over 30s)");
+    assert!(lag.channels.contains(&"pagerduty".to_string()));
+    let size = notes.iter().find(|(_, n)| n.rule_id == "database-size-large").expect("size").1.clone();
+    assert_eq!(size.annotations["summary"], "The database is 10.5GiB (over 10GiB)");
+}

@@ -48,7 +48,7 @@
 //!     { "type": "timing", "at": 1764186602500, "name": "page_load_complete", "durationMs": 2310 },
 //!     { "type": "resource", "at": 1764186601000,
 //!       "url": "https://app.thorbis.com/_next/static/chunks/main.js", "kind": "script",
-//!       "transferBytes": 182044, "durationMs": 140.25, "overBudget": "script" },
+//!       "transferBytes": 182044, "durationMs": 140.25, "overBudget": "script", "status": 200 },
 //!     { "type": "long_task", "at": 1764186601900, "durationMs": 86, "startMs": 1520.5 },
 //!     { "type": "span", "at": 1764186639800, "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
 //!       "spanId": "00f067aa0ba902b7", "name": "POST /api/payments", "op": "http.client",
@@ -382,6 +382,14 @@ pub enum Event {
         /// The budget this resource broke, e.g. `script`; absent when within budget.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         over_budget: Option<String>,
+        /// The budget whose warning level the page's total of this kind has passed (not yet
+        /// its error level), e.g. `script`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        near_budget: Option<String>,
+        /// The response's HTTP status (Resource Timing's `responseStatus`; absent where the
+        /// browser does not say, or 0 for an opaque response).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
     },
     /// A main-thread task over 50 ms (`"type": "long_task"`).
     LongTask {
@@ -591,10 +599,14 @@ impl Event {
                 c.name("name", name)?;
                 c.range("durationMs", *duration_ms, 0.0, MAX_DURATION_MS)
             }
-            Event::Resource { url, kind, duration_ms, over_budget, .. } => {
+            Event::Resource { url, kind, duration_ms, over_budget, near_budget, status, .. } => {
                 c.nonempty_text("url", url, MAX_STRING)?;
                 c.one_of("kind", kind, RESOURCE_KINDS)?;
                 c.range("durationMs", *duration_ms, 0.0, MAX_DURATION_MS)?;
+                if let Some(s) = status {
+                    c.range("status", f64::from(*s), 0.0, 599.0)?;
+                }
+                c.opt_name("nearBudget", near_budget.as_deref())?;
                 c.opt_name("overBudget", over_budget.as_deref())
             }
             Event::LongTask { duration_ms, start_ms, .. } => {
@@ -1135,6 +1147,8 @@ mod tests {
                     transfer_bytes: 182_044,
                     duration_ms: 140.25,
                     over_budget: Some("script".into()),
+                    near_budget: None,
+                    status: Some(200),
                 },
                 Event::LongTask { at, duration_ms: 86.0, start_ms: 1520.5 },
                 Event::Business {

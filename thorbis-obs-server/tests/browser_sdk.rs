@@ -909,3 +909,125 @@ async fn a_react_error_boundary_reports_once_and_resets() {
     assert!(components.contains("Invoice") && components.contains("section"), "the component stack: {e}");
     assert_eq!(resets.load(std::sync::atomic::Ordering::Relaxed), 1, "onReset ran");
 }
+
+/// Known long tasks (200 ms at 100 ms, 250 ms at 600 ms), two 420 KiB images each loaded on
+/// its own page (the second after an SPA navigation), and a failing API request.
+const TIMINGS_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Timings</title></head>
+<body><h1>Dispatch board</h1>
+<script type="module">
+import * as obs from "/sdk/index.js";
+obs.init({ endpoint: "/v1/rum", clientToken: "ct-1", service: "e2e", env: "test", flushIntervalMs: 400 });
+const busy = (ms) => { const t = performance.now(); while (performance.now() - t < ms) {} };
+let lastLong = 0;
+new PerformanceObserver((l) => { for (const e of l.getEntries()) lastLong = Math.max(lastLong, e.startTime + e.duration); })
+  .observe({ type: "longtask", buffered: true });
+setTimeout(() => busy(200), 100);
+setTimeout(() => busy(250), 600);
+const img = (src) => new Promise((done) => { const i = new Image(); i.onload = i.onerror = done; i.src = src; document.body.append(i); });
+window.addEventListener("load", () => setTimeout(async () => {
+  await img("/big.svg?first");
+  await fetch("/api/orders/7").catch(() => {});
+  // A client-side navigation: a new page for the budgets.
+  history.pushState({}, "", "/second");
+  await img("/big.svg?second");
+  // TTI is reported after 5 quiet seconds.
+  setTimeout(() => {
+    const nav = performance.getEntriesByType("navigation")[0];
+    navigator.sendBeacon("/reference", JSON.stringify({ name: "page", lastLong, loadEventEnd: nav.loadEventEnd }));
+    obs.flush();
+    const p = document.createElement("p"); p.id = "done"; document.body.append(p);
+  }, 6500);
+}));
+</script>
+</body></html>"#;
+
+/// An SVG of 420 KiB: between the image budget's warning (400 KiB) and error (500 KiB) levels.
+fn big_svg() -> Vec<u8> {
+    let mut svg = b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'><!--".to_vec();
+    svg.resize(420 * 1024, b'x');
+    svg.extend_from_slice(b"--></svg>");
+    svg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_load_tti_api_requests_and_budgets_per_navigation_from_chromium() {
+    let _one = ONE_BROWSER.lock().await;
+    let rx = Receiver::new();
+    let served = rx.clone();
+    let svg = Arc::new(big_svg());
+    let web = WebServer::start(move |r| {
+        served.answer(r).unwrap_or_else(|| match r.path.split('?').next().unwrap_or("") {
+            "/timings" => Reply::html(TIMINGS_PAGE),
+            "/big.svg" => Reply::bytes("image/svg+xml", svg.to_vec()),
+            "/api/orders/7" => Reply::json(500, r#"{"error":"down"}"#),
+            _ => Reply::new(404, "not found"),
+        })
+    })
+    .await;
+    let steps = [
+        format!(r#"{{ type = "navigate", url = "{}" }}"#, web.url("/timings")),
+        r##"{ type = "wait", selector = "#done", timeout = "20s" }"##.into(),
+        format!(r#"{{ type = "navigate", url = "{}" }}"#, web.url("/blank")),
+    ];
+    drive("sdk-timings", &steps).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (events, raw, page) = loop {
+        let raw = rx.batches.lock().expect("lock").clone();
+        let (events, _) = parse_batches(&raw);
+        let page = rx.reference.lock().expect("lock").iter().find(|v| v["name"] == "page").cloned();
+        let has = |ty: &str, name: &str| events.iter().any(|e| e["type"] == ty && e["name"] == name);
+        if let Some(page) = page.as_ref().filter(|_| has("vital", "TTI") && has("timing", "page_load_complete")) {
+            break (events, raw, page.clone());
+        }
+        assert!(tokio::time::Instant::now() < deadline, "missing reports: {page:?} {events:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // TTI: the end of the last long task, as the page's own observer saw it (800 ms at least).
+    let last_long = page["lastLong"].as_f64().expect("lastLong");
+    assert!(last_long >= 800.0, "{page}");
+    let tti = events.iter().find(|e| e["type"] == "vital" && e["name"] == "TTI").expect("TTI");
+    let tti_value = tti["value"].as_f64().expect("value");
+    assert!((tti_value - last_long).abs() < 1.0, "TTI {tti_value} vs the last long task's end {last_long}");
+    // page_load_complete is the navigation's loadEventEnd.
+    let load = events.iter().find(|e| e["type"] == "timing" && e["name"] == "page_load_complete").expect("load");
+    let load_ms = load["durationMs"].as_f64().expect("ms");
+    assert!((load_ms - page["loadEventEnd"].as_f64().expect("loadEventEnd")).abs() < 1.0, "{load} vs {page}");
+    // Each image is near the image budget on its own page; without the reset at the SPA
+    // navigation the second would have been over it (840 KiB > 500).
+    let images: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "resource" && e["url"].as_str().is_some_and(|u| u.contains("big.svg")))
+        .collect();
+    assert_eq!(images.len(), 2, "{images:#?}");
+    for i in &images {
+        assert_eq!((i["nearBudget"].as_str(), i.get("overBudget")), (Some("image"), None), "{i}");
+    }
+    let api: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "resource" && e["url"].as_str().is_some_and(|u| u.contains("/api/orders/7")))
+        .collect();
+    assert_eq!(api.len(), 1, "{api:#?}");
+    assert_eq!(api[0]["status"], 500, "Resource Timing's responseStatus: {}", api[0]);
+    // What the collector keeps of these batches.
+    let mut w = thorbis_obs_core::rum::RumWindow::new(thorbis_obs_core::time::Timestamp(0));
+    for (_, body) in &raw {
+        let batch: Batch = serde_json::from_slice(body).expect("batch");
+        let device = (thorbis_obs_core::rum::Device::Desktop, "Chrome");
+        w.ingest(&batch, device, thorbis_obs_core::time::Timestamp(0));
+    }
+    let s = w.samples(thorbis_obs_core::time::Timestamp(60_000));
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        s.iter().find(|x| x.name == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v))).map(|x| x.value)
+    };
+    let load_p75 = get("rum_timing_ms_p75", &[("name", "page_load_complete"), ("route", "all")]).expect("load p75");
+    assert!((load_p75 - load_ms).abs() <= load_ms * 0.01 + 0.01, "{load_p75} vs {load_ms}");
+    assert_eq!(get("rum_api_error_rate", &[("route", "/api/orders/:id")]), Some(1.0));
+    // The two images (and Chromium's favicon request, an image by its name, if it came while
+    // the first page was past the warning level), never an error.
+    let warnings = get("rum_budget_violations", &[("kind", "image"), ("level", "warning")]);
+    assert!(warnings.is_some_and(|n| n >= 2.0), "{warnings:?}");
+    assert_eq!(get("rum_budget_violations", &[("kind", "image"), ("level", "error")]), None);
+    assert!(get("rum_resource_transfer_bytes", &[("kind", "image")]).is_some_and(|b| b >= 2.0 * 420.0 * 1024.0));
+    assert!(get("web_vitals_tti_p75", &[("route", "all")]).is_some());
+}

@@ -156,3 +156,78 @@ fn coverage_names_what_feeds_each_rule_and_warns_for_blind_ones() {
     assert!(invoices.ends_with("<- source main (postgres)"), "{text}");
     assert!(text.contains("WARNING: rule \"slow\" reads \"http_request_duration\""), "{text}");
 }
+
+/// `thorbis-obs demo` at a tenth of its pace: the boards' widgets get numbers, the summary the
+/// page loads, API requests and bundle bytes, and the console prints the demo alert's firing,
+/// escalation and resolution, once each and in that order.
+#[cfg(all(feature = "collector", feature = "otlp", feature = "client"))]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_fills_the_boards_and_one_alert_fires_escalates_and_resolves() {
+    use std::time::Duration;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
+        .args(["demo", "--listen", &addr, "--pace", "1", "--for", "25s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the demo starts");
+    let base = format!("http://{addr}");
+    let c = reqwest::Client::new();
+    let get = |path: &str| {
+        let req = c.get(format!("{base}{path}"));
+        async move {
+            match req.send().await {
+                Ok(r) => r.json::<serde_json::Value>().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            }
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let numbers = [
+        "lcp-p75",
+        "inp-p75",
+        "cls-p75",
+        "browser-error-rate",
+        "work-orders-created",
+        "invoices-generated",
+        "payments-value",
+    ];
+    loop {
+        let mut missing = Vec::new();
+        for id in numbers {
+            if !get(&format!("/api/v1/widgets/{id}")).await["value"].is_number() {
+                missing.push(id.to_string());
+            }
+        }
+        for id in ["lcp-p75-chart", "page-views-chart", "conversion-value-chart"] {
+            if get(&format!("/api/v1/widgets/{id}")).await["lines"].as_array().is_none_or(Vec::is_empty) {
+                missing.push(id.to_string());
+            }
+        }
+        if get("/api/v1/widgets/uptime-status").await["rows"].as_array().is_none_or(Vec::is_empty) {
+            missing.push("uptime-status".into());
+        }
+        if missing.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "widgets without data: {missing:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let s = get("/api/v1/summary?range=1h").await;
+    let perf = &s["performance"];
+    assert!(perf["timings"]["page_load_complete"]["p75_ms"].as_f64().is_some_and(|v| v > 1000.0), "{perf}");
+    assert!(perf["api"]["requests"].as_f64().is_some_and(|v| v > 0.0), "{perf}");
+    assert!(perf["transfer"]["script"]["bytes"].as_f64().is_some_and(|v| v >= 120_000.0), "{perf}");
+    assert!(s["business_impact"]["events"]["work_order_created"]["count"].as_f64().is_some_and(|v| v > 0.0), "{s}");
+    let out = child.wait_with_output().await.expect("the demo ends");
+    assert!(out.status.success(), "{:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let kinds: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("Demo Checkout Slow"))
+        .filter_map(|l| ["firing", "escalated", "resolved"].into_iter().find(|k| l.contains(&format!("Slow {k}:"))))
+        .collect();
+    assert_eq!(kinds, ["firing", "escalated", "resolved"], "{stdout}");
+}

@@ -171,6 +171,7 @@ function route() {
   if (scrub(location.href) === view.url) return;
   flush();
   newView(view);
+  wasm.resetBudgets();
   crumb("navigation", view.url);
   emit(BUCKET_OTHER, "timing", { name: "route_change", durationMs: now() });
 }
@@ -748,13 +749,24 @@ function start() {
     observe("resource", (entry) => {
       const url = entry.name;
       if (cfg.base && url.includes(cfg.base)) return;
-      // The resource's kind, with a "!" after it when the page is over that kind's budget.
+      // The resource's kind, with "!" after it when the page is over that kind's budget and
+      // "?" when past its warning level.
       const kind = wasm.resource(entry.initiatorType, url, entry.transferSize || 0);
-      const over = kind.endsWith("!");
-      const ev = { url: scrub(url), kind: kind.replace("!", ""), transferBytes: Math.max(entry.transferSize || 0, 0), durationMs: Math.max(entry.duration, 0), at: epoch(entry.startTime) };
-      if (over) ev.overBudget = ev.kind;
+      const mark = kind.slice(-1);
+      const ev = { url: scrub(url), kind: kind.replace(/[!?]$/, ""), transferBytes: Math.max(entry.transferSize || 0, 0), durationMs: Math.max(entry.duration, 0), at: epoch(entry.startTime) };
+      if (mark === "!") ev.overBudget = ev.kind;
+      if (mark === "?") ev.nearBudget = ev.kind;
+      if (entry.responseStatus > 0) ev.status = entry.responseStatus;
       emit(BUCKET_OTHER, "resource", ev);
     });
+  // The navigation's load, once its load handlers have run (loadEventEnd is set after them).
+  const loaded = () =>
+    setTimeout(() => {
+      const nav = performance.getEntriesByType?.("navigation")[0];
+      if (nav && nav.loadEventEnd > 0) whenReady(() => emit(BUCKET_OTHER, "timing", { name: "page_load_complete", durationMs: nav.loadEventEnd }));
+    });
+  if (doc.readyState === "complete") loaded();
+  else listen(window, "load", loaded);
   // The page going away: vitals, then everything queued, as beacons.
   const exit = (e) => whenReady(() => (hidden(e.timeStamp), flush(true)));
   listen(doc, "visibilitychange", (e) => doc.visibilityState === "hidden" && exit(e), true);

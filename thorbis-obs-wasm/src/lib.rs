@@ -121,18 +121,26 @@ pub fn set_budgets(javascript: f64, css: f64, images: f64, fonts: f64) {
 
 /// Counts a Resource Timing entry against the budgets. Returns its kind (`script`,
 /// `stylesheet`, `image`, `font`, `other`), followed by `!` when the page's total of that kind
-/// is now over its budget.
+/// is now over its budget, or `?` when it is past the budget's warning level.
 #[wasm_bindgen]
 pub fn resource(initiator_type: &str, url: &str, transfer_bytes: f64) -> String {
     with(|s| {
         let kind: ResourceKind = s.tally.record(initiator_type, url, transfer_bytes.max(0.0) as u64);
-        let over = s.budgets.for_kind(kind).is_some_and(|b| b.status(s.tally.total(kind)) == BudgetStatus::Error);
+        let status = s.budgets.for_kind(kind).map(|b| b.status(s.tally.total(kind)));
         let mut out = String::from(kind.as_str());
-        if over {
-            out.push('!');
+        match status {
+            Some(BudgetStatus::Error) => out.push('!'),
+            Some(BudgetStatus::Warning) => out.push('?'),
+            _ => {}
         }
         out
     })
+}
+
+/// Starts the budgets' tally again: a client-side navigation is a new page for them.
+#[wasm_bindgen(js_name = resetBudgets)]
+pub fn reset_budgets() {
+    with(|s| s.tally = BudgetTally::new());
 }
 
 /// The spec's noise filter: offline network errors, extension frames, ResizeObserver loops,

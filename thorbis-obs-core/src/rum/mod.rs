@@ -30,7 +30,7 @@ pub use keys::{
     ALL, CounterKey, Device, FlatKey, MAX_ROUTES, OTHER_ROUTE, VitalKey, browser_family, route_pattern,
     route_pattern_into,
 };
-pub use series::{Counter, Series, VitalAgg};
+pub use series::{Counter, Distribution, Series, VitalAgg};
 pub use sessions::{MAX_LIVE_SESSIONS, SessionTracker};
 pub use window::{
     ErrorGroup, Ingested, LABEL_CAPS, MAX_BREADCRUMB_MESSAGE, MAX_COUNTER_SERIES, MAX_ERROR_GROUPS, MAX_ERROR_REPEATS,

@@ -33,6 +33,28 @@ pub struct Counter {
     pub sum: f64,
 }
 
+/// A distribution's window: a page timing's or the page's API requests' durations (weighted),
+/// and for requests how many had a known status and how many of those failed (400 and up).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// The durations, weighted by the sampling rate.
+    pub sketch: QuantileSketch,
+    /// Requests whose status the browser reported (weighted).
+    #[serde(default)]
+    pub with_status: f64,
+    /// Of those, the ones with a status of 400 or more.
+    #[serde(default)]
+    pub failed: f64,
+}
+
+impl Distribution {
+    pub(super) fn merge(&mut self, other: &Distribution) {
+        self.sketch.merge(&other.sketch);
+        self.with_status += other.with_status;
+        self.failed += other.failed;
+    }
+}
+
 /// Series of one kind, by the flat form of their keys; serialised as a list of `[key, value]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series<K, V> {

@@ -3,7 +3,7 @@
 
 use super::issues::{MAX_BREAKDOWN_VALUES, add_facet, add_user, user_hash};
 use super::keys::{ALL, CounterKey, Device, MAX_ROUTES, OTHER_ROUTE, VitalKey, route_pattern};
-use super::series::{Counter, Series, VitalAgg};
+use super::series::{Counter, Distribution, Series, VitalAgg};
 use crate::domain::errors::{StackFrame, business_fingerprint, error_fingerprint, parse_stack, truncate};
 use crate::domain::outcomes::{self, Outcome};
 use crate::domain::vitals::{Rating, Vital};
@@ -240,6 +240,34 @@ pub fn fingerprint_event(message: &str, stack: Option<&str>, fingerprint: Option
     error_fingerprint(kind, text, &frames)
 }
 
+/// The flat form of a counter or distribution key, into `buf`.
+fn flat_key(buf: &mut String, metric: &str, scope: (&str, &str), extra: &[(&str, &str)]) {
+    buf.clear();
+    buf.push_str(metric);
+    for (k, v) in [("service", scope.0), ("env", scope.1)].iter().chain(extra) {
+        buf.push('\u{1f}');
+        buf.push_str(k);
+        buf.push('\u{1f}');
+        buf.push_str(v);
+    }
+}
+
+fn counter_key(metric: &str, scope: (&str, &str), extra: &[(&str, &str)]) -> CounterKey {
+    let mut labels = vec![("service".to_string(), scope.0.to_string()), ("env".to_string(), scope.1.to_string())];
+    labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    CounterKey { metric: metric.to_string(), labels }
+}
+
+/// The path of a resource URL when it is one of the page's API requests (`/api/...`).
+fn api_path(url: &str) -> Option<&str> {
+    let path = match url.find("://") {
+        Some(i) => &url[i + 3..][url[i + 3..].find('/')?..],
+        None => url,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    (path == "/api" || path.starts_with("/api/")).then_some(path)
+}
+
 /// One window of RUM data, mergeable across agents.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RumWindow {
@@ -249,6 +277,10 @@ pub struct RumWindow {
     pub vitals: Series<VitalKey, VitalAgg>,
     /// Counters by series.
     pub counters: Series<CounterKey, Counter>,
+    /// Page timings (`rum_timing_ms` by name and route) and API requests
+    /// (`rum_api_duration_ms` by route) by series.
+    #[serde(default)]
+    pub distributions: Series<CounterKey, Distribution>,
     /// Error groups by fingerprint.
     pub errors: HashMap<String, ErrorGroup>,
     /// Page views active in the window (sampled sessions), by view id: a view whose batches
@@ -368,25 +400,38 @@ impl RumWindow {
         n: f64,
         value: f64,
     ) {
-        buf.clear();
-        buf.push_str(metric);
-        for (k, v) in [("service", scope.0), ("env", scope.1)].iter().chain(extra) {
-            buf.push('\u{1f}');
-            buf.push_str(k);
-            buf.push('\u{1f}');
-            buf.push_str(v);
-        }
-        let Some(c) = self.counters.capped_slot(buf, MAX_COUNTER_SERIES, || {
-            let mut labels =
-                vec![("service".to_string(), scope.0.to_string()), ("env".to_string(), scope.1.to_string())];
-            labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-            CounterKey { metric: metric.to_string(), labels }
-        }) else {
+        flat_key(buf, metric, scope, extra);
+        let Some(c) = self.counters.capped_slot(buf, MAX_COUNTER_SERIES, || counter_key(metric, scope, extra)) else {
             self.note_capped("series");
             return;
         };
         c.count = (c.count + n).min(MAX_SUM);
         c.sum = clamp_abs(c.sum + clamp_abs(value, MAX_VALUE) * n, MAX_SUM);
+    }
+
+    /// Adds a duration (weighted `n`) to the distribution `metric` with `extra` labels; a
+    /// request's `status` counts towards its error share.
+    fn observe(
+        &mut self,
+        buf: &mut String,
+        (metric, scope, extra): (&str, (&str, &str), &[(&str, &str)]),
+        n: u64,
+        value: f64,
+        status: Option<u16>,
+    ) {
+        flat_key(buf, metric, scope, extra);
+        let Some(d) = self.distributions.capped_slot(buf, MAX_COUNTER_SERIES, || counter_key(metric, scope, extra))
+        else {
+            self.note_capped("series");
+            return;
+        };
+        d.sketch.add_n(value.clamp(0.0, MAX_VALUE), n);
+        if let Some(code) = status.filter(|c| *c > 0) {
+            d.with_status = (d.with_status + n as f64).min(MAX_SUM);
+            if code >= 400 {
+                d.failed = (d.failed + n as f64).min(MAX_SUM);
+            }
+        }
     }
 
     fn fingerprint(&mut self, message: &str, stack: Option<&str>, sdk: Option<&[String]>) -> String {
@@ -575,9 +620,29 @@ impl RumWindow {
                 Event::LongTask { duration_ms, .. } if sampled => {
                     self.count(&mut buf, "rum_long_tasks", scope, &[], w, *duration_ms);
                 }
-                Event::Resource { over_budget: Some(kind), .. } if sampled => {
+                Event::Timing { name, duration_ms, .. } if sampled => {
+                    let name = self.capped("name", name);
+                    let labels = [("name", name), ("route", route.as_str())];
+                    self.observe(&mut buf, ("rum_timing_ms", scope, &labels), weight, *duration_ms, None);
+                }
+                Event::Resource {
+                    url, kind, transfer_bytes, duration_ms, over_budget, near_budget, status, ..
+                } if sampled => {
                     let kind = self.capped("kind", kind);
-                    self.count(&mut buf, "rum_budget_violations", scope, &[("kind", kind)], w, 0.0);
+                    let bytes = *transfer_bytes as f64;
+                    self.count(&mut buf, "rum_resources", scope, &[("kind", kind)], w, bytes);
+                    for (budget, level) in [(over_budget, "error"), (near_budget, "warning")] {
+                        if let Some(k) = budget {
+                            let k = self.capped("kind", k);
+                            let labels = [("kind", k), ("level", level)];
+                            self.count(&mut buf, "rum_budget_violations", scope, &labels, w, 0.0);
+                        }
+                    }
+                    if let Some(path) = api_path(url) {
+                        let api_route = self.route(path);
+                        let labels = [("route", api_route.as_str())];
+                        self.observe(&mut buf, ("rum_api_duration_ms", scope, &labels), weight, *duration_ms, *status);
+                    }
                 }
                 Event::Business { name, props, .. } if sampled => {
                     let v = business_value(props);
@@ -684,6 +749,9 @@ impl RumWindow {
             c.count = (c.count + v.count).min(MAX_SUM);
             c.sum = clamp_abs(c.sum + v.sum, MAX_SUM);
         }
+        for (k, v) in other.distributions.iter() {
+            self.distributions.entry(k).merge(v);
+        }
         for (what, n) in &other.capped {
             *self.capped.entry(what.clone()).or_default() += n;
         }
@@ -707,10 +775,18 @@ impl RumWindow {
     /// - `web_vitals_<vital>_ratings` by `rating` (`good`, `needs-improvement`, `poor`), all
     ///   routes and devices;
     /// - `rum_views`: page views active in the window (by route and `all`), `rum_actions`, `rum_long_tasks`, `rum_errors` (by
-    ///   kind), `rum_error_rate` (errors per active page view), `rum_budget_violations` (by kind),
+    ///   kind), `rum_error_rate` (errors per active page view),
     ///   `business_events` and `business_value` (by name), `conversions` and
     ///   `conversion_value` (by type), `journey_steps` (by journey and step): counts per
     ///   window, weighted by the sampling rate;
+    /// - `rum_timing_ms_p75` and `_count` by timing `name` (`page_load_complete`: the
+    ///   navigation's `loadEventEnd`; `route_change`; the page's own `addTiming`) and route;
+    ///   `rum_api_duration_ms_p75` and `_count` of the page's requests under `/api/` by route,
+    ///   and `rum_api_error_rate` (status 400 and up, of those whose status the browser
+    ///   reported); each also with `route="all"`;
+    /// - `rum_resources` and `rum_resource_transfer_bytes` by `kind` (script, stylesheet,
+    ///   image, font, other), and `rum_budget_violations` by `kind` and `level` (`warning`,
+    ///   `error`);
     /// - `payments{outcome}` and `payment_failure_rate` from `payment_processed` business
     ///   events by their `status` prop (see [`crate::domain::outcomes`]);
     /// - `rum_session_duration_seconds_avg` and `rum_bounce_rate` of the sessions that ended in
@@ -770,12 +846,14 @@ impl RumWindow {
             let value_metric = match k.metric.as_str() {
                 "business_events" => Some("business_value"),
                 "conversions" => Some("conversion_value"),
+                "rum_resources" => Some("rum_resource_transfer_bytes"),
                 _ => None,
             };
             if let Some(m) = value_metric {
                 out.push(Sample::new(m, labels, c.sum, at));
             }
         }
+        push_distributions(&mut out, at, &self.distributions);
         for ((service, env), [ok, failed]) in &payments {
             if let Some(v) = Outcome::Payment.rule_value(*ok, *failed) {
                 let labels = Labels::from_pairs([("service", service.as_str()), ("env", env.as_str())]);
@@ -809,6 +887,33 @@ impl RumWindow {
     }
 }
 
+/// `{metric}_p75` and `{metric}_count` of each distribution series and of each one's
+/// `route="all"` total; `rum_api_error_rate` for API requests with a known status.
+fn push_distributions(out: &mut Vec<Sample>, at: Timestamp, series: &Series<CounterKey, Distribution>) {
+    let mut all: BTreeMap<(String, Vec<(String, String)>), Distribution> = BTreeMap::new();
+    let mut sorted: Vec<(&CounterKey, &Distribution)> = series.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    for (k, d) in sorted {
+        let total: Vec<(String, String)> =
+            k.labels.iter().map(|(l, v)| (l.clone(), if l == "route" { ALL.to_string() } else { v.clone() })).collect();
+        all.entry((k.metric.clone(), total)).or_default().merge(d);
+        push_distribution(out, at, &k.metric, Labels::from_pairs(k.labels.iter().cloned()), d);
+    }
+    for ((metric, labels), d) in &all {
+        push_distribution(out, at, metric, Labels::from_pairs(labels.iter().cloned()), d);
+    }
+}
+
+fn push_distribution(out: &mut Vec<Sample>, at: Timestamp, metric: &str, labels: Labels, d: &Distribution) {
+    if let Some(p75) = d.sketch.quantile(VITALS_QUANTILE) {
+        out.push(Sample::new(format!("{metric}_p75"), labels.clone(), p75, at));
+    }
+    if metric == "rum_api_duration_ms" && d.with_status > 0.0 {
+        out.push(Sample::new("rum_api_error_rate", labels.clone(), d.failed / d.with_status, at));
+    }
+    out.push(Sample::new(format!("{metric}_count"), labels, d.sketch.count() as f64, at));
+}
+
 #[allow(clippy::too_many_arguments)]
 fn push_vital(
     out: &mut Vec<Sample>,
@@ -839,6 +944,55 @@ fn push_vital(
 mod tests {
     use super::*;
     use crate::rum::test_support::{T, page, sample, vital};
+
+    #[test]
+    fn timings_api_requests_and_transfer_are_kept() {
+        let mut w = RumWindow::new(Timestamp(T));
+        let timing = |ms: f64| format!(r#"{{"type":"timing","at":{T},"name":"page_load_complete","durationMs":{ms}}}"#);
+        let res = |url: &str, kind: &str, bytes: u64, ms: f64, extra: &str| {
+            format!(
+                r#"{{"type":"resource","at":{T},"url":"{url}","kind":"{kind}","transferBytes":{bytes},"durationMs":{ms}{extra}}}"#
+            )
+        };
+        let events = [
+            timing(1000.0),
+            timing(3000.0),
+            res("https://shop.example/api/invoices/1042?x=1", "other", 500, 80.0, r#","status":200"#),
+            res("https://shop.example/api/invoices/7", "other", 500, 120.0, r#","status":502"#),
+            res("/api/invoices/8", "other", 500, 100.0, ""),
+            res("https://shop.example/_next/main.js", "script", 150_000, 40.0, r#","nearBudget":"script""#),
+            res("https://shop.example/_next/vendor.js", "script", 60_000, 40.0, r#","overBudget":"script""#),
+            res("https://cdn.example/x/api/nope", "other", 10, 5.0, r#","status":404"#),
+        ]
+        .join(",");
+        // Sampled at 50%: every figure counts twice.
+        w.ingest(&page(true, 50, "/invoices/1042", &events), (Device::Desktop, "Chrome"), Timestamp(T));
+        let s = w.samples(Timestamp(T + 60_000));
+        let load = [("name", "page_load_complete"), ("route", "/invoices/:id")];
+        // Each value stands for two page loads: PromQL's p75 of [1000, 1000, 3000, 3000] is at
+        // rank 2.25, between two 3000s (within the sketch's error).
+        let p75 = sample(&s, "rum_timing_ms_p75", &load).expect("load p75").value;
+        assert!((p75 - 3000.0).abs() <= 3000.0 * 0.01, "{p75}");
+        assert_eq!(sample(&s, "rum_timing_ms_count", &load).map(|x| x.value), Some(4.0));
+        let all = [("name", "page_load_complete"), ("route", ALL)];
+        assert_eq!(sample(&s, "rum_timing_ms_count", &all).map(|x| x.value), Some(4.0));
+        // Three requests under /api/ (the CDN's `/x/api/` is not one), one failed of two with a status.
+        let api = [("route", "/api/invoices/:id")];
+        assert_eq!(sample(&s, "rum_api_duration_ms_count", &api).map(|x| x.value), Some(6.0));
+        assert_eq!(sample(&s, "rum_api_error_rate", &api).map(|x| x.value), Some(0.5));
+        assert!(sample(&s, "rum_api_duration_ms_p75", &[("route", ALL)]).is_some());
+        let script = [("kind", "script")];
+        assert_eq!(sample(&s, "rum_resources", &script).map(|x| x.value), Some(4.0));
+        assert_eq!(sample(&s, "rum_resource_transfer_bytes", &script).map(|x| x.value), Some(420_000.0));
+        let level = |l: &str| sample(&s, "rum_budget_violations", &[("kind", "script"), ("level", l)]).map(|x| x.value);
+        assert_eq!((level("warning"), level("error")), (Some(2.0), Some(2.0)));
+        // Another agent's window of the same minute merges.
+        let mut other = RumWindow::new(Timestamp(T));
+        other.ingest(&page(true, 100, "/invoices/1042", &timing(5000.0)), (Device::Desktop, "Chrome"), Timestamp(T));
+        w.merge(&other);
+        let s = w.samples(Timestamp(T + 60_000));
+        assert_eq!(sample(&s, "rum_timing_ms_count", &load).map(|x| x.value), Some(5.0));
+    }
 
     #[test]
     fn server_errors_group_beside_the_browser_s_without_counting_as_rum_errors() {

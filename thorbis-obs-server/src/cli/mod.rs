@@ -4,6 +4,8 @@ mod alerts;
 mod checks;
 #[cfg(feature = "client")]
 mod client;
+#[cfg(all(feature = "collector", feature = "otlp", feature = "client"))]
+mod demo;
 mod sourcemaps;
 
 use crate::config::{DEFAULT_CONFIG, LoadedConfig, LogFormat};
@@ -61,6 +63,10 @@ pub enum Command {
     Auth(alerts::AuthCommand),
     /// Source maps: upload a release's to a running agent, list them.
     Sourcemaps(sourcemaps::SourcemapsArgs),
+    /// The agent on its default config with simulated traffic: boards fill and one alert
+    /// fires, escalates and resolves on the console.
+    #[cfg(all(feature = "collector", feature = "otlp", feature = "client"))]
+    Demo(demo::DemoArgs),
 }
 
 /// `thorbis-obs probe ...`
@@ -215,6 +221,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
         Command::Alerts(a) => alerts::alerts(a, out, err),
         Command::Auth(c) => alerts::auth(c, out, err),
         Command::Sourcemaps(a) => sourcemaps::sourcemaps(a, out, err),
+        #[cfg(all(feature = "collector", feature = "otlp", feature = "client"))]
+        Command::Demo(a) => demo::demo(a, out, err),
         Command::Notify(NotifyCommand::Test { config, channel, severity }) => {
             notify_test(&config, &channel, severity, out, err)
         }

@@ -1,6 +1,7 @@
 //! `GET /api/v1/summary?range=1h`: the spec's NextFaster rollup of what the agent knows, in four
-//! parts: performance (web vitals p75 against Google's ratings and the spec's levels, budget
-//! violations), reliability (uptime, SLA, MTTR, MTBF of the uptime checks; the browser error
+//! parts: performance (web vitals p75 against Google's ratings and the spec's levels, page load
+//! and other page timings, the pages' API requests with throughput and error share, transfer
+//! bytes by resource kind, budget warnings and violations), reliability (uptime, SLA, MTTR, MTBF of the uptime checks; the browser error
 //! rate), user experience (session duration, bounce rate, conversion rates, journey funnels) and
 //! business impact
 //! (business events and conversions from the browser; the latest values of the PostgreSQL
@@ -11,7 +12,8 @@ use std::collections::BTreeMap;
 use thorbis_obs_core::domain::uptime::UptimeReport;
 use thorbis_obs_core::domain::vitals::{SpecStatus, Vital};
 use thorbis_obs_core::rum::{RumWindow, VITALS_QUANTILE, VitalAgg};
-use thorbis_obs_core::time::Timestamp;
+use thorbis_obs_core::sketch::QuantileSketch;
+use thorbis_obs_core::time::{HumanDuration, Timestamp};
 
 /// One vital over the range.
 #[derive(Clone, Debug, Serialize)]
@@ -27,13 +29,61 @@ pub struct VitalSummary {
     pub spec_status: Option<SpecStatus>,
 }
 
+/// A duration's p75 and how many were seen.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Timing {
+    /// p75 in ms over every route.
+    pub p75_ms: f64,
+    /// How many (weighted).
+    pub count: f64,
+}
+
+/// The page's own requests under `/api/`, as Resource Timing saw them.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ApiRequests {
+    /// How many (weighted).
+    pub requests: f64,
+    /// Per minute of the range: the throughput.
+    pub per_minute: f64,
+    /// p75 duration in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p75_ms: Option<f64>,
+    /// Share of those with a reported status that had 400 or more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// By route: p75 and count.
+    pub routes: BTreeMap<String, Timing>,
+}
+
+/// Bytes the pages loaded of one kind of resource.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Transfer {
+    /// Resources (weighted).
+    pub resources: f64,
+    /// Bytes over the network (weighted).
+    pub bytes: f64,
+    /// Bytes per page view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_view: Option<f64>,
+}
+
 /// Performance.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Performance {
     /// By vital name (`LCP`, `INP`, ...).
     pub vitals: BTreeMap<&'static str, VitalSummary>,
-    /// Resources over budget, by kind.
+    /// Page timings by name: `page_load_complete` (the navigation's loadEventEnd),
+    /// `route_change`, and the page's own.
+    pub timings: BTreeMap<String, Timing>,
+    /// The pages' API requests.
+    pub api: ApiRequests,
+    /// Transfer by resource kind (`script`, `stylesheet`, `image`, `font`, `other`): the
+    /// bundle sizes.
+    pub transfer: BTreeMap<String, Transfer>,
+    /// Resources loaded while the page was over its budget, by kind.
     pub budget_violations: BTreeMap<String, f64>,
+    /// Resources loaded while the page was past its budget's warning level, by kind.
+    pub budget_warnings: BTreeMap<String, f64>,
 }
 
 /// Reliability.
@@ -148,7 +198,15 @@ pub fn from_window(w: &RumWindow, range: String, now: Timestamp) -> Summary {
         let label = |name: &str| k.labels.iter().find(|(l, _)| l == name).map(|(_, v)| v.clone()).unwrap_or_default();
         match k.metric.as_str() {
             "rum_errors" => reliability.browser_errors += c.count,
+            "rum_budget_violations" if label("level") == "warning" => {
+                *performance.budget_warnings.entry(label("kind")).or_default() += c.count
+            }
             "rum_budget_violations" => *performance.budget_violations.entry(label("kind")).or_default() += c.count,
+            "rum_resources" => {
+                let t = performance.transfer.entry(label("kind")).or_default();
+                t.resources += c.count;
+                t.bytes += c.sum;
+            }
             "rum_sessions_ended" => ux.sessions_ended += c.count,
             "rum_session_seconds" => seconds += c.sum,
             "rum_bounces" => bounces += c.count,
@@ -169,8 +227,12 @@ pub fn from_window(w: &RumWindow, range: String, now: Timestamp) -> Summary {
     for ((journey, step), count) in steps {
         ux.funnels.entry(journey).or_default().push(FunnelStep { step, count, share: 0.0 });
     }
+    durations(w, &mut performance, &range);
     reliability.page_views = w.views.values().fold(0.0, |n, v| n + v.weight);
     if reliability.page_views > 0.0 {
+        for t in performance.transfer.values_mut() {
+            t.bytes_per_view = Some(t.bytes / reliability.page_views);
+        }
         reliability.browser_error_rate = Some(reliability.browser_errors / reliability.page_views);
         for (ty, t) in &business.conversions {
             ux.conversion_rates.insert(ty.clone(), t.count / reliability.page_views);
@@ -188,4 +250,37 @@ pub fn from_window(w: &RumWindow, range: String, now: Timestamp) -> Summary {
         ux.bounce_rate = Some(bounces / ux.sessions_ended);
     }
     Summary { range, generated_at: now, performance, reliability, user_experience: ux, business_impact: business }
+}
+
+/// Page timings and API requests from the window's distributions.
+fn durations(w: &RumWindow, performance: &mut Performance, range: &str) {
+    let mut timings: BTreeMap<String, QuantileSketch> = BTreeMap::new();
+    let mut api_routes: BTreeMap<String, QuantileSketch> = BTreeMap::new();
+    let (mut with_status, mut failed) = (0.0, 0.0);
+    for (k, d) in w.distributions.iter() {
+        let label = |name: &str| k.labels.iter().find(|(l, _)| l == name).map(|(_, v)| v.clone()).unwrap_or_default();
+        match k.metric.as_str() {
+            "rum_timing_ms" => timings.entry(label("name")).or_default().merge(&d.sketch),
+            "rum_api_duration_ms" => {
+                api_routes.entry(label("route")).or_default().merge(&d.sketch);
+                with_status += d.with_status;
+                failed += d.failed;
+            }
+            _ => {}
+        }
+    }
+    let timing =
+        |sk: &QuantileSketch| sk.quantile(VITALS_QUANTILE).map(|p75| Timing { p75_ms: p75, count: sk.count() as f64 });
+    performance.timings = timings.iter().filter_map(|(n, sk)| Some((n.clone(), timing(sk)?))).collect();
+    let mut all = QuantileSketch::new();
+    for sk in api_routes.values() {
+        all.merge(sk);
+    }
+    let api = &mut performance.api;
+    api.routes = api_routes.iter().filter_map(|(r, sk)| Some((r.clone(), timing(sk)?))).collect();
+    api.requests = all.count() as f64;
+    api.p75_ms = all.quantile(VITALS_QUANTILE);
+    let minutes = range.parse::<HumanDuration>().map_or(60.0, |d| d.get().as_secs_f64() / 60.0).max(1.0 / 60.0);
+    api.per_minute = api.requests / minutes;
+    api.error_rate = (with_status > 0.0).then(|| failed / with_status);
 }
