@@ -53,6 +53,13 @@ on("business", () => {
     { detail: { id: "wo_1", industry: "home-services", priority: "high", estimatedValue: 450 } }));
   document.dispatchEvent(new CustomEvent("payment-processed",
     { detail: { id: "pay_7", amount: 450, method: "card", status: "declined", cardNumber: "4242424242424242" } }));
+  document.dispatchEvent(new CustomEvent("work-order-completed",
+    { detail: { id: "wo_1", duration: 5400, actualValue: 480, satisfaction: 5 } }));
+  document.dispatchEvent(new CustomEvent("invoice-generated",
+    { detail: { id: "inv_9", amount: 480, industry: "home-services", paymentTerms: "net30" } }));
+  obs.trackJourney("work-order", "completed", { technician: "t-3" });
+  obs.trackConversion("invoice-paid", 480, { channel: "portal" });
+  obs.trackBusinessError(new Error("card declined"), { process: "payments", step: "charge-card", code: "card_declined" });
 });
 on("throw", () => setTimeout(() => { throw new TypeError("boom from e2e"); }));
 on("reject", () => { Promise.reject(new Error("rejected in e2e")); });
@@ -329,6 +336,34 @@ async fn the_sdk_reports_vitals_errors_actions_and_business_events_from_chromium
     assert_eq!(paid[0]["props"]["status"], "declined");
     assert_eq!(paid[0]["props"]["paymentId"], "pay_7");
     assert!(paid[0]["props"].get("cardNumber").is_none(), "{}", paid[0]);
+    // The spec's other business events, and its journey, conversion and business-error calls.
+    let completed = find("business", "name", "work_order_completed");
+    assert_eq!(completed.len(), 1, "{events:#?}");
+    assert_eq!(
+        (&completed[0]["props"]["workOrderId"], &completed[0]["props"]["actualValue"]),
+        (&"wo_1".into(), &480.into())
+    );
+    assert_eq!(completed[0]["props"]["customerSatisfaction"], 5);
+    let invoiced = find("business", "name", "invoice_generated");
+    assert_eq!(invoiced.len(), 1, "{events:#?}");
+    assert_eq!((&invoiced[0]["props"]["invoiceId"], &invoiced[0]["props"]["amount"]), (&"inv_9".into(), &480.into()));
+    let journey = find("journey", "journeyType", "work-order");
+    assert_eq!(journey.len(), 1, "{events:#?}");
+    assert_eq!((&journey[0]["step"], &journey[0]["meta"]["technician"]), (&"completed".into(), &"t-3".into()));
+    let conversion = find("conversion", "conversionType", "invoice-paid");
+    assert_eq!(conversion.len(), 1, "{events:#?}");
+    assert_eq!(conversion[0]["value"], 480);
+    let business_error = find("error", "kind", "business");
+    assert_eq!(business_error.len(), 1, "{events:#?}");
+    assert_eq!(business_error[0]["fingerprint"], serde_json::json!(["payments", "charge-card", "card_declined"]));
+    // The 150 ms click handler is a long task; the image and the SDK itself are resources.
+    let long: Vec<_> = events.iter().filter(|e| e["type"] == "long_task").collect();
+    assert!(long.iter().any(|e| e["durationMs"].as_f64().is_some_and(|d| d >= 150.0)), "{long:#?}");
+    let resource = |part: &str| {
+        events.iter().find(|e| e["type"] == "resource" && e["url"].as_str().is_some_and(|u| u.contains(part))).cloned()
+    };
+    assert_eq!(resource("/hero.svg").map(|r| r["kind"].clone()), Some("image".into()));
+    assert_eq!(resource("/sdk/index.js").map(|r| r["kind"].clone()), Some("script".into()));
 
     let errors: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "error").collect();
     let thrown = errors.iter().find(|e| e["message"].as_str().is_some_and(|m| m.contains("TypeError: boom from e2e")));

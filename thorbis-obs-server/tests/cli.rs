@@ -221,6 +221,10 @@ async fn the_demo_fills_the_boards_and_one_alert_fires_escalates_and_resolves() 
     assert!(perf["api"]["requests"].as_f64().is_some_and(|v| v > 0.0), "{perf}");
     assert!(perf["transfer"]["script"]["bytes"].as_f64().is_some_and(|v| v >= 120_000.0), "{perf}");
     assert!(s["business_impact"]["events"]["work_order_created"]["count"].as_f64().is_some_and(|v| v > 0.0), "{s}");
+    // The agent's check of its own /healthz: the rollup's uptime %.
+    let uptime = &s["reliability"]["uptime"];
+    assert!(uptime["checks"].as_u64().is_some_and(|n| n > 0), "{s}");
+    assert_eq!(uptime["uptime_percent"].as_f64(), Some(100.0), "{uptime}");
     let out = child.wait_with_output().await.expect("the demo ends");
     assert!(out.status.success(), "{:?}", out.status);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -118,6 +118,19 @@ async fn slack_attachments_and_blocks() {
     assert_eq!(a["ts"].as_i64(), Some(firing.created_at.as_millis() / 1000));
     let r2 = reqs[1].json();
     assert!(r2["attachments"][0]["title"].as_str().is_some_and(|t| t.contains("RESOLVED")), "{r2}");
+    // The spec's emoji per severity before the rule's name (a resolve gets a check mark).
+    assert!(a["title"].as_str().is_some_and(|t| t.starts_with("\u{26a0}\u{fe0f} ")), "{a}");
+    assert!(r2["attachments"][0]["title"].as_str().is_some_and(|t| t.starts_with("\u{2705} ")), "{r2}");
+    use thorbis_obs_core::rules::Severity;
+    for (severity, emoji) in
+        [(Severity::Info, "\u{2139}\u{fe0f}"), (Severity::Error, "\u{1f525}"), (Severity::Critical, "\u{1f6a8}")]
+    {
+        let mut n = firing.clone();
+        n.severity = severity;
+        ch.send(&n).await.expect("accepted");
+        let title = r.taken()[0].json()["attachments"][0]["title"].as_str().unwrap_or("").to_string();
+        assert_eq!(title, format!("{emoji} High Response Time"), "{severity:?}");
+    }
 
     let blocks =
         SlackChannel::new("slack", Secret::new(r.url("/b")), None, None, SlackStyle::Blocks, TIMEOUT).expect("builds");

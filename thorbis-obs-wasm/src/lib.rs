@@ -100,7 +100,8 @@ pub fn vitals_reset() {
 }
 
 /// Sets the budgets in KB, as the spec writes them (JS 170, CSS 50, images 500, fonts 100 by
-/// default); a value that is not a positive number keeps the default.
+/// default); a value that is not a positive number keeps the default. Each warning level keeps
+/// the default's share of its budget.
 #[wasm_bindgen(js_name = setBudgets)]
 pub fn set_budgets(javascript: f64, css: f64, images: f64, fonts: f64) {
     with(|s| {
@@ -109,10 +110,13 @@ pub fn set_budgets(javascript: f64, css: f64, images: f64, fonts: f64) {
             [(javascript, &mut b.javascript), (css, &mut b.css), (images, &mut b.images), (fonts, &mut b.fonts)]
         {
             if kb.is_finite() && kb > 0.0 {
+                // The warning level keeps the default's share of the budget (the spec's 150 of
+                // 170 KB for scripts, 40 of 50 for CSS).
                 let bytes = (kb * 1024.0) as u64;
+                let share = slot.warning_bytes as f64 / slot.budget_bytes.max(1) as f64;
                 slot.budget_bytes = bytes;
                 slot.error_bytes = bytes;
-                slot.warning_bytes = slot.warning_bytes.min(bytes);
+                slot.warning_bytes = ((bytes as f64 * share) as u64).min(bytes);
             }
         }
         s.budgets = b;

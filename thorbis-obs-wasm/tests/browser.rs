@@ -45,6 +45,11 @@ fn vitals_budgets_noise_context_and_scrubbing() {
     assert_eq!(obs::resource("script", "/a.js", 171.0 * 1024.0), "script!", "the default 170 KB");
     assert_eq!(obs::resource("fetch", "/api/orders", 1e9), "other");
     assert_eq!(obs::resource("img", "https://cdn.example/x", f64::NAN), "image");
+    // A new page (an SPA navigation) starts the tally again; past 80% of 100 KB is a warning.
+    obs::reset_budgets();
+    assert_eq!(obs::resource("link", "/page.css", 79.0 * 1024.0), "stylesheet");
+    assert_eq!(obs::resource("link", "/more.css", 2.0 * 1024.0), "stylesheet?", "81 KB of 100: the warning");
+    assert_eq!(obs::resource("link", "/last.css", 20.0 * 1024.0), "stylesheet!");
 
     // The spec's noise filter.
     assert!(obs::is_noise("Script error.", None));

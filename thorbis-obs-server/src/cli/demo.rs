@@ -53,7 +53,10 @@ pub(super) fn demo_config(dir: &std::path::Path, listen: SocketAddr, pace: Durat
         ("data_dir = \"./thorbis-data\"", format!("data_dir = {:?}", dir.display().to_string())),
         ("evaluation_interval = \"15s\"", format!("evaluation_interval = \"{}\"", ms(pace / 5))),
         ("listen = \"127.0.0.1:9464\"", format!("listen = \"{listen}\"")),
-        ("url = \"http://127.0.0.1:9464/healthz\"", format!("url = \"http://{listen}/healthz\"")),
+        (
+            "url = \"http://127.0.0.1:9464/healthz\"\ninterval = \"30s\"",
+            format!("url = \"http://{listen}/healthz\"\ninterval = \"{}\"", ms(pace.max(Duration::from_secs(1)))),
+        ),
         (
             "[collector]\nwindow = \"60s\"",
             format!(
