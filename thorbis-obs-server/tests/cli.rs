@@ -206,8 +206,10 @@ async fn the_demo_fills_the_boards_and_one_alert_fires_escalates_and_resolves() 
                 missing.push(id.to_string());
             }
         }
-        if get("/api/v1/widgets/uptime-status").await["rows"].as_array().is_none_or(Vec::is_empty) {
-            missing.push("uptime-status".into());
+        // The system-health table: the agent's own check, up, with its uptime % over the range.
+        let health = get("/api/v1/widgets/uptime-status").await;
+        if health["columns"][4] != "uptime" || health["rows"][0][1] != "up" || health["rows"][0][4] != "100%" {
+            missing.push(format!("uptime-status {health}"));
         }
         if missing.is_empty() {
             break;

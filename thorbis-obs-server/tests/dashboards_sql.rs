@@ -34,7 +34,7 @@ async fn sql_widgets_show_business_numbers_and_refuse_writes() {
     let port = free_port();
     let dir = tempfile::tempdir().expect("tmp");
     let config = format!(
-        r#"[agent]
+        r##"[agent]
 data_dir = "{data}"
 [http]
 listen = "127.0.0.1:{port}"
@@ -77,6 +77,39 @@ title = "Invoices"
 kind = "table"
 source = {{ type = "sql", url = "{url}", query = "SELECT id, status, total_amount, created_at FROM invoices ORDER BY id" }}
 [[dashboards.widgets]]
+id = "monthly-revenue"
+title = "Monthly revenue"
+kind = "metric"
+unit = "$"
+compare = "previous_period"
+source = {{ type = "sql", url = "{url}", query = "SELECT date_trunc('month', created_at) AS month, SUM(total_amount) AS revenue FROM invoices WHERE status = 'paid' GROUP BY 1 ORDER BY 1 DESC" }}
+[[dashboards.widgets]]
+id = "active-customers"
+title = "Active customers"
+kind = "metric"
+target = 1000
+source = {{ type = "sql", url = "{url}", query = "SELECT COUNT(DISTINCT id) * 100 AS customers FROM invoices" }}
+[[dashboards.widgets]]
+id = "completion-bands"
+title = "Completion rate, three bands"
+kind = "gauge"
+unit = "%"
+thresholds = [70, 85, 95]
+lower_is_worse = true
+source = {{ type = "sql", url = "{url}", query = "SELECT COUNT(*) FILTER (WHERE status = 'completed')::float / COUNT(*) * 100 AS rate FROM work_orders" }}
+[[dashboards.widgets]]
+id = "performance-overview"
+title = "Application performance overview"
+kind = "chart"
+unit = "ms"
+range = "24h"
+series = [
+  {{ column = "avg_response_time", name = "Avg Response Time", axis = "left", color = "#1f77b4" }},
+  {{ column = "max_response_time", name = "Max Response Time", axis = "left", color = "#ff7f0e" }},
+  {{ column = "error_rate", name = "Error Rate", axis = "right", color = "#d62728", unit = "%" }},
+]
+source = {{ type = "sql", url = "{url}", query = "SELECT date_trunc('hour', now()) - g * interval '1 hour' AS hour, 100 + g AS avg_response_time, 900 + g AS max_response_time, g * 0.5 AS error_rate FROM generate_series(1, 5) g ORDER BY 1" }}
+[[dashboards.widgets]]
 id = "sneaky-delete"
 title = "Delete"
 kind = "table"
@@ -86,7 +119,7 @@ id = "slow"
 title = "Slow"
 kind = "metric"
 source = {{ type = "sql", url = "{url}", query = "SELECT pg_sleep(3)::text, 1 AS n", timeout = "300ms" }}
-"#,
+"##,
         data = dir.path().display()
     );
     let file = dir.path().join("agent.toml");
@@ -131,6 +164,40 @@ source = {{ type = "sql", url = "{url}", query = "SELECT pg_sleep(3)::text, 1 AS
     let table = get("invoices").await;
     assert_eq!(table["columns"], serde_json::json!(["id", "status", "total_amount", "created_at"]));
     assert_eq!(table["rows"].as_array().map(Vec::len), Some(4));
+    // The spec's executive widgets: a comparison with the previous month and its trend, a
+    // target, a gauge with three bands.
+    let monthly = get("monthly-revenue").await;
+    assert_eq!((monthly["value"].as_f64(), monthly["previous"].as_f64()), (Some(300.0), Some(1200.5)), "{monthly}");
+    assert!(monthly["change"].as_f64().is_some_and(|c| (c - (300.0 - 1200.5) / 1200.5).abs() < 1e-9), "{monthly}");
+    let customers = get("active-customers").await;
+    assert_eq!((customers["of_target"].as_f64(), customers["target"].as_f64()), (Some(0.4), Some(1000.0)));
+    let bands = get("completion-bands").await;
+    assert_eq!((bands["value"].as_f64(), bands["status"].as_str()), (Some(90.0), Some("ok")), "{bands}");
+    let html = |id: &str| {
+        let (c, web, id) = (c.clone(), web.clone(), id.to_string());
+        async move {
+            c.get(format!("{web}/api/v1/widgets/{id}/html")).send().await.expect("get").text().await.expect("text")
+        }
+    };
+    let m = html("monthly-revenue").await;
+    assert!(m.contains("trend down") && m.contains("75.01% vs previous period ($1,200.5)"), "{m}");
+    let t = html("active-customers").await;
+    assert!(t.contains("<meter min=\"0\" max=\"1\" value=\"0.400\">") && t.contains("40% of target 1,000"), "{t}");
+    let g = html("completion-bands").await;
+    for band in ["band critical", "band warning", "band ok", "band best"] {
+        assert!(g.contains(band), "{band} missing: {g}");
+    }
+    // Two y axes with named, coloured series: the error rate on its own scale on the right.
+    let p = html("performance-overview").await;
+    for part in [
+        "stroke=\"#1f77b4\"",
+        "stroke=\"#d62728\"",
+        "Avg Response Time (left axis)",
+        "Max Response Time (left axis)",
+        "Error Rate (right axis) <strong>0.5%</strong>",
+    ] {
+        assert!(p.contains(part), "{part} missing: {p}");
+    }
     let delete = get("sneaky-delete").await;
     assert!(delete["error"].as_str().is_some_and(|e| e.contains("syntax error")), "{delete}");
     let slow = get("slow").await;

@@ -51,6 +51,46 @@ pub enum Combine {
     Min,
 }
 
+/// How one series of a chart is drawn (the spec's performance overview: average and max
+/// response time on the left axis, error rate on the right).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesStyle {
+    /// The SQL column (or the series' label text) it applies to.
+    pub column: String,
+    /// The name in the legend (default: the column).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Which y axis.
+    #[serde(default)]
+    pub axis: Axis,
+    /// `#rrggbb`.
+    #[serde(default)]
+    pub color: Option<String>,
+    /// The unit on that axis (default: the widget's).
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+/// A chart's y axis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Axis {
+    /// Left.
+    #[default]
+    Left,
+    /// Right.
+    Right,
+}
+
+/// What a number is compared with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compare {
+    /// The previous period: a SQL widget's second row.
+    PreviousPeriod,
+}
+
 /// Where a widget's data comes from.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -113,6 +153,19 @@ pub struct WidgetConfig {
     /// Thresholds count downwards (a completion rate, say).
     #[serde(default)]
     pub lower_is_worse: bool,
+    /// A goal the number is shown against (`1,000` active customers: "87% of target").
+    #[serde(default)]
+    pub target: Option<f64>,
+    /// A chart's series by name (a SQL column, or a metric series' label text): the name shown,
+    /// the y axis (`left` or `right`, each with its own scale) and a `#rrggbb` colour. Series
+    /// not listed keep the palette and the left axis.
+    #[serde(default)]
+    pub series: Vec<SeriesStyle>,
+    /// `previous_period`: the second row of a SQL widget's result is the previous period
+    /// (a query ordered newest first, as the spec's monthly revenue is); the number is shown
+    /// with its change and a trend arrow.
+    #[serde(default)]
+    pub compare: Option<Compare>,
     /// Gauge bounds.
     #[serde(default)]
     pub min: f64,
@@ -190,8 +243,31 @@ pub fn problems(boards: &[DashboardConfig]) -> Vec<(String, String)> {
             if w.kind == WidgetKind::Gauge && w.min.partial_cmp(&w.max) != Some(std::cmp::Ordering::Less) {
                 out.push((format!("{at}.max"), "must be above min".into()));
             }
-            if w.thresholds.len() > 2 || w.thresholds.iter().any(|t| !t.is_finite()) {
-                out.push((format!("{at}.thresholds"), "at most two finite numbers: warning, critical".into()));
+            let bands = if w.kind == WidgetKind::Gauge { 3 } else { 2 };
+            if w.thresholds.len() > bands || w.thresholds.iter().any(|t| !t.is_finite()) {
+                let what = if bands == 3 {
+                    "at most three finite numbers: critical, warning and good bands of a gauge"
+                } else {
+                    "at most two finite numbers: warning, critical"
+                };
+                out.push((format!("{at}.thresholds"), what.into()));
+            } else if !w.thresholds.is_sorted_by(|a, b| a < b) && !w.thresholds.is_sorted_by(|a, b| a > b) {
+                out.push((format!("{at}.thresholds"), "must rise or fall".into()));
+            }
+            for (k, st) in w.series.iter().enumerate() {
+                let hex = |c: &str| c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit());
+                if st.color.as_deref().is_some_and(|c| !hex(c)) {
+                    out.push((format!("{at}.series[{k}].color"), "use #rrggbb".into()));
+                }
+            }
+            if !w.series.is_empty() && w.kind != WidgetKind::Chart {
+                out.push((format!("{at}.series"), "only charts have series".into()));
+            }
+            if w.target.is_some_and(|t| !t.is_finite()) {
+                out.push((format!("{at}.target"), "must be a finite number".into()));
+            }
+            if w.compare.is_some() && !matches!(w.source, DataSource::Sql { .. }) {
+                out.push((format!("{at}.compare"), "previous_period reads a SQL widget's second row".into()));
             }
             if w.refresh.get() < std::time::Duration::from_secs(1) {
                 out.push((format!("{at}.refresh"), "at least 1s".into()));
@@ -218,6 +294,43 @@ mod tests {
     }
 
     #[test]
+    fn bands_targets_and_comparisons_are_checked() {
+        let text = r#"
+[[dashboards]]
+id = "exec"
+title = "Exec"
+[[dashboards.widgets]]
+id = "three-on-a-number"
+title = "A"
+kind = "metric"
+thresholds = [1, 2, 3]
+compare = "previous_period"
+source = { type = "metric", name = "x" }
+[[dashboards.widgets]]
+id = "zigzag"
+title = "B"
+kind = "gauge"
+thresholds = [70, 95, 85]
+target = 1000
+source = { type = "metric", name = "x" }
+"#;
+        #[derive(Deserialize)]
+        struct File {
+            dashboards: Vec<DashboardConfig>,
+        }
+        let boards = toml::from_str::<File>(text).expect("parses").dashboards;
+        let p: Vec<String> = problems(&boards).into_iter().map(|(path, m)| format!("{path}: {m}")).collect();
+        assert_eq!(
+            p,
+            [
+                "dashboards[0].widgets[0].thresholds: at most two finite numbers: warning, critical",
+                "dashboards[0].widgets[0].compare: previous_period reads a SQL widget's second row",
+                "dashboards[0].widgets[1].thresholds: must rise or fall",
+            ]
+        );
+    }
+
+    #[test]
     fn bad_dashboards_are_named() {
         let text = r#"
 [[dashboards]]
@@ -229,7 +342,7 @@ title = "A"
 kind = "gauge"
 min = 5
 max = 5
-thresholds = [1, 2, 3]
+thresholds = [1, 2, 3, 4]
 source = { type = "metric", name = "bad name" }
 [[dashboards.widgets]]
 id = "a"

@@ -1,7 +1,7 @@
 //! Dashboards served by the agent: `[[dashboards]]` in the config (or the spec's operational and
 //! executive dashboards when there are none), each a list of widgets of kind `metric`, `chart`,
 //! `table` or `gauge` with a data source (`metric`: the engine's series; `alerts`; `errors`: the
-//! collector's error groups; `uptime`: the checks' status) and a refresh interval.
+//! collector's error groups; `uptime`: the checks' status and uptime % over the widget's range) and a refresh interval.
 //!
 //! `GET /` and `GET /dashboards/:id` render plain HTML and CSS with inline SVG charts, readable
 //! without JavaScript; a few lines of JS re-fetch each widget's HTML at its refresh interval
@@ -17,7 +17,8 @@ mod render;
 mod sql;
 
 pub use config::{
-    Combine, DEFAULT_DASHBOARDS, DashboardConfig, DataSource, WidgetConfig, WidgetKind, defaults, problems,
+    Axis, Combine, Compare, DEFAULT_DASHBOARDS, DashboardConfig, DataSource, SeriesStyle, WidgetConfig, WidgetKind,
+    defaults, problems,
 };
 pub use render::{page, widget_html};
 
@@ -72,6 +73,18 @@ pub struct WidgetData {
     /// The number (metric, gauge).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// The previous period's number (`compare = "previous_period"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<f64>,
+    /// The change from `previous`, as a fraction (0.12 is 12% up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<f64>,
+    /// The widget's target and the share of it reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+    /// `value / target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of_target: Option<f64>,
     /// Against the thresholds.
     pub status: Status,
     /// Chart lines.
@@ -92,6 +105,26 @@ fn status(w: &WidgetConfig, value: Option<f64>) -> Status {
     let Some(v) = value else { return Status::NoData };
     let past = |t: f64| if w.lower_is_worse { v <= t } else { v >= t };
     match w.thresholds.as_slice() {
+        // A gauge's three bands, worst first (the spec's completion rate: red up to 70, yellow
+        // up to 85, then good, 95 and up best): critical, warning, ok, ok.
+        [c, warn, _] if w.lower_is_worse => {
+            if v < *c {
+                Status::Critical
+            } else if v < *warn {
+                Status::Warning
+            } else {
+                Status::Ok
+            }
+        }
+        [_, warn, c] => {
+            if v >= *c {
+                Status::Critical
+            } else if v >= *warn {
+                Status::Warning
+            } else {
+                Status::Ok
+            }
+        }
         [_, c] if past(*c) => Status::Critical,
         [warn, ..] if past(*warn) => Status::Warning,
         _ => Status::Ok,
@@ -230,6 +263,10 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
         kind: w.kind,
         at: now,
         value: None,
+        previous: None,
+        change: None,
+        target: w.target,
+        of_target: None,
         status: Status::NoData,
         lines: Vec::new(),
         columns: Vec::new(),
@@ -334,14 +371,35 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
             }
         }
         DataSource::Uptime => {
-            d.columns = ["check", "status", "response", "checked"].map(String::from).to_vec();
+            // The spec's system-health table: each check with its uptime % over the range.
+            d.columns = ["check", "status", "response", "checked", "uptime"].map(String::from).to_vec();
             let mut down = 0.0;
+            let since = now.minus(w.range.get());
             for kind in [CheckKind::Http, CheckKind::Synthetic] {
-                for t in src.checks.targets(kind) {
+                let targets = src.checks.targets(kind);
+                let names: Vec<String> = targets.iter().map(|t| t.spec.target.clone()).collect();
+                let uptime = match src.hub.store().check_results(kind, None, since, now).await {
+                    Ok(records) => {
+                        let settings = |name: &str| {
+                            targets
+                                .iter()
+                                .find(|t| t.spec.target == name)
+                                .map_or((1, 99.9), |t| (t.spec.quorum, t.spec.sla_target))
+                        };
+                        let range = w.range.to_string();
+                        crate::checks::report::summarize(&records, &range, since, now, &names, settings, 99.9).endpoints
+                    }
+                    Err(e) => {
+                        d.error = Some(format!("check results: {e}"));
+                        Default::default()
+                    }
+                };
+                for t in &targets {
                     let newest = t.locations.iter().max_by_key(|r| r.at);
                     if t.down {
                         down += 1.0;
                     }
+                    let percent = uptime.get(&t.spec.target).and_then(|e| e.report.uptime_percent);
                     d.rows.push(vec![
                         t.spec.target.clone(),
                         if t.down { "down".into() } else { "up".into() },
@@ -349,11 +407,18 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
                         newest
                             .map(|r| format!("{} s ago", now.since(r.at).as_secs()))
                             .unwrap_or_else(|| "never".into()),
+                        percent.map(|p| render::number(p, "%")).unwrap_or_else(|| "-".into()),
                     ]);
                 }
             }
             d.value = Some(down);
         }
+    }
+    if let (Some(v), Some(t)) = (d.value, w.target.filter(|t| *t != 0.0)) {
+        d.of_target = Some(v / t);
+    }
+    if let (Some(v), Some(p)) = (d.value, d.previous.filter(|p| *p != 0.0)) {
+        d.change = Some((v - p) / p.abs());
     }
     d.status = match (&w.source, w.kind) {
         _ if d.error.is_some() => Status::NoData,

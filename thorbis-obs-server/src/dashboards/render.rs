@@ -1,7 +1,7 @@
 //! HTML for dashboards: one page, widgets as sections, charts and gauges as inline SVG. Every
 //! piece of outside text goes through [`esc`].
 
-use super::{DashboardConfig, Status, WidgetConfig, WidgetData, WidgetKind};
+use super::{Axis, DashboardConfig, Status, WidgetConfig, WidgetData, WidgetKind};
 use std::fmt::Write;
 
 pub(crate) use crate::api::escape_html as esc;
@@ -63,6 +63,19 @@ fn status_word(s: Status) -> &'static str {
 /// Line colors with at least 3:1 contrast on white.
 const PALETTE: [&str; 8] = ["#1f5fbf", "#b3261e", "#1b7a3a", "#8a4d00", "#6b3fa0", "#00707a", "#a0306e", "#4a4a4a"];
 
+/// How line `label` is drawn: legend name, colour, right axis, unit.
+fn style<'a>(w: &'a WidgetConfig, label: &'a str, i: usize) -> (&'a str, &'a str, bool, &'a str) {
+    match w.series.iter().find(|s| s.column == label) {
+        Some(s) => (
+            s.name.as_deref().unwrap_or(label),
+            s.color.as_deref().unwrap_or(PALETTE[i % PALETTE.len()]),
+            s.axis == Axis::Right,
+            s.unit.as_deref().unwrap_or(&w.unit),
+        ),
+        None => (label, PALETTE[i % PALETTE.len()], false, &w.unit),
+    }
+}
+
 fn chart(w: &WidgetConfig, d: &WidgetData) -> String {
     const W: f64 = 560.0;
     const H: f64 = 180.0;
@@ -71,6 +84,8 @@ fn chart(w: &WidgetConfig, d: &WidgetData) -> String {
     if d.lines.is_empty() {
         return "<p class=\"nodata\">No data in range</p>".into();
     }
+    let two_axes = d.lines.iter().enumerate().any(|(i, l)| style(w, &l.label, i).2);
+    let right_edge = if two_axes { W - LEFT } else { W - 8.0 };
     // The range ending now; wider when the data is older or newer (a SQL chart of months).
     let times = || d.lines.iter().flat_map(|l| l.points.iter().map(|p| p.0 as f64));
     let end = times().fold(d.at.0 as f64, f64::max);
@@ -82,76 +97,110 @@ fn chart(w: &WidgetConfig, d: &WidgetData) -> String {
     } else {
         format!("-{}", w.range)
     };
-    let max = d.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(f64::MIN, f64::max);
-    let min = d.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(f64::MAX, f64::min).min(0.0);
-    let top = if max > min { max + (max - min) * 0.1 } else { min + 1.0 };
-    let x = |t: f64| LEFT + (t - start) / (end - start).max(1.0) * (W - LEFT - 8.0);
-    let y = |v: f64| 8.0 + (top - v) / (top - min) * (H - BOTTOM - 8.0);
+    // Each axis scales to its own lines: (min, top).
+    let scale = |right: bool| {
+        let values = || {
+            d.lines
+                .iter()
+                .enumerate()
+                .filter(move |(i, l)| style(w, &l.label, *i).2 == right)
+                .flat_map(|(_, l)| l.points.iter().map(|p| p.1))
+        };
+        let max = values().fold(f64::MIN, f64::max);
+        let min = values().fold(f64::MAX, f64::min).min(0.0);
+        let top = if max > min { max + (max - min) * 0.1 } else { min + 1.0 };
+        (min, top)
+    };
+    let (left_scale, right_scale) = (scale(false), scale(true));
+    let x = |t: f64| LEFT + (t - start) / (end - start).max(1.0) * (right_edge - LEFT);
+    let y = |v: f64, (min, top): (f64, f64)| 8.0 + (top - v) / (top - min) * (H - BOTTOM - 8.0);
     let summary: Vec<String> = d
         .lines
         .iter()
-        .map(|l| format!("{} latest {}", l.label, l.points.last().map(|p| number(p.1, &w.unit)).unwrap_or_default()))
+        .enumerate()
+        .map(|(i, l)| {
+            let (name, _, _, unit) = style(w, &l.label, i);
+            format!("{name} latest {}", l.points.last().map(|p| number(p.1, unit)).unwrap_or_default())
+        })
         .collect();
     let mut s = format!(
         "<svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}: {}\" class=\"chart\">",
         esc(&w.title),
         esc(&summary.join("; "))
     );
+    let b = H - BOTTOM;
     let _ = write!(
         s,
-        "<line x1=\"{LEFT}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" class=\"axis\"/><line x1=\"{LEFT}\" y1=\"8\" x2=\"{LEFT}\" y2=\"{b}\" class=\"axis\"/>",
-        b = H - BOTTOM,
-        r = W - 8.0
+        "<line x1=\"{LEFT}\" y1=\"{b}\" x2=\"{right_edge}\" y2=\"{b}\" class=\"axis\"/><line x1=\"{LEFT}\" y1=\"8\" x2=\"{LEFT}\" y2=\"{b}\" class=\"axis\"/>"
     );
+    let right_unit = d
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| style(w, &l.label, i))
+        .find(|st| st.2)
+        .map_or(w.unit.as_str(), |st| st.3);
     let _ = write!(
         s,
-        "<text x=\"{}\" y=\"16\" class=\"tick\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" class=\"tick\" text-anchor=\"end\">{}</text>",
+        "<text x=\"{}\" y=\"16\" class=\"tick\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{b}\" class=\"tick\" text-anchor=\"end\">{}</text>",
         LEFT - 4.0,
-        esc(&number(top, &w.unit)),
+        esc(&number(left_scale.1, &w.unit)),
         LEFT - 4.0,
-        H - BOTTOM,
-        esc(&number(min, &w.unit))
+        esc(&number(left_scale.0, &w.unit))
     );
+    if two_axes {
+        let _ = write!(
+            s,
+            "<line x1=\"{right_edge}\" y1=\"8\" x2=\"{right_edge}\" y2=\"{b}\" class=\"axis\"/>\
+<text x=\"{0}\" y=\"16\" class=\"tick\">{1}</text><text x=\"{0}\" y=\"{b}\" class=\"tick\">{2}</text>",
+            right_edge + 4.0,
+            esc(&number(right_scale.1, right_unit)),
+            esc(&number(right_scale.0, right_unit))
+        );
+    }
     let _ = write!(
         s,
-        "<text x=\"{LEFT}\" y=\"{}\" class=\"tick\">{}</text><text x=\"{}\" y=\"{}\" class=\"tick\" text-anchor=\"end\">now</text>",
+        "<text x=\"{LEFT}\" y=\"{}\" class=\"tick\">{}</text><text x=\"{right_edge}\" y=\"{}\" class=\"tick\" text-anchor=\"end\">now</text>",
         H - 6.0,
         esc(&from_label),
-        W - 8.0,
         H - 6.0
     );
     for t in &w.thresholds {
-        if *t > min && *t < top {
+        if *t > left_scale.0 && *t < left_scale.1 {
             let _ = write!(
                 s,
-                "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" class=\"threshold\"/>",
-                y(*t),
-                W - 8.0
+                "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{right_edge}\" y2=\"{0:.1}\" class=\"threshold\"/>",
+                y(*t, left_scale)
             );
         }
     }
     for (i, l) in d.lines.iter().enumerate() {
-        let pts: Vec<String> = l.points.iter().map(|(t, v)| format!("{:.1},{:.1}", x(*t as f64), y(*v))).collect();
-        let color = PALETTE[i % PALETTE.len()];
+        let (_, color, right, _) = style(w, &l.label, i);
+        let sc = if right { right_scale } else { left_scale };
+        let pts: Vec<String> = l.points.iter().map(|(t, v)| format!("{:.1},{:.1}", x(*t as f64), y(*v, sc))).collect();
         if pts.len() == 1 {
             let (t, v) = l.points[0];
-            let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"/>", x(t as f64), y(v));
+            let _ =
+                write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"/>", x(t as f64), y(v, sc), esc(color));
         } else {
             let _ = write!(
                 s,
-                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+                "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>",
+                esc(color),
                 pts.join(" ")
             );
         }
     }
     s.push_str("</svg><ul class=\"legend\">");
     for (i, l) in d.lines.iter().enumerate() {
-        let latest = l.points.last().map(|p| number(p.1, &w.unit)).unwrap_or_default();
+        let (name, color, right, unit) = style(w, &l.label, i);
+        let latest = l.points.last().map(|p| number(p.1, unit)).unwrap_or_default();
+        let side = if two_axes { if right { " (right axis)" } else { " (left axis)" } } else { "" };
         let _ = write!(
             s,
-            "<li><span class=\"swatch\" style=\"background:{}\"></span>{} <strong>{}</strong></li>",
-            PALETTE[i % PALETTE.len()],
-            esc(&l.label),
+            "<li><span class=\"swatch\" style=\"background:{}\"></span>{}{side} <strong>{}</strong></li>",
+            esc(color),
+            esc(name),
             esc(&latest)
         );
     }
@@ -159,16 +208,72 @@ fn chart(w: &WidgetConfig, d: &WidgetData) -> String {
     s
 }
 
+/// The number against the previous period (arrow, change, the previous value) and against
+/// the target (share reached).
+fn versus(w: &WidgetConfig, d: &WidgetData) -> String {
+    let mut s = String::new();
+    if let (Some(change), Some(previous)) = (d.change, d.previous) {
+        let (arrow, word, class) = if change > 0.0 {
+            ("\u{25b2}", "up", "up")
+        } else if change < 0.0 {
+            ("\u{25bc}", "down", "down")
+        } else {
+            ("\u{25b6}", "flat", "flat")
+        };
+        let _ = write!(
+            s,
+            "<p class=\"trend {class}\"><span aria-hidden=\"true\">{arrow}</span> <span class=\"sr-only\">{word}</span>{} vs previous period ({})</p>",
+            esc(&number(change.abs() * 100.0, "%")),
+            esc(&number(previous, &w.unit))
+        );
+    }
+    if let (Some(share), Some(target)) = (d.of_target, d.target) {
+        let _ = write!(
+            s,
+            "<p class=\"target\"><meter min=\"0\" max=\"1\" value=\"{:.3}\"></meter> {} of target {}</p>",
+            share.clamp(0.0, 1.0),
+            esc(&number(share * 100.0, "%")),
+            esc(&number(target, &w.unit))
+        );
+    }
+    s
+}
+
+/// A point on the gauge's half circle for `v` (centre 100,100, radius 80).
+fn arc_point(w: &WidgetConfig, v: f64) -> (f64, f64) {
+    let frac = ((v - w.min) / (w.max - w.min)).clamp(0.0, 1.0);
+    let angle = std::f64::consts::PI * (1.0 - frac);
+    (100.0 + 80.0 * angle.cos(), 100.0 - 80.0 * angle.sin())
+}
+
+/// A gauge's three bands as thin arcs under its track: red, yellow, green, best last.
+fn bands(w: &WidgetConfig) -> String {
+    let [a, b, c] = w.thresholds.as_slice() else { return String::new() };
+    let (lo, hi) = (w.min, w.max);
+    let ranges = if w.lower_is_worse {
+        [(lo, *a, "critical"), (*a, *b, "warning"), (*b, *c, "ok"), (*c, hi, "best")]
+    } else {
+        [(lo, *a, "best"), (*a, *b, "ok"), (*b, *c, "warning"), (*c, hi, "critical")]
+    };
+    let mut s = String::new();
+    for (from, to, class) in ranges {
+        if to <= from {
+            continue;
+        }
+        let (sx, sy) = arc_point(w, from);
+        let (ex, ey) = arc_point(w, to);
+        let _ = write!(s, "<path d=\"M{sx:.1} {sy:.1} A80 80 0 0 1 {ex:.1} {ey:.1}\" class=\"band {class}\"/>");
+    }
+    s
+}
+
 fn gauge(w: &WidgetConfig, d: &WidgetData) -> String {
     let Some(v) = d.value else { return "<p class=\"nodata\">No data</p>".into() };
-    let frac = ((v - w.min) / (w.max - w.min)).clamp(0.0, 1.0);
     // A half circle from the left (min) to the right (max).
-    let angle = std::f64::consts::PI * (1.0 - frac);
-    let (cx, cy, r) = (100.0, 100.0, 80.0);
-    let (ex, ey) = (cx + r * angle.cos(), cy - r * angle.sin());
+    let (ex, ey) = arc_point(w, v);
     format!(
         "<svg viewBox=\"0 0 200 120\" role=\"img\" aria-label=\"{t}: {val} of {max}\" class=\"gauge\">\
-<path d=\"M20 100 A80 80 0 0 1 180 100\" class=\"track\"/>\
+<path d=\"M20 100 A80 80 0 0 1 180 100\" class=\"track\"/>{bands}\
 <path d=\"M20 100 A80 80 0 0 1 {ex:.1} {ey:.1}\" class=\"fill {c}\"/>\
 <text x=\"100\" y=\"96\" text-anchor=\"middle\" class=\"gauge-value\">{val}</text>\
 <text x=\"20\" y=\"116\" text-anchor=\"middle\" class=\"tick\">{mn}</text><text x=\"180\" y=\"116\" text-anchor=\"middle\" class=\"tick\">{mx}</text></svg>",
@@ -178,7 +283,8 @@ fn gauge(w: &WidgetConfig, d: &WidgetData) -> String {
         c = status_class(d.status),
         mn = esc(&number(w.min, "")),
         mx = esc(&number(w.max, "")),
-    )
+        bands = bands(w),
+    ) + &versus(w, d)
 }
 
 fn table(w: &WidgetConfig, d: &WidgetData) -> String {
@@ -227,7 +333,11 @@ pub fn widget_html(w: &WidgetConfig, d: &WidgetData) -> String {
             format!("<p class=\"nodata\" role=\"alert\">{}</p>", esc(d.error.as_deref().unwrap_or("")))
         }
         WidgetKind::Metric => match d.value {
-            Some(v) => format!("<p class=\"value {}\">{}</p>", status_class(d.status), esc(&number(v, &w.unit))),
+            Some(v) => {
+                let mut s = format!("<p class=\"value {}\">{}</p>", status_class(d.status), esc(&number(v, &w.unit)));
+                s.push_str(&versus(w, d));
+                s
+            }
             None => "<p class=\"value nodata\">No data</p>".into(),
         },
         WidgetKind::Gauge => gauge(w, d),
@@ -268,6 +378,8 @@ h2{font-size:.95rem;margin:0 0 .5rem;display:flex;justify-content:space-between;
 .value.ok{color:#14522a}.value.warning{color:#6b4a00}.value.critical{color:#8a1c14}.nodata{color:#555}\
 svg{width:100%;height:auto;display:block}.axis{stroke:#888}.threshold{stroke:#b3261e;stroke-dasharray:4 3}.tick{font-size:11px;fill:#444}\
 .track{fill:none;stroke:#e3e5e9;stroke-width:16}.fill{fill:none;stroke-width:16}.fill.ok{stroke:#1b7a3a}.fill.warning{stroke:#b98900}.fill.critical{stroke:#b3261e}.fill.nodata{stroke:#888}\
+.band{fill:none;stroke-width:5;transform:translate(0,0)}.band.critical{stroke:#b3261e}.band.warning{stroke:#b98900}.band.ok{stroke:#6fbf73}.band.best{stroke:#1b7a3a}\
+.trend{margin:0;font-size:.85rem}.trend.up{color:#14522a}.trend.down{color:#8a1c14}.target{margin:.2rem 0 0;font-size:.85rem}meter{width:6rem}\
 .gauge-value{font-size:22px;font-weight:650;fill:#1a1a1a}.legend{list-style:none;padding:0;margin:.4rem 0 0;font-size:.8rem;display:flex;flex-wrap:wrap;gap:.3rem 1rem}\
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.3em;vertical-align:-1px}\
 table{width:100%;border-collapse:collapse;font-size:.85rem}th,td{text-align:left;padding:.3rem .4rem;border-bottom:1px solid #e3e5e9;overflow-wrap:anywhere}th{color:#333}\

@@ -81,6 +81,9 @@ impl SqlResult {
     /// Puts the result into a widget's data.
     pub(crate) fn fill(self, w: &WidgetConfig, d: &mut WidgetData) {
         d.value = self.numbers.first().and_then(|r| r.iter().flatten().next().copied());
+        if w.compare.is_some() {
+            d.previous = self.numbers.get(1).and_then(|r| r.iter().flatten().next().copied());
+        }
         match w.kind {
             WidgetKind::Table => {
                 d.columns = self.columns;
