@@ -83,6 +83,8 @@ async fn the_built_in_dashboards_show_seeded_numbers_in_chromium() {
     let errors = section(&dom, "browser-errors");
     assert!(errors.contains("TypeError: card is undefined &lt;b&gt;"), "escaped, not markup: {errors}");
     assert!(errors.contains("payments") && errors.contains("/hs/pay"), "{errors}");
+    // The spec's error table: each group's type and workflow state.
+    assert!(errors.contains("<th scope=\"col\">type</th>") && errors.contains("<td>unresolved</td>"), "{errors}");
     assert!(dom.contains("data-refreshed=\""), "the refresh script swapped widgets in");
 
     // The executive board, by its link.

@@ -25,7 +25,9 @@ async fn sql_widgets_show_business_numbers_and_refuse_writes() {
                                          (3, 'open', 99, '2025-10-12T10:00:00Z'), (4, 'paid', 300, '2025-11-02T10:00:00Z');
              CREATE TABLE work_orders (id int, status text);
              INSERT INTO work_orders SELECT g, CASE WHEN g <= 9 THEN 'completed' ELSE 'open' END FROM generate_series(1, 10) g;
-             GRANT SELECT ON invoices, work_orders TO dash_reader;",
+             CREATE TABLE customers (id int, state text, total_revenue numeric);
+             INSERT INTO customers VALUES (1, 'TX', 900), (2, 'TX', 400), (3, 'CA', 700), (4, 'NY', 100), (5, 'TX', 50), (6, 'CA', 10);
+             GRANT SELECT ON invoices, work_orders, customers TO dash_reader;",
         )
         .await
         .expect("seed");
@@ -109,6 +111,11 @@ series = [
   {{ column = "error_rate", name = "Error Rate", axis = "right", color = "#d62728", unit = "%" }},
 ]
 source = {{ type = "sql", url = "{url}", query = "SELECT date_trunc('hour', now()) - g * interval '1 hour' AS hour, 100 + g AS avg_response_time, 900 + g AS max_response_time, g * 0.5 AS error_rate FROM generate_series(1, 5) g ORDER BY 1" }}
+[[dashboards.widgets]]
+id = "customer-geography"
+title = "Customer geographic distribution"
+kind = "map"
+source = {{ type = "sql", url = "{url}", query = "SELECT state, COUNT(*) AS customer_count, SUM(total_revenue) AS total_revenue FROM customers GROUP BY state" }}
 [[dashboards.widgets]]
 id = "sneaky-delete"
 title = "Delete"
@@ -198,6 +205,11 @@ source = {{ type = "sql", url = "{url}", query = "SELECT pg_sleep(3)::text, 1 AS
     ] {
         assert!(p.contains(part), "{part} missing: {p}");
     }
+    // The geography: a region per row, most customers first, bars scaled to the largest.
+    let geo = html("customer-geography").await;
+    let (tx, ca, ny) = (geo.find("<td>TX</td>"), geo.find("<td>CA</td>"), geo.find("<td>NY</td>"));
+    assert!(tx.is_some() && tx < ca && ca < ny, "{geo}");
+    assert!(geo.contains("width:100.0%") && geo.contains("width:66.7%") && geo.contains("width:33.3%"), "{geo}");
     let delete = get("sneaky-delete").await;
     assert!(delete["error"].as_str().is_some_and(|e| e.contains("syntax error")), "{delete}");
     let slow = get("slow").await;

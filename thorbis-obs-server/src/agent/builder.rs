@@ -440,7 +440,11 @@ impl AgentBuilder {
             let feed = collector.clone().map(|c| {
                 Arc::new(move |since, n| {
                     let total = c.merged_since(since).errors.values().map(|g| g.count).sum();
-                    (total, c.errors_since(since, n))
+                    let groups = c.errors_since(since, n).into_iter().map(|g| {
+                        let state = c.issue(&g.fingerprint).map_or("unresolved", |i| i.status.name());
+                        (g, state)
+                    });
+                    (total, groups.collect())
                 }) as crate::dashboards::ErrorFeed
             });
             components.push(Arc::new(

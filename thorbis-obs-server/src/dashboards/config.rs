@@ -34,6 +34,9 @@ pub enum WidgetKind {
     Table,
     /// A dial between `min` and `max`.
     Gauge,
+    /// Regions from a SQL widget's rows (region, then numbers), each with a bar for its first
+    /// number: the spec's customer geography, without a tile server or map data.
+    Map,
 }
 
 /// How several matching series become one number.
@@ -239,6 +242,9 @@ pub fn problems(boards: &[DashboardConfig]) -> Vec<(String, String)> {
                 }
             } else if w.kind != WidgetKind::Table {
                 out.push((format!("{at}.kind"), "alerts, errors and uptime sources are shown as a table".into()));
+            }
+            if w.kind == WidgetKind::Map && !matches!(w.source, DataSource::Sql { .. }) {
+                out.push((format!("{at}.kind"), "a map reads a SQL widget's rows: region, then numbers".into()));
             }
             if w.kind == WidgetKind::Gauge && w.min.partial_cmp(&w.max) != Some(std::cmp::Ordering::Less) {
                 out.push((format!("{at}.max"), "must be above min".into()));

@@ -1,6 +1,6 @@
 //! Dashboards served by the agent: `[[dashboards]]` in the config (or the spec's operational and
 //! executive dashboards when there are none), each a list of widgets of kind `metric`, `chart`,
-//! `table` or `gauge` with a data source (`metric`: the engine's series; `alerts`; `errors`: the
+//! `table`, `gauge` or `map` with a data source (`metric`: the engine's series; `alerts`; `errors`: the
 //! collector's error groups; `uptime`: the checks' status and uptime % over the widget's range) and a refresh interval.
 //!
 //! `GET /` and `GET /dashboards/:id` render plain HTML and CSS with inline SVG charts, readable
@@ -137,9 +137,10 @@ fn label_text(labels: &thorbis_obs_core::Labels) -> String {
     if parts.is_empty() { "all".into() } else { parts.join(", ") }
 }
 
-/// The errors seen since a time: how many in all, and the `n` most frequent groups (the
-/// collector's, handed down by the agent so this component does not import that one).
-pub type ErrorFeed = Arc<dyn Fn(Timestamp, usize) -> (u64, Vec<ErrorGroup>) + Send + Sync>;
+/// The errors seen since a time: how many in all, and the `n` most frequent groups with their
+/// workflow state (`unresolved`, `resolved`, `ignored`; the collector's, handed down by the
+/// agent so this component does not import that one).
+pub type ErrorFeed = Arc<dyn Fn(Timestamp, usize) -> (u64, Vec<(ErrorGroup, &'static str)>) + Send + Sync>;
 
 /// Rows of an errors table.
 const ERROR_ROWS: usize = 20;
@@ -337,18 +338,21 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
             d.value = Some(d.rows.len() as f64);
         }
         DataSource::Errors => {
-            d.columns = ["error", "count", "route", "process", "last seen", "trace", "session", "group"]
-                .map(String::from)
-                .to_vec();
+            d.columns =
+                ["error", "type", "count", "route", "process", "state", "last seen", "trace", "session", "group"]
+                    .map(String::from)
+                    .to_vec();
             if let Some(errors_since) = &src.errors {
                 let (total, groups) = errors_since(now.minus(w.range.get()), ERROR_ROWS);
-                for g in &groups {
+                for (g, state) in &groups {
                     let ago = now.since(g.last_seen).as_secs() / 60;
                     d.rows.push(vec![
                         g.message.chars().take(120).collect(),
+                        g.kind.clone(),
                         g.count.to_string(),
                         g.route.clone(),
                         g.tags.get("businessProcess").cloned().unwrap_or_else(|| "-".into()),
+                        (*state).to_string(),
                         format!("{ago} min ago"),
                         g.tags.get("trace_id").cloned().unwrap_or_default(),
                         g.tags.get("session_id").cloned().unwrap_or_default(),
@@ -431,6 +435,7 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
         // A chart's badge: its latest values, combined, against the thresholds.
         (DataSource::Metric { .. }, WidgetKind::Chart) if !w.thresholds.is_empty() => status(w, d.value),
         (DataSource::Metric { .. }, WidgetKind::Table) if d.rows.is_empty() => Status::NoData,
+        (DataSource::Sql { .. }, WidgetKind::Map) if d.rows.is_empty() => Status::NoData,
         (DataSource::Alerts | DataSource::Uptime, _) if d.value.unwrap_or(0.0) > 0.0 => Status::Critical,
         (DataSource::Errors, _) if d.rows.is_empty() => Status::Ok,
         (DataSource::Errors, _) => Status::Warning,

@@ -326,6 +326,33 @@ fn table(w: &WidgetConfig, d: &WidgetData) -> String {
     s
 }
 
+/// A map widget: one row per region with its numbers and a bar for the first, scaled to the
+/// largest, most first.
+fn regions(w: &WidgetConfig, d: &WidgetData) -> String {
+    if d.rows.is_empty() {
+        return "<p class=\"nodata\">Nothing to show</p>".into();
+    }
+    let value = |r: &Vec<String>| r.get(1).and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite()).unwrap_or(0.0);
+    let mut rows: Vec<&Vec<String>> = d.rows.iter().collect();
+    rows.sort_by(|a, b| value(b).total_cmp(&value(a)));
+    let max = rows.iter().map(|r| value(r)).fold(0.0, f64::max);
+    let mut s = format!("<table><caption class=\"sr-only\">{}</caption><thead><tr>", esc(&w.title));
+    for c in &d.columns {
+        let _ = write!(s, "<th scope=\"col\">{}</th>", esc(c));
+    }
+    s.push_str("<th scope=\"col\"><span class=\"sr-only\">share</span></th></tr></thead><tbody>");
+    for r in rows {
+        s.push_str("<tr>");
+        for c in r {
+            let _ = write!(s, "<td>{}</td>", esc(c));
+        }
+        let pct = if max > 0.0 { value(r) / max * 100.0 } else { 0.0 };
+        let _ = write!(s, "<td class=\"barcell\"><span class=\"bar\" style=\"width:{pct:.1}%\"></span></td></tr>");
+    }
+    s.push_str("</tbody></table>");
+    s
+}
+
 /// One widget as a `<section>`, what the page's script swaps in on refresh.
 pub fn widget_html(w: &WidgetConfig, d: &WidgetData) -> String {
     let body = match w.kind {
@@ -343,6 +370,7 @@ pub fn widget_html(w: &WidgetConfig, d: &WidgetData) -> String {
         WidgetKind::Gauge => gauge(w, d),
         WidgetKind::Chart => chart(w, d),
         WidgetKind::Table => table(w, d),
+        WidgetKind::Map => regions(w, d),
     };
     let at = thorbis_obs_core::chrono::DateTime::from_timestamp_millis(d.at.0)
         .map(|t| t.format("%H:%M:%S UTC").to_string())
@@ -355,6 +383,7 @@ pub fn widget_html(w: &WidgetConfig, d: &WidgetData) -> String {
             WidgetKind::Chart => "chart-widget",
             WidgetKind::Table => "table-widget",
             WidgetKind::Gauge => "gauge-widget",
+            WidgetKind::Map => "table-widget map-widget",
         },
         id = esc(&w.id),
         refresh = w.refresh.get().as_millis(),
@@ -379,6 +408,7 @@ h2{font-size:.95rem;margin:0 0 .5rem;display:flex;justify-content:space-between;
 svg{width:100%;height:auto;display:block}.axis{stroke:#888}.threshold{stroke:#b3261e;stroke-dasharray:4 3}.tick{font-size:11px;fill:#444}\
 .track{fill:none;stroke:#e3e5e9;stroke-width:16}.fill{fill:none;stroke-width:16}.fill.ok{stroke:#1b7a3a}.fill.warning{stroke:#b98900}.fill.critical{stroke:#b3261e}.fill.nodata{stroke:#888}\
 .band{fill:none;stroke-width:5;transform:translate(0,0)}.band.critical{stroke:#b3261e}.band.warning{stroke:#b98900}.band.ok{stroke:#6fbf73}.band.best{stroke:#1b7a3a}\
+.barcell{width:35%}.bar{display:block;height:.7em;background:#1f5fbf;border-radius:2px;min-width:1px}\
 .trend{margin:0;font-size:.85rem}.trend.up{color:#14522a}.trend.down{color:#8a1c14}.target{margin:.2rem 0 0;font-size:.85rem}meter{width:6rem}\
 .gauge-value{font-size:22px;font-weight:650;fill:#1a1a1a}.legend{list-style:none;padding:0;margin:.4rem 0 0;font-size:.8rem;display:flex;flex-wrap:wrap;gap:.3rem 1rem}\
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.3em;vertical-align:-1px}\

@@ -85,7 +85,7 @@ impl SqlResult {
             d.previous = self.numbers.get(1).and_then(|r| r.iter().flatten().next().copied());
         }
         match w.kind {
-            WidgetKind::Table => {
+            WidgetKind::Table | WidgetKind::Map => {
                 d.columns = self.columns;
                 // The database's own text: a table shows exactly what the query returned.
                 d.rows = self
