@@ -123,7 +123,8 @@ pub(super) fn demo(args: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         out,
         "thorbis-obs demo: the agent on its default config with simulated traffic (state in {})\n\
          boards:   {base}/dashboards/operations and {base}/dashboards/executive\n\
-         alerts:   {base}/alerts (and the console below), errors: {base}/errors, traces: {base}/traces\n\
+         alerts:   the operations board's active alerts, {base}/api/v1/alerts and the console below\n\
+         errors:   the operations board's error table (each group links its page), traces: {base}/traces\n\
          incident: the checkout route slows from {:.0} s to {:.0} s; `Demo Checkout Slow` fires, escalates after {:.0} s and resolves",
         dir.display(),
         3.0 * unit,
