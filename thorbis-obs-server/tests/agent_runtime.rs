@@ -78,6 +78,11 @@ fn start(store: Arc<dyn Store>, channel: InMemoryChannel, depth: Arc<AtomicU32>,
         .evaluation_interval(Duration::from_secs(5))
         .build()
         .expect("valid agent");
+    run_agent(agent)
+}
+
+/// Runs `agent` on the test's runtime until [`stop`].
+fn run_agent(agent: Agent) -> Running {
     let handle = agent.handle();
     let (stop, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -340,16 +345,8 @@ mod exporters {
             .evaluation_interval(Duration::from_millis(200))
             .build()
             .expect("valid agent");
-        let handle = agent.handle();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            agent
-                .run(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("runs");
-        });
+        let running = run_agent(agent);
+        let handle = running.handle.clone();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while !handle.sources().values().filter(|h| h.up).count().eq(&2) {
             assert!(tokio::time::Instant::now() < deadline, "sources never up: {:?}", handle.sources());
@@ -366,7 +363,6 @@ mod exporters {
         assert_eq!(sent[0].kind, NotificationKind::Firing);
         assert_eq!(sent[0].labels.get("job"), Some("node"));
         assert!(!handle.sources()["node"].up);
-        let _ = stop.send(());
-        task.await.expect("agent task");
+        stop(running).await;
     }
 }
