@@ -7,6 +7,7 @@ latency of /healthz, then checks what the attack must not have achieved. Prints 
 (attack, requests, RSS peak, /healthz p99, outcome) and exits 1 when any check failed.
 
     python3 scripts/attack.py target/release/thorbis-obs     [SCALE=1.0 shrinks or grows the floods]
+                                                         [ONLY=otlp runs the attacks so named]
 
 Bounds: every flood is a fixed number of requests with a deadline; nothing leaves 127.0.0.0/8.
 The RSS bound is 150 MB for every flood on this config (the issue's target)."""
@@ -29,6 +30,7 @@ from benchlib import free_port, rss_mb  # noqa: E402
 
 AGENT = sys.argv[1]
 SCALE = float(os.environ.get("SCALE", "1.0"))
+ONLY = os.environ.get("ONLY", "")  # run only the attacks whose name holds this
 RSS_LIMIT_MB = 150.0
 HEALTHZ_P99_LIMIT_MS = 100.0
 TOKEN = "attack-suite-api-token"
@@ -242,6 +244,8 @@ sql = "SELECT {PG_TABLE}_purge() AS n"
               f"somaxconn {read_first('/proc/sys/net/core/somaxconn')}, open files {open_files_limit()}")
 
         def attack(name, fn):
+            if ONLY and ONLY.lower() not in name.lower():
+                return
             w = Watcher(agent.pid, port)
             try:
                 count, problems = fn()
