@@ -20,6 +20,20 @@ CREATE TABLE IF NOT EXISTS business_core.invoices (
     paid_at      timestamptz
 );
 
+CREATE TABLE IF NOT EXISTS business_core.customers (
+    id    integer PRIMARY KEY,
+    name  text NOT NULL,
+    state text NOT NULL
+);
+
+-- The spec's customer geography: one row per customer with its state and paid revenue.
+CREATE OR REPLACE VIEW business_core.customer_geography_view AS
+SELECT c.id AS customer_id, c.state,
+       COALESCE(SUM(i.total_amount) FILTER (WHERE i.status = 'paid'), 0) AS total_revenue
+FROM business_core.customers c
+LEFT JOIN business_core.invoices i ON i.customer_id = c.id
+GROUP BY c.id, c.state;
+
 -- The probe's least-privilege role: catalog statistics plus read access to these tables.
 DO $$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'thorbis_probe') THEN
@@ -28,4 +42,4 @@ DO $$ BEGIN
 END $$;
 GRANT pg_monitor TO thorbis_probe;
 GRANT USAGE ON SCHEMA business_hs, business_core TO thorbis_probe;
-GRANT SELECT ON ALL TABLES IN SCHEMA business_hs, business_core TO thorbis_probe;
+GRANT SELECT ON ALL TABLES IN SCHEMA business_hs, business_core TO thorbis_probe; -- views too

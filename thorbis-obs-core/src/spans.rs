@@ -5,9 +5,9 @@
 //! - SERVER spans: per service, environment, route and method, the duration sketch, the
 //!   count per status class and the failures (status ERROR, or a 5xx answer). They become
 //!   `http_request_duration` (mean, ms: the spec's 2000 means 2 s) with `_p50`, `_p95`, `_p99`,
-//!   `http_requests{status_class}` and `http_request_error_rate` (0..1), per route and method
+//!   `_max` (exact), `http_requests{status_class}` and `http_request_error_rate` (0..1), per route and method
 //!   (the spec's rules read these: a slow route pages for that route); and over every route of
-//!   a service as `http_service_request_duration` (with `_p50`, `_p95`, `_p99`),
+//!   a service as `http_service_request_duration` (with `_p50`, `_p95`, `_p99`, `_max`),
 //!   `http_service_requests{status_class}` and `http_service_request_error_rate`.
 //! - CLIENT spans with a `db.system`: `db_query_duration` (mean, `_p95`, `_p99`), `db_queries`
 //!   and `db_query_error_rate` per system, operation and collection.
@@ -471,8 +471,12 @@ fn push_family(out: &mut Vec<Sample>, family: Family, pairs: &[(&str, &str)], ag
     }
     let labels = Labels::from_pairs(pairs.iter().copied());
     out.push(Sample::new(duration, labels.clone(), agg.sketch.sum() / n as f64, at));
+    let requests = matches!(family, Family::Request | Family::Service);
+    // The slowest request, exact (the spec's performance overview charts it beside the mean).
+    if let (true, Some(max)) = (requests, agg.sketch.max()) {
+        out.push(Sample::new(format!("{duration}_max"), labels.clone(), max, at));
+    }
     for (q, suffix) in QUANTILES {
-        let requests = matches!(family, Family::Request | Family::Service);
         if !requests && suffix == "_p50" {
             continue;
         }
@@ -531,6 +535,9 @@ mod tests {
         let all = [("service", "api")];
         assert_eq!(value(&s, "http_service_request_duration", &all), Some(802.0));
         assert_eq!(value(&s, "http_service_request_error_rate", &all), Some(0.2));
+        assert_eq!(value(&s, "http_request_duration_max", &route), Some(3100.0));
+        assert_eq!(value(&s, "http_service_request_duration_max", &all), Some(3100.0));
+        assert_eq!(value(&s, "db_query_duration_max", &all), None, "requests only");
         assert_eq!(value(&s, "http_service_requests", &[("status_class", "2xx")]), Some(4.0));
         assert_eq!(value(&s, "http_service_requests", &[("status_class", "5xx")]), Some(1.0));
         assert!(s.iter().all(|x| x.labels.get("route") != Some("all")), "no route=all series under the spec's names");

@@ -193,6 +193,10 @@ async fn the_demo_fills_the_boards_and_one_alert_fires_escalates_and_resolves() 
         "work-orders-created",
         "invoices-generated",
         "payments-value",
+        // The executive board's SQL widgets, on the demo's SQLite business database.
+        "monthly-revenue",
+        "active-customers",
+        "completion-rate",
     ];
     loop {
         let mut missing = Vec::new();
@@ -201,7 +205,7 @@ async fn the_demo_fills_the_boards_and_one_alert_fires_escalates_and_resolves() 
                 missing.push(id.to_string());
             }
         }
-        for id in ["lcp-p75-chart", "page-views-chart", "conversion-value-chart"] {
+        for id in ["lcp-p75-chart", "page-views-chart", "conversion-value-chart", "performance-overview"] {
             if get(&format!("/api/v1/widgets/{id}")).await["lines"].as_array().is_none_or(Vec::is_empty) {
                 missing.push(id.to_string());
             }
@@ -217,6 +221,14 @@ async fn the_demo_fills_the_boards_and_one_alert_fires_escalates_and_resolves() 
         assert!(tokio::time::Instant::now() < deadline, "widgets without data: {missing:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The SQLite seed's numbers, as the PostgreSQL example gives them (tests/dashboards_sql.rs).
+    let revenue = get("/api/v1/widgets/monthly-revenue").await;
+    assert_eq!((revenue["value"].as_f64(), revenue["previous"].as_f64()), (Some(1250.5), Some(800.0)), "{revenue}");
+    assert_eq!(get("/api/v1/widgets/completion-rate").await["value"].as_f64(), Some(37.5));
+    let geo = get("/api/v1/widgets/customer-geography").await;
+    assert_eq!(geo["rows"][0], serde_json::json!(["TX", "4", "1600.25"]), "{geo}");
+    // No PostgreSQL source in the demo: no database chart.
+    assert!(get("/api/v1/widgets/database-performance").await["id"].is_null(), "a database chart without a database");
     let s = get("/api/v1/summary?range=1h").await;
     let perf = &s["performance"];
     assert!(perf["timings"]["page_load_complete"]["p75_ms"].as_f64().is_some_and(|v| v > 1000.0), "{perf}");

@@ -72,6 +72,11 @@ fn every_kind_of_error_names_its_path() {
         ("bad listen", "[http]\nlisten = \"localhost\"\n", &["http.listen: \"localhost\" is not an address"]),
         ("bad store", "[store]\nurl = \"mysql://x\"\n", &["store.url: must start with sqlite:"]),
         (
+            "bad business database",
+            "[agent]\nbusiness_database = \"sqlite:\"\n",
+            &["agent.business_database: use postgres://... or sqlite:PATH"],
+        ),
+        (
             "alias to nothing",
             "[channel_aliases]\nslack = \"nowhere\"\n",
             &["channel_aliases.slack: points at \"nowhere\""],

@@ -12,6 +12,28 @@ use support::agent::free_port;
 use thorbis_obs_server::agent::agent_from_config;
 use thorbis_obs_server::config::LoadedConfig;
 
+type Running = tokio::task::JoinHandle<Result<(), thorbis_obs_server::agent::AgentError>>;
+
+/// The agent of the config file `file`, running until `stop` is sent, once it answers on `port`.
+async fn start(
+    file: &std::path::Path,
+    port: u16,
+) -> (thorbis_obs_server::agent::AgentHandle, tokio::sync::oneshot::Sender<()>, Running) {
+    let cfg = LoadedConfig::from_file(file).expect("config");
+    let agent = agent_from_config(&cfg).await.expect("agent");
+    let handle = agent.handle();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async move {
+        let _ = rx.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the agent did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (handle, stop, task)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_widgets_show_business_numbers_and_refuse_writes() {
     let base = support::pg::fresh_database("dash_sql").await;
@@ -139,19 +161,8 @@ source = {{ type = "sql", url = "{url}", query = "SELECT pg_sleep(3)::text, 1 AS
     assert!(e.contains("dashboards[0].widgets[3].source.query: one statement only"), "{e}");
     assert!(!e.contains("s3cret-pw"), "{e}");
 
-    let cfg = LoadedConfig::from_file(&file).expect("config");
-    let agent = agent_from_config(&cfg).await.expect("agent");
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(agent.run(async move {
-        let _ = rx.await;
-    }));
-    let c = reqwest::Client::new();
-    let web = format!("http://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while c.get(format!("{web}/healthz")).send().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "the agent did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (_, stop, task) = start(&file, port).await;
+    let (c, web) = (reqwest::Client::new(), format!("http://127.0.0.1:{port}"));
     let get = |id: &str| {
         let (c, web, id) = (c.clone(), web.clone(), id.to_string());
         async move {
@@ -238,6 +249,139 @@ source = {{ type = "sql", url = "{url}", query = "SELECT pg_sleep(3)::text, 1 AS
     let page = c.get(format!("{web}/dashboards/exec")).send().await.expect("page").text().await.expect("text");
     assert!(page.contains("$1,950.5") && page.contains("role=\"alert\""), "{page}");
     assert!(!page.contains("s3cret-pw"));
+    let _ = stop.send(());
+    task.await.expect("join").expect("agent");
+}
+
+/// The built-in boards on the example database (examples/postgres/schema.sql and seed.sql), as
+/// a config with a PostgreSQL source and no `[[dashboards]]` gets them: the spec's executive
+/// widgets read the seeded business tables as the probe's least-privilege role, the operations
+/// board charts the probe's metrics, and Chromium renders the executive board (screenshot kept
+/// under the cargo target's tmp directory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_executive_board_reads_the_example_database_in_chromium() {
+    use thorbis_obs_core::metrics::{Labels, Sample};
+    use thorbis_obs_server::agent::system_now;
+    let admin_url = support::pg::fresh_database("exec_board").await;
+    let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/postgres");
+    for f in ["schema.sql", "seed.sql"] {
+        admin.batch_execute(&std::fs::read_to_string(examples.join(f)).expect("example sql")).await.expect(f);
+    }
+    let url = admin_url.replacen("postgres@", "thorbis_probe@", 1);
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = format!(
+        r#"[agent]
+data_dir = "{data}"
+evaluation_interval = "1s"
+[http]
+listen = "127.0.0.1:{port}"
+[[sources]]
+type = "postgres"
+url = "{url}"
+interval = "1s"
+only = ["connections", "health"]
+"#,
+        data = dir.path().display()
+    );
+    let file = dir.path().join("agent.toml");
+    std::fs::write(&file, &config).expect("write");
+    let (handle, stop, task) = start(&file, port).await;
+    let (c, web) = (reqwest::Client::new(), format!("http://127.0.0.1:{port}"));
+    // Request metrics of two services over the last half hour (the OTLP intake's names; one
+    // window's samples share its time, as the intake's do).
+    let now = system_now();
+    for (service, slow) in [("api", 1.0), ("billing", 2.0)] {
+        for (ago_min, avg, max, errors) in
+            [(30, 120.0, 900.0, 0.01), (20, 150.0, 1400.0, 0.02), (10, 180.0, 2100.0, 0.04)]
+        {
+            let at = now.minus(Duration::from_secs(ago_min * 60));
+            let labels = Labels::from_pairs([("service", service), ("env", "prod")]);
+            for (name, v) in [
+                ("http_service_request_duration", avg * slow),
+                ("http_service_request_duration_max", max * slow),
+                ("http_service_request_error_rate", errors * slow),
+            ] {
+                handle.push(&Sample::new(name, labels.clone(), v, at)).expect("sample");
+            }
+        }
+    }
+    let get = |id: &str| {
+        let (c, web, id) = (c.clone(), web.clone(), id.to_string());
+        async move {
+            let text =
+                c.get(format!("{web}/api/v1/widgets/{id}")).send().await.expect("get").text().await.expect("text");
+            serde_json::from_str::<serde_json::Value>(&text).expect("json")
+        }
+    };
+    // By hand from seed.sql (its header says the same).
+    let revenue = get("monthly-revenue").await;
+    assert_eq!((revenue["value"].as_f64(), revenue["previous"].as_f64()), (Some(1250.5), Some(800.0)), "{revenue}");
+    let customers = get("active-customers").await;
+    assert_eq!(
+        (customers["value"].as_f64(), customers["previous"].as_f64(), customers["of_target"].as_f64()),
+        (Some(4.0), Some(1.0), Some(0.004)),
+        "{customers}"
+    );
+    let completion = get("completion-rate").await;
+    assert_eq!((completion["value"].as_f64(), completion["status"].as_str()), (Some(37.5), Some("critical")));
+    let geo = get("customer-geography").await;
+    let rows: Vec<(String, String)> = geo["rows"]
+        .as_array()
+        .map(|r| r.iter().map(|r| (r[0].as_str().unwrap_or("").into(), r[1].as_str().unwrap_or("").into())).collect())
+        .unwrap_or_default();
+    assert_eq!(rows, [("TX".into(), "4".into()), ("CA".into(), "3".into()), ("NY".into(), "2".into())], "{geo}");
+    // The performance overview: one line per metric, the slowest service's, the error rate in %.
+    let perf = get("performance-overview").await;
+    let line = |name: &str| {
+        perf["lines"].as_array().and_then(|l| l.iter().find(|l| l["label"] == name)).cloned().unwrap_or_default()
+    };
+    let last = |l: &serde_json::Value| l["points"].as_array().and_then(|p| p.last()).and_then(|p| p[1].as_f64());
+    assert_eq!(line("http_service_request_duration")["points"].as_array().map(Vec::len), Some(3), "{perf}");
+    assert_eq!(last(&line("http_service_request_duration")), Some(360.0), "{perf}");
+    assert_eq!(last(&line("http_service_request_duration_max")), Some(4200.0), "{perf}");
+    assert!(last(&line("http_service_request_error_rate")).is_some_and(|v| (v - 8.0).abs() < 1e-9), "{perf}");
+    // The operations board charts the probe's metrics once it has collected.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let db = get("database-performance").await;
+        let labels: Vec<&str> =
+            db["lines"].as_array().map(|l| l.iter().filter_map(|l| l["label"].as_str()).collect()).unwrap_or_default();
+        if labels == ["pg_connections_total", "pg_blocked_queries", "pg_longest_query_seconds"] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no database chart: {db}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The executive board in Chromium.
+    let (dom, log) = support::chrome::chromium(&format!("{web}/dashboards/executive"), &["--dump-dom"]).await;
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages on the board: {console:#?}");
+    let section = support::chrome::section;
+    let m = section(&dom, "monthly-revenue");
+    assert!(m.contains("$1,250.5") && m.contains("trend up") && m.contains("vs previous period ($800)"), "{m}");
+    assert!(
+        section(&dom, "active-customers").contains("0.4% of target 1,000"),
+        "{}",
+        section(&dom, "active-customers")
+    );
+    assert!(section(&dom, "completion-rate").contains("37.5%"), "{}", section(&dom, "completion-rate"));
+    let p = section(&dom, "performance-overview");
+    assert!(
+        p.contains("Avg Response Time (left axis)") && p.contains("Error Rate (right axis) <strong>8%</strong>"),
+        "{p}"
+    );
+    let g = section(&dom, "customer-geography");
+    assert!(g.find("<td>TX</td>") < g.find("<td>CA</td>") && g.contains("width:100.0%"), "{g}");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-executive-sql.png");
+    let _ = std::fs::remove_file(&shot);
+    support::chrome::chromium(&format!("{web}/dashboards/executive"), &[&format!("--screenshot={}", shot.display())])
+        .await;
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} looks empty", shot.display());
+    eprintln!("screenshot: {}", shot.display());
     let _ = stop.send(());
     task.await.expect("join").expect("agent");
 }

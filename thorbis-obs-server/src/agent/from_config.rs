@@ -76,7 +76,18 @@ pub(super) async fn builder_with_store(
         .traces(c.traces.clone())
         .producers(c.producers())
         .business_metrics(crate::sources::business_metrics(&c.sources))
-        .dashboards(c.dashboards.clone())
+        .dashboards(match c.dashboards.is_empty() {
+            // The built-in boards, with the business database: the configured one, else the
+            // first PostgreSQL source's.
+            true => {
+                let probed = c.sources.iter().find_map(|s| match s {
+                    crate::sources::SourceConfig::Postgres { url, .. } => Some(url),
+                    _ => None,
+                });
+                crate::dashboards::defaults(c.agent.business_database.as_ref().or(probed), probed.is_some())
+            }
+            false => c.dashboards.clone(),
+        })
         .sourcemaps(c.sourcemaps.clone())
         .audit_retention(c.agent.audit_retention.get());
     if let Some(lease) = &c.store.leader_lease {

@@ -42,6 +42,16 @@ pub struct DemoArgs {
 /// The client token the demo's pages use.
 const DEMO_TOKEN: &str = "demo-client-token";
 
+/// The demo's business database in its state directory: the spec's tables in SQLite, seeded
+/// relative to now, for the executive board's SQL widgets.
+const BUSINESS_DB: &str = "business.db";
+
+/// Creates (or refreshes) the demo's business database in `dir`.
+pub(super) fn business_database(dir: &std::path::Path) -> Result<(), String> {
+    let conn = rusqlite::Connection::open(dir.join(BUSINESS_DB)).map_err(|e| e.to_string())?;
+    conn.execute_batch(include_str!("demo_business.sql")).map_err(|e| format!("the business seed: {e}"))
+}
+
 /// The embedded default config with the demo's changes: state in `dir`, listening on `listen`,
 /// short windows and evaluations for `pace`, a client token for the pages, the demo rule.
 /// Fails naming a line of the default config that is no longer there.
@@ -50,7 +60,14 @@ pub(super) fn demo_config(dir: &std::path::Path, listen: SocketAddr, pace: Durat
     let window = ms(pace.mul_f64(2.0).max(Duration::from_secs(1)));
     let mut text = DEFAULT_CONFIG.to_string();
     for (from, to) in [
-        ("data_dir = \"./thorbis-data\"", format!("data_dir = {:?}", dir.display().to_string())),
+        (
+            "data_dir = \"./thorbis-data\"",
+            format!(
+                "data_dir = {:?}\nbusiness_database = {:?}",
+                dir.display().to_string(),
+                format!("sqlite:{}", dir.join(BUSINESS_DB).display())
+            ),
+        ),
         ("evaluation_interval = \"15s\"", format!("evaluation_interval = \"{}\"", ms(pace / 5))),
         ("listen = \"127.0.0.1:9464\"", format!("listen = \"{listen}\"")),
         (
@@ -102,9 +119,11 @@ pub(super) fn demo(args: DemoArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
     let pace = Duration::from_secs_f64(args.pace);
     let dir = std::env::temp_dir().join(format!("thorbis-obs-demo-{}", std::process::id()));
     let file = dir.join("demo.toml");
-    let written = demo_config(&dir, args.listen, pace).and_then(|text| {
-        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, text)).map_err(|e| e.to_string())
-    });
+    let written = demo_config(&dir, args.listen, pace)
+        .and_then(|text| {
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, text)).map_err(|e| e.to_string())
+        })
+        .and_then(|()| business_database(&dir));
     if let Err(e) = written {
         let _ = writeln!(err, "cannot write the demo's config: {e}");
         return ExitCode::FAILURE;
@@ -342,6 +361,14 @@ mod tests {
         std::fs::write(&file, &text).expect("write");
         let loaded = LoadedConfig::from_file(&file).expect("the demo's config loads");
         assert!(loaded.rules.iter().any(|r| r.id == "demo-checkout-slow"));
+        let business = loaded.config.agent.business_database.as_ref().map(|s| s.expose().to_string());
+        assert_eq!(business, Some(format!("sqlite:{}", dir.join(BUSINESS_DB).display())));
+        // Seeding twice gives the same rows (a restarted demo in the same directory).
+        business_database(&dir).expect("seed");
+        business_database(&dir).expect("seed again");
+        let conn = rusqlite::Connection::open(dir.join(BUSINESS_DB)).expect("open");
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM invoices", [], |r| r.get(0)).expect("count");
+        assert_eq!(n, 6);
         let _ = std::fs::remove_dir_all(&dir);
         let mut noise = Noise(1);
         for n in 0..60 {

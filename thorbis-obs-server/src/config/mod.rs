@@ -94,6 +94,11 @@ pub struct AgentSection {
     pub delivery: DeliveryPolicy,
     /// How long audit records (who silenced, acknowledged, reloaded...) are kept (default 90 days).
     pub audit_retention: HumanDuration,
+    /// The business database the built-in boards' SQL widgets read (the spec's executive
+    /// widgets), `postgres://...` or `sqlite:PATH`, with the spec's tables (examples/postgres).
+    /// Default: the first `type = "postgres"` source's database; with neither, the widgets are
+    /// left out.
+    pub business_database: Option<Secret>,
 }
 
 impl Default for AgentSection {
@@ -105,6 +110,7 @@ impl Default for AgentSection {
             log_format: LogFormat::Text,
             delivery: DeliveryPolicy::default(),
             audit_retention: HumanDuration::from_secs(90 * 86400),
+            business_database: None,
         }
     }
 }
@@ -349,6 +355,14 @@ fn check(c: &AgentConfig, base: &Path) -> (Vec<AlertRule>, Vec<ConfigProblem>) {
     }
     if c.agent.data_dir.trim().is_empty() {
         p("agent.data_dir".into(), "must not be empty".into());
+    }
+    if let Some(url) = &c.agent.business_database {
+        let u = url.expose();
+        let pg = u.starts_with("postgres://") || u.starts_with("postgresql://");
+        let sqlite = u.strip_prefix("sqlite:").is_some_and(|path| !path.is_empty());
+        if !(pg || sqlite) {
+            p("agent.business_database".into(), "use postgres://... or sqlite:PATH".into());
+        }
     }
     if let Some(url) = &c.store.url {
         let u = url.expose();

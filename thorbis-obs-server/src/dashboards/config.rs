@@ -73,6 +73,10 @@ pub struct SeriesStyle {
     /// The unit on that axis (default: the widget's).
     #[serde(default)]
     pub unit: Option<String>,
+    /// Values are multiplied by this before they are shown (`100` shows a 0..1 error rate
+    /// in %).
+    #[serde(default)]
+    pub scale: Option<f64>,
 }
 
 /// A chart's y axis.
@@ -105,9 +109,15 @@ pub enum DataSource {
         /// Label values the series must have.
         #[serde(default)]
         labels: BTreeMap<String, String>,
-        /// How matching series combine for `metric` and `gauge`.
+        /// How matching series combine for `metric` and `gauge` (and, in a chart of several
+        /// metrics, each metric's series at each time).
         #[serde(default)]
         combine: Combine,
+        /// Further metrics with the same labels, for a chart of several (the spec's
+        /// performance overview: mean and slowest response time, error rate): one line per
+        /// metric, named by it (style it with `series`), at most 8 in all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        also: Vec<String>,
     },
     /// Alert instances that are pending or firing.
     Alerts,
@@ -115,8 +125,9 @@ pub enum DataSource {
     Errors,
     /// Uptime checks and synthetic workflows with their verdicts.
     Uptime,
-    /// One read-only PostgreSQL query (feature `postgres`): a single statement, run in a READ
-    /// ONLY transaction with a statement timeout, at most 50 rows. `metric` and `gauge` show the
+    /// One read-only query on PostgreSQL (`postgres://`, feature `postgres`: a READ ONLY
+    /// transaction) or SQLite (`sqlite:PATH`: the file opened read only): a single statement
+    /// with a statement timeout, at most 50 rows. `metric` and `gauge` show the
     /// first number of the first row; `table` the rows; `chart` the first column as time and
     /// the numeric columns as lines.
     Sql {
@@ -195,13 +206,51 @@ fn default_refresh() -> HumanDuration {
     HumanDuration::from_secs(30)
 }
 
-/// The built-in dashboards.
-pub fn defaults() -> Vec<DashboardConfig> {
-    #[derive(Deserialize)]
-    struct File {
-        dashboards: Vec<DashboardConfig>,
+/// The URL the built-in boards' SQL widgets name for "the business database".
+pub const BUILTIN_DATABASE: &str = "builtin:database";
+
+/// The built-in dashboards. With `database` (`[agent] business_database`, else the first
+/// PostgreSQL source's URL), the widgets that read the business database read that one (a
+/// `sqlite:` database with the SQLite form of each query); without, they are left out. The
+/// charts of the PostgreSQL probe's `pg_*` metrics are shown when `probed` (a PostgreSQL source
+/// is configured).
+pub fn defaults(database: Option<&crate::secret::Secret>, probed: bool) -> Vec<DashboardConfig> {
+    let file = builtin();
+    let sqlite = database.is_some_and(|db| super::sql::sqlite_path(db.expose()).is_some());
+    let mut boards = file.dashboards;
+    for b in &mut boards {
+        b.widgets.retain_mut(|w| {
+            let id = w.id.clone();
+            match &mut w.source {
+                DataSource::Sql { url, query, .. } if url.expose() == BUILTIN_DATABASE => match database {
+                    Some(db) => {
+                        *url = db.clone();
+                        if let (true, Some(q)) = (sqlite, file.sqlite_queries.get(&id)) {
+                            *query = q.clone();
+                        }
+                        true
+                    }
+                    None => false,
+                },
+                DataSource::Metric { name, .. } if name.starts_with("pg_") => probed,
+                _ => true,
+            }
+        });
     }
-    toml::from_str::<File>(DEFAULT_DASHBOARDS).map(|f| f.dashboards).unwrap_or_default()
+    boards
+}
+
+/// The built-in boards' file: the boards, and the SQLite form of each business query by widget.
+#[derive(Deserialize)]
+struct Builtin {
+    dashboards: Vec<DashboardConfig>,
+    #[serde(default)]
+    sqlite_queries: BTreeMap<String, String>,
+}
+
+fn builtin() -> Builtin {
+    toml::from_str::<Builtin>(DEFAULT_DASHBOARDS)
+        .unwrap_or_else(|_| Builtin { dashboards: Vec::new(), sqlite_queries: BTreeMap::new() })
 }
 
 /// Problems in `[[dashboards]]`, as (path, message).
@@ -226,9 +275,17 @@ pub fn problems(boards: &[DashboardConfig]) -> Vec<(String, String)> {
             } else if !widgets_seen.insert(w.id.clone()) {
                 out.push((format!("{at}.id"), format!("{:?} is used twice (widget ids are global)", w.id)));
             }
-            if let DataSource::Metric { name, .. } = &w.source {
+            if let DataSource::Metric { name, also, .. } = &w.source {
                 if !thorbis_obs_core::metrics::is_valid_name(name, true) {
                     out.push((format!("{at}.source.name"), format!("{name:?} is not a metric name")));
+                }
+                if let Some(bad) = also.iter().find(|n| !thorbis_obs_core::metrics::is_valid_name(n, true)) {
+                    out.push((format!("{at}.source.also"), format!("{bad:?} is not a metric name")));
+                }
+                if !also.is_empty() && w.kind != WidgetKind::Chart {
+                    out.push((format!("{at}.source.also"), "several metrics make a chart: kind = \"chart\"".into()));
+                } else if also.len() > 7 {
+                    out.push((format!("{at}.source.also"), "at most 8 metrics in one chart".into()));
                 }
             } else if let DataSource::Sql { query, timeout, .. } = &w.source {
                 if let Some(pos) = crate::sql::second_statement(query) {
@@ -265,6 +322,9 @@ pub fn problems(boards: &[DashboardConfig]) -> Vec<(String, String)> {
                 if st.color.as_deref().is_some_and(|c| !hex(c)) {
                     out.push((format!("{at}.series[{k}].color"), "use #rrggbb".into()));
                 }
+                if st.scale.is_some_and(|x| !x.is_finite() || x == 0.0) {
+                    out.push((format!("{at}.series[{k}].scale"), "a finite number other than 0".into()));
+                }
             }
             if !w.series.is_empty() && w.kind != WidgetKind::Chart {
                 out.push((format!("{at}.series"), "only charts have series".into()));
@@ -293,10 +353,35 @@ mod tests {
 
     #[test]
     fn the_built_in_dashboards_parse_and_pass_their_checks() {
-        let boards = defaults();
+        let boards = defaults(None, false);
         assert_eq!(boards.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), ["operations", "executive"]);
         assert!(boards.iter().all(|b| !b.widgets.is_empty()));
         assert_eq!(problems(&boards), Vec::<(String, String)>::new());
+        // Without a database: no SQL widget, no database chart.
+        let ids = |boards: &[DashboardConfig]| -> Vec<String> {
+            boards.iter().flat_map(|b| &b.widgets).map(|w| w.id.clone()).collect()
+        };
+        let without = ids(&boards);
+        assert!(!without.iter().any(|id| id == "monthly-revenue" || id == "database-performance"), "{without:?}");
+        assert!(without.iter().any(|id| id == "performance-overview"), "{without:?}");
+        // With one: the spec's executive widgets read it, and the operations board charts it.
+        let db = crate::secret::Secret::new("postgres://probe:pw@db.example/business");
+        let with = defaults(Some(&db), true);
+        assert_eq!(problems(&with), Vec::<(String, String)>::new());
+        for id in
+            ["monthly-revenue", "active-customers", "completion-rate", "customer-geography", "database-performance"]
+        {
+            assert!(ids(&with).iter().any(|w| w == id), "{id} missing");
+        }
+        let urls: Vec<&str> = with
+            .iter()
+            .flat_map(|b| &b.widgets)
+            .filter_map(|w| match &w.source {
+                DataSource::Sql { url, .. } => Some(url.expose()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(urls, [db.expose(); 4]);
     }
 
     #[test]

@@ -13,12 +13,11 @@
 
 mod config;
 mod render;
-#[cfg(feature = "postgres")]
 mod sql;
 
 pub use config::{
-    Axis, Combine, Compare, DEFAULT_DASHBOARDS, DashboardConfig, DataSource, SeriesStyle, WidgetConfig, WidgetKind,
-    defaults, problems,
+    Axis, BUILTIN_DATABASE, Combine, Compare, DEFAULT_DASHBOARDS, DashboardConfig, DataSource, SeriesStyle,
+    WidgetConfig, WidgetKind, defaults, problems,
 };
 pub use render::{page, widget_html};
 
@@ -32,6 +31,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use thorbis_obs_core::rum::ErrorGroup;
 use thorbis_obs_core::time::Timestamp;
@@ -131,6 +131,18 @@ fn status(w: &WidgetConfig, value: Option<f64>) -> Status {
     }
 }
 
+/// Several series' values as one (None when there are none).
+fn combined(how: Combine, values: &[f64]) -> Option<f64> {
+    let all = values.iter().copied();
+    match how {
+        _ if values.is_empty() => None,
+        Combine::Sum => Some(all.sum()),
+        Combine::Avg => Some(all.sum::<f64>() / values.len() as f64),
+        Combine::Max => all.reduce(f64::max),
+        Combine::Min => all.reduce(f64::min),
+    }
+}
+
 fn label_text(labels: &thorbis_obs_core::Labels) -> String {
     let parts: Vec<String> =
         labels.iter().filter(|(k, _)| *k != "service" && *k != "env").map(|(k, v)| format!("{k}={v}")).collect();
@@ -166,12 +178,14 @@ impl Dashboards {
     /// board, and the collector's error groups when there is a collector. Asks the engine to
     /// keep as much history as the charts show.
     pub fn new(boards: Vec<DashboardConfig>, hub: Arc<Hub>, checks: Arc<Board>, errors: Option<ErrorFeed>) -> Self {
-        let boards = if boards.is_empty() { defaults() } else { boards };
+        let boards = if boards.is_empty() { defaults(None, false) } else { boards };
         {
             let mut engine = hub.engine();
             for w in boards.iter().flat_map(|d| &d.widgets) {
-                if let (WidgetKind::Chart, DataSource::Metric { name, .. }) = (w.kind, &w.source) {
-                    engine.store_mut().configure_metric(name, w.range.get(), false);
+                if let (WidgetKind::Chart, DataSource::Metric { name, also, .. }) = (w.kind, &w.source) {
+                    for name in std::iter::once(name).chain(also) {
+                        engine.store_mut().configure_metric(name, w.range.get(), false);
+                    }
                 }
             }
         }
@@ -275,7 +289,30 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
         error: None,
     };
     match &w.source {
-        DataSource::Metric { name, labels, combine } => {
+        DataSource::Metric { name, labels, combine, also } if !also.is_empty() => {
+            // One line per metric: its matching series combined at each time.
+            let engine = src.hub.engine();
+            let store = engine.store();
+            let since = now.minus(w.range.get());
+            for metric in std::iter::once(name).chain(also) {
+                let mut at: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+                for &id in store.series_of(metric) {
+                    let (Some(l), Some(win)) = (store.labels(id), store.window(id)) else { continue };
+                    if labels.iter().all(|(k, v)| l.get(k) == Some(v.as_str())) {
+                        for (t, v) in win.points_since(since) {
+                            at.entry(t.0).or_default().push(v);
+                        }
+                    }
+                }
+                let points: Vec<(i64, f64)> =
+                    at.into_iter().filter_map(|(t, vs)| Some((t, combined(*combine, &vs)?))).collect();
+                if !points.is_empty() {
+                    d.lines.push(Line { label: metric.clone(), points });
+                }
+            }
+            d.value = d.lines.first().and_then(|l| l.points.last()).map(|p| p.1);
+        }
+        DataSource::Metric { name, labels, combine, .. } => {
             let engine = src.hub.engine();
             let store = engine.store();
             let since = now.minus(w.range.get());
@@ -296,14 +333,8 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
                 }
             }
             lasts.sort_by(|a, b| a.0.cmp(&b.0));
-            let values = lasts.iter().map(|(_, v)| *v);
-            d.value = match combine {
-                _ if lasts.is_empty() => None,
-                Combine::Sum => Some(values.sum()),
-                Combine::Avg => Some(values.sum::<f64>() / lasts.len() as f64),
-                Combine::Max => values.reduce(f64::max),
-                Combine::Min => values.reduce(f64::min),
-            };
+            let values: Vec<f64> = lasts.iter().map(|(_, v)| *v).collect();
+            d.value = combined(*combine, &values);
             if w.kind == WidgetKind::Table {
                 d.columns = vec!["series".into(), "value".into()];
                 d.rows = lasts.iter().map(|(l, v)| vec![l.clone(), render::number(*v, &w.unit)]).collect();
@@ -362,18 +393,10 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
                 d.value = Some(total as f64);
             }
         }
-        DataSource::Sql { url, query, timeout } => {
-            #[cfg(feature = "postgres")]
-            match sql::run(url.expose(), query, timeout.get()).await {
-                Ok(result) => result.fill(w, &mut d),
-                Err(e) => d.error = Some(e),
-            }
-            #[cfg(not(feature = "postgres"))]
-            {
-                let _ = (url, query, timeout);
-                d.error = Some("SQL widgets need the `postgres` feature".into());
-            }
-        }
+        DataSource::Sql { url, query, timeout } => match sql::run(url.expose(), query, timeout.get()).await {
+            Ok(result) => result.fill(w, &mut d),
+            Err(e) => d.error = Some(e),
+        },
         DataSource::Uptime => {
             // The spec's system-health table: each check with its uptime % over the range.
             d.columns = ["check", "status", "response", "checked", "uptime"].map(String::from).to_vec();
@@ -416,6 +439,11 @@ async fn data(src: &Dashboards, w: &WidgetConfig) -> WidgetData {
                 }
             }
             d.value = Some(down);
+        }
+    }
+    for line in &mut d.lines {
+        if let Some(k) = w.series.iter().find(|s| s.column == line.label).and_then(|s| s.scale) {
+            line.points.iter_mut().for_each(|p| p.1 *= k);
         }
     }
     if let (Some(v), Some(t)) = (d.value, w.target.filter(|t| *t != 0.0)) {
