@@ -564,7 +564,64 @@ sql = "SELECT {PG_TABLE}_purge() AS n"
 
         attack("business SQL that writes", sql_escape)
 
-        # 12. OTLP: 100,000 distinct routes from one service (100 requests of 1,000 SERVER
+        # 12. Session replay with the page's (public) client token: 70 connections announce a
+        # full 256 KiB chunk and send nothing: 64 of them fill collector.replay's 16 MiB
+        # in-flight budget and the rest are told 503 at once (not queued). Then, the budget free
+        # again, 300 gzip bombs (64 KB inflating to 64 MB of zeros, stopped at the 4 MiB cap:
+        # every one 413) and 100 chunks of events outside their time range (every one 400).
+        # Nothing of them is stored; a good chunk is.
+        def replay_floods():
+            import gzip
+            t = now_ms()
+            q = lambda session, seq, enc: (f"/v1/replay?token={CLIENT_TOKEN}&session={session}&seq={seq}"
+                                           f"&start={t - 1000}&end={t}&enc={enc}")
+            # Each from its own address (the proxy on loopback is trusted), so the per-IP rate
+            # limit, which would answer most of them 429, lets them reach the decoding.
+            h = lambda i: {"Content-Type": "text/plain", "X-Forwarded-For": f"10.9.{i // 250}.{i % 250 + 1}"}
+            held = []
+            for i in range(70):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                s.sendall(f"POST {q('held', i, 'gzip')} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                          f"X-Forwarded-For: 10.8.0.{i + 1}\r\nContent-Length: {256 << 10}\r\n\r\n".encode())
+                held.append(s)
+            busy = 0
+            for s in held:
+                s.settimeout(0.3)
+                try:
+                    busy += s.recv(12) == b"HTTP/1.1 503"
+                except OSError:
+                    pass
+            for s in held:
+                s.close()
+            problems = []
+            if busy != 6:
+                problems.append(f"{busy} of 70 held bodies told 503, not the 6 past the 16 MiB budget")
+            bomb = gzip.compress(b"\0" * (64 << 20), 9)
+            outside = json.dumps([{"type": 3, "data": {}, "timestamp": t - 3_600_000}]).encode()
+            codes = parallel(n(300), 8, lambda i: request(port, "POST", q("bomb", i, "gzip"), bomb, h(i))[0])
+            codes += parallel(n(100), 8, lambda i: request(port, "POST", q("outside", i, "none"), outside, h(1000 + i))[0])
+            wrong = [c for c in codes if c not in (400, 413, 503)]
+            if wrong:
+                problems.append(f"{len(wrong)} answers not 400, 413 or 503: {sorted(set(wrong))}")
+            if codes.count(413) != n(300) or codes.count(400) != n(100):
+                problems.append(f"{codes.count(413)} bombs refused 413, {codes.count(400)} bad times 400")
+            good = gzip.compress(json.dumps([{"type": 4, "data": {"href": "https://app.example/"}, "timestamp": t - 500}]).encode())
+            took = wait_for(lambda: request(port, "POST", q("good", 0, "gzip"), good, h(2000))[0] == 202, limit=15)
+            if not took:
+                problems.append("a good chunk was not taken after the floods")
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            code, body = request(port, "GET", "/api/v1/replays", None, auth)
+            try:
+                ids = [x["session_id"] for x in json.loads(body)["sessions"]]
+            except (ValueError, KeyError):
+                ids = None
+            if ids != ["good"]:
+                problems.append(f"sessions stored: {ids} ({code})")
+            return len(held) + len(codes) + 1, problems
+
+        attack("replay: held bodies, gzip bombs, bad times", replay_floods)
+
+        # 13. OTLP: 100,000 distinct routes from one service (100 requests of 1,000 SERVER
         # spans), then 20 gzip requests each holding a 10 MB attribute value (10 KB on the
         # wire, under the 16 MiB inflated cap) and one 10 MB value sent plain (over the 4 MiB
         # body cap: 413). Every route span is accepted (a capped route folds into `other`, it

@@ -35,6 +35,7 @@ LAYERS = {
         ("domain", ["domain"]),
         ("data", ["metrics", "sketch"]),
         ("wire and windows", ["wire", "window", "source"]),
+        ("replay chunks", ["replay"]),
         ("series and rum", ["series", "rum"]),
         ("span metrics", ["spans", "traces"]),
         ("rules", ["rules"]),

@@ -26,6 +26,7 @@
 
 pub mod domain;
 pub mod metrics;
+pub mod replay;
 pub mod time;
 pub mod wire;
 

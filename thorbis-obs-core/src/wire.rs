@@ -138,6 +138,12 @@ pub const MAX_EVENT_AGE_MS: i64 = 24 * 60 * 60 * 1000;
 /// How far after `sentAt` an event may be, to absorb clock adjustments while a batch fills.
 pub const MAX_EVENT_LEAD_MS: i64 = 5 * 60 * 1000;
 
+/// A session, view or action id: 1 to [`MAX_ID`] characters of A-Z, a-z, 0-9, `_` or `-`.
+pub fn is_id(value: &str) -> bool {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    !value.is_empty() && value.len() <= MAX_ID && value.bytes().all(ok)
+}
+
 /// A page clock further than this from the collector's is taken as wrong: the batch's times
 /// are shifted by the difference ([`Batch::align_to`]), as Sentry's and Datadog's relays do.
 pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
@@ -967,8 +973,7 @@ impl At<'_> {
     }
 
     fn id(&self, field: &str, value: &str) -> Result<(), WireError> {
-        let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-        if value.is_empty() || value.len() > MAX_ID || !value.bytes().all(ok) {
+        if !is_id(value) {
             return Err(self.fail(field, Problem::BadId { got: excerpt(value) }));
         }
         Ok(())

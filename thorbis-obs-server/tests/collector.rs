@@ -300,3 +300,163 @@ async fn error_groups_and_windows_survive_a_restart() {
     assert!((p75 - 4600.0).abs() <= 46.0, "{summary:#}");
     b.stop().await;
 }
+
+/// Session replay over real HTTP (`POST /v1/replay`): chunks gzip-compressed and plain, out of
+/// order and sent twice, read back in order; a bad token, an oversized body and events outside
+/// the chunk's range are refused and leave nothing; a session at its byte cap gets 413; the
+/// total cap evicts the sessions that ended first; `/metrics` reports all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_chunks_are_kept_in_order_within_their_caps() {
+    use std::io::Write;
+    let gz = |text: &str| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(text.as_bytes()).expect("gzip");
+        e.finish().expect("gzip")
+    };
+    let now = thorbis_obs_server::agent::system_now().0;
+    // rrweb-shaped events: a Meta, a FullSnapshot, incremental snapshots (padding that does not
+    // compress, so each chunk's size is what the caps see).
+    let mut seed = 7u64;
+    let mut noise = |n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(seed >> 58) as usize] as char
+            })
+            .collect()
+    };
+    let mut events = |start: i64, pad: usize| {
+        format!(
+            r#"[{{"type":4,"data":{{"href":"https://app.example/invoices","width":1280,"height":800}},"timestamp":{start}}},{{"type":2,"data":{{"node":{{"type":0,"childNodes":[]}}}},"timestamp":{}}},{{"type":3,"data":{{"source":2,"type":2,"id":7,"pad":"{}"}},"timestamp":{}}}]"#,
+            start + 5,
+            noise(pad),
+            start + 900
+        )
+    };
+    let big: Vec<(i64, Vec<u8>)> =
+        [40_000, 39_000, 38_000, 30_000, 20_000].iter().map(|ago| (now - ago, gz(&events(now - ago, 3_000)))).collect();
+    let chunk = big.iter().map(|(_, b)| b.len()).max().unwrap_or(0);
+    // The caps: two big chunks a session, three in all.
+    let (session_cap, total_cap) = (2 * chunk + 100, 3 * chunk + 100);
+    let a = RumAgent::start(&format!(
+        "window = \"1s\"\nclient_tokens = [\"pk\"]\n[replay]\nmax_chunk_bytes = {0}\nmax_inflated_bytes = 65536\n\
+         max_inflight_bytes = {0}\nmax_session_bytes = {session_cap}\nmax_total_bytes = {total_cap}\n\
+         prune_interval = \"1s\"",
+        chunk + 200
+    ))
+    .await;
+    let c = reqwest::Client::new();
+    let post = |session: &str, seq: u32, start: i64, body: Vec<u8>, gzip: bool, token: &str| {
+        let enc = if gzip { "gzip" } else { "none" };
+        let url = format!(
+            "{}/v1/replay?token={token}&session={session}&seq={seq}&start={start}&end={}&enc={enc}",
+            a.base,
+            start + 900
+        );
+        let req = c.post(url).header("Content-Type", "text/plain").header("Origin", ORIGIN).body(body);
+        async move {
+            let r = req.send().await.expect("post");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    // Out of order, one gzip and one plain, the second sent twice.
+    let (t0, t1) = (now - 60_000, now - 58_000);
+    assert_eq!(post("s-1", 1, t1, gz(&events(t1, 10)), true, "pk").await.0, 202);
+    assert_eq!(post("s-1", 0, t0, events(t0, 10).into_bytes(), false, "pk").await.0, 202);
+    let (code, body) = post("s-1", 1, t1, gz(&events(t1, 10)), true, "pk").await;
+    assert_eq!((code, body.as_str()), (202, r#"{"duplicate":true,"stored":false}"#));
+    let s1 = a.get_json("/api/v1/replays/s-1").await;
+    let seqs: Vec<u64> =
+        s1["chunks"].as_array().map(|c| c.iter().filter_map(|c| c["seq"].as_u64()).collect()).unwrap_or_default();
+    assert_eq!(seqs, [0, 1], "{s1}");
+    let times: Vec<i64> =
+        s1["events"].as_array().map(|e| e.iter().filter_map(|e| e["timestamp"].as_i64()).collect()).unwrap_or_default();
+    assert_eq!(times, [t0, t0 + 5, t0 + 900, t1, t1 + 5, t1 + 900], "in order, as recorded");
+    assert_eq!(s1["events"][0]["data"]["href"], "https://app.example/invoices", "events kept as sent");
+    // Refused, and nothing kept: a bad token, an oversized body, events outside the range, a
+    // time from the future, a body that is not gzip.
+    let (code, body) = post("s-1", 2, t1, gz(&events(t1, 10)), true, "nope").await;
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = post("s-1", 3, t1, events(t1, chunk + 300).into_bytes(), false, "pk").await;
+    assert!(code == 413 && body.contains("collector.replay.max_chunk_bytes"), "{code} {body}");
+    let (code, body) = post("s-1", 4, t1 + 5_000, gz(&events(t1, 10)), true, "pk").await;
+    assert!(code == 400 && body.contains("events[0].timestamp"), "{code} {body}");
+    let future = now + 3_600_000;
+    let (code, body) = post("s-1", 5, future, gz(&events(future, 10)), true, "pk").await;
+    assert!(code == 400 && body.contains("\"field\":\"end\""), "{code} {body}");
+    let (code, body) = post("s-1", 6, t1, b"not gzip".to_vec(), true, "pk").await;
+    assert!(code == 400 && body.contains("gzip"), "{code} {body}");
+    assert_eq!(a.get_json("/api/v1/replays/s-1").await["chunks"].as_array().map(Vec::len), Some(2));
+    // The session cap: two big chunks fit, the third is refused.
+    for (seq, (start, data)) in big[..3].iter().enumerate() {
+        let (code, body) = post("s-2", seq as u32, *start, data.clone(), true, "pk").await;
+        let expected = if seq < 2 { 202 } else { 413 };
+        assert_eq!(code, expected, "chunk {seq}: {body}");
+        if seq == 2 {
+            assert!(body.contains("collector.replay.max_session_bytes"), "{body}");
+        }
+    }
+    // The total cap: two more sessions, ended later; the ones that ended first go whole.
+    for (session, (start, data)) in [("s-3", &big[3]), ("s-4", &big[4])] {
+        assert_eq!(post(session, 0, *start, data.clone(), true, "pk").await.0, 202);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let kept = loop {
+        let list = a.get_json("/api/v1/replays").await;
+        let ids: Vec<String> = list["sessions"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|s| s["session_id"].as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        if ids == ["s-4", "s-3"] {
+            break list;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sessions kept: {ids:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let bytes: u64 =
+        kept["sessions"].as_array().map(|s| s.iter().filter_map(|s| s["bytes"].as_u64()).sum()).unwrap_or(0);
+    assert!(bytes <= total_cap as u64, "{kept}");
+    let code = reqwest::get(format!("{}/api/v1/replays/s-2", a.base)).await.expect("get").status().as_u16();
+    assert_eq!(code, 404, "an evicted session is gone whole");
+    let text = a
+        .metrics_until("replay figures", |t| {
+            metric(t, "thorbis_replay_removed_chunks_total", &[("reason", "evicted")]).is_some_and(|v| v >= 4.0)
+        })
+        .await;
+    let m = |name: &str, pairs: &[(&str, &str)]| metric(&text, name, pairs);
+    assert_eq!(m("thorbis_replay_chunks_total", &[("outcome", "stored")]), Some(6.0));
+    assert_eq!(m("thorbis_replay_chunks_total", &[("outcome", "duplicate")]), Some(1.0));
+    assert_eq!(m("thorbis_replay_chunks_total", &[("outcome", "session_full")]), Some(1.0));
+    assert_eq!(m("thorbis_replay_chunks_total", &[("outcome", "refused")]), Some(5.0));
+    assert_eq!(m("thorbis_replay_sessions", &[]), Some(2.0));
+    assert_eq!(m("thorbis_replay_bytes", &[]), Some(bytes as f64));
+    // Bodies in flight are bounded: one that announces a full chunk and sends nothing holds
+    // the budget (one chunk here), so the next is told to come back; once it is gone, room.
+    let addr = a.base.trim_start_matches("http://").to_string();
+    let mut held = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let start = big[4].0;
+    let head = format!(
+        "POST /v1/replay?token=pk&session=s-5&seq=0&start={start}&end={}&enc=gzip HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        start + 900,
+        chunk + 200
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut held, head.as_bytes()).await.expect("write");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, body) = post("s-6", 0, start, big[4].1.clone(), true, "pk").await;
+        if code == 503 {
+            assert!(body.contains("max_inflight_bytes"), "{body}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never busy: {code} {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(held);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while post("s-6", 0, start, big[4].1.clone(), true, "pk").await.0 != 202 {
+        assert!(tokio::time::Instant::now() < deadline, "no room after the held body went");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.stop().await;
+}

@@ -14,8 +14,9 @@ use thorbis_obs_core::time::Timestamp;
 use thorbis_obs_server::agent::{Agent, system_now};
 use thorbis_obs_server::store::sqlite::SqliteStore;
 use thorbis_obs_server::store::{
-    AttemptOutcome, CheckKind, CheckRecord, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, SessionEvent, Store,
-    StoreError, StoredRecord, TraceQuery, TraceRow, TraceSummary,
+    AttemptOutcome, CheckKind, CheckRecord, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, ReplayChunk,
+    ReplayPruned, ReplayStored, ReplaySummary, SessionEvent, Store, StoreError, StoredRecord, TraceQuery, TraceRow,
+    TraceSummary,
 };
 
 mod support;
@@ -140,6 +141,19 @@ impl Store for Outage {
     }
     async fn prune_session_events(&self, before: Timestamp, max_rows: u64) -> Result<u64, StoreError> {
         self.inner.prune_session_events(before, max_rows).await
+    }
+    async fn record_replay_chunk(&self, chunk: &ReplayChunk, max: u64) -> Result<ReplayStored, StoreError> {
+        self.check()?;
+        self.inner.record_replay_chunk(chunk, max).await
+    }
+    async fn replay_sessions(&self, limit: usize) -> Result<Vec<ReplaySummary>, StoreError> {
+        self.inner.replay_sessions(limit).await
+    }
+    async fn replay_chunks(&self, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
+        self.inner.replay_chunks(session_id).await
+    }
+    async fn prune_replays(&self, before: Timestamp, max_bytes: u64) -> Result<ReplayPruned, StoreError> {
+        self.inner.prune_replays(before, max_bytes).await
     }
 }
 

@@ -188,6 +188,7 @@ async fn sqlite_keeps_traces_whole_within_age_and_size_and_timelines_in_order() 
     let store = SqliteStore::open(&dir.path().join("t.db")).expect("store");
     retention_and_size_cap(&store).await;
     timelines_in_order_and_pruned(&store).await;
+    replays_kept_once_capped_and_pruned_by_session(&store).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -197,6 +198,52 @@ async fn postgres_keeps_traces_whole_within_age_and_size_and_timelines_in_order(
     let store = thorbis_obs_server::store::postgres::PostgresStore::connect(&url).await.expect("store");
     retention_and_size_cap(&store).await;
     timelines_in_order_and_pruned(&store).await;
+    replays_kept_once_capped_and_pruned_by_session(&store).await;
+}
+
+/// Session replay chunks: kept once per (session, number), read in number order, refused past
+/// the session's cap; pruned by age of the session's last chunk, then whole sessions, the
+/// earliest ended first, down to the byte cap.
+async fn replays_kept_once_capped_and_pruned_by_session(store: &dyn Store) {
+    use thorbis_obs_server::store::{ReplayChunk, ReplayStored};
+    let at0 = 1_800_000_000_000;
+    let chunk = |session: &str, seq: u32, end_s: i64, bytes: usize| ReplayChunk {
+        session_id: session.into(),
+        seq,
+        start_ms: at0 + end_s * 1000 - 500,
+        end_ms: at0 + end_s * 1000,
+        events: 3,
+        data: vec![seq as u8; bytes],
+    };
+    // a: three chunks of 100 bytes, written out of order, one twice; b: 250 bytes; c: 100.
+    for (c, expected) in [
+        (chunk("a", 2, 3, 100), ReplayStored::Stored),
+        (chunk("a", 0, 1, 100), ReplayStored::Stored),
+        (chunk("a", 1, 2, 100), ReplayStored::Stored),
+        (chunk("a", 1, 2, 100), ReplayStored::Duplicate),
+        (chunk("a", 3, 4, 100), ReplayStored::SessionFull),
+        (chunk("b", 0, 10, 250), ReplayStored::Stored),
+        (chunk("c", 0, 20, 100), ReplayStored::Stored),
+    ] {
+        assert_eq!(store.record_replay_chunk(&c, 300).await.expect("record"), expected, "{} {}", c.session_id, c.seq);
+    }
+    let a = store.replay_chunks("a").await.expect("read");
+    assert_eq!(
+        a.iter().map(|c| (c.seq, c.data[0], c.data.len())).collect::<Vec<_>>(),
+        [(0, 0, 100), (1, 1, 100), (2, 2, 100)]
+    );
+    let list = store.replay_sessions(10).await.expect("list");
+    let summary: Vec<(&str, u64, u64, i64)> =
+        list.iter().map(|s| (s.session_id.as_str(), s.chunks, s.bytes, s.end.0 - at0)).collect();
+    assert_eq!(summary, [("c", 1, 100, 20_000), ("b", 1, 250, 10_000), ("a", 3, 300, 3_000)]);
+    // Nothing past the retention; 400 bytes in all: c (100) and b (350) fit, a goes whole.
+    let p = store.prune_replays(Timestamp(at0), 400).await.expect("prune");
+    assert_eq!((p.expired, p.evicted, p.sessions, p.bytes), (0, 3, 2, 350));
+    // Sessions that ended before 15 s go.
+    let p = store.prune_replays(Timestamp(at0 + 15_000), 1 << 30).await.expect("prune");
+    assert_eq!((p.expired, p.evicted, p.sessions, p.bytes), (1, 0, 1, 100));
+    assert!(store.replay_chunks("b").await.expect("read").is_empty());
+    assert_eq!(store.replay_sessions(10).await.expect("list").len(), 1);
 }
 
 /// Session timelines: read back by session in time order (at most the limit asked), pruned

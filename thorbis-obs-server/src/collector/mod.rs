@@ -27,7 +27,7 @@
 //!
 //! Files: `decode` (body to batch), `state` (windows, sessions, limits, the closing loop),
 //! `routes` (HTTP), `summary` (the rollup), `limit` (GCRA), `otlp` (export), `timeline`
-//! (session timelines).
+//! (session timelines), `replay` (session replay chunks, `POST /v1/replay`).
 
 #[cfg(feature = "collector")]
 mod decode;
@@ -40,6 +40,8 @@ pub mod issues;
 pub mod limit;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+#[cfg(feature = "collector")]
+mod replay;
 #[cfg(feature = "collector")]
 mod routes;
 #[cfg(feature = "collector")]
@@ -54,7 +56,7 @@ pub use decode::{Rejection, decode};
 #[cfg(feature = "collector")]
 pub use routes::CollectorService;
 #[cfg(feature = "collector")]
-pub use state::{Collector, MERGED_CACHED, MERGED_FRESH_MS, OUTCOMES, SpanSink, Stats, run_windows};
+pub use state::{Collector, MERGED_CACHED, MERGED_FRESH_MS, OUTCOMES, REPLAY_OUTCOMES, SpanSink, Stats, run_windows};
 
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -101,6 +103,50 @@ pub struct CollectorSection {
     pub public_url: Option<String>,
     /// How long an error group no one saw again is kept (its figures and status). Default 90 d.
     pub error_retention: HumanDuration,
+    /// Session replay chunks (`POST /v1/replay`).
+    pub replay: ReplaySection,
+}
+
+/// `[collector.replay]`: what `POST /v1/replay` takes and the store keeps. The endpoint has
+/// `/v1/rum`'s origin allowlist, client tokens and rate limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplaySection {
+    /// Serve `POST /v1/replay`. Default true.
+    pub enabled: bool,
+    /// A chunk as sent (gzip or plain JSON), at most; larger: 413. Default 256 KiB.
+    pub max_chunk_bytes: usize,
+    /// A chunk's events once inflated, at most; larger: 413. Default 4 MiB.
+    pub max_inflated_bytes: usize,
+    /// Chunk bodies being read at once, at most, in bytes (each counts its declared length);
+    /// a chunk that finds no room gets 503 with `Retry-After`. Default 16 MiB.
+    pub max_inflight_bytes: usize,
+    /// Compressed bytes one session keeps, at most; its further chunks are refused (413).
+    /// Default 8 MiB (a busy page's hour is about 2 MiB).
+    pub max_session_bytes: u64,
+    /// A session's replay is kept this long after its last chunk. Default 7 d.
+    pub retention: HumanDuration,
+    /// Compressed bytes kept in all, at most: whole sessions go, the earliest ended first.
+    /// Default 1 GiB.
+    pub max_total_bytes: u64,
+    /// How often the retention and the total cap are enforced (the total may run over by what
+    /// arrives in between). Default 30 s.
+    pub prune_interval: HumanDuration,
+}
+
+impl Default for ReplaySection {
+    fn default() -> Self {
+        ReplaySection {
+            enabled: true,
+            max_chunk_bytes: 256 << 10,
+            max_inflated_bytes: 4 << 20,
+            max_inflight_bytes: 16 << 20,
+            max_session_bytes: 8 << 20,
+            retention: HumanDuration::from_secs(7 * 86400),
+            max_total_bytes: 1 << 30,
+            prune_interval: HumanDuration::from_secs(30),
+        }
+    }
 }
 
 impl Default for CollectorSection {
@@ -120,6 +166,7 @@ impl Default for CollectorSection {
             timeline_max_events: 1_000_000,
             public_url: None,
             error_retention: HumanDuration::from_secs(90 * 86400),
+            replay: ReplaySection::default(),
         }
     }
 }
@@ -173,6 +220,28 @@ pub fn problems(c: &CollectorSection) -> Vec<(String, String)> {
     }
     if c.timeline_retention.get() < std::time::Duration::from_secs(60) {
         out.push(("collector.timeline_retention".into(), "at least 1m".into()));
+    }
+    let r = &c.replay;
+    if !(1024..=(16 << 20)).contains(&r.max_chunk_bytes) {
+        out.push(("collector.replay.max_chunk_bytes".into(), "between 1 KiB and 16 MiB".into()));
+    }
+    if r.max_inflated_bytes < r.max_chunk_bytes || r.max_inflated_bytes > (64 << 20) {
+        out.push(("collector.replay.max_inflated_bytes".into(), "between max_chunk_bytes and 64 MiB".into()));
+    }
+    if r.max_session_bytes < r.max_chunk_bytes as u64 || r.max_total_bytes < r.max_session_bytes {
+        out.push((
+            "collector.replay.max_session_bytes".into(),
+            "at least max_chunk_bytes, at most max_total_bytes".into(),
+        ));
+    }
+    if r.max_inflight_bytes < r.max_chunk_bytes {
+        out.push(("collector.replay.max_inflight_bytes".into(), "at least max_chunk_bytes".into()));
+    }
+    if r.retention.get() < std::time::Duration::from_secs(60) {
+        out.push(("collector.replay.retention".into(), "at least 1m".into()));
+    }
+    if r.prune_interval.get() < std::time::Duration::from_secs(1) {
+        out.push(("collector.replay.prune_interval".into(), "at least 1s".into()));
     }
     if c.session_idle.get() < std::time::Duration::from_secs(1) {
         out.push(("collector.session_idle".into(), "at least 1s".into()));

@@ -68,9 +68,12 @@ impl Component for CollectorService {
         routes(self)
     }
 
-    /// `POST /v1/rum` and `OPTIONS /v1/rum`.
+    /// `POST /v1/rum`, `POST /v1/replay` and their `OPTIONS`.
     fn public_routes(self: Arc<Self>) -> Router {
-        Router::new().route("/v1/rum", post(ingest).options(preflight)).with_state(self)
+        Router::new()
+            .route("/v1/rum", post(ingest).options(preflight))
+            .route("/v1/replay", post(super::replay::ingest).options(preflight))
+            .with_state(self)
     }
 
     /// Before the listener serves: the last hour is back when the first request comes.
@@ -83,7 +86,11 @@ impl Component for CollectorService {
 
     async fn run(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
         if let Some(c) = &self.collector {
-            tokio::join!(run_windows(c.clone(), stop.clone()), super::timeline::run_timeline(c.clone(), stop));
+            tokio::join!(
+                run_windows(c.clone(), stop.clone()),
+                super::timeline::run_timeline(c.clone(), stop.clone()),
+                super::replay::run_prune(c.clone(), stop)
+            );
         }
     }
 }
@@ -97,14 +104,16 @@ fn routes(api: Arc<CollectorService>) -> Router {
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/sessions/{session_id}", get(session_json))
         .route("/sessions/{session_id}", get(session_page))
+        .route("/api/v1/replays", get(super::replay::list))
+        .route("/api/v1/replays/{session_id}", get(super::replay::session))
         .with_state(api)
 }
 
-fn off() -> Response {
+pub(super) fn off() -> Response {
     refuse(&Rejection::new(StatusCode::NOT_FOUND, "the collector is off (collector.enabled)", None))
 }
 
-fn refuse(r: &Rejection) -> Response {
+pub(super) fn refuse(r: &Rejection) -> Response {
     let mut body = json!({ "error": r.message });
     if let Some(f) = &r.field {
         body["field"] = json!(f);

@@ -35,7 +35,16 @@ pub struct Stats {
     pub batches: [AtomicU64; 6],
     /// Events counted.
     pub events: AtomicU64,
+    /// Replay chunks by outcome: [`REPLAY_OUTCOMES`].
+    pub replay_chunks: [AtomicU64; 4],
+    /// Replay: sessions and compressed bytes kept, as of the last prune.
+    pub replay_kept: [AtomicU64; 2],
+    /// Replay chunks removed: past the retention, for the total cap.
+    pub replay_removed: [AtomicU64; 2],
 }
+
+/// Outcome labels of [`Stats::replay_chunks`].
+pub const REPLAY_OUTCOMES: [&str; 4] = ["stored", "duplicate", "session_full", "refused"];
 
 impl Stats {
     /// `thorbis_collector_batches_total{outcome}` and `thorbis_collector_events_total` at `at`.
@@ -55,6 +64,18 @@ impl Stats {
             .collect();
         let events = self.events.load(Ordering::Relaxed) as f64;
         out.push(thorbis_obs_core::Sample::new("thorbis_collector_events_total", Default::default(), events, at));
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64;
+        let sample = |name: &str, pair: Option<(&str, &str)>, v: f64| {
+            thorbis_obs_core::Sample::new(name, thorbis_obs_core::Labels::from_pairs(pair), v, at)
+        };
+        for (o, n) in REPLAY_OUTCOMES.iter().zip(&self.replay_chunks) {
+            out.push(sample("thorbis_replay_chunks_total", Some(("outcome", o)), load(n)));
+        }
+        out.push(sample("thorbis_replay_sessions", None, load(&self.replay_kept[0])));
+        out.push(sample("thorbis_replay_bytes", None, load(&self.replay_kept[1])));
+        for (r, n) in ["expired", "evicted"].iter().zip(&self.replay_removed) {
+            out.push(sample("thorbis_replay_removed_chunks_total", Some(("reason", r)), load(n)));
+        }
         out
     }
 }
@@ -97,6 +118,8 @@ pub struct Collector {
     merging: Mutex<()>,
     /// What it took and refused.
     pub stats: Stats,
+    /// Replay chunks read and decoded at once, bounded.
+    pub(super) replay_gate: super::replay::Gate,
     /// The OTLP exporters, when `[collector.otlp]` is set.
     #[cfg(feature = "otlp")]
     otlp: Option<std::sync::Arc<super::otlp::Otlp>>,
@@ -137,6 +160,7 @@ impl Collector {
             merging: Mutex::default(),
             trusted_proxies: cfg.trusted_proxies.iter().filter_map(|p| super::parse_cidr(p).ok()).collect(),
             stats: Stats::default(),
+            replay_gate: super::replay::Gate::new(&cfg.replay),
             #[cfg(feature = "otlp")]
             otlp: cfg.otlp.as_ref().and_then(|o| match super::otlp::Otlp::new(o) {
                 Ok(x) => Some(std::sync::Arc::new(x)),

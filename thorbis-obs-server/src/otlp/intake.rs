@@ -26,7 +26,6 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -614,24 +613,9 @@ pub(super) fn outcome(kind: outcomes::Outcome, attrs: &[KeyValue], error: bool) 
     }
 }
 
-/// Inflates a gzip body up to `max` bytes; a body that inflates beyond is refused once the
-/// cap is passed, without inflating the rest.
+/// Inflates a gzip body up to `max` bytes (see [`crate::api::inflate_gzip`]).
 fn inflate(raw: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
-    // gzip's trailer says how long the (last member's) data is: a hint, within the cap, that
-    // spares the buffer its doublings (a 10 MB body would otherwise pass through 8 and 16 MB
-    // buffers at once).
-    let hint = raw.len().checked_sub(4).and_then(|i| raw.get(i..)).and_then(|t| <[u8; 4]>::try_from(t).ok());
-    let hint = hint.map_or(0, |t| u32::from_le_bytes(t) as usize);
-    let mut out = Vec::with_capacity(hint.max(raw.len()).min(max).saturating_add(1));
-    let read = flate2::read::MultiGzDecoder::new(raw).take(max as u64 + 1).read_to_end(&mut out);
-    match read {
-        Err(e) => Err(Refusal::new(StatusCode::BAD_REQUEST, format!("the gzip body is corrupt: {e}"))),
-        Ok(_) if out.len() > max => Err(Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body inflates beyond {max} bytes (otlp.max_decoded_bytes)"),
-        )),
-        Ok(_) => Ok(out),
-    }
+    crate::api::inflate_gzip(raw, max, "otlp.max_decoded_bytes").map_err(|e| Refusal::new(e.status, e.message))
 }
 
 /// A string attribute: the first of `keys` present with a string value.

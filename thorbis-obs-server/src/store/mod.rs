@@ -14,11 +14,13 @@ pub mod postgres;
 pub mod sqlite;
 
 mod checks;
+mod replays;
 mod sessions;
 mod traces;
 
 use async_trait::async_trait;
 pub use checks::{CheckKind, CheckRecord, latest_per_location};
+pub use replays::{ReplayChunk, ReplayPruned, ReplayStored, ReplaySummary};
 pub use sessions::SessionEvent;
 use thorbis_obs_core::engine::{EngineSnapshot, Notification};
 use thorbis_obs_core::time::Timestamp;
@@ -297,6 +299,24 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the timeline chunks that ended before `before`, then the oldest chunks beyond
     /// `max_events` events in all; returns how many chunks.
     async fn prune_session_events(&self, before: Timestamp, max_events: u64) -> Result<u64, StoreError>;
+
+    /// Keeps a session replay chunk unless one of its session and number is kept already or
+    /// the session would hold more than `max_session_bytes`.
+    async fn record_replay_chunk(
+        &self,
+        chunk: &ReplayChunk,
+        max_session_bytes: u64,
+    ) -> Result<ReplayStored, StoreError>;
+
+    /// Sessions with replay, the latest first, at most `limit`.
+    async fn replay_sessions(&self, limit: usize) -> Result<Vec<ReplaySummary>, StoreError>;
+
+    /// A session's replay chunks in order.
+    async fn replay_chunks(&self, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError>;
+
+    /// Deletes the sessions whose replay ended before `before`, then whole sessions, the
+    /// earliest ended first, until at most `max_bytes` are kept.
+    async fn prune_replays(&self, before: Timestamp, max_bytes: u64) -> Result<ReplayPruned, StoreError>;
 
     /// True when several agents share this store, so their check locations count together.
     fn is_shared(&self) -> bool {

@@ -17,12 +17,12 @@
 //! Connections take libpq's TLS settings from the URL (`sslmode`, `sslrootcert`, `sslcert`,
 //! `sslkey`; see [`crate::pg`]).
 
-use super::sessions;
 use super::sqlite::MIGRATIONS;
 use super::traces::{Param, TRACE_COLUMNS, evict_sql, list_sql, upsert_sql};
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
 use super::{CHECK_COLUMNS, check_from_parts, check_row_values};
 use super::{CheckKind, CheckRecord, SessionEvent, StoredRecord, TraceQuery, TraceRow, TraceSummary};
+use super::{ReplayChunk, ReplayPruned, ReplayStored, ReplaySummary, replays, sessions};
 use crate::secret::redact_url;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -528,6 +528,82 @@ impl Store for PostgresStore {
             c.execute("DELETE FROM session_events WHERE end_ms < $1", &[&before.as_millis()]).await.map_err(backend)?;
         let over = c.execute(&sessions::evict_sql(|n| format!("${n}")), &[&max]).await.map_err(backend)?;
         Ok(old + over)
+    }
+
+    async fn record_replay_chunk(
+        &self,
+        chunk: &ReplayChunk,
+        max_session_bytes: u64,
+    ) -> Result<ReplayStored, StoreError> {
+        let cap = i64::try_from(max_session_bytes).unwrap_or(i64::MAX);
+        let mark = |n| format!("${n}");
+        client!(self, c);
+        let tx = c.transaction().await.map_err(backend)?;
+        let seq = i64::from(chunk.seq);
+        // Writers of one session wait for each other here, so two agents cannot both pass the cap.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&chunk.session_id]).await.map_err(backend)?;
+        if tx.query_opt(&replays::exists_sql(mark), &[&chunk.session_id, &seq]).await.map_err(backend)?.is_some() {
+            return Ok(ReplayStored::Duplicate);
+        }
+        let held: i64 =
+            tx.query_one(&replays::session_bytes_sql(mark), &[&chunk.session_id]).await.map_err(backend)?.get(0);
+        let bytes = chunk.data.len() as i64;
+        if held.saturating_add(bytes) > cap {
+            return Ok(ReplayStored::SessionFull);
+        }
+        let (events, data) = (i64::from(chunk.events), &chunk.data);
+        tx.execute(
+            &replays::insert_sql(mark),
+            &[&chunk.session_id, &seq, &chunk.start_ms, &chunk.end_ms, &events, &bytes, data],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(ReplayStored::Stored)
+    }
+
+    async fn replay_sessions(&self, limit: usize) -> Result<Vec<ReplaySummary>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        client!(self, c);
+        let rows = c.query(&replays::sessions_sql(|n| format!("${n}")), &[&limit]).await.map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| ReplaySummary {
+                session_id: r.get(0),
+                start: Timestamp(r.get(1)),
+                end: Timestamp(r.get(2)),
+                chunks: r.get::<_, i64>(3).max(0) as u64,
+                events: r.get::<_, i64>(4).max(0) as u64,
+                bytes: r.get::<_, i64>(5).max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn replay_chunks(&self, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
+        client!(self, c);
+        let rows = c.query(&replays::chunks_sql(|n| format!("${n}")), &[&session_id]).await.map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| ReplayChunk {
+                session_id: session_id.to_string(),
+                seq: u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX),
+                start_ms: r.get(1),
+                end_ms: r.get(2),
+                events: u32::try_from(r.get::<_, i64>(3)).unwrap_or(u32::MAX),
+                data: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn prune_replays(&self, before: Timestamp, max_bytes: u64) -> Result<ReplayPruned, StoreError> {
+        let max = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        let mark = |n| format!("${n}");
+        client!(self, c);
+        let expired = c.execute(&replays::expire_sql(mark), &[&before.as_millis()]).await.map_err(backend)?;
+        let evicted = c.execute(&replays::evict_sql(mark), &[&max]).await.map_err(backend)?;
+        let totals = c.query_one(replays::TOTALS_SQL, &[]).await.map_err(backend)?;
+        let (sessions, bytes): (i64, i64) = (totals.get(0), totals.get(1));
+        Ok(ReplayPruned { expired, evicted, sessions: sessions.max(0) as u64, bytes: bytes.max(0) as u64 })
     }
 
     fn is_shared(&self) -> bool {

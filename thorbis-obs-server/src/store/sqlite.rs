@@ -1,11 +1,11 @@
 //! The SQLite store: one file, WAL mode, `synchronous = FULL` so a committed evaluation
 //! survives a crash of the process or the machine.
 
-use super::sessions;
 use super::traces::{Param, TRACE_COLUMNS, evict_sql, list_sql, upsert_sql};
 use super::{AttemptOutcome, FailedDelivery, OutboxEntry, OutboxRow, OutboxStats, Store, StoreError};
 use super::{CHECK_COLUMNS, CheckRow, check_from_parts, check_row_values};
 use super::{CheckKind, CheckRecord, SessionEvent, StoredRecord, TraceQuery, TraceRow, TraceSummary};
+use super::{ReplayChunk, ReplayPruned, ReplayStored, ReplaySummary, replays, sessions};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -108,6 +108,18 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, id)
     );
     CREATE INDEX records_at ON records (kind, at_ms)",
+    // Session replay: a row per chunk, its rrweb events as one gzip blob.
+    "CREATE TABLE replay_chunks (
+        session_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        start_ms BIGINT NOT NULL,
+        end_ms BIGINT NOT NULL,
+        events BIGINT NOT NULL,
+        bytes BIGINT NOT NULL,
+        data BYTEA NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    );
+    CREATE INDEX replay_chunks_end ON replay_chunks (end_ms)",
 ];
 
 /// The SQLite-backed [`Store`].
@@ -543,6 +555,97 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let over = c.execute(&sessions::evict_sql(|n| format!("?{n}")), params![max]).map_err(backend)?;
             Ok((old + over) as u64)
+        })
+        .await
+    }
+
+    async fn record_replay_chunk(
+        &self,
+        chunk: &ReplayChunk,
+        max_session_bytes: u64,
+    ) -> Result<ReplayStored, StoreError> {
+        let chunk = chunk.clone();
+        let cap = i64::try_from(max_session_bytes).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let mark = |n| format!("?{n}");
+            let exists = tx
+                .query_row(&replays::exists_sql(mark), params![chunk.session_id, chunk.seq], |_| Ok(()))
+                .optional()
+                .map_err(backend)?
+                .is_some();
+            if exists {
+                return Ok(ReplayStored::Duplicate);
+            }
+            let held: i64 = tx
+                .query_row(&replays::session_bytes_sql(mark), params![chunk.session_id], |r| r.get(0))
+                .map_err(backend)?;
+            let bytes = chunk.data.len() as i64;
+            if held.saturating_add(bytes) > cap {
+                return Ok(ReplayStored::SessionFull);
+            }
+            tx.execute(
+                &replays::insert_sql(mark),
+                params![chunk.session_id, chunk.seq, chunk.start_ms, chunk.end_ms, chunk.events, bytes, chunk.data],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(ReplayStored::Stored)
+        })
+        .await
+    }
+
+    async fn replay_sessions(&self, limit: usize) -> Result<Vec<ReplaySummary>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            let mut st = c.prepare(&replays::sessions_sql(|n| format!("?{n}"))).map_err(backend)?;
+            let rows = st
+                .query_map(params![limit], |r| {
+                    Ok(ReplaySummary {
+                        session_id: r.get(0)?,
+                        start: Timestamp(r.get(1)?),
+                        end: Timestamp(r.get(2)?),
+                        chunks: r.get::<_, i64>(3)?.max(0) as u64,
+                        events: r.get::<_, i64>(4)?.max(0) as u64,
+                        bytes: r.get::<_, i64>(5)?.max(0) as u64,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn replay_chunks(&self, session_id: &str) -> Result<Vec<ReplayChunk>, StoreError> {
+        let id = session_id.to_string();
+        self.with(move |c| {
+            let mut st = c.prepare(&replays::chunks_sql(|n| format!("?{n}"))).map_err(backend)?;
+            let rows = st
+                .query_map(params![id], |r| {
+                    Ok(ReplayChunk {
+                        session_id: id.clone(),
+                        seq: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(u32::MAX),
+                        start_ms: r.get(1)?,
+                        end_ms: r.get(2)?,
+                        events: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+                        data: r.get(4)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn prune_replays(&self, before: Timestamp, max_bytes: u64) -> Result<ReplayPruned, StoreError> {
+        let max = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            let mark = |n| format!("?{n}");
+            let expired = c.execute(&replays::expire_sql(mark), params![before.as_millis()]).map_err(backend)? as u64;
+            let evicted = c.execute(&replays::evict_sql(mark), params![max]).map_err(backend)? as u64;
+            let (sessions, bytes): (i64, i64) =
+                c.query_row(replays::TOTALS_SQL, [], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
+            Ok(ReplayPruned { expired, evicted, sessions: sessions.max(0) as u64, bytes: bytes.max(0) as u64 })
         })
         .await
     }
