@@ -1066,3 +1066,138 @@ async fn page_load_tti_api_requests_and_budgets_per_navigation_from_chromium() {
     assert!(get("rum_resource_transfer_bytes", &[("kind", "image")]).is_some_and(|b| b >= 2.0 * 420.0 * 1024.0));
     assert!(get("web_vitals_tti_p75", &[("route", "all")]).is_some());
 }
+
+/// The replay test's page: text about a customer, a private block and a card field. `AGENT` is
+/// replaced by the agent's URL; the query picks the replay sample rates.
+const REPLAY_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Replay</title></head>
+<body>
+<main>
+  <h1>Invoice for Jane Customer</h1>
+  <p>Balance due: 1,234.56</p>
+  <div data-private><p>PRIVATE-BLOCK-TEXT</p></div>
+  <input id="card" autocomplete="off">
+  <button id="pay">Pay</button>
+  <button id="throw">Throw</button>
+  <button id="done">Done</button>
+</main>
+<script type="module">
+import * as obs from "/sdk/index.js";
+const q = new URLSearchParams(location.search);
+obs.init({ endpoint: "AGENT/v1/rum", clientToken: "ct", service: "replay", flushIntervalMs: 400,
+  replaysSessionSampleRate: +q.get("session"), replaysOnErrorSampleRate: +q.get("onerror") });
+const on = (id, f) => document.getElementById(id).addEventListener("click", f);
+on("pay", () => { document.querySelector("h1").textContent = "Paid by Jane Customer"; });
+on("throw", () => obs.captureException(new Error("card declined in the replay test")));
+on("done", () => {
+  obs.stopReplay();
+  obs.flush();
+  setTimeout(() => { const p = document.createElement("p"); p.id = "flushed"; document.body.appendChild(p); }, 1500);
+});
+</script>
+</body></html>"#;
+
+/// Session replay from Chromium into a real agent: sampled for the whole session, the page is
+/// recorded (a full snapshot, the typing, the click) and nothing the page holds private is in
+/// what is stored, decompressed: not the typed card number, not the page's text, not the
+/// `data-private` block. Not sampled, the replay module is never fetched. On-error sampling
+/// with no error sends nothing; with an error, the time before it and after.
+#[cfg(feature = "collector")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_records_privately_and_only_when_sampled() {
+    use support::rum::RumAgent;
+    let _one = ONE_BROWSER.lock().await;
+    let agent = RumAgent::start("window = \"1s\"\nclient_tokens = [\"ct\"]").await;
+    let sdk_dir = sdk_dir();
+    let fetched: Arc<Mutex<Vec<String>>> = Arc::default();
+    let page = REPLAY_PAGE.replace("AGENT", &agent.base);
+    let log = fetched.clone();
+    let web = WebServer::start(move |r| {
+        let path = r.path.split('?').next().unwrap_or("").to_string();
+        log.lock().expect("lock").push(path.clone());
+        if path == "/invoice" {
+            return Reply::html(&page);
+        }
+        sdk_file(&sdk_dir, &path).unwrap_or_else(|| Reply::new(404, "not found"))
+    })
+    .await;
+    let steps = |query: &str, error: bool| -> Vec<String> {
+        let mut s = vec![
+            format!(r#"{{ type = "navigate", url = "{}/invoice?{query}" }}"#, web.url("")),
+            r##"{ type = "fill", selector = "#card", value = "4242 4242 4242 4242" }"##.into(),
+            r##"{ type = "click", selector = "#pay" }"##.into(),
+        ];
+        if error {
+            s.push(r##"{ type = "click", selector = "#throw" }"##.into());
+        }
+        s.push(r##"{ type = "click", selector = "#done" }"##.into());
+        s.push(r##"{ type = "wait", selector = "#flushed", timeout = "10s" }"##.into());
+        s
+    };
+    let sessions = |list: &serde_json::Value| -> Vec<String> {
+        list["sessions"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|s| s["session_id"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    let replay_fetches =
+        |log: &Arc<Mutex<Vec<String>>>| log.lock().expect("lock").iter().filter(|p| *p == "/sdk/replay.js").count();
+
+    // Not sampled: no replay module, nothing stored.
+    drive("replay-off", &steps("session=0&onerror=0", true)).await;
+    assert_eq!(replay_fetches(&fetched), 0, "the replay module was fetched for an unsampled session");
+
+    // Sampled for the whole session.
+    drive("replay-on", &steps("session=1&onerror=0", false)).await;
+    assert_eq!(replay_fetches(&fetched), 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let first = loop {
+        let list = agent.get_json("/api/v1/replays").await;
+        if let Some(id) = sessions(&list).first() {
+            break id.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no replay stored: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let replay = agent.get_json(&format!("/api/v1/replays/{first}")).await;
+    let events = replay["events"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<u64> = events.iter().filter_map(|e| e["type"].as_u64()).collect();
+    assert!(
+        kinds.contains(&4) && kinds.contains(&2) && kinds.contains(&3),
+        "meta, full snapshot, incremental: {kinds:?}"
+    );
+    // Input events (incremental source 5) with the typed value masked.
+    let inputs: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["type"] == 3 && e["data"]["source"] == 5).collect();
+    assert!(!inputs.is_empty(), "the typing was recorded");
+    assert!(
+        inputs.iter().all(|e| e["data"]["text"].as_str().is_some_and(|t| !t.is_empty() && t.chars().all(|c| c == '*')))
+    );
+    let text = serde_json::to_string(&replay).expect("json");
+    for private in ["4242", "Jane", "Customer", "1,234.56", "PRIVATE-BLOCK-TEXT", "Invoice for"] {
+        assert!(!text.contains(private), "{private:?} is in the stored replay");
+    }
+
+    // On-error sampling, no error: the recorder runs (the module is fetched) but sends nothing.
+    drive("replay-on-error-none", &steps("session=0&onerror=1", false)).await;
+    assert_eq!(replay_fetches(&fetched), 2);
+    // With an error: what came before it (the typing) and what followed.
+    drive("replay-on-error", &steps("session=0&onerror=1", true)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let second = loop {
+        let ids = sessions(&agent.get_json("/api/v1/replays").await);
+        if let Some(id) = ids.iter().find(|id| **id != first) {
+            assert_eq!(ids.len(), 2, "a session without an error sent a replay: {ids:?}");
+            break id.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no on-error replay: {ids:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let replay = agent.get_json(&format!("/api/v1/replays/{second}")).await;
+    let events = replay["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.first().and_then(|e| e["type"].as_u64()), Some(4), "the buffer starts with its snapshot's meta");
+    assert!(events.iter().any(|e| e["type"] == 3 && e["data"]["source"] == 5), "the typing before the error is in it");
+    let span = replay["chunks"][0]["end"].as_i64().unwrap_or(0) - replay["chunks"][0]["start"].as_i64().unwrap_or(0);
+    assert!((0..=60_000).contains(&span), "the buffer holds at most 60 s: {span} ms");
+    agent.stop().await;
+}

@@ -56,6 +56,26 @@ export interface InitOptions {
   tracePropagationTargets?: Array<string | RegExp>;
   /** Trace fetch and XMLHttpRequest calls. Default true. */
   tracing?: boolean;
+  /** Share (0..1) of sessions recorded for replay from the start, as Sentry's option. Default 0. */
+  replaysSessionSampleRate?: number;
+  /** Share (0..1) of the other sessions whose last 60 s are kept in memory and sent when an error is captured (then recorded to the end). Default 0. */
+  replaysOnErrorSampleRate?: number;
+  /** Replay privacy: private by default. */
+  replay?: ReplayOptions;
+}
+
+/** What a replay may show; every opt-out exposes what it names. */
+export interface ReplayOptions {
+  /** Where chunks go. Default: the RUM endpoint with /v1/rum replaced by /v1/replay. */
+  endpoint?: string;
+  /** false: input values are recorded as typed (passwords and card numbers too). Default true. */
+  maskAllInputs?: boolean;
+  /** false: the page's text is recorded (names, amounts, addresses on screen). Default true. */
+  maskAllText?: boolean;
+  /** Elements left out entirely, beside `[data-private]`. */
+  blockSelector?: string;
+  /** true: images, video, audio and canvas are recorded (what they show becomes visible). Default false. */
+  recordMedia?: boolean;
 }
 
 /** A span of the page's own work, from `startSpan`. */
@@ -111,6 +131,10 @@ export function trackJourney(journeyType: string, step: string, meta?: Propertie
 export function trackConversion(conversionType: string, value: number, meta?: Properties): void;
 export function trackBusinessError(error: unknown, context: BusinessErrorContext): void;
 export function captureException(error: unknown, context?: ErrorContext): void;
+/** Records this session for replay from now on, whatever the sample rates say. */
+export function startReplay(): void;
+/** Stops the replay recording and sends what it holds. */
+export function stopReplay(): void;
 /** A step before an error: it goes out with the next errors (the last 100 are kept). */
 export interface BreadcrumbInput {
   category?: string;

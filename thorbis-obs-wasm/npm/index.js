@@ -96,8 +96,14 @@ function config(options) {
     // with one of these strings or matching one of these RegExps.
     targets: Array.isArray(options.tracePropagationTargets) ? options.tracePropagationTargets : [],
     tracing: flag("tracing"),
+    // The replay options (replay.js reads them).
+    o: options,
   };
 }
+
+// The replay recorder (replay.js), loaded only for a session sampled for replay.
+let replaying;
+const replay = (mode) => (replaying ||= import("./replay.js").then((m) => m.start(mode, cfg, () => session.id)));
 
 // The page's scrubbers after the built-in URL scrubbing (emails, secret query parameters).
 const scrub = (text) => cfg.scrubbers.reduce((scrubbed, pattern) => scrubbed.replace(pattern, "[redacted]"), wasm.scrubUrl(text));
@@ -353,6 +359,7 @@ function capture(err, kind, context, fingerprint) {
   if (recent.size >= 50) recent.delete(recent.keys().next().value);
   recent.set(key, [now(), ev, 0]);
   emit(BUCKET_ERROR, "error", { ...ev });
+  replaying?.then((r) => r.error());
 }
 
 // The user (`setUser`) and the page's tags (`setTag`, at most 32) that every error carries.
@@ -745,6 +752,9 @@ function start() {
   }
   listen(window, "popstate", () => whenReady(route));
   traceRequests();
+  // Replay: a share of sessions recorded throughout, a share of the others on an error.
+  const mode = Math.random() < cfg.o.replaysSessionSampleRate ? "session" : Math.random() < cfg.o.replaysOnErrorSampleRate && "buffer";
+  if (mode && cfg.consent) replay(mode);
   if (cfg.resources)
     observe("resource", (entry) => {
       const url = entry.name;
@@ -836,6 +846,12 @@ export const setTag = api((key, value) => {
 
 /** Reports an error (a React error boundary's, say) with optional context tags. */
 export const captureException = api((error, context) => capture(error, "captured", context));
+
+/** Records this session from now on (whatever the replay sample rates say), until `stopReplay`. */
+export const startReplay = api(() => replay("session").then((r) => r.session()));
+
+/** Stops recording and sends what is recorded. */
+export const stopReplay = api(() => replaying?.then((r) => r.stop()));
 
 /** Reports a business error; its fingerprint is the spec's [process, step, code]. */
 export const trackBusinessError = api((error, context) => {
