@@ -1178,6 +1178,29 @@ async fn replay_records_privately_and_only_when_sampled() {
         assert!(!text.contains(private), "{private:?} is in the stored replay");
     }
 
+    // The agent's player plays it: paused at the start, the replayed heading is the masked one.
+    let (dom, log) = support::chrome::chromium(
+        &format!("{}/replays/{first}", agent.base),
+        &["--virtual-time-budget=10000", "--dump-dom"],
+    )
+    .await;
+    assert!(dom.contains("data-replay=\"ready\""), "the player did not start: {dom}\n{log}");
+    let seen = dom.split("<output id=\"seen\">").nth(1).and_then(|s| s.split('<').next()).unwrap_or("");
+    // rrweb's masking keeps the spaces: each character but whitespace is a `*`.
+    let masked: String = "Invoice for Jane Customer".chars().map(|c| if c == ' ' { ' ' } else { '*' }).collect();
+    assert_eq!(seen, masked, "the replayed heading");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("replay-player.png");
+    let _ = std::fs::remove_file(&shot);
+    support::chrome::chromium(
+        &format!("{}/replays/{first}", agent.base),
+        &["--virtual-time-budget=10000", &format!("--screenshot={}", shot.display())],
+    )
+    .await;
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{} looks empty", shot.display());
+    let list = reqwest::get(format!("{}/replays", agent.base)).await.expect("get").text().await.expect("text");
+    assert!(list.contains(&format!("<a href=\"/replays/{first}\">")), "{list}");
+
     // On-error sampling, no error: the recorder runs (the module is fetched) but sends nothing.
     drive("replay-on-error-none", &steps("session=0&onerror=1", false)).await;
     assert_eq!(replay_fetches(&fetched), 2);

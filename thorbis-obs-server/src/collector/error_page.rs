@@ -231,6 +231,7 @@ pub(crate) fn page(g: &ErrorGroup, issue: Option<&Issue>, frames: &[Symbolicated
     let mut links = Vec::new();
     if let Some(s) = g.tags.get("session_id") {
         links.push(format!("<a href=\"/sessions/{0}\">session {0}</a>", esc(s)));
+        links.push(format!("<a href=\"/replays/{}?t={}\">replay at the error</a>", esc(s), g.last_seen.0));
     }
     if let Some(t) = g.tags.get("trace_id") {
         links.push(format!("<a href=\"/traces/{0}\">trace {0}</a>", esc(t)));

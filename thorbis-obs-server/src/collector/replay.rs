@@ -252,6 +252,98 @@ pub(super) async fn session(State(api): State<Arc<CollectorService>>, Path(id): 
     ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// rrweb's Replayer (`scripts/vendor-rrweb-replay.sh` builds it from npm), served by the agent.
+const PLAYER_JS: &str = include_str!("assets/rrweb-replay.js");
+const PLAYER_CSS: &str = include_str!("assets/rrweb-replay.css");
+
+/// `GET /assets/rrweb-replay.js` and `.css`.
+pub(super) async fn asset(Path(name): Path<String>) -> Response {
+    let (ct, body) = match name.as_str() {
+        "rrweb-replay.js" => ("text/javascript; charset=utf-8", PLAYER_JS),
+        "rrweb-replay.css" => ("text/css; charset=utf-8", PLAYER_CSS),
+        _ => return api::error(StatusCode::NOT_FOUND, format!("no asset {name:?}")),
+    };
+    let headers = [(axum::http::header::CONTENT_TYPE, ct), (axum::http::header::CACHE_CONTROL, "max-age=86400")];
+    (headers, body).into_response()
+}
+
+/// `GET /replays`: the sessions with replay, latest first, each linking its player.
+pub(super) async fn list_page(State(api): State<Arc<CollectorService>>) -> Response {
+    use crate::api::escape_html as esc;
+    use std::fmt::Write as _;
+    let Some(c) = &api.collector else { return super::routes::off() };
+    let sessions = match c.hub().store().replay_sessions(MAX_LISTED).await {
+        Ok(s) => s,
+        Err(e) => return api::error(StatusCode::SERVICE_UNAVAILABLE, format!("the store: {e}")),
+    };
+    let mut b = String::from("<h1>Session replays</h1>");
+    if sessions.is_empty() {
+        b.push_str("<p>No replay recorded (the SDK's replaysSessionSampleRate and replaysOnErrorSampleRate).</p>");
+    } else {
+        b.push_str(
+            r#"<table><thead><tr><th scope="col">session</th><th scope="col">start</th><th scope="col">length</th><th scope="col">events</th><th scope="col">stored</th><th scope="col">timeline</th></tr></thead><tbody>"#,
+        );
+        for s in &sessions {
+            let _ = write!(
+                b,
+                r#"<tr><td><a href="/replays/{0}">{0}</a></td><td>{1}</td><td>{2} s</td><td>{3}</td><td>{4} KB</td><td><a href="/sessions/{0}">events</a></td></tr>"#,
+                esc(&s.session_id),
+                esc(&s.start.to_rfc3339()),
+                s.end.0.saturating_sub(s.start.0) / 1000,
+                s.events,
+                s.bytes.div_ceil(1024)
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    api::html(api::plain_page("Session replays", &b))
+}
+
+/// `GET /replays/{session}?t=EPOCH_MS`: rrweb's Replayer on the session's events, paused at
+/// `t` (an error's moment) or at the start, with play, pause and a position slider. The
+/// recording plays in rrweb's sandboxed iframe (no scripts run in it); the page reports the
+/// replayed heading's text in `#seen` for tests and people.
+pub(super) async fn player_page(Path(id): Path<String>) -> Response {
+    use crate::api::escape_html as esc;
+    let body = format!(
+        r#"<link rel="stylesheet" href="/assets/rrweb-replay.css"><h1>Replay of session <code>{0}</code></h1><p><a href="/sessions/{0}">timeline</a> &middot; <a href="/replays">all replays</a></p><p><button id="play" type="button">Play</button> <button id="pause" type="button">Pause</button> <input id="seek" type="range" min="0" max="0" value="0" aria-label="position"> <output id="time">loading</output></p><div id="player" data-session="{0}"></div><p>Heading as replayed: <output id="seen"></output></p><script src="/assets/rrweb-replay.js"></script><script>{PLAYER_SCRIPT}</script>"#,
+        esc(&id)
+    );
+    api::html(api::plain_page(&format!("Replay {id}"), &body))
+}
+
+/// The player page's script (no outside text in it: the session id comes from a data attribute).
+const PLAYER_SCRIPT: &str = r#"(async () => {
+  const root = document.getElementById("player");
+  const time = document.getElementById("time");
+  const r = await fetch("/api/v1/replays/" + encodeURIComponent(root.dataset.session));
+  if (!r.ok) { time.textContent = "no replay of this session"; return; }
+  const { events } = await r.json();
+  const replayer = new rrwebReplay.Replayer(events, { root, mouseTail: false, skipInactive: true });
+  const start = events[0].timestamp, length = events[events.length - 1].timestamp - start;
+  const seek = document.getElementById("seek");
+  seek.max = length;
+  const at = +new URLSearchParams(location.search).get("t");
+  const show = (offset, tries = 20) => {
+    seek.value = offset;
+    time.textContent = (offset / 1000).toFixed(1) + " s of " + (length / 1000).toFixed(1) + " s";
+    const h1 = replayer.iframe.contentDocument && replayer.iframe.contentDocument.querySelector("h1");
+    document.getElementById("seen").textContent = h1 ? h1.textContent : "";
+    // The snapshot is rebuilt in the iframe a moment after the seek.
+    if (!h1 && tries) setTimeout(() => show(offset, tries - 1), 100);
+  };
+  // Never before the first full snapshot: before it there is no page to show.
+  const snapshot = events.find((e) => e.type === 2);
+  const first = snapshot ? snapshot.timestamp - start : 0;
+  const offset = Math.max(first, at > start ? Math.min(at - start, length) : 0);
+  replayer.pause(offset);
+  show(offset);
+  document.getElementById("play").onclick = () => replayer.play(+seek.value);
+  document.getElementById("pause").onclick = () => (replayer.pause(), show(replayer.getCurrentTime()));
+  seek.oninput = () => (replayer.pause(+seek.value), show(+seek.value));
+  document.body.dataset.replay = "ready";
+})();"#;
+
 /// Enforces the retention and the total cap every `prune_interval` until `stop`, and keeps
 /// the kept sessions and bytes in the collector's stats.
 pub(super) async fn run_prune(c: Arc<Collector>, mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -106,6 +106,9 @@ fn routes(api: Arc<CollectorService>) -> Router {
         .route("/sessions/{session_id}", get(session_page))
         .route("/api/v1/replays", get(super::replay::list))
         .route("/api/v1/replays/{session_id}", get(super::replay::session))
+        .route("/replays", get(super::replay::list_page))
+        .route("/replays/{session_id}", get(super::replay::player_page))
+        .route("/assets/{name}", get(super::replay::asset))
         .with_state(api)
 }
 

@@ -177,7 +177,10 @@ pub async fn run_timeline(c: Arc<Collector>, mut stop: tokio::sync::watch::Recei
 pub fn page(id: &str, events: &[SessionEvent]) -> String {
     use crate::api::escape_html as esc;
     use std::fmt::Write;
-    let mut body = format!("<h1>Session <code>{}</code></h1>", esc(id));
+    let mut body = format!(
+        "<h1>Session <code>{0}</code></h1><p><a href=\"/replays/{0}\">replay</a> (when the session was recorded)</p>",
+        esc(id)
+    );
     if events.is_empty() {
         body.push_str("<p>Nothing recorded for this session (timelines are kept for sampled sessions; errors for every session).</p>");
         return crate::api::plain_page(&format!("Session {id}"), &body);

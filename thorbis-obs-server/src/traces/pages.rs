@@ -194,9 +194,11 @@ pub(super) fn trace_page(summary: &TraceSummary, t: &AssembledTrace) -> String {
     for (session, view) in &sessions {
         let _ = write!(
             links,
-            " &middot; browser session <a href=\"/sessions/{0}\">{0}</a> on {1}",
+            " &middot; browser session <a href=\"/sessions/{0}\">{0}</a> on {1} \
+             (<a href=\"/replays/{0}?t={2}\">replay at this trace</a>)",
             esc(session),
-            esc(view)
+            esc(view),
+            summary.start.0
         );
     }
     let errors = if summary.error || spans.iter().any(|s| s.events.iter().any(|e| e.name == "exception")) {
