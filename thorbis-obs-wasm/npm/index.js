@@ -164,6 +164,10 @@ function touch(at) {
 }
 
 let view = null;
+// When the last client-side navigation happened (performance time), and the function that hands
+// over the resource entries not yet delivered.
+let routedAt = 0;
+let takeResources = () => {};
 
 function newView(previous) {
   const next = { id: randomId(), url: scrub(location.href), route: scrub(location.pathname) };
@@ -175,9 +179,13 @@ function newView(previous) {
 // An SPA route change: the old view's batch goes first, then a new view.
 function route() {
   if (scrub(location.href) === view.url) return;
+  // Resources the old page loaded count against its budgets, even when the browser has not
+  // delivered their entries yet.
+  takeResources();
   flush();
   newView(view);
   wasm.resetBudgets();
+  routedAt = performance.now();
   crumb("navigation", view.url);
   emit(BUCKET_OTHER, "timing", { name: "route_change", durationMs: now() });
 }
@@ -399,14 +407,17 @@ function reportLcp() {
 }
 
 // Observes `type` with buffered entries; each entry goes to `handle` once the wasm is ready.
+// Observes an entry type. Returns a function that hands over, at once, the entries the browser
+// has queued but not yet delivered (their callback comes as a later task).
 function observe(type, handle, extra) {
+  const deliver = (entries) => whenReady(() => entries.forEach((entry) => run(() => handle(entry))));
   try {
-    new PerformanceObserver((list) => {
-      const entries = list.getEntries();
-      whenReady(() => entries.forEach((entry) => run(() => handle(entry))));
-    }).observe({ type, buffered: true, ...extra });
+    const observer = new PerformanceObserver((list) => deliver(list.getEntries()));
+    observer.observe({ type, buffered: true, ...extra });
+    return () => deliver(observer.takeRecords());
   } catch (_) {
     // An entry type this browser does not have.
+    return () => {};
   }
 }
 
@@ -756,13 +767,15 @@ function start() {
   const mode = Math.random() < cfg.o.replaysSessionSampleRate ? "session" : Math.random() < cfg.o.replaysOnErrorSampleRate && "buffer";
   if (mode && cfg.consent) replay(mode);
   if (cfg.resources)
-    observe("resource", (entry) => {
+    takeResources = observe("resource", (entry) => {
       const url = entry.name;
       if (cfg.base && url.includes(cfg.base)) return;
       // The resource's kind, with "!" after it when the page is over that kind's budget and
-      // "?" when past its warning level.
-      const kind = wasm.resource(entry.initiatorType, url, entry.transferSize || 0);
-      const mark = kind.slice(-1);
+      // "?" when past its warning level. A resource counts against the page it started on: one
+      // started before the last client-side navigation is not counted against the new page.
+      const current = entry.startTime >= routedAt;
+      const kind = wasm.resource(entry.initiatorType, url, current ? entry.transferSize || 0 : 0);
+      const mark = current ? kind.slice(-1) : "";
       const ev = { url: scrub(url), kind: kind.replace(/[!?]$/, ""), transferBytes: Math.max(entry.transferSize || 0, 0), durationMs: Math.max(entry.duration, 0), at: epoch(entry.startTime) };
       if (mark === "!") ev.overBudget = ev.kind;
       if (mark === "?") ev.nearBudget = ev.kind;
