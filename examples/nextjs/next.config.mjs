@@ -14,7 +14,11 @@ const config = {
   // uploaded under.
   turbopack: { debugIds: true },
   async rewrites() {
-    return [{ source: "/v1/rum", destination: `${agent}/v1/rum` }];
+    return [
+      { source: "/v1/rum", destination: `${agent}/v1/rum` },
+      // Session replay's chunks (the SDK derives the path from the RUM endpoint).
+      { source: "/v1/replay", destination: `${agent}/v1/replay` },
+    ];
   },
 };
 

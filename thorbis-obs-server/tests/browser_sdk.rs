@@ -38,6 +38,7 @@ const PAGE: &str = r#"<!doctype html>
   <button id="reject">Reject</button>
   <button id="route">Open invoice</button>
   <button id="done">Done</button>
+  <button id="consent">Allow</button>
 </main>
 <script type="module">
 import * as obs from "/sdk/index.js";
@@ -1080,15 +1081,18 @@ const REPLAY_PAGE: &str = r#"<!doctype html>
   <button id="pay">Pay</button>
   <button id="throw">Throw</button>
   <button id="done">Done</button>
+  <button id="consent">Allow</button>
 </main>
 <script type="module">
 import * as obs from "/sdk/index.js";
 const q = new URLSearchParams(location.search);
 obs.init({ endpoint: "AGENT/v1/rum", clientToken: "ct", service: "replay", flushIntervalMs: 400,
-  replaysSessionSampleRate: +q.get("session"), replaysOnErrorSampleRate: +q.get("onerror") });
+  replaysSessionSampleRate: +q.get("session"), replaysOnErrorSampleRate: +q.get("onerror"),
+  consent: q.get("consent") || "granted" });
 const on = (id, f) => document.getElementById(id).addEventListener("click", f);
 on("pay", () => { document.querySelector("h1").textContent = "Paid by Jane Customer"; });
 on("throw", () => obs.captureException(new Error("card declined in the replay test")));
+on("consent", () => obs.setConsent(true));
 on("done", () => {
   obs.stopReplay();
   obs.flush();
@@ -1097,11 +1101,32 @@ on("done", () => {
 </script>
 </body></html>"#;
 
+/// Waits for the replay of one session not in `known` and checks that it is the only new one:
+/// its id and what the agent serves of it.
+#[cfg(feature = "collector")]
+async fn new_replay(agent: &support::rum::RumAgent, known: &[String], what: &str) -> (String, serde_json::Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = agent.get_json("/api/v1/replays").await;
+        let ids: Vec<String> = list["sessions"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|s| s["session_id"].as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        if let Some(id) = ids.iter().find(|id| !known.contains(id)) {
+            assert_eq!(ids.len(), known.len() + 1, "another session sent a replay besides {what}: {ids:?}");
+            return (id.clone(), agent.get_json(&format!("/api/v1/replays/{id}")).await);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no replay of {what}: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Session replay from Chromium into a real agent: sampled for the whole session, the page is
 /// recorded (a full snapshot, the typing, the click) and nothing the page holds private is in
 /// what is stored, decompressed: not the typed card number, not the page's text, not the
 /// `data-private` block. Not sampled, the replay module is never fetched. On-error sampling
-/// with no error sends nothing; with an error, the time before it and after.
+/// with no error sends nothing; with an error, the time before it and after. Consent pending,
+/// the recorder is not fetched; granted later, the session is recorded from then on.
 #[cfg(feature = "collector")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_records_privately_and_only_when_sampled() {
@@ -1125,20 +1150,17 @@ async fn replay_records_privately_and_only_when_sampled() {
         let mut s = vec![
             format!(r#"{{ type = "navigate", url = "{}/invoice?{query}" }}"#, web.url("")),
             r##"{ type = "fill", selector = "#card", value = "4242 4242 4242 4242" }"##.into(),
-            r##"{ type = "click", selector = "#pay" }"##.into(),
         ];
+        if query.contains("consent=pending&allow") {
+            s.push(r##"{ type = "click", selector = "#consent" }"##.into());
+        }
+        s.push(r##"{ type = "click", selector = "#pay" }"##.into());
         if error {
             s.push(r##"{ type = "click", selector = "#throw" }"##.into());
         }
         s.push(r##"{ type = "click", selector = "#done" }"##.into());
         s.push(r##"{ type = "wait", selector = "#flushed", timeout = "10s" }"##.into());
         s
-    };
-    let sessions = |list: &serde_json::Value| -> Vec<String> {
-        list["sessions"]
-            .as_array()
-            .map(|s| s.iter().filter_map(|s| s["session_id"].as_str().map(String::from)).collect())
-            .unwrap_or_default()
     };
     let replay_fetches =
         |log: &Arc<Mutex<Vec<String>>>| log.lock().expect("lock").iter().filter(|p| *p == "/sdk/replay.js").count();
@@ -1150,16 +1172,7 @@ async fn replay_records_privately_and_only_when_sampled() {
     // Sampled for the whole session.
     drive("replay-on", &steps("session=1&onerror=0", false)).await;
     assert_eq!(replay_fetches(&fetched), 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let first = loop {
-        let list = agent.get_json("/api/v1/replays").await;
-        if let Some(id) = sessions(&list).first() {
-            break id.clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no replay stored: {list}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let replay = agent.get_json(&format!("/api/v1/replays/{first}")).await;
+    let (first, replay) = new_replay(&agent, &[], "the sampled session").await;
     let events = replay["events"].as_array().cloned().unwrap_or_default();
     let kinds: Vec<u64> = events.iter().filter_map(|e| e["type"].as_u64()).collect();
     assert!(
@@ -1206,21 +1219,31 @@ async fn replay_records_privately_and_only_when_sampled() {
     assert_eq!(replay_fetches(&fetched), 2);
     // With an error: what came before it (the typing) and what followed.
     drive("replay-on-error", &steps("session=0&onerror=1", true)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let second = loop {
-        let ids = sessions(&agent.get_json("/api/v1/replays").await);
-        if let Some(id) = ids.iter().find(|id| **id != first) {
-            assert_eq!(ids.len(), 2, "a session without an error sent a replay: {ids:?}");
-            break id.clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no on-error replay: {ids:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let replay = agent.get_json(&format!("/api/v1/replays/{second}")).await;
+    // (new_replay also checks that the session without an error sent nothing.)
+    let (second, replay) = new_replay(&agent, std::slice::from_ref(&first), "the on-error session").await;
     let events = replay["events"].as_array().cloned().unwrap_or_default();
     assert_eq!(events.first().and_then(|e| e["type"].as_u64()), Some(4), "the buffer starts with its snapshot's meta");
     assert!(events.iter().any(|e| e["type"] == 3 && e["data"]["source"] == 5), "the typing before the error is in it");
     let span = replay["chunks"][0]["end"].as_i64().unwrap_or(0) - replay["chunks"][0]["start"].as_i64().unwrap_or(0);
     assert!((0..=60_000).contains(&span), "the buffer holds at most 60 s: {span} ms");
+
+    // Consent pending and never granted: sampled, but the recorder is not even fetched.
+    drive("replay-consent-pending", &steps("session=1&onerror=0&consent=pending", false)).await;
+    assert_eq!(replay_fetches(&fetched), 3, "the recorder was fetched before consent");
+    // Granted after the typing: recorded from then on (a snapshot, the click's change).
+    drive("replay-consent-later", &steps("session=1&onerror=0&consent=pending&allow", false)).await;
+    assert_eq!(replay_fetches(&fetched), 4);
+    // (new_replay also checks that the session without consent sent nothing.)
+    let (_, replay) = new_replay(&agent, &[first, second], "the session granted consent").await;
+    let events = replay["events"].as_array().cloned().unwrap_or_default();
+    assert!(events.iter().any(|e| e["type"] == 2), "a full snapshot at consent: {replay}");
+    assert!(
+        !events.iter().any(|e| e["type"] == 3 && e["data"]["source"] == 5),
+        "the typing before consent is not in it: {replay}"
+    );
+    assert!(
+        events.iter().any(|e| e["type"] == 3 && e["data"]["source"] == 2),
+        "the click after consent is in it: {replay}"
+    );
     agent.stop().await;
 }

@@ -52,6 +52,8 @@ async fn the_nextjs_example_builds_serves_and_its_beacons_arrive() {
             r##"steps = [
   {{ type = "navigate", url = "{base}/" }},
   {{ type = "validate", selector = "h1", text_contains = "Work orders" }},
+  {{ type = "fill", selector = "#card-name", value = "{CARD_NAME}" }},
+  {{ type = "fill", selector = "#card-number", value = "{CARD_NUMBER}" }},
   {{ type = "click", selector = "#create" }},
   {{ type = "click", selector = "#load" }},
   {{ type = "wait", selector = "#loaded", timeout = "20s" }},
@@ -218,6 +220,7 @@ async fn the_nextjs_example_builds_serves_and_its_beacons_arrive() {
     );
     let page = c.get(format!("{agent_base}/errors/{fp}")).send().await.expect("page").text().await.expect("text");
     assert!(page.contains("app/invoice-panel.jsx:11"), "{page}");
+    replay_of_the_session(&agent_base, &session, &page).await;
 
     // The server side: route handlers, one slow, one throwing.
     for id in [7, 8, 9] {
@@ -324,6 +327,75 @@ async fn the_nextjs_example_builds_serves_and_its_beacons_arrive() {
     agent.stop().await;
 }
 
+/// What the workflow types into the payment form: it must never reach the agent.
+const CARD_NAME: &str = "Dana Q Cardholder";
+const CARD_NUMBER: &str = "4111 1111 1111 1111";
+
+/// The session's replay: stored (every session is sampled in this build), what is stored holds
+/// none of what was typed or the page's text, and the error page's "replay at the error" opens
+/// the player on the replayed page at the error's moment (screenshot in target/tmp).
+async fn replay_of_the_session(agent_base: &str, session: &str, error_page: &str) {
+    let c = reqwest::Client::new();
+    // The whole session: the boundary's fallback appearing after the click, and the last chunk,
+    // sent as the workflow navigated away, up to the 404 page.
+    let mut replay = serde_json::Value::Null;
+    support::eventually("the session's replay", Duration::from_secs(30), async || {
+        let Ok(r) = c.get(format!("{agent_base}/api/v1/replays/{session}")).send().await else { return false };
+        replay = r.json().await.unwrap_or_default();
+        let text = replay.to_string();
+        text.contains(r#""id":"invoice-fallback""#) && text.contains(r#""id":"invoice-status""#)
+    })
+    .await;
+    let events = replay["events"].as_array().cloned().unwrap_or_default();
+    assert!(events.iter().any(|e| e["type"] == 2), "a full snapshot");
+    assert!(events.iter().any(|e| e["type"] == 3 && e["data"]["source"] == 5), "the typing, as input events");
+    assert!(events.iter().any(|e| e["type"] == 3 && e["data"]["source"] == 2), "the clicks");
+    // What was typed and what the page says, in none of the stored chunks (decompressed).
+    let stored = replay.to_string();
+    for secret in [
+        CARD_NUMBER,
+        "1111 1111",
+        CARD_NAME,
+        "Cardholder",
+        "Dana Whitfield",
+        "Harbour Lane",
+        "gate code",
+        "Work orders",
+        "instrumented with",
+        "Work order 42",
+        "could not be charged",
+        "Invoice inv_7 paid",
+    ] {
+        assert!(!stored.contains(secret), "{secret:?} is in the stored replay");
+    }
+    // The error page links the replay at the error's moment; the player opens there on the
+    // replayed page (its heading, masked), not on an empty frame.
+    let link = error_page
+        .split("href=\"")
+        .filter_map(|s| s.split('"').next())
+        .find(|h| h.starts_with(&format!("/replays/{session}?t=")))
+        .unwrap_or_else(|| panic!("no replay link on the error page: {error_page}"))
+        .to_string();
+    let url = format!("{agent_base}{link}");
+    let (dom, log) = support::chrome::chromium(&url, &["--virtual-time-budget=10000", "--dump-dom"]).await;
+    assert!(dom.contains("data-replay=\"ready\""), "the player did not start: {dom}\n{log}");
+    let seen = dom.split("<output id=\"seen\">").nth(1).and_then(|s| s.split('<').next()).unwrap_or("");
+    let masked: String = "Work orders".chars().map(|c| if c == ' ' { ' ' } else { '*' }).collect();
+    assert_eq!(seen, masked, "the replayed heading at the error, masked");
+    let first = events.first().and_then(|e| e["timestamp"].as_i64()).unwrap_or(0);
+    let at: i64 = link.rsplit('=').next().and_then(|t| t.parse().ok()).expect("t");
+    let time = dom.split("<output id=\"time\">").nth(1).and_then(|s| s.split(' ').next()).unwrap_or("");
+    let shown: f64 = time.parse().unwrap_or_else(|_| panic!("the player's position: {time:?}"));
+    assert!(((shown * 1000.0) as i64 - (at - first)).abs() <= 100, "at {shown} s, the error at {} ms", at - first);
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("nextjs-replay-at-error.png");
+    let _ = std::fs::remove_file(&shot);
+    support::chrome::chromium(&url, &["--virtual-time-budget=10000", &format!("--screenshot={}", shot.display())])
+        .await;
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{} looks empty", shot.display());
+    eprintln!("replay screenshot at the error: {}", shot.display());
+}
+
 /// `next build` of the example for `release`, with `note` in the invoice panel.
 async fn build(next: &std::path::Path, dir: &std::path::Path, agent_base: &str, release: &str, note: &str) {
     let build = tokio::process::Command::new(next)
@@ -332,6 +404,8 @@ async fn build(next: &std::path::Path, dir: &std::path::Path, agent_base: &str, 
         .env("THORBIS_AGENT_URL", agent_base)
         .env("NEXT_PUBLIC_THORBIS_RELEASE", release)
         .env("NEXT_PUBLIC_BUILD_NOTE", note)
+        // Every session recorded for replay (the example's default is the spec's 10%).
+        .env("NEXT_PUBLIC_THORBIS_REPLAYS_SESSION_RATE", "1")
         .env("NEXT_TELEMETRY_DISABLED", "1")
         .output()
         .await

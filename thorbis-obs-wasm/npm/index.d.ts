@@ -131,7 +131,7 @@ export function trackJourney(journeyType: string, step: string, meta?: Propertie
 export function trackConversion(conversionType: string, value: number, meta?: Properties): void;
 export function trackBusinessError(error: unknown, context: BusinessErrorContext): void;
 export function captureException(error: unknown, context?: ErrorContext): void;
-/** Records this session for replay from now on, whatever the sample rates say. */
+/** Records this session for replay from now on, whatever the sample rates say (once consent is granted, when it is pending). */
 export function startReplay(): void;
 /** Stops the replay recording and sends what it holds. */
 export function stopReplay(): void;
@@ -154,6 +154,11 @@ export function setTag(key: string, value: string | null): void;
 export function addTiming(name: string, ms?: number): void;
 /** Starts a span (the spec's `startTransaction`): requests made until it ends are its children, errors thrown meanwhile point at its trace. */
 export function startSpan(name: string, op?: string): Span;
+/**
+ * Grants (true) or withdraws (false) consent. Nothing is sent before it is granted, and what was
+ * queued meanwhile goes then; a session sampled for replay starts recording then. Withdrawn, the
+ * queue and the replay recording are dropped.
+ */
 export function setConsent(granted: boolean): void;
 export function flush(): void;
 export function ready(): Promise<boolean>;

@@ -101,9 +101,19 @@ function config(options) {
   };
 }
 
-// The replay recorder (replay.js), loaded only for a session sampled for replay.
+// The replay recorder (replay.js), loaded only for a session sampled for replay, and only once
+// consent is there: `replayMode` is what the page was sampled for ("session", "buffer") or
+// asked for (startReplay), kept while consent is pending or withdrawn.
 let replaying;
-const replay = (mode) => (replaying ||= import("./replay.js").then((m) => m.start(mode, cfg, () => session.id)));
+let replayMode = "";
+const replay = () =>
+  cfg.consent && replayMode ? (replaying ||= import("./replay.js").then((m) => m.start(replayMode, cfg, () => session.id))) : undefined;
+// Stops the recorder: what a recording session holds is sent, or dropped when `send` is false.
+const endReplay = (send) => {
+  const recorder = replaying;
+  replaying = undefined;
+  recorder?.then((r) => r.stop(send));
+};
 
 // The page's scrubbers after the built-in URL scrubbing (emails, secret query parameters).
 const scrub = (text) => cfg.scrubbers.reduce((scrubbed, pattern) => scrubbed.replace(pattern, "[redacted]"), wasm.scrubUrl(text));
@@ -764,8 +774,8 @@ function start() {
   listen(window, "popstate", () => whenReady(route));
   traceRequests();
   // Replay: a share of sessions recorded throughout, a share of the others on an error.
-  const mode = Math.random() < cfg.o.replaysSessionSampleRate ? "session" : Math.random() < cfg.o.replaysOnErrorSampleRate && "buffer";
-  if (mode && cfg.consent) replay(mode);
+  replayMode = Math.random() < cfg.o.replaysSessionSampleRate ? "session" : Math.random() < cfg.o.replaysOnErrorSampleRate ? "buffer" : "";
+  replay();
   if (cfg.resources)
     takeResources = observe("resource", (entry) => {
       const url = entry.name;
@@ -861,10 +871,16 @@ export const setTag = api((key, value) => {
 export const captureException = api((error, context) => capture(error, "captured", context));
 
 /** Records this session from now on (whatever the replay sample rates say), until `stopReplay`. */
-export const startReplay = api(() => replay("session").then((r) => r.session()));
+export const startReplay = api(() => {
+  replayMode = "session";
+  replay()?.then((r) => r.session());
+});
 
 /** Stops recording and sends what is recorded. */
-export const stopReplay = api(() => replaying?.then((r) => r.stop()));
+export const stopReplay = api(() => {
+  replayMode = "";
+  endReplay(true);
+});
 
 /** Reports a business error; its fingerprint is the spec's [process, step, code]. */
 export const trackBusinessError = api((error, context) => {
@@ -898,8 +914,14 @@ export function startSpan(name, op) {
 /** Grants (true) or withdraws (false) consent: nothing is sent before it is granted, and what was queued meanwhile goes then. */
 export const setConsent = api((granted) => {
   cfg.consent = !!granted;
-  if (granted) flush();
-  else clear();
+  if (granted) {
+    flush();
+    replay();
+  } else {
+    clear();
+    // Withdrawn: the recording stops and what it holds is dropped; granted again, it starts anew.
+    endReplay(false);
+  }
 });
 
 /** Sends what is queued now. */

@@ -59,6 +59,17 @@ export function start(mode, cfg, session) {
     timer = setInterval(flush, EVERY);
   };
   const block = ["[data-private]", o.recordMedia ? "" : "img,video,audio,picture,canvas", o.blockSelector || ""].filter(Boolean).join(",");
+  // What keeps the page's data out of the recording (rrweb's own defaults record every text
+  // and input as it is; scripts/bench-replay.sh measures those beside these).
+  const privacy = {
+    maskAllInputs: o.maskAllInputs !== false,
+    maskTextSelector: o.maskAllText === false ? undefined : "*",
+    blockSelector: block,
+    recordCanvas: false,
+    collectFonts: false,
+    inlineImages: false,
+    recordCrossOriginIframes: false,
+  };
   stopRecording = record({
     emit(event, checkout) {
       // Buffer mode: a checkout (a Meta event, then a full snapshot) starts a new stretch and
@@ -70,13 +81,7 @@ export function start(mode, cfg, session) {
       events.push(event);
     },
     checkoutEveryNms: mode === "buffer" ? KEEP / 2 : undefined,
-    maskAllInputs: o.maskAllInputs !== false,
-    maskTextSelector: o.maskAllText === false ? undefined : "*",
-    blockSelector: block,
-    recordCanvas: false,
-    collectFonts: false,
-    inlineImages: false,
-    recordCrossOriginIframes: false,
+    ...privacy,
   });
   if (mode === "session") streaming();
   // Leaving: a recording session sends what it holds; a buffer with no error goes unsent.
@@ -87,12 +92,14 @@ export function start(mode, cfg, session) {
       if (mode === "buffer") (flush(), streaming());
     },
     session: streaming,
-    // Stops recording; a recording session sends what it holds, a buffer is dropped.
-    stop() {
+    // Stops recording; a recording session sends what it holds unless `send` is false (consent
+    // withdrawn), a buffer is dropped.
+    stop(send) {
       clearInterval(timer);
       stopRecording?.();
-      if (mode === "session") flush();
+      if (send && mode === "session") flush();
       events = [];
+      mode = "";
     },
     flush,
   };

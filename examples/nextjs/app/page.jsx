@@ -1,5 +1,6 @@
 import { Actions } from "./actions";
 import { InvoicePanel } from "./invoice-panel";
+import { PaymentForm } from "./payment-form";
 
 export default function Home() {
   return (
@@ -7,6 +8,7 @@ export default function Home() {
       <h1>Work orders</h1>
       <p>Thorbis Business OS, instrumented with @thorbis/obs.</p>
       <Actions />
+      <PaymentForm />
       <InvoicePanel />
     </main>
   );
