@@ -1179,6 +1179,13 @@ async fn replay_records_privately_and_only_when_sampled() {
         kinds.contains(&4) && kinds.contains(&2) && kinds.contains(&3),
         "meta, full snapshot, incremental: {kinds:?}"
     );
+    // The full snapshot went at once with its Meta, not later with the typing.
+    let n0 = usize::try_from(replay["chunks"][0]["events"].as_u64().unwrap_or(0)).unwrap_or(0);
+    assert!(
+        (2..=3).contains(&n0) && events[..n0].iter().any(|e| e["type"] == 2),
+        "the first chunk: {}",
+        replay["chunks"]
+    );
     // Input events (incremental source 5) with the typed value masked.
     let inputs: Vec<&serde_json::Value> =
         events.iter().filter(|e| e["type"] == 3 && e["data"]["source"] == 5).collect();

@@ -5,12 +5,12 @@
 // all, images and media are left out unless `replay.recordMedia` is true, and no request or
 // response body is ever recorded (rrweb does not record network traffic).
 //
-// Modes: "session" sends a chunk every 5 s; "buffer" keeps the last 60 s in memory (a full
-// snapshot every 30 s, so what is kept always starts with one) and sends it when an error is
-// captured, then goes on as "session" (a buffer with no error is never sent). Chunks are gzip (CompressionStream, where the browser
-// has it) posted to /v1/replay with the session id, a sequence number kept per session in
-// sessionStorage, and the chunk's first and last event times; a failed chunk is sent again
-// once after 5 s.
+// Modes: "session" sends the full snapshot at once and then a chunk every 5 s; "buffer" keeps
+// the last 60 s in memory (a full snapshot every 30 s, so what is kept always starts with one)
+// and sends it when an error is captured, then goes on as "session" (a buffer with no error is
+// never sent). Chunks are gzip (CompressionStream, where the browser has it) posted to
+// /v1/replay with the session id, a sequence number kept per session in sessionStorage, and the
+// chunk's first and last event times; a failed chunk is sent again once after 5 s.
 import { record } from "@rrweb/record";
 
 const SEQ_KEY = "_thorbis_obs_rs";
@@ -79,6 +79,9 @@ export function start(mode, cfg, session) {
         stretch = events.length;
       }
       events.push(event);
+      // Recording a session: the full snapshot goes at once, compressed, rather than with the
+      // next chunk; left for the page's exit it could be over keepalive's 64 KB and be lost.
+      if (mode === "session" && event.type === 2) setTimeout(flush);
     },
     checkoutEveryNms: mode === "buffer" ? KEEP / 2 : undefined,
     ...privacy,
