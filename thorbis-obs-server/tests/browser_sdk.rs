@@ -1205,10 +1205,9 @@ async fn replay_records_privately_and_only_when_sampled() {
     )
     .await;
     assert!(dom.contains("data-replay=\"ready\""), "the player did not start: {dom}\n{log}");
-    let seen = dom.split("<output id=\"seen\">").nth(1).and_then(|s| s.split('<').next()).unwrap_or("");
     // rrweb's masking keeps the spaces: each character but whitespace is a `*`.
-    let masked: String = "Invoice for Jane Customer".chars().map(|c| if c == ' ' { ' ' } else { '*' }).collect();
-    assert_eq!(seen, masked, "the replayed heading");
+    let seen = support::chrome::output(&dom, "seen");
+    assert_eq!(seen, support::chrome::masked("Invoice for Jane Customer"), "the replayed heading");
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("replay-player.png");
     let _ = std::fs::remove_file(&shot);
     support::chrome::chromium(

@@ -379,12 +379,11 @@ async fn replay_of_the_session(agent_base: &str, session: &str, error_page: &str
     let url = format!("{agent_base}{link}");
     let (dom, log) = support::chrome::chromium(&url, &["--virtual-time-budget=10000", "--dump-dom"]).await;
     assert!(dom.contains("data-replay=\"ready\""), "the player did not start: {dom}\n{log}");
-    let seen = dom.split("<output id=\"seen\">").nth(1).and_then(|s| s.split('<').next()).unwrap_or("");
-    let masked: String = "Work orders".chars().map(|c| if c == ' ' { ' ' } else { '*' }).collect();
-    assert_eq!(seen, masked, "the replayed heading at the error, masked");
+    let seen = support::chrome::output(&dom, "seen");
+    assert_eq!(seen, support::chrome::masked("Work orders"), "the replayed heading at the error, masked");
     let first = events.first().and_then(|e| e["timestamp"].as_i64()).unwrap_or(0);
     let at: i64 = link.rsplit('=').next().and_then(|t| t.parse().ok()).expect("t");
-    let time = dom.split("<output id=\"time\">").nth(1).and_then(|s| s.split(' ').next()).unwrap_or("");
+    let time = support::chrome::output(&dom, "time").split(' ').next().unwrap_or("");
     let shown: f64 = time.parse().unwrap_or_else(|_| panic!("the player's position: {time:?}"));
     assert!(((shown * 1000.0) as i64 - (at - first)).abs() <= 100, "at {shown} s, the error at {} ms", at - first);
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("nextjs-replay-at-error.png");

@@ -118,10 +118,9 @@ async fn take(c: &Collector, uri: &Uri, headers: &HeaderMap, body: Body, now: Ti
     let _decoding =
         c.replay_gate.decoding.clone().acquire_owned().await.map_err(|_| busy("the replay decoder is closed"))?;
     let max = cfg.max_inflated_bytes;
-    let decoded = tokio::task::spawn_blocking(move || decode(head, raw, gzipped, max))
+    let chunk = tokio::task::spawn_blocking(move || decode(head, raw, gzipped, max))
         .await
         .map_err(|e| Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, format!("decoding failed: {e}"), None))??;
-    let chunk = decoded;
     let unavailable = |e: crate::store::StoreError| {
         tracing::warn!(error = %e, "cannot store a replay chunk; the SDK retries it");
         let mut r = Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; retry", None);

@@ -35,3 +35,13 @@ pub fn section<'a>(dom: &'a str, id: &str) -> &'a str {
     let end = dom[start..].find("</section>").map_or(dom.len(), |e| start + e);
     &dom[start..end]
 }
+
+/// The text of `<output id="ID">` in a dumped DOM, up to its first tag (empty when absent).
+pub fn output<'a>(dom: &'a str, id: &str) -> &'a str {
+    dom.split(&format!("<output id=\"{id}\">")).nth(1).and_then(|s| s.split('<').next()).unwrap_or("")
+}
+
+/// `text` as rrweb's text masking records it: every character but whitespace a `*`.
+pub fn masked(text: &str) -> String {
+    text.chars().map(|c| if c.is_whitespace() { c } else { '*' }).collect()
+}
