@@ -174,30 +174,45 @@ function touch(at) {
 }
 
 let view = null;
-// When the last client-side navigation happened (performance time), and the function that hands
-// over the resource entries not yet delivered.
+// When the last client-side navigation happened (performance time), the handler of resource
+// entries, and the function that takes the entries the browser has not delivered yet.
 let routedAt = 0;
-let takeResources = () => {};
+let resourceEntry = () => {};
+let takeResources = () => [];
 
-function newView(previous) {
-  const next = { id: randomId(), url: scrub(location.href), route: scrub(location.pathname) };
+// Where the page is now, read when it happens: the work that uses it may wait for the wasm.
+const here = () => [location.href, location.pathname];
+
+function newView([href, path], previous) {
+  const next = { id: randomId(), url: scrub(href), route: scrub(path) };
   const referrer = previous ? previous.url : document.referrer && scrub(document.referrer);
   if (referrer) next.referrer = referrer;
   view = next;
 }
 
-// An SPA route change: the old view's batch goes first, then a new view.
-function route() {
-  if (scrub(location.href) === view.url) return;
-  // Resources the old page loaded count against its budgets, even when the browser has not
-  // delivered their entries yet.
-  takeResources();
+// A client-side navigation (history.pushState, replaceState, popstate): where to and when, read
+// now, handled once the SDK is ready.
+function navigated() {
+  const to = here();
+  const at = now();
+  whenReady(() => route(to, at));
+}
+
+// An SPA route change at `at`: the old view's batch goes first, then a new view.
+function route(to, at) {
+  if (scrub(to[0]) === view.url) return;
+  // Resources count against the page they started on, even when the browser has not delivered
+  // their entries yet: the old page's first, then the budgets start again for the new one.
+  const taken = takeResources();
+  const handle = (before) => taken.forEach((entry) => (entry.startTime < at) === before && run(() => resourceEntry(entry)));
+  handle(true);
   flush();
-  newView(view);
+  newView(to, view);
   wasm.resetBudgets();
-  routedAt = performance.now();
+  routedAt = at;
+  handle(false);
   crumb("navigation", view.url);
-  emit(BUCKET_OTHER, "timing", { name: "route_change", durationMs: now() });
+  emit(BUCKET_OTHER, "timing", { name: "route_change", durationMs: at });
 }
 
 // ---- Events ----------------------------------------------------------------------------------
@@ -417,17 +432,17 @@ function reportLcp() {
 }
 
 // Observes `type` with buffered entries; each entry goes to `handle` once the wasm is ready.
-// Observes an entry type. Returns a function that hands over, at once, the entries the browser
-// has queued but not yet delivered (their callback comes as a later task).
+// Returns a function that takes the entries the browser has queued but not yet delivered
+// (their callback comes as a later task).
 function observe(type, handle, extra) {
   const deliver = (entries) => whenReady(() => entries.forEach((entry) => run(() => handle(entry))));
   try {
     const observer = new PerformanceObserver((list) => deliver(list.getEntries()));
     observer.observe({ type, buffered: true, ...extra });
-    return () => deliver(observer.takeRecords());
+    return () => observer.takeRecords();
   } catch (_) {
     // An entry type this browser does not have.
-    return () => {};
+    return () => [];
   }
 }
 
@@ -767,17 +782,17 @@ function start() {
     if (typeof original === "function")
       history[method] = function (...args) {
         const result = original.apply(this, args);
-        whenReady(route);
+        navigated();
         return result;
       };
   }
-  listen(window, "popstate", () => whenReady(route));
+  listen(window, "popstate", navigated);
   traceRequests();
   // Replay: a share of sessions recorded throughout, a share of the others on an error.
   replayMode = Math.random() < cfg.o.replaysSessionSampleRate ? "session" : Math.random() < cfg.o.replaysOnErrorSampleRate ? "buffer" : "";
   replay();
-  if (cfg.resources)
-    takeResources = observe("resource", (entry) => {
+  if (cfg.resources) {
+    resourceEntry = (entry) => {
       const url = entry.name;
       if (cfg.base && url.includes(cfg.base)) return;
       // The resource's kind, with "!" after it when the page is over that kind's budget and
@@ -791,7 +806,9 @@ function start() {
       if (mark === "?") ev.nearBudget = ev.kind;
       if (entry.responseStatus > 0) ev.status = entry.responseStatus;
       emit(BUCKET_OTHER, "resource", ev);
-    });
+    };
+    takeResources = observe("resource", resourceEntry);
+  }
   // The navigation's load, once its load handlers have run (loadEventEnd is set after them).
   const loaded = () =>
     setTimeout(() => {
@@ -805,9 +822,10 @@ function start() {
   listen(doc, "visibilitychange", (e) => doc.visibilityState === "hidden" && exit(e), true);
   listen(window, "pagehide", exit, true);
   setInterval(() => whenReady(flush), cfg.flushMs);
+  const first = here();
   whenReady(() => {
     wasm.setBudgets(...cfg.budgets);
-    newView();
+    newView(first);
   });
   drain();
 }

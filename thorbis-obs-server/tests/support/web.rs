@@ -1,10 +1,10 @@
 //! A scripted HTTP/1.1 server on loopback, plain or TLS: the handler sees each request (with
 //! its 1-based number and the peer address) and says how to answer, including how long to
-//! wait first. Every answer closes the connection.
+//! wait first or what to wait for. Every answer closes the connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -30,6 +30,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub delay: Duration,
+    /// Held until this is set (30 s at most).
+    pub until: Option<Arc<AtomicBool>>,
 }
 
 impl Reply {
@@ -39,6 +41,7 @@ impl Reply {
             headers: vec![("Content-Type".into(), "text/plain".into())],
             body: body.into(),
             delay: Duration::ZERO,
+            until: None,
         }
     }
     pub fn json(status: u16, body: &str) -> Reply {
@@ -48,10 +51,15 @@ impl Reply {
         Reply { headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())], ..Reply::new(200, body) }
     }
     pub fn bytes(content_type: &str, body: Vec<u8>) -> Reply {
-        Reply { status: 200, headers: vec![("Content-Type".into(), content_type.into())], body, delay: Duration::ZERO }
+        Reply { headers: vec![("Content-Type".into(), content_type.into())], body, ..Reply::new(200, "") }
     }
     pub fn after(mut self, d: Duration) -> Reply {
         self.delay = d;
+        self
+    }
+    /// The answer is held until `flag` is set.
+    pub fn until(mut self, flag: Arc<AtomicBool>) -> Reply {
+        self.until = Some(flag);
         self
     }
 }
@@ -145,6 +153,12 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, peer: SocketAddr, ha
     let reply = handler(&Req { n, method, path, peer, headers, body });
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
+    }
+    if let Some(flag) = &reply.until {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !flag.load(Ordering::SeqCst) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     let mut out =
         format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", reply.status, reply.body.len());
