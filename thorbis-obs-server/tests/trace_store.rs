@@ -491,7 +491,13 @@ fn otlp_spans(trace: &str, spans: &[(String, Option<String>, String, u64, u64)])
 /// its parent are stored and drawn, every span once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_and_malformed_traces_are_capped_stored_and_drawn() {
-    let traces = TracesSection { decision_wait: HumanDuration::from_secs(1), ..TracesSection::default() };
+    // Both traces are kept as their route's slowest, when the policy's window closes: a
+    // window of 2 s, not the default minute, which the test would wait for.
+    let traces = TracesSection {
+        decision_wait: HumanDuration::from_secs(1),
+        window: HumanDuration::from_secs(2),
+        ..TracesSection::default()
+    };
     let (_dir, base, (stop, task)) = wired_agent(traces).await;
     let c = reqwest::Client::new();
     let now_ns = now_ns();
