@@ -159,20 +159,29 @@ fn coverage_names_what_feeds_each_rule_and_warns_for_blind_ones() {
 
 /// `thorbis-obs demo` at a tenth of its pace: the boards' widgets get numbers, the summary the
 /// page loads, API requests and bundle bytes, and the console prints the demo alert's firing,
-/// escalation and resolution, once each and in that order.
+/// escalation and resolution, once each and in that order; then SIGTERM stops it cleanly.
 #[cfg(all(feature = "collector", feature = "otlp", feature = "client"))]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_fills_the_boards_and_one_alert_fires_escalates_and_resolves() {
     use std::time::Duration;
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let addr = format!("127.0.0.1:{port}");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
-        .args(["demo", "--listen", &addr, "--pace", "1", "--for", "25s"])
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_thorbis-obs"))
+        .args(["demo", "--listen", &addr, "--pace", "1", "--for", "120s"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("the demo starts");
+    // The console, line by line as the demo prints it.
+    let console: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().expect("stdout")));
+    let printed = console.clone();
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            printed.lock().expect("lock").push(line);
+        }
+    });
     let base = format!("http://{addr}");
     let c = reqwest::Client::new();
     let get = |path: &str| {
@@ -239,9 +248,18 @@ async fn the_demo_fills_the_boards_and_one_alert_fires_escalates_and_resolves() 
     let uptime = &s["reliability"]["uptime"];
     assert!(uptime["checks"].as_u64().is_some_and(|n| n > 0), "{s}");
     assert_eq!(uptime["uptime_percent"].as_f64(), Some(100.0), "{uptime}");
-    let out = child.wait_with_output().await.expect("the demo ends");
-    assert!(out.status.success(), "{:?}", out.status);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The incident ends about 10 s in (unit 3 to 9 and one unit of average).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !console.lock().expect("lock").iter().any(|l| l.contains("Demo Checkout Slow resolved:")) {
+        assert!(tokio::time::Instant::now() < deadline, "no resolution: {:#?}", console.lock().expect("lock"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().expect("running").to_string();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops").expect("wait");
+    assert!(status.success(), "a clean stop on SIGTERM: {status:?}");
+    reader.await.expect("reader");
+    let stdout = console.lock().expect("lock").join("\n");
     let kinds: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains("Demo Checkout Slow"))
