@@ -1051,6 +1051,15 @@ async fn page_load_tti_api_requests_and_budgets_per_navigation_from_chromium() {
     for i in &images {
         assert_eq!((i["nearBudget"].as_str(), i.get("overBudget")), (Some("image"), None), "{i}");
     }
+    // Each route change is stamped when it happened, before its page's image was asked for
+    // (the first came before the wasm, and was handled later).
+    let mut changes: Vec<_> = events.iter().filter(|e| e["type"] == "timing" && e["name"] == "route_change").collect();
+    assert_eq!(changes.len(), 2, "{changes:#?}");
+    changes.sort_by_key(|e| e["at"].as_i64());
+    for (change, page) in changes.iter().zip(["?second", "?third"]) {
+        let image = images.iter().find(|i| i["url"].as_str().is_some_and(|u| u.ends_with(page))).expect("image");
+        assert!(change["at"].as_i64() <= image["at"].as_i64(), "{change} after {image}");
+    }
     let api: Vec<_> = events
         .iter()
         .filter(|e| e["type"] == "resource" && e["url"].as_str().is_some_and(|u| u.contains("/api/orders/7")))

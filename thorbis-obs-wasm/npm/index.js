@@ -211,8 +211,8 @@ function route(to, at) {
   wasm.resetBudgets();
   routedAt = at;
   handle(false);
-  crumb("navigation", view.url);
-  emit(BUCKET_OTHER, "timing", { name: "route_change", durationMs: at });
+  crumb("navigation", view.url, at);
+  emit(BUCKET_OTHER, "timing", { name: "route_change", durationMs: at }, at);
 }
 
 // ---- Events ----------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ function click(e) {
   // The nearest interactive ancestor names the action, as a screen reader would.
   el = el.closest("button,a,[role=button],input,select,textarea,label,summary") || el;
   const target = describe(el);
-  crumb("ui.click", target);
+  crumb("ui.click", target, e.timeStamp);
   if (cfg.clicks) emit(BUCKET_ACTION, "action", { name: actionName(el) || target, actionType: "click", target }, e.timeStamp);
 }
 
@@ -331,8 +331,8 @@ function click(e) {
 
 // The last 100 breadcrumbs (clicks, navigations, console errors), oldest first.
 const crumbs = [];
-function crumb(category, message) {
-  crumbs.push({ at: epoch(now()), category, message: cut(message, 300) });
+function crumb(category, message, perfTime = now()) {
+  crumbs.push({ at: epoch(perfTime), category, message: cut(message, 300) });
   if (crumbs.length > 100) crumbs.shift();
 }
 
