@@ -40,6 +40,7 @@ const PAGE: &str = r#"<!doctype html>
   <button id="route">Open invoice</button>
   <button id="done">Done</button>
   <button id="consent">Allow</button>
+  <button id="big">Big</button>
 </main>
 <script type="module">
 import * as obs from "/sdk/index.js";
@@ -1103,6 +1104,7 @@ const REPLAY_PAGE: &str = r#"<!doctype html>
   <button id="throw">Throw</button>
   <button id="done">Done</button>
   <button id="consent">Allow</button>
+  <button id="big">Big</button>
 </main>
 <script type="module">
 import * as obs from "/sdk/index.js";
@@ -1114,6 +1116,14 @@ const on = (id, f) => document.getElementById(id).addEventListener("click", f);
 on("pay", () => { document.querySelector("h1").textContent = "Paid by Jane Customer"; });
 on("throw", () => obs.captureException(new Error("card declined in the replay test")));
 on("consent", () => obs.setConsent(true));
+// A big render (100 KB of text), then leaving at once: the last chunk is over keepalive's 64 KB.
+on("big", () => {
+  const list = document.createElement("section");
+  for (let i = 0; i < 200; i++) list.append(Object.assign(document.createElement("p"), { textContent: "Line item " + i + " ".padEnd(480, "x") }));
+  list.append(Object.assign(document.createElement("p"), { id: "big-end" }));
+  document.body.append(list);
+  location.href = "/left";
+});
 on("done", () => {
   obs.stopReplay();
   obs.flush();
@@ -1163,6 +1173,9 @@ async fn replay_records_privately_and_only_when_sampled() {
         log.lock().expect("lock").push(path.clone());
         if path == "/invoice" {
             return Reply::html(&page);
+        }
+        if path == "/left" {
+            return Reply::html("<!doctype html><title>left</title><p id=\"left\">left</p>");
         }
         sdk_file(&sdk_dir, &path).unwrap_or_else(|| Reply::new(404, "not found"))
     })
@@ -1261,7 +1274,7 @@ async fn replay_records_privately_and_only_when_sampled() {
     drive("replay-consent-later", &steps("session=1&onerror=0&consent=pending&allow", false)).await;
     assert_eq!(replay_fetches(&fetched), 4);
     // (new_replay also checks that the session without consent sent nothing.)
-    let (_, replay) = new_replay(&agent, &[first, second], "the session granted consent").await;
+    let (third, replay) = new_replay(&agent, &[first.clone(), second.clone()], "the session granted consent").await;
     let events = replay["events"].as_array().cloned().unwrap_or_default();
     assert!(events.iter().any(|e| e["type"] == 2), "a full snapshot at consent: {replay}");
     assert!(
@@ -1272,5 +1285,27 @@ async fn replay_records_privately_and_only_when_sampled() {
         events.iter().any(|e| e["type"] == 3 && e["data"]["source"] == 2),
         "the click after consent is in it: {replay}"
     );
+
+    // A big render, then the page left at once: the last chunk, 100 KB of masked text, goes at
+    // `pagehide` (plain, too big for keepalive) and is stored, masked.
+    let leave = [
+        format!(r#"{{ type = "navigate", url = "{}/invoice?session=1&onerror=0" }}"#, web.url("")),
+        r##"{ type = "click", selector = "#big" }"##.into(),
+        r##"{ type = "wait", selector = "#left", timeout = "10s" }"##.into(),
+    ];
+    drive("replay-leave", &leave).await;
+    let known = [first, second, third];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let replay = loop {
+        let (id, replay) = new_replay(&agent, &known, "the session left after a big render").await;
+        if serde_json::to_string(&replay).expect("json").contains("big-end") {
+            break replay;
+        }
+        // Its first chunk (the snapshot) may come before the last.
+        assert!(tokio::time::Instant::now() < deadline, "the last chunk of {id} was lost: {}", replay["chunks"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let text = serde_json::to_string(&replay).expect("json");
+    assert!(!text.contains("Line item"), "the big render's text is masked");
     agent.stop().await;
 }
