@@ -1,5 +1,7 @@
 //! The `thorbis-obs` binary, run as a user would: exit codes and located error messages.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -249,11 +251,10 @@ async fn the_demo_fills_the_boards_and_one_alert_fires_escalates_and_resolves() 
     assert!(uptime["checks"].as_u64().is_some_and(|n| n > 0), "{s}");
     assert_eq!(uptime["uptime_percent"].as_f64(), Some(100.0), "{uptime}");
     // The incident ends about 10 s in (unit 3 to 9 and one unit of average).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !console.lock().expect("lock").iter().any(|l| l.contains("Demo Checkout Slow resolved:")) {
-        assert!(tokio::time::Instant::now() < deadline, "no resolution: {:#?}", console.lock().expect("lock"));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::eventually("the demo alert's resolution on the console", Duration::from_secs(60), async || {
+        console.lock().expect("lock").iter().any(|l| l.contains("Demo Checkout Slow resolved:"))
+    })
+    .await;
     let pid = child.id().expect("running").to_string();
     let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops").expect("wait");
